@@ -1,0 +1,168 @@
+//! The one error type of the library.
+//!
+//! Every variant a caller may need to tell apart is its own variant; nothing a caller must
+//! match on is hidden in a `String`. Corruption always names the file and the byte offset.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used throughout SettDB.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in SettDB.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The key has no visible version at the read timestamp.
+    #[error("key not found")]
+    KeyNotFound,
+
+    /// A transaction committed after our read timestamp wrote a key we read.
+    #[error(
+        "transaction conflict: a key read by this transaction was written after it started; retry"
+    )]
+    Conflict,
+
+    /// The transaction or batch is over the size or count limit of one write.
+    #[error("transaction too big: {count} entries / {size_bytes} bytes, limits are {max_count} entries / {max_size_bytes} bytes")]
+    TxnTooBig {
+        /// Entries the transaction would hold.
+        count: u64,
+        /// Bytes the transaction would hold.
+        size_bytes: u64,
+        /// Entry limit of one write.
+        max_count: u64,
+        /// Byte limit of one write.
+        max_size_bytes: u64,
+    },
+
+    /// Keys must not be empty.
+    #[error("key cannot be empty")]
+    EmptyKey,
+
+    /// The key is reserved (internal prefix) or longer than the maximum key size.
+    #[error("invalid key: {reason}")]
+    InvalidKey {
+        /// Why the key was refused.
+        reason: &'static str,
+    },
+
+    /// The value is larger than the engine can store.
+    #[error("value of {size_bytes} bytes is over the limit of {max_size_bytes} bytes")]
+    ValueTooLarge {
+        /// Size of the refused value.
+        size_bytes: u64,
+        /// The limit.
+        max_size_bytes: u64,
+    },
+
+    /// A write was attempted in a read-only transaction.
+    #[error("cannot write in a read-only transaction")]
+    ReadOnlyTxn,
+
+    /// The transaction was already committed or discarded.
+    #[error("transaction has been discarded or committed; start a new one")]
+    DiscardedTxn,
+
+    /// Bytes read from disk do not match their format.
+    #[error("corruption in {file} at offset {offset}: {reason}", file = file.display())]
+    Corruption {
+        /// The file the bad bytes were read from.
+        file: PathBuf,
+        /// Byte offset of the bad structure within the file.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// A checksum did not match (a kind of corruption callers may want to count).
+    #[error("checksum mismatch in {file} at offset {offset}: stored {stored:#010x}, computed {computed:#010x}", file = file.display())]
+    ChecksumMismatch {
+        /// The file the bad bytes were read from.
+        file: PathBuf,
+        /// Byte offset of the checksummed structure.
+        offset: u64,
+        /// Checksum stored on disk.
+        stored: u32,
+        /// Checksum computed over the bytes read.
+        computed: u32,
+    },
+
+    /// An operating-system I/O error, with the path it happened on.
+    #[error("I/O error during {op} on {path}: {source}", path = path.display())]
+    Io {
+        /// What was being done (`"open"`, `"read"`, `"sync"`, ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
+    /// A previous write or sync failed; the handle refuses further writes (durability rule 8).
+    #[error("the database is poisoned by an earlier write failure: {0}")]
+    Poisoned(String),
+
+    /// The directory is locked by another process or handle.
+    #[error("directory {} is locked by another process or handle", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+
+    /// The options are invalid or contradict each other.
+    #[error("invalid options: {0}")]
+    InvalidOptions(String),
+
+    /// A file was written by a newer (or unknown) format version.
+    #[error("{} has format version {found}; this build reads version {supported}", file.display())]
+    UnsupportedVersion {
+        /// The file.
+        file: PathBuf,
+        /// Version found in the file.
+        found: u32,
+        /// Version this build understands.
+        supported: u32,
+    },
+
+    /// Compression or decompression failed for a reason other than bad input bytes.
+    #[error("compression error: {0}")]
+    Compression(String),
+
+    /// The database (or the component) is closed.
+    #[error("the database is closed")]
+    Closed,
+
+    /// A call is not valid in the current state (for example managed and normal calls mixed).
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+}
+
+impl Error {
+    /// Builds an [`Error::Corruption`].
+    pub fn corruption(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
+        Error::Corruption {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// Builds an [`Error::Io`].
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True for errors that mean bytes on disk are damaged.
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            Error::Corruption { .. } | Error::ChecksumMismatch { .. }
+        )
+    }
+}

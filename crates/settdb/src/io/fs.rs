@@ -1,0 +1,203 @@
+//! [`Storage`] on the real file system (positional I/O, `fdatasync`, `flock`).
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::storage::{parent_dir, LockKind, OpenMode, Storage, StorageFile, StorageLock};
+use crate::error::{Error, Result};
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FsStorage;
+
+impl FsStorage {
+    /// A handle to the real file system.
+    pub fn new() -> Self {
+        FsStorage
+    }
+}
+
+#[derive(Debug)]
+struct FsFile {
+    path: PathBuf,
+    file: File,
+}
+
+impl StorageFile for FsFile {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| Error::io("read", &self.path, e))
+    }
+
+    fn write_at(&self, offset: u64, buf: &[u8]) -> Result<()> {
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| Error::io("write", &self.path, e))
+    }
+
+    fn len(&self) -> Result<u64> {
+        self.file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| Error::io("stat", &self.path, e))
+    }
+
+    fn set_len(&self, len: u64) -> Result<()> {
+        self.file
+            .set_len(len)
+            .map_err(|e| Error::io("truncate", &self.path, e))
+    }
+
+    fn sync_data(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("sync", &self.path, e))
+    }
+}
+
+#[derive(Debug)]
+struct FsLock {
+    _file: File,
+}
+
+impl StorageLock for FsLock {}
+
+impl Storage for FsStorage {
+    fn create_dir_all(&self, dir: &Path) -> Result<()> {
+        // Find the first missing ancestor so that each new directory is synced into its parent.
+        let mut missing = Vec::new();
+        let mut cur = Some(dir);
+        while let Some(d) = cur {
+            if d.as_os_str().is_empty() || d.exists() {
+                break;
+            }
+            missing.push(d.to_path_buf());
+            cur = d.parent();
+        }
+        fs::create_dir_all(dir).map_err(|e| Error::io("mkdir", dir, e))?;
+        for d in missing.iter().rev() {
+            self.sync_dir(&parent_dir(d))?;
+        }
+        Ok(())
+    }
+
+    fn open(&self, path: &Path, mode: OpenMode) -> Result<Arc<dyn StorageFile>> {
+        let mut o = OpenOptions::new();
+        match mode {
+            OpenMode::Read => o.read(true),
+            OpenMode::ReadWrite => o.read(true).write(true),
+            OpenMode::CreateNew => o.read(true).write(true).create_new(true),
+            OpenMode::CreateOrOpen => o.read(true).write(true).create(true).truncate(false),
+        };
+        let file = o.open(path).map_err(|e| Error::io("open", path, e))?;
+        Ok(Arc::new(FsFile {
+            path: path.to_path_buf(),
+            file,
+        }))
+    }
+
+    fn exists(&self, path: &Path) -> Result<bool> {
+        path.try_exists().map_err(|e| Error::io("stat", path, e))
+    }
+
+    fn list_dir(&self, dir: &Path) -> Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir).map_err(|e| Error::io("list", dir, e))? {
+            let entry = entry.map_err(|e| Error::io("list", dir, e))?;
+            // A name that is not UTF-8 is not one of ours; list it lossily so callers see it.
+            names.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        fs::rename(from, to).map_err(|e| Error::io("rename", from, e))
+    }
+
+    fn remove_file(&self, path: &Path) -> Result<()> {
+        fs::remove_file(path).map_err(|e| Error::io("remove", path, e))
+    }
+
+    fn sync_dir(&self, dir: &Path) -> Result<()> {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| Error::io("sync dir", dir, e))
+    }
+
+    fn lock(&self, path: &Path, kind: LockKind) -> Result<Box<dyn StorageLock>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::io("open lock", path, e))?;
+        let res = match kind {
+            LockKind::Exclusive => file.try_lock(),
+            LockKind::Shared => file.try_lock_shared(),
+        };
+        match res {
+            Ok(()) => Ok(Box::new(FsLock { _file: file })),
+            Err(fs::TryLockError::WouldBlock) => Err(Error::Locked {
+                path: path.to_path_buf(),
+            }),
+            Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_exclusive_lock_is_refused() {
+        // Proves flock exclusivity: a second exclusive or shared lock gets Error::Locked.
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::new();
+        let p = dir.path().join("LOCK");
+        let g = s.lock(&p, LockKind::Exclusive).unwrap();
+        assert!(matches!(
+            s.lock(&p, LockKind::Exclusive),
+            Err(Error::Locked { .. })
+        ));
+        assert!(matches!(
+            s.lock(&p, LockKind::Shared),
+            Err(Error::Locked { .. })
+        ));
+        drop(g);
+        let a = s.lock(&p, LockKind::Shared).unwrap();
+        let _b = s.lock(&p, LockKind::Shared).unwrap();
+        assert!(matches!(
+            s.lock(&p, LockKind::Exclusive),
+            Err(Error::Locked { .. })
+        ));
+        drop(a);
+    }
+
+    #[test]
+    fn write_read_and_short_read_error() {
+        // Proves positional writes read back and a read past the end is an error.
+        let dir = tempfile::tempdir().unwrap();
+        let s = FsStorage::new();
+        let p = dir.path().join("sub/dir/f");
+        s.create_dir_all(&parent_dir(&p)).unwrap();
+        let f = s.open(&p, OpenMode::CreateNew).unwrap();
+        f.write_at(3, b"abc").unwrap();
+        assert_eq!(f.len().unwrap(), 6);
+        assert_eq!(f.read_vec_at(0, 6).unwrap(), b"\0\0\0abc");
+        assert!(f.read_vec_at(4, 3).is_err());
+        assert!(s.open(&p, OpenMode::CreateNew).is_err());
+        assert_eq!(s.list_dir(&parent_dir(&p)).unwrap(), vec!["f".to_string()]);
+        f.sync_data().unwrap();
+        s.sync_dir(&parent_dir(&p)).unwrap();
+    }
+}

@@ -1,0 +1,24 @@
+//! SettDB: an embeddable, persistent, transactional key-value store implementing Badger's
+//! design (an LSM tree with a separate value log, MVCC with serializable snapshot isolation,
+//! leveled compaction) in Rust.
+//!
+//! Layers (see ARCHITECTURE.md); a module imports only from its own layer or lower:
+//! - 0 vocabulary and I/O: [`error`], [`options`], [`key`], [`value`], [`coding`], [`checksum`],
+//!   [`io`];
+//! - 1 on-disk structures: [`log`], [`table`], [`manifest`], each with its page in
+//!   docs/format/.
+
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod checksum;
+pub mod coding;
+pub mod error;
+pub mod io;
+pub mod key;
+pub mod options;
+pub mod table;
+pub mod value;
+
+pub use error::{Error, Result};
+pub use options::{ChecksumVerificationMode, Compression, Options};
