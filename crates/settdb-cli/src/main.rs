@@ -7,7 +7,11 @@ use clap::Parser;
 
 /// SettDB command-line tool.
 #[derive(Debug, Parser)]
-#[command(name = "settdb", version, about = "SettDB: an embedded key-value store (Badger's design in Rust)")]
+#[command(
+    name = "settdb",
+    version,
+    about = "SettDB: an embedded key-value store (Badger's design in Rust)"
+)]
 struct Cli {}
 
 fn main() {
