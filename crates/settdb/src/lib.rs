@@ -13,6 +13,7 @@
 
 pub mod checksum;
 pub mod coding;
+pub mod compaction;
 pub mod error;
 pub mod io;
 pub mod key;
