@@ -21,6 +21,7 @@ pub mod memtable;
 pub mod options;
 pub mod table;
 pub mod value;
+pub mod vlog;
 pub mod write;
 
 pub use error::{Error, Result};
