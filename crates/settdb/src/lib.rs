@@ -20,6 +20,7 @@ pub mod key;
 pub mod memtable;
 pub mod options;
 pub mod table;
+pub mod txn;
 pub mod value;
 pub mod vlog;
 pub mod write;

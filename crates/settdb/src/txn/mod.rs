@@ -1,0 +1,5 @@
+//! MVCC timestamps: watermarks (and, with the transaction API, the oracle).
+
+mod watermark;
+
+pub use watermark::WaterMark;
