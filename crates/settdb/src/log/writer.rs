@@ -1,0 +1,240 @@
+//! Appending batches of records to a log.
+//!
+//! ```text
+//! log_file := file_header (written and synced by create) batch* (one write_at per batch)
+//! batch    := batch_header record{count}
+//! ```
+//!
+//! Normative page: docs/format/log.md ("Writing").
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::format::{BatchHeader, LogHeader, LogKind, FIRST_BATCH_OFFSET};
+use super::reader::read_header;
+use super::record::{RecordPos, RecordRef};
+use super::replay::ReplayEnd;
+use crate::error::{Error, Result};
+use crate::io::{OpenMode, Storage, StorageFile};
+
+/// Batch buffer capacity kept between batches; a larger one (after a huge batch) is released
+/// so one 2 GiB value does not pin 2 GiB for the life of the writer.
+const RETAINED_BUFFER_BYTES: usize = 4 << 20;
+
+/// The one writer of a log file (DESIGN.md rule 10).
+///
+/// Invariants: `FIRST_BATCH_OFFSET <= synced_offset <= offset`; every byte below
+/// `synced_offset` was made durable by a successful `sync_data`; `offset` is the end of the
+/// last batch written. Concurrency: `&mut self` for every write, so callers serialise
+/// appends (the batcher is the one writer); readers share [`LogWriter::file`] and read only
+/// below `offset` of a batch whose `append_batch` returned.
+pub struct LogWriter {
+    file: Arc<dyn StorageFile>,
+    header: LogHeader,
+    offset: u64,
+    synced_offset: u64,
+    buf: Vec<u8>,
+    /// The first write or sync failure; set once, then every write fails (rule 8).
+    poisoned: Option<String>,
+}
+
+impl LogWriter {
+    /// Creates the log at `path` (which must not exist), writes the header, syncs the file and
+    /// then its directory, so the file is durable before anything can refer to it (rule 1).
+    ///
+    /// Errors: [`Error::InvalidRequest`] for a header asking for encryption, I/O errors. On
+    /// failure the file may exist unborn; recovery reports it as [`super::StopReason::Unborn`].
+    pub fn create(storage: &dyn Storage, path: &Path, header: LogHeader) -> Result<LogWriter> {
+        header.check_writable()?;
+        let file = storage.open(path, OpenMode::CreateNew)?;
+        file.write_at(0, &header.encode())?;
+        file.sync_data()?;
+        storage.sync_dir(&parent_dir(path))?;
+        Ok(LogWriter::at(file, header, FIRST_BATCH_OFFSET))
+    }
+
+    /// Reopens the log at `path` for appending after [`super::replay`] returned `end`.
+    ///
+    /// Truncates the file to `end.valid_end` and syncs before returning, so that stale bytes
+    /// past the end (a torn batch, unsynced later batches) can never be read later as a
+    /// continuation of new batches, and so that every byte below the end is durable.
+    ///
+    /// Errors: [`Error::InvalidRequest`] if `end` is of an unborn file (remove it and
+    /// `create` again) or of another file or kind; [`Error::Corruption`] if the file is now
+    /// shorter than `end.valid_end`; I/O errors.
+    pub fn open_append(
+        storage: &dyn Storage,
+        path: &Path,
+        expected: LogKind,
+        end: &ReplayEnd,
+    ) -> Result<LogWriter> {
+        let Some(header) = end.header else {
+            return Err(Error::InvalidRequest(
+                "cannot append to an unborn log: remove it and create it again",
+            ));
+        };
+        if header.kind != expected || end.valid_end < FIRST_BATCH_OFFSET {
+            return Err(Error::InvalidRequest("the replay end is not of this kind of log"));
+        }
+        let file = storage.open(path, OpenMode::ReadWrite)?;
+        if read_header(file.as_ref(), expected)? != Some(header) {
+            return Err(Error::InvalidRequest("the replay end belongs to another file"));
+        }
+        let len = file.len()?;
+        if len < end.valid_end {
+            let why = format!("file is shorter than the end {} its replay found", end.valid_end);
+            return Err(Error::corruption(path, len, why));
+        }
+        if len > end.valid_end {
+            file.set_len(end.valid_end)?;
+        }
+        file.sync_data()?;
+        Ok(LogWriter::at(file, header, end.valid_end))
+    }
+
+    /// A writer whose file is durable up to `end`, where it continues.
+    fn at(file: Arc<dyn StorageFile>, header: LogHeader, end: u64) -> LogWriter {
+        LogWriter {
+            file,
+            header,
+            offset: end,
+            synced_offset: end,
+            buf: Vec::new(),
+            poisoned: None,
+        }
+    }
+
+    /// Appends `records` as one batch with one write, and fills `positions` (cleared first)
+    /// with each record's position, in order. Not durable until [`LogWriter::sync`].
+    ///
+    /// Errors, before anything is written: [`Error::InvalidRequest`] for an empty batch, bad
+    /// meta bits, a value-pointer record that is not 12 bytes, or a batch over 4 GiB;
+    /// [`Error::InvalidKey`] for a key that is not an internal key; [`Error::ValueTooLarge`].
+    /// A failed write returns its error and poisons the writer; afterwards, and on a poisoned
+    /// writer, [`Error::Poisoned`]. `positions` is meaningful only on `Ok`.
+    pub fn append_batch(
+        &mut self,
+        records: &[RecordRef<'_>],
+        positions: &mut Vec<RecordPos>,
+    ) -> Result<()> {
+        self.check_poisoned()?;
+        let header = BatchHeader {
+            count: u32::try_from(records.len())
+                .map_err(|_| Error::InvalidRequest("a log batch holds at most 2^32 - 1 records"))?,
+            body_len: body_len(records)?,
+            synced_offset: self.synced_offset,
+        };
+        let batch_offset = self.offset;
+        self.buf.clear();
+        header.encode(self.header.file_id, batch_offset, &mut self.buf);
+        positions.clear();
+        positions.reserve(records.len());
+        for rec in records {
+            let at = self.buf.len();
+            rec.encode(&mut self.buf);
+            positions.push(RecordPos {
+                offset: batch_offset + at as u64,
+                len: (self.buf.len() - at) as u32, // validated: at most MAX_RECORD_LEN
+            });
+        }
+        debug_assert_eq!(self.buf.len() as u64, header.batch_len());
+        if let Err(e) = self.file.write_at(batch_offset, &self.buf) {
+            return Err(self.poison("write", batch_offset, e));
+        }
+        self.offset += self.buf.len() as u64;
+        if self.buf.capacity() > RETAINED_BUFFER_BYTES {
+            self.buf.clear();
+            self.buf.shrink_to(RETAINED_BUFFER_BYTES);
+        }
+        Ok(())
+    }
+
+    /// Makes every batch appended so far durable (`sync_data`); a no-op when nothing is new.
+    /// A failure poisons the writer (rule 8: the kernel may have dropped the dirty pages, so a
+    /// retry could report success for lost bytes).
+    pub fn sync(&mut self) -> Result<()> {
+        self.check_poisoned()?;
+        if self.synced_offset == self.offset {
+            return Ok(());
+        }
+        if let Err(e) = self.file.sync_data() {
+            return Err(self.poison("sync", self.offset, e));
+        }
+        self.synced_offset = self.offset;
+        Ok(())
+    }
+
+    /// Offset where the next batch goes (the end of the log).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Offset up to which the log is durable.
+    pub fn synced_offset(&self) -> u64 {
+        self.synced_offset
+    }
+
+    /// The open file, for readers of this log.
+    pub fn file(&self) -> &Arc<dyn StorageFile> {
+        &self.file
+    }
+
+    /// The log's header.
+    pub fn header(&self) -> &LogHeader {
+        &self.header
+    }
+
+    /// The first failure, if the writer is poisoned.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(first) => Err(Error::Poisoned(first.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the first failure and hands back its error.
+    fn poison(&mut self, op: &str, offset: u64, e: Error) -> Error {
+        let path = self.file.path().display();
+        self.poisoned = Some(format!("log {op} at offset {offset} of {path} failed: {e}"));
+        e
+    }
+}
+
+impl fmt::Debug for LogWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogWriter")
+            .field("path", &self.file.path())
+            .field("header", &self.header)
+            .field("offset", &self.offset)
+            .field("synced_offset", &self.synced_offset)
+            .field("poisoned", &self.poisoned)
+            .finish()
+    }
+}
+
+/// Validates every record and returns the batch body length.
+fn body_len(records: &[RecordRef<'_>]) -> Result<u32> {
+    if records.is_empty() {
+        return Err(Error::InvalidRequest("a log batch needs at least one record"));
+    }
+    let mut total: u64 = 0;
+    for rec in records {
+        rec.validate()?;
+        total += rec.encoded_len() as u64;
+    }
+    u32::try_from(total)
+        .map_err(|_| Error::InvalidRequest("a log batch holds at most 4 GiB - 1 bytes of records"))
+}
+
+/// The directory holding `path` (`.` for a bare name), whose sync makes the file durable.
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
