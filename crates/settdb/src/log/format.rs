@@ -358,8 +358,10 @@ mod tests {
             b
         };
         let corrupt = |b: [u8; 48]| {
-            matches!(LogHeader::decode(&b, p(), LogKind::Wal),
-                     Err(Error::Corruption { offset: 0, .. }))
+            matches!(
+                LogHeader::decode(&b, p(), LogKind::Wal),
+                Err(Error::Corruption { offset: 0, .. })
+            )
         };
         assert!(corrupt(reseal(0, b'X')), "magic");
         assert!(corrupt(reseal(6, 2)), "wrong kind");
@@ -371,7 +373,11 @@ mod tests {
         assert!(corrupt(reseal(4, 0)), "version 0");
         assert!(matches!(
             LogHeader::decode(&reseal(4, 2), p(), LogKind::Wal),
-            Err(Error::UnsupportedVersion { found: 2, supported: 1, .. })
+            Err(Error::UnsupportedVersion {
+                found: 2,
+                supported: 1,
+                ..
+            })
         ));
         let mut flipped = good;
         flipped[9] ^= 1;
@@ -407,7 +413,12 @@ mod tests {
         assert!(BatchHeader::decode(&b[..23], 9, 100).is_err());
         let bad = |count, synced_offset| {
             let mut x = Vec::new();
-            BatchHeader { count, body_len: 40, synced_offset }.encode(9, 100, &mut x);
+            BatchHeader {
+                count,
+                body_len: 40,
+                synced_offset,
+            }
+            .encode(9, 100, &mut x);
             BatchHeader::decode(&x, 9, 100).is_err()
         };
         assert!(bad(0, 48), "zero count");

@@ -28,8 +28,8 @@ pub use format::{
 };
 pub use reader::{read_header, read_record, read_record_at};
 pub use record::{
-    decode_record, DecodeError, OwnedRecord, RecordPos, RecordRef, MAX_RECORD_LEN,
-    MAX_VALUE_SIZE, MIN_RECORD_LEN,
+    decode_record, DecodeError, OwnedRecord, RecordPos, RecordRef, MAX_RECORD_LEN, MAX_VALUE_SIZE,
+    MIN_RECORD_LEN,
 };
 pub use replay::{replay, ReplayEnd, StopReason};
 pub use writer::LogWriter;

@@ -200,7 +200,10 @@ impl fmt::Display for DecodeError {
                 write!(f, "record is a value pointer but its value has {n} bytes")
             }
             DecodeError::TrailingBytes(n) => {
-                write!(f, "record is {n} bytes, shorter than the length it was read with")
+                write!(
+                    f,
+                    "record is {n} bytes, shorter than the length it was read with"
+                )
             }
             DecodeError::ChecksumMismatch { stored, computed } => write!(
                 f,
@@ -394,9 +397,15 @@ mod tests {
         // Proves each invalid record is refused with its typed error before encoding.
         let key = [0u8; 8];
         assert!(rec(&key, b"").validate().is_ok());
-        assert!(matches!(rec(&key[..7], b"").validate(), Err(Error::InvalidKey { .. })));
+        assert!(matches!(
+            rec(&key[..7], b"").validate(),
+            Err(Error::InvalidKey { .. })
+        ));
         let long = vec![0u8; MAX_INTERNAL_KEY_SIZE + 1];
-        assert!(matches!(rec(&long, b"").validate(), Err(Error::InvalidKey { .. })));
+        assert!(matches!(
+            rec(&long, b"").validate(),
+            Err(Error::InvalidKey { .. })
+        ));
         let mut bad_meta = rec(&key, b"");
         bad_meta.meta = 0x10;
         assert!(matches!(bad_meta.validate(), Err(Error::InvalidRequest(_))));
@@ -423,16 +432,34 @@ mod tests {
         }
         let mut flipped = good.clone();
         flipped[10] ^= 0x20;
-        assert!(matches!(decode_record(&flipped), Err(DecodeError::ChecksumMismatch { .. })));
+        assert!(matches!(
+            decode_record(&flipped),
+            Err(DecodeError::ChecksumMismatch { .. })
+        ));
         let huge_key = [0, 0, 0xff, 0xff, 0x7f, 0, 0];
-        assert!(matches!(decode_record(&huge_key), Err(DecodeError::KeyLength(_))));
+        assert!(matches!(
+            decode_record(&huge_key),
+            Err(DecodeError::KeyLength(_))
+        ));
         let huge_value = [0, 0, 8, 0xff, 0xff, 0xff, 0xff, 0x0f, 0];
-        assert!(matches!(decode_record(&huge_value), Err(DecodeError::ValueTooLarge(_))));
-        let overlong = [0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0];
-        assert!(matches!(decode_record(&overlong), Err(DecodeError::BadVarint { .. })));
+        assert!(matches!(
+            decode_record(&huge_value),
+            Err(DecodeError::ValueTooLarge(_))
+        ));
+        let overlong = [
+            0, 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0,
+        ];
+        assert!(matches!(
+            decode_record(&overlong),
+            Err(DecodeError::BadVarint { .. })
+        ));
         let resealed = |m: u8, value: &[u8]| {
             let mut b = Vec::new();
-            RecordRef { meta: m, ..rec(&key, value) }.encode(&mut b);
+            RecordRef {
+                meta: m,
+                ..rec(&key, value)
+            }
+            .encode(&mut b);
             decode_record(&b).map(|_| ())
         };
         assert_eq!(resealed(0x10, b""), Err(DecodeError::UnknownMetaBits(0x10)));
@@ -454,9 +481,16 @@ mod tests {
         assert_eq!(owned.clone().into_value(), b"value");
         let n = b.len();
         b.push(0);
-        assert_eq!(OwnedRecord::from_encoded(b).unwrap_err(), DecodeError::TrailingBytes(n));
+        assert_eq!(
+            OwnedRecord::from_encoded(b).unwrap_err(),
+            DecodeError::TrailingBytes(n)
+        );
         let p = Path::new("x.vlog");
-        let e = DecodeError::ChecksumMismatch { stored: 1, computed: 2 }.into_error(p, 99);
+        let e = DecodeError::ChecksumMismatch {
+            stored: 1,
+            computed: 2,
+        }
+        .into_error(p, 99);
         assert!(matches!(e, Error::ChecksumMismatch { offset: 99, .. }));
         let e = DecodeError::KeyLength(3).into_error(p, 98);
         assert!(matches!(e, Error::Corruption { offset: 98, .. }));
@@ -465,11 +499,21 @@ mod tests {
     #[test]
     fn record_pos_maps_to_value_pointers() {
         // Proves the pointer conversion is lossless and refuses offsets past u32.
-        let pos = RecordPos { offset: 100, len: 20 };
+        let pos = RecordPos {
+            offset: 100,
+            len: 20,
+        };
         let vp = pos.value_pointer(3).unwrap();
         assert_eq!(RecordPos::from(vp), pos);
         assert_eq!(pos.end(), 120);
-        assert_eq!(RecordPos { offset: 1 << 32, len: 1 }.value_pointer(1), None);
+        assert_eq!(
+            RecordPos {
+                offset: 1 << 32,
+                len: 1
+            }
+            .value_pointer(1),
+            None
+        );
     }
 
     proptest! {

@@ -170,7 +170,9 @@ fn find_synced_successor(win: &mut Window<'_>, file_id: u64, p: u64) -> Result<O
     let mut q = p + 1;
     while q + BATCH_HEADER_LEN as u64 <= win.file_len() {
         let chunk = win.get_upto(q, READ_CHUNK_BYTES)?;
-        let Some(i) = chunk.windows(BATCH_MAGIC_BYTES.len()).position(|w| w == BATCH_MAGIC_BYTES)
+        let Some(i) = chunk
+            .windows(BATCH_MAGIC_BYTES.len())
+            .position(|w| w == BATCH_MAGIC_BYTES)
         else {
             // Keep the last 3 bytes: a magic may straddle the chunk boundary.
             q += (chunk.len().saturating_sub(BATCH_MAGIC_BYTES.len() - 1)).max(1) as u64;
@@ -246,7 +248,10 @@ mod tests {
         let end = end.unwrap();
         assert_eq!(seen, expected(&b, 3));
         assert_eq!(end.stop, StopReason::CleanEnd);
-        assert_eq!((end.valid_end, end.batches, end.records), (b.offsets[3], 3, 8));
+        assert_eq!(
+            (end.valid_end, end.batches, end.records),
+            (b.offsets[3], 3, 8)
+        );
         assert_eq!(end.header, Some(LogHeader::new(WAL, 1)));
     }
 
@@ -260,8 +265,16 @@ mod tests {
         for cut in p..end {
             let (r, seen) = replay_bytes(bytes[..cut as usize].to_vec(), WAL);
             let r = r.unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
-            let stop = if cut == p { StopReason::CleanEnd } else { StopReason::TornTail { offset: p } };
-            assert_eq!((r.stop, r.valid_end, r.batches), (stop, p, 2), "cut at {cut}");
+            let stop = if cut == p {
+                StopReason::CleanEnd
+            } else {
+                StopReason::TornTail { offset: p }
+            };
+            assert_eq!(
+                (r.stop, r.valid_end, r.batches),
+                (stop, p, 2),
+                "cut at {cut}"
+            );
             assert_eq!(seen, expected(&b, 2));
         }
     }
@@ -272,10 +285,18 @@ mod tests {
         // of the log, and a partly zeroed batch is a torn tail.
         let b = three([true, true, true]);
         let end = b.offsets[3];
-        std::fs::OpenOptions::new().write(true).open(&b.path).unwrap().set_len(end + 5000).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&b.path)
+            .unwrap()
+            .set_len(end + 5000)
+            .unwrap();
         let file = FsStorage.open(&b.path, OpenMode::Read).unwrap();
         let r = replay_all(file.as_ref(), WAL).0.unwrap();
-        assert_eq!((r.stop, r.valid_end, r.batches), (StopReason::ZeroTail { offset: end }, end, 3));
+        assert_eq!(
+            (r.stop, r.valid_end, r.batches),
+            (StopReason::ZeroTail { offset: end }, end, 3)
+        );
         let mut bytes = b.bytes();
         let p = b.offsets[2] as usize;
         bytes[p..].fill(0);
@@ -318,7 +339,11 @@ mod tests {
             let mut m = bytes.clone();
             m[at as usize] ^= 0x80 >> (at % 8);
             let (r, seen) = replay_bytes(m, WAL);
-            assert_eq!(r.unwrap().stop, StopReason::TornTail { offset: p }, "flip at {at}");
+            assert_eq!(
+                r.unwrap().stop,
+                StopReason::TornTail { offset: p },
+                "flip at {at}"
+            );
             assert_eq!(seen, expected(&b, 2));
         }
     }
@@ -329,19 +354,32 @@ mod tests {
         // and that one sync after them turns the same damage into corruption.
         let b = build(
             WAL,
-            &[(recs(0, 2), true), (recs(2, 2), false), (recs(4, 2), false), (recs(6, 1), false)],
+            &[
+                (recs(0, 2), true),
+                (recs(2, 2), false),
+                (recs(4, 2), false),
+                (recs(6, 1), false),
+            ],
         );
         let p = b.offsets[1];
         let mut m = b.bytes();
         m[p as usize + 30] ^= 4;
         let (r, seen) = replay_bytes(m, WAL);
         let r = r.unwrap();
-        assert_eq!((r.stop, r.valid_end, r.batches), (StopReason::TornTail { offset: p }, p, 1));
+        assert_eq!(
+            (r.stop, r.valid_end, r.batches),
+            (StopReason::TornTail { offset: p }, p, 1)
+        );
         assert_eq!(seen.len(), 1);
 
         let b = build(
             WAL,
-            &[(recs(0, 2), true), (recs(2, 2), false), (recs(4, 2), true), (recs(6, 1), false)],
+            &[
+                (recs(0, 2), true),
+                (recs(2, 2), false),
+                (recs(4, 2), true),
+                (recs(6, 1), false),
+            ],
         );
         let p = b.offsets[1];
         let mut m = b.bytes();
@@ -355,14 +393,23 @@ mod tests {
         // data is Corruption at 0.
         for bytes in [vec![], vec![7u8; 20], vec![0u8; 48], vec![0u8; 300]] {
             let r = replay_bytes(bytes.clone(), WAL).0.unwrap();
-            assert_eq!((r.stop, r.header, r.valid_end), (StopReason::Unborn, None, 0), "{bytes:?}");
+            assert_eq!(
+                (r.stop, r.header, r.valid_end),
+                (StopReason::Unborn, None, 0),
+                "{bytes:?}"
+            );
         }
         let mut zero_header = vec![0u8; 300];
         zero_header[200] = 1;
         assert_eq!(corruption_at(&replay_bytes(zero_header, WAL).0), Some(0));
         let dir = tempfile::tempdir().unwrap();
-        let f = FsStorage.open(&dir.path().join("e.mem"), OpenMode::CreateNew).unwrap();
-        assert_eq!(replay_all(f.as_ref(), WAL).0.unwrap().stop, StopReason::Unborn);
+        let f = FsStorage
+            .open(&dir.path().join("e.mem"), OpenMode::CreateNew)
+            .unwrap();
+        assert_eq!(
+            replay_all(f.as_ref(), WAL).0.unwrap().stop,
+            StopReason::Unborn
+        );
     }
 
     #[test]
@@ -376,15 +423,25 @@ mod tests {
         assert_eq!(corruption_at(&replay_bytes(m, WAL).0), Some(0));
         let mut m = bytes.clone();
         m[12] ^= 1;
-        assert!(matches!(replay_bytes(m, WAL).0, Err(Error::ChecksumMismatch { offset: 0, .. })));
-        assert_eq!(corruption_at(&replay_bytes(bytes.clone(), LogKind::ValueLog).0), Some(0));
+        assert!(matches!(
+            replay_bytes(m, WAL).0,
+            Err(Error::ChecksumMismatch { offset: 0, .. })
+        ));
+        assert_eq!(
+            corruption_at(&replay_bytes(bytes.clone(), LogKind::ValueLog).0),
+            Some(0)
+        );
         let mut m = bytes;
         m[4] = 9;
         let crc = crate::checksum::crc32c(&m[..44]);
         m[44..48].copy_from_slice(&crc.to_le_bytes());
         assert!(matches!(
             replay_bytes(m, WAL).0,
-            Err(Error::UnsupportedVersion { found: 9, supported: 1, .. })
+            Err(Error::UnsupportedVersion {
+                found: 9,
+                supported: 1,
+                ..
+            })
         ));
     }
 
@@ -392,12 +449,19 @@ mod tests {
     fn decreasing_synced_offset_is_corruption() {
         // Proves a checksummed batch whose synced_offset goes backwards is reported: no
         // writer produces it.
-        let b = build(WAL, &[(recs(0, 1), true), (recs(1, 1), true), (recs(2, 1), false)]);
+        let b = build(
+            WAL,
+            &[(recs(0, 1), true), (recs(1, 1), true), (recs(2, 1), false)],
+        );
         let mut m = b.bytes();
         let p = b.offsets[2];
         let old = BatchHeader::decode(&m[p as usize..p as usize + 24], 1, p).unwrap();
         let mut h = Vec::new();
-        BatchHeader { synced_offset: FIRST_BATCH_OFFSET, ..old }.encode(1, p, &mut h);
+        BatchHeader {
+            synced_offset: FIRST_BATCH_OFFSET,
+            ..old
+        }
+        .encode(1, p, &mut h);
         m[p as usize..p as usize + 24].copy_from_slice(&h);
         assert_eq!(corruption_at(&replay_bytes(m, WAL).0), Some(p));
     }
@@ -409,7 +473,12 @@ mod tests {
         let header = LogHeader::new(WAL, 1).encode();
         for (count, body_len) in [(1, u32::MAX), (u32::MAX, 100), (u32::MAX, u32::MAX)] {
             let mut bytes = header.to_vec();
-            BatchHeader { count, body_len, synced_offset: 48 }.encode(1, 48, &mut bytes);
+            BatchHeader {
+                count,
+                body_len,
+                synced_offset: 48,
+            }
+            .encode(1, 48, &mut bytes);
             bytes.extend_from_slice(&[0xab; 100]);
             let f = MemFile::new(bytes.clone());
             let r = replay(&f, WAL, |_| Ok(())).unwrap();
@@ -433,19 +502,39 @@ mod tests {
     }
 
     /// A record from proptest parts, with meta bits made valid.
-    fn test_rec(m: u8, um: u8, exp: u64, user_key: Vec<u8>, version: u64, value: Vec<u8>) -> TestRec {
+    fn test_rec(
+        m: u8,
+        um: u8,
+        exp: u64,
+        user_key: Vec<u8>,
+        version: u64,
+        value: Vec<u8>,
+    ) -> TestRec {
         let mut meta_bits = m & meta::ALL;
         if value.len() != ValuePointer::ENCODED_LEN {
             meta_bits &= !meta::VALUE_POINTER;
         }
         let key = crate::key::key_with_version(&user_key, version);
-        TestRec { meta: meta_bits, user_meta: um, expires_at: exp, key, value }
+        TestRec {
+            meta: meta_bits,
+            user_meta: um,
+            expires_at: exp,
+            key,
+            value,
+        }
     }
 
     fn arb_rec() -> impl Strategy<Value = TestRec> {
         let key = proptest::collection::vec(any::<u8>(), 0..20);
         let value = proptest::collection::vec(any::<u8>(), 0..300);
-        (any::<u8>(), any::<u8>(), any::<u64>(), key, any::<u64>(), value)
+        (
+            any::<u8>(),
+            any::<u8>(),
+            any::<u64>(),
+            key,
+            any::<u64>(),
+            value,
+        )
             .prop_map(|(m, um, exp, k, v, val)| test_rec(m, um, exp, k, v, val))
     }
 
@@ -458,6 +547,68 @@ mod tests {
     fn sample_log() -> &'static [u8] {
         static LOG: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
         LOG.get_or_init(|| three([true, true, false]).bytes())
+    }
+
+    fn typed(e: &Error) -> bool {
+        e.is_corruption() || matches!(e, Error::UnsupportedVersion { .. })
+    }
+
+    /// The body of fuzz/fuzz_targets/log_replay.rs, with MemFile for its in-memory file.
+    fn fuzz_log_replay(data: &[u8]) {
+        let Some((&selector, rest)) = data.split_first() else {
+            return;
+        };
+        let kind = if selector & 1 == 0 {
+            LogKind::Wal
+        } else {
+            LogKind::ValueLog
+        };
+        let file = MemFile::new(rest.to_vec());
+        let file_len = rest.len() as u64;
+        let mut records = 0u64;
+        let replayed = replay(&file, kind, |batch| {
+            assert!(batch.end() <= file_len && !batch.is_empty());
+            for (pos, rec) in batch.iter() {
+                assert!(pos.end() <= batch.end() && crate::key::is_valid_internal_key(rec.key));
+                let again = read_record(&file, pos).expect("a replayed record reads back");
+                assert_eq!(again.as_record(), rec);
+                records += 1;
+            }
+            Ok(())
+        });
+        match replayed {
+            Ok(end) => assert!(end.valid_end <= file_len && end.records == records),
+            Err(e) => assert!(typed(&e), "{e}"),
+        }
+        if let Ok((rec, used)) = crate::log::decode_record(rest) {
+            assert!(used <= rest.len() && crate::key::is_valid_internal_key(rec.key));
+        }
+        if let (Some(offset), Some(len)) = (rest.get(..8), rest.get(8..12)) {
+            let pos = RecordPos {
+                offset: u64::from_le_bytes(offset.try_into().unwrap_or_default()),
+                len: u32::from_le_bytes(len.try_into().unwrap_or_default()),
+            };
+            if let Err(e) = read_record(&file, pos) {
+                assert!(typed(&e), "{e}");
+            }
+        }
+    }
+
+    #[test]
+    fn fuzz_body_accepts_a_valid_log_and_its_damage() {
+        // Proves the fuzz target's checks hold on a valid log of each kind (records read back
+        // by position) and on every single-byte corruption of one.
+        for (selector, kind) in [(0u8, WAL), (1u8, LogKind::ValueLog)] {
+            let b = build(kind, &[(recs(0, 2), true), (recs(2, 3), false)]);
+            let mut input = vec![selector];
+            input.extend_from_slice(&b.bytes());
+            fuzz_log_replay(&input);
+            for at in 1..input.len() {
+                let mut m = input.clone();
+                m[at] = m[at].wrapping_add(0x5b);
+                fuzz_log_replay(&m);
+            }
+        }
     }
 
     proptest! {
@@ -527,6 +678,20 @@ mod tests {
             }
             prop_assert!(f.max_read() <= data.len().max(1));
             let _ = crate::log::decode_record(&bytes);
+        }
+
+        #[test]
+        fn fuzz_body_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300),
+                                  selector: u8, with_header: bool) {
+            // Proves the fuzz target's body holds on random inputs, with and without a valid
+            // header in front of them.
+            let mut data = vec![selector];
+            if with_header {
+                let kind = if selector & 1 == 0 { WAL } else { LogKind::ValueLog };
+                data.extend_from_slice(&LogHeader::new(kind, 1).encode());
+            }
+            data.extend_from_slice(&bytes);
+            fuzz_log_replay(&data);
         }
     }
 }

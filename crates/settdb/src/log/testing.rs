@@ -225,7 +225,9 @@ impl TestRec {
 
 /// `n` small records numbered from `first`.
 pub(crate) fn recs(first: u64, n: u64) -> Vec<TestRec> {
-    (first..first + n).map(|i| TestRec::new(i, (i % 7 * 5) as usize)).collect()
+    (first..first + n)
+        .map(|i| TestRec::new(i, (i % 7 * 5) as usize))
+        .collect()
 }
 
 /// A log written by [`LogWriter`] on the real file system.

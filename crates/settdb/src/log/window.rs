@@ -105,12 +105,21 @@ mod tests {
         let mut w = Window::new(&f, data.len() as u64);
         assert_eq!(w.get(5, 3).unwrap(), &data[5..8]);
         let far = READ_CHUNK_BYTES as u64 + 7;
-        assert_eq!(w.get(far, 100).unwrap(), &data[far as usize..far as usize + 100]);
+        assert_eq!(
+            w.get(far, 100).unwrap(),
+            &data[far as usize..far as usize + 100]
+        );
         assert_eq!(w.get(1, 2).unwrap(), &data[1..3]);
-        assert_eq!(w.get_upto(data.len() as u64 - 4, 100).unwrap(), &data[data.len() - 4..]);
+        assert_eq!(
+            w.get_upto(data.len() as u64 - 4, 100).unwrap(),
+            &data[data.len() - 4..]
+        );
         assert!(w.get_upto(data.len() as u64, 100).unwrap().is_empty());
         assert!(f.max_read() <= READ_CHUNK_BYTES);
-        assert!(matches!(w.get(data.len() as u64 - 1, 2), Err(Error::Corruption { .. })));
+        assert!(matches!(
+            w.get(data.len() as u64 - 1, 2),
+            Err(Error::Corruption { .. })
+        ));
         assert!(w.get(u64::MAX, 2).is_err());
         let tiny = MemFile::new(data[..20].to_vec());
         let mut small = Window::new(&tiny, 20);

@@ -75,15 +75,22 @@ impl LogWriter {
             ));
         };
         if header.kind != expected || end.valid_end < FIRST_BATCH_OFFSET {
-            return Err(Error::InvalidRequest("the replay end is not of this kind of log"));
+            return Err(Error::InvalidRequest(
+                "the replay end is not of this kind of log",
+            ));
         }
         let file = storage.open(path, OpenMode::ReadWrite)?;
         if read_header(file.as_ref(), expected)? != Some(header) {
-            return Err(Error::InvalidRequest("the replay end belongs to another file"));
+            return Err(Error::InvalidRequest(
+                "the replay end belongs to another file",
+            ));
         }
         let len = file.len()?;
         if len < end.valid_end {
-            let why = format!("file is shorter than the end {} its replay found", end.valid_end);
+            let why = format!(
+                "file is shorter than the end {} its replay found",
+                end.valid_end
+            );
             return Err(Error::corruption(path, len, why));
         }
         if len > end.valid_end {
@@ -220,7 +227,9 @@ impl fmt::Debug for LogWriter {
 /// Validates every record and returns the batch body length.
 fn body_len(records: &[RecordRef<'_>]) -> Result<u32> {
     if records.is_empty() {
-        return Err(Error::InvalidRequest("a log batch needs at least one record"));
+        return Err(Error::InvalidRequest(
+            "a log batch needs at least one record",
+        ));
     }
     let mut total: u64 = 0;
     for rec in records {
@@ -236,5 +245,233 @@ fn parent_dir(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::FsStorage;
+    use crate::log::testing::{build, recs, replay_all, FaultyStorage, TestRec};
+    use crate::log::{read_header, replay, StopReason};
+    use std::sync::atomic::Ordering;
+
+    const WAL: LogKind = LogKind::Wal;
+
+    fn refs(rs: &[TestRec]) -> Vec<RecordRef<'_>> {
+        rs.iter().map(TestRec::as_ref).collect()
+    }
+
+    #[test]
+    fn create_writes_a_synced_header_and_refuses_existing_files() {
+        // Proves create leaves exactly a valid header at offset 48, refuses an existing path,
+        // and refuses an encryption header before creating anything.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.mem");
+        let w = LogWriter::create(&FsStorage, &path, LogHeader::new(WAL, 1)).unwrap();
+        assert_eq!((w.offset(), w.synced_offset()), (48, 48));
+        assert_eq!(w.file().len().unwrap(), 48);
+        assert_eq!(
+            read_header(w.file().as_ref(), WAL).unwrap(),
+            Some(*w.header())
+        );
+        assert!(matches!(
+            LogWriter::create(&FsStorage, &path, LogHeader::new(WAL, 1)),
+            Err(Error::Io { .. })
+        ));
+        let other = dir.path().join("2.mem");
+        let mut h = LogHeader::new(WAL, 2);
+        h.base_iv[0] = 1;
+        assert!(matches!(
+            LogWriter::create(&FsStorage, &other, h),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert!(!other.exists());
+    }
+
+    #[test]
+    fn invalid_batches_write_nothing_and_do_not_poison() {
+        // Proves size/key/meta validation happens before the write: file and offsets stay,
+        // the writer stays usable.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.vlog");
+        let hdr = LogHeader::new(LogKind::ValueLog, 1);
+        let mut w = LogWriter::create(&FsStorage, &path, hdr).unwrap();
+        let mut pos = Vec::new();
+        let good = TestRec::new(1, 10);
+        let mut bad_key = good.clone();
+        bad_key.key.truncate(5);
+        let mut bad_meta = good.clone();
+        bad_meta.meta = 0x20;
+        let empty: [RecordRef<'_>; 0] = [];
+        assert!(matches!(
+            w.append_batch(&empty, &mut pos),
+            Err(Error::InvalidRequest(_))
+        ));
+        let with_bad_key = [good.as_ref(), bad_key.as_ref()];
+        assert!(matches!(
+            w.append_batch(&with_bad_key, &mut pos),
+            Err(Error::InvalidKey { .. })
+        ));
+        let with_bad_meta = [bad_meta.as_ref()];
+        assert!(matches!(
+            w.append_batch(&with_bad_meta, &mut pos),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert_eq!((w.offset(), w.file().len().unwrap()), (48, 48));
+        assert!(w.poisoned().is_none());
+        w.append_batch(&[good.as_ref()], &mut pos).unwrap();
+        assert_eq!(pos[0].offset, 48 + 24);
+        assert_eq!(pos[0].len as usize, good.as_ref().encoded_len());
+    }
+
+    #[test]
+    fn each_batch_records_the_synced_offset_of_its_time() {
+        // Proves batch headers carry the last completed sync, and sync is a no-op when
+        // nothing is new.
+        let b = build(
+            WAL,
+            &[
+                (recs(0, 1), true),
+                (recs(1, 1), false),
+                (recs(2, 2), true),
+                (recs(4, 1), false),
+            ],
+        );
+        let file = FsStorage.open(&b.path, OpenMode::Read).unwrap();
+        let mut synced = Vec::new();
+        replay(file.as_ref(), WAL, |batch| {
+            synced.push(batch.synced_offset());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(synced, vec![48, b.offsets[1], b.offsets[1], b.offsets[3]]);
+    }
+
+    #[test]
+    fn a_failed_write_poisons_the_writer() {
+        // Proves rule 8 for writes: the first failure is returned, every later append and
+        // sync is Poisoned naming it, and the half-written batch replays as a torn tail.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.mem");
+        let storage = FaultyStorage::new();
+        let mut w = LogWriter::create(&storage, &path, LogHeader::new(WAL, 1)).unwrap();
+        let rs = recs(0, 3);
+        let mut pos = Vec::new();
+        w.append_batch(&refs(&rs), &mut pos).unwrap();
+        w.sync().unwrap();
+        let end = w.offset();
+        storage.faults.writes_left.store(0, Ordering::SeqCst);
+        let first = w.append_batch(&refs(&rs), &mut pos).unwrap_err();
+        assert!(matches!(first, Error::Io { op: "write", .. }));
+        storage
+            .faults
+            .writes_left
+            .store(usize::MAX, Ordering::SeqCst);
+        for r in [w.append_batch(&refs(&rs), &mut pos), w.sync()] {
+            match r {
+                Err(Error::Poisoned(msg)) => assert!(msg.contains("write at offset"), "{msg}"),
+                other => panic!("expected Poisoned, got {other:?}"),
+            }
+        }
+        assert_eq!(w.offset(), end);
+        let (r, seen) = replay_all(w.file().as_ref(), WAL);
+        assert_eq!(r.unwrap().stop, StopReason::TornTail { offset: end });
+        assert_eq!(seen.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_sync_poisons_the_writer() {
+        // Proves rule 8 for fsync: after one failed sync a later successful-looking sync is
+        // impossible; appends and syncs are Poisoned even once the fault is gone.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.mem");
+        let storage = FaultyStorage::new();
+        let mut w = LogWriter::create(&storage, &path, LogHeader::new(WAL, 1)).unwrap();
+        let rs = recs(0, 2);
+        let mut pos = Vec::new();
+        w.append_batch(&refs(&rs), &mut pos).unwrap();
+        storage.faults.fail_sync.store(true, Ordering::SeqCst);
+        assert!(matches!(w.sync(), Err(Error::Io { op: "sync", .. })));
+        storage.faults.fail_sync.store(false, Ordering::SeqCst);
+        assert!(matches!(w.sync(), Err(Error::Poisoned(_))));
+        assert!(matches!(
+            w.append_batch(&refs(&rs), &mut pos),
+            Err(Error::Poisoned(_))
+        ));
+        assert_eq!(w.synced_offset(), 48);
+        assert!(w.poisoned().is_some_and(|m| m.contains("sync")));
+    }
+
+    #[test]
+    fn open_append_truncates_stale_bytes() {
+        // Proves reopening at a replay end cuts everything after it: with three batches on
+        // disk and an end after the first, a new batch replays right after the first.
+        let b = build(
+            WAL,
+            &[(recs(0, 2), true), (recs(2, 3), true), (recs(5, 1), true)],
+        );
+        let file = FsStorage.open(&b.path, OpenMode::Read).unwrap();
+        let mut end = replay(file.as_ref(), WAL, |_| Ok(())).unwrap();
+        end.valid_end = b.offsets[1];
+        end.stop = StopReason::TornTail {
+            offset: b.offsets[1],
+        };
+        let mut w = LogWriter::open_append(&FsStorage, &b.path, WAL, &end).unwrap();
+        assert_eq!(
+            (w.offset(), w.synced_offset()),
+            (b.offsets[1], b.offsets[1])
+        );
+        assert_eq!(w.file().len().unwrap(), b.offsets[1]);
+        let new = recs(100, 1);
+        let mut pos = Vec::new();
+        w.append_batch(&refs(&new), &mut pos).unwrap();
+        w.sync().unwrap();
+        let (r, seen) = replay_all(file.as_ref(), WAL);
+        let r = r.unwrap();
+        assert_eq!(
+            (r.stop, r.batches, r.valid_end),
+            (StopReason::CleanEnd, 2, w.offset())
+        );
+        assert_eq!(seen[0].0, b.offsets[0]);
+        assert_eq!(seen[1].1, vec![(pos[0], new[0].clone())]);
+    }
+
+    #[test]
+    fn open_append_refuses_ends_that_do_not_fit_the_file() {
+        // Proves an unborn end, another kind, another file's header, or a file shorter than
+        // the end are refused with typed errors, before any write.
+        let b = build(WAL, &[(recs(0, 2), true)]);
+        let file = FsStorage.open(&b.path, OpenMode::Read).unwrap();
+        let end = replay(file.as_ref(), WAL, |_| Ok(())).unwrap();
+        let mut unborn = end;
+        unborn.header = None;
+        let open = |e: &ReplayEnd, kind| LogWriter::open_append(&FsStorage, &b.path, kind, e);
+        assert!(matches!(open(&unborn, WAL), Err(Error::InvalidRequest(_))));
+        assert!(matches!(
+            open(&end, LogKind::ValueLog),
+            Err(Error::InvalidRequest(_))
+        ));
+        let mut foreign = end;
+        foreign.header = Some(LogHeader::new(WAL, 77));
+        assert!(matches!(open(&foreign, WAL), Err(Error::InvalidRequest(_))));
+        let mut long = end;
+        long.valid_end += 1;
+        assert!(matches!(open(&long, WAL), Err(Error::Corruption { .. })));
+        assert_eq!(file.len().unwrap(), end.valid_end);
+    }
+
+    #[test]
+    fn a_huge_batch_buffer_is_released() {
+        // Proves the reused batch buffer does not keep a multi-MiB capacity after a big value.
+        let dir = tempfile::tempdir().unwrap();
+        let hdr = LogHeader::new(LogKind::ValueLog, 1);
+        let mut w = LogWriter::create(&FsStorage, &dir.path().join("1.vlog"), hdr).unwrap();
+        let big = TestRec::new(1, RETAINED_BUFFER_BYTES + 1);
+        let mut pos = Vec::new();
+        w.append_batch(&[big.as_ref()], &mut pos).unwrap();
+        assert!(w.buf.capacity() <= RETAINED_BUFFER_BYTES);
+        let got = crate::log::read_record(w.file().as_ref(), pos[0]).unwrap();
+        assert_eq!(got.value(), &big.value[..]);
     }
 }
