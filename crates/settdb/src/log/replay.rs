@@ -12,7 +12,7 @@
 use super::batch::{check_batch, ReplayBatch, Slot};
 use super::format::{BatchHeader, LogHeader, LogKind, BATCH_HEADER_LEN, BATCH_MAGIC_BYTES};
 use super::format::{FILE_HEADER_LEN, FIRST_BATCH_OFFSET};
-use super::window::{Window, READ_CHUNK_BYTES};
+use super::window::Window;
 use crate::error::{Error, Result};
 use crate::io::StorageFile;
 
@@ -153,7 +153,7 @@ fn classify_tail(win: &mut Window<'_>, file_id: u64, p: u64, reason: &str) -> Re
 /// True if every byte from `offset` to the end of the file is zero.
 fn zeros_from(win: &mut Window<'_>, mut offset: u64) -> Result<bool> {
     while offset < win.file_len() {
-        let chunk = win.get_upto(offset, READ_CHUNK_BYTES)?;
+        let chunk = win.get_some(offset, 1)?;
         if chunk.iter().any(|&b| b != 0) {
             return Ok(false);
         }
@@ -169,7 +169,7 @@ fn find_synced_successor(win: &mut Window<'_>, file_id: u64, p: u64) -> Result<O
     let mut slots: Vec<Slot> = Vec::new();
     let mut q = p + 1;
     while q + BATCH_HEADER_LEN as u64 <= win.file_len() {
-        let chunk = win.get_upto(q, READ_CHUNK_BYTES)?;
+        let chunk = win.get_some(q, BATCH_HEADER_LEN)?;
         let Some(i) = chunk
             .windows(BATCH_MAGIC_BYTES.len())
             .position(|w| w == BATCH_MAGIC_BYTES)
@@ -485,6 +485,25 @@ mod tests {
             assert_eq!(r.stop, StopReason::TornTail { offset: 48 });
             assert!(f.max_read() <= bytes.len());
         }
+    }
+
+    #[test]
+    fn forward_scan_reads_each_chunk_once() {
+        // Proves the scan after a torn batch stays linear on a tail packed with batch magic
+        // bytes (every 4 bytes a candidate): a handful of chunk reads, none over a chunk.
+        let b = three([true, true, false]);
+        let mut m = b.bytes();
+        let p = b.offsets[2];
+        m[p as usize] ^= 1;
+        let packed = 3 * crate::log::window::READ_CHUNK_BYTES / BATCH_MAGIC_BYTES.len();
+        for _ in 0..packed {
+            m.extend_from_slice(&BATCH_MAGIC_BYTES);
+        }
+        let f = MemFile::new(m);
+        let r = replay(&f, WAL, |_| Ok(())).unwrap();
+        assert_eq!(r.stop, StopReason::TornTail { offset: p });
+        assert!(f.max_read() <= crate::log::window::READ_CHUNK_BYTES);
+        assert!(f.reads() <= 12, "{} reads", f.reads());
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub(crate) struct MemFile {
     path: PathBuf,
     data: Mutex<Vec<u8>>,
     max_read: AtomicUsize,
+    reads: AtomicUsize,
 }
 
 impl MemFile {
@@ -23,12 +24,18 @@ impl MemFile {
             path: PathBuf::from("mem.log"),
             data: Mutex::new(data),
             max_read: AtomicUsize::new(0),
+            reads: AtomicUsize::new(0),
         }
     }
 
     /// Largest `read_at` so far, in bytes.
     pub fn max_read(&self) -> usize {
         self.max_read.load(Ordering::Relaxed)
+    }
+
+    /// Number of `read_at` calls so far.
+    pub fn reads(&self) -> usize {
+        self.reads.load(Ordering::Relaxed)
     }
 
     fn data(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
@@ -47,6 +54,7 @@ impl StorageFile for MemFile {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
         self.max_read.fetch_max(buf.len(), Ordering::Relaxed);
+        self.reads.fetch_add(1, Ordering::Relaxed);
         let data = self.data();
         let from = usize::try_from(offset).map_err(|_| short(&self.path))?;
         let src = from

@@ -66,11 +66,18 @@ impl<'f> Window<'f> {
             .unwrap_or_default())
     }
 
-    /// Up to `max` bytes starting at `offset` (fewer near the end of the file; empty at it).
-    pub fn get_upto(&mut self, offset: u64, max: usize) -> Result<&[u8]> {
+    /// At least `min` bytes at `offset` (fewer only at the end of the file; none at it), and
+    /// every further byte the window already holds. For sequential scans: they refill once
+    /// per chunk however often they call, since a cached range is never read again.
+    pub fn get_some(&mut self, offset: u64, min: usize) -> Result<&[u8]> {
         let left = self.file_len.saturating_sub(offset);
-        let len = usize::try_from(left).map_or(max, |l| l.min(max));
-        self.get(offset, len)
+        let min = usize::try_from(left).map_or(min, |l| l.min(min));
+        let cached_end = self.start + self.buf.len() as u64;
+        if offset < self.start || offset.saturating_add(min as u64) > cached_end {
+            self.get(offset, min)?;
+        }
+        let from = usize::try_from(offset - self.start).unwrap_or(usize::MAX);
+        Ok(self.buf.get(from..).unwrap_or_default())
     }
 
     /// Reads at least `len` bytes at `offset`, a whole chunk when the file has it.
@@ -99,7 +106,7 @@ mod tests {
     #[test]
     fn serves_ranges_and_refuses_past_the_end() {
         // Proves ranges read back the file's bytes across chunk refills, reads are bounded by
-        // the file, and a range past the end is an error.
+        // the file, get_some serves the whole cached rest, and a range past the end is an error.
         let data: Vec<u8> = (0..(READ_CHUNK_BYTES * 2 + 10)).map(|i| i as u8).collect();
         let f = MemFile::new(data.clone());
         let mut w = Window::new(&f, data.len() as u64);
@@ -111,11 +118,18 @@ mod tests {
         );
         assert_eq!(w.get(1, 2).unwrap(), &data[1..3]);
         assert_eq!(
-            w.get_upto(data.len() as u64 - 4, 100).unwrap(),
+            w.get_some(data.len() as u64 - 4, 100).unwrap(),
             &data[data.len() - 4..]
         );
-        assert!(w.get_upto(data.len() as u64, 100).unwrap().is_empty());
+        assert!(w.get_some(data.len() as u64, 100).unwrap().is_empty());
         assert!(f.max_read() <= READ_CHUNK_BYTES);
+        w.get(0, 4).unwrap();
+        let some = w.get_some(10, 4).unwrap().len();
+        assert_eq!(
+            some,
+            READ_CHUNK_BYTES - 10,
+            "serves what is cached, not just 4 bytes"
+        );
         assert!(matches!(
             w.get(data.len() as u64 - 1, 2),
             Err(Error::Corruption { .. })
