@@ -61,6 +61,9 @@ pub struct ReplayEnd {
 /// in bytes that had been synced, [`Error::UnsupportedVersion`] for a newer format, I/O
 /// errors, and any error `f` returns (which stops replay at once). Replay never writes; the
 /// caller truncates a torn or zero tail by reopening with `LogWriter::open_append`.
+///
+/// Damage to the last synced batches with no valid batch after them is indistinguishable from
+/// a torn write: a caller that knows an offset was durable must check `valid_end` against it.
 pub fn replay(
     file: &dyn StorageFile,
     expected: LogKind,
@@ -117,8 +120,10 @@ pub(crate) fn read_header_in(win: &mut Window<'_>, expected: LogKind) -> Result<
     if win.file_len() < FILE_HEADER_LEN as u64 {
         return Ok(None);
     }
-    let mut bytes = [0u8; FILE_HEADER_LEN];
-    bytes.copy_from_slice(win.get(0, FILE_HEADER_LEN)?);
+    let bytes: [u8; FILE_HEADER_LEN] = win
+        .get(0, FILE_HEADER_LEN)?
+        .try_into()
+        .map_err(|_| Error::corruption(win.file().path(), 0, "short header read"))?;
     if bytes.iter().all(|&b| b == 0) {
         // The header is synced before any batch is written, so data after a zero header
         // cannot be a crash artefact.
@@ -154,6 +159,7 @@ fn classify_tail(win: &mut Window<'_>, file_id: u64, p: u64, reason: &str) -> Re
 fn zeros_from(win: &mut Window<'_>, mut offset: u64) -> Result<bool> {
     while offset < win.file_len() {
         let chunk = win.get_some(offset, 1)?;
+        debug_assert!(!chunk.is_empty(), "get_some below the end returns a byte");
         if chunk.iter().any(|&b| b != 0) {
             return Ok(false);
         }
