@@ -17,6 +17,7 @@ pub mod compaction;
 pub mod error;
 pub mod io;
 pub mod key;
+pub mod log;
 pub mod memtable;
 pub mod options;
 pub mod table;

@@ -202,7 +202,7 @@ mod tests {
                 2 => (ver, meta::DISCARD_EARLIER_VERSIONS, 0),
                 _ => (ver, 0, 1),
             }).collect();
-            entries.sort_by(|a, b| b.0.cmp(&a.0));
+            entries.sort_by_key(|e| std::cmp::Reverse(e.0));
             let policy = RetentionPolicy { discard_ts, num_versions_to_keep: keep, now_secs: 1000 };
             let input: Vec<(&[u8], u64, u8, u64)> = entries.iter().map(|&(ver, m, e)| (&b"k"[..], ver, m, e)).collect();
             let got: Vec<u64> = run(policy, &input, deeper).into_iter().map(|(_, ver)| ver).collect();

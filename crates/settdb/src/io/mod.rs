@@ -12,4 +12,4 @@ mod storage;
 
 pub use fs::FsStorage;
 // pub use sim::{CrashMode, Fault, FaultKind, FaultOp, SimStorage};
-pub use storage::{LockKind, OpenMode, Storage, StorageFile, StorageLock};
+pub use storage::{parent_dir, LockKind, OpenMode, Storage, StorageFile, StorageLock};

@@ -51,6 +51,11 @@ pub trait StorageFile: Send + Sync + Debug {
     /// Current length in bytes (including unsynced writes).
     fn len(&self) -> Result<u64>;
 
+    /// True if the file has no bytes.
+    fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
     /// Truncates or extends (with zeros) to `len` bytes.
     fn set_len(&self, len: u64) -> Result<()>;
 

@@ -1,0 +1,178 @@
+//! Checking one batch (header and every record) and the view replay hands out.
+//!
+//! ```text
+//! batch := batch_header (24 bytes, format.rs) record{count}  (exactly body_len bytes)
+//! ```
+//!
+//! Normative page: docs/format/log.md ("Reading: replay").
+
+use super::format::{BatchHeader, BATCH_HEADER_LEN};
+use super::record::{decode_record, RecordPos, RecordRef, MIN_RECORD_LEN};
+use super::window::Window;
+use crate::error::Result;
+
+/// A decoded record's fields and where its key and value lie in the batch body. Plain data,
+/// so replay reuses one vector of them for every batch.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Slot {
+    meta: u8,
+    user_meta: u8,
+    expires_at: u64,
+    key_at: usize,
+    key_len: usize,
+    value_len: usize,
+    pos: RecordPos,
+}
+
+impl Slot {
+    fn resolve<'a>(&self, body: &'a [u8]) -> (RecordPos, RecordRef<'a>) {
+        // The ranges were produced by decoding this very body; `get` keeps this total anyway.
+        let value_at = self.key_at + self.key_len;
+        let key = body.get(self.key_at..value_at).unwrap_or_default();
+        let value = body
+            .get(value_at..value_at + self.value_len)
+            .unwrap_or_default();
+        let rec = RecordRef {
+            meta: self.meta,
+            user_meta: self.user_meta,
+            expires_at: self.expires_at,
+            key,
+            value,
+        };
+        (self.pos, rec)
+    }
+}
+
+/// One valid batch, as replay hands it to its callback: all of its records decoded and
+/// checked. Borrows replay's buffers; copy out what must outlive the callback.
+#[derive(Debug)]
+pub struct ReplayBatch<'a> {
+    offset: u64,
+    header: BatchHeader,
+    body: &'a [u8],
+    slots: &'a [Slot],
+}
+
+impl<'a> ReplayBatch<'a> {
+    /// File offset of the batch header.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// File offset just past the batch.
+    pub fn end(&self) -> u64 {
+        self.offset + self.header.batch_len()
+    }
+
+    /// The offset up to which the writer had synced when it wrote this batch.
+    pub fn synced_offset(&self) -> u64 {
+        self.header.synced_offset
+    }
+
+    /// Number of records (at least 1).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Always false: a valid batch holds at least one record.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// The `i`-th record and its position.
+    pub fn get(&self, i: usize) -> Option<(RecordPos, RecordRef<'a>)> {
+        Some(self.slots.get(i)?.resolve(self.body))
+    }
+
+    /// The records in file order, each with its position.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (RecordPos, RecordRef<'a>)> + '_ {
+        let body = self.body;
+        self.slots.iter().map(move |s| s.resolve(body))
+    }
+}
+
+/// Reads and fully checks the batch at `offset` of a file with id `file_id`.
+///
+/// `Ok(Ok(batch))` if it is valid (its slots are left in `slots`), `Ok(Err(reason))` if not,
+/// `Err` only for an I/O failure. Lengths are checked against the file before anything is
+/// read or reserved, so the buffers never outgrow the file.
+pub(crate) fn check_batch<'w>(
+    win: &'w mut Window<'_>,
+    file_id: u64,
+    offset: u64,
+    slots: &'w mut Vec<Slot>,
+) -> Result<Result<ReplayBatch<'w>, String>> {
+    let avail = win.file_len().saturating_sub(offset);
+    if avail < BATCH_HEADER_LEN as u64 {
+        return Ok(Err("batch header cut short by the end of the file".into()));
+    }
+    let header = match BatchHeader::decode(win.get(offset, BATCH_HEADER_LEN)?, file_id, offset) {
+        Ok(h) => h,
+        Err(reason) => return Ok(Err(reason.into())),
+    };
+    if header.batch_len() > avail {
+        return Ok(Err(format!(
+            "batch body of {} bytes runs past the end of the file",
+            header.body_len
+        )));
+    }
+    let body_len = header.body_len as usize;
+    if header.count as usize > body_len / MIN_RECORD_LEN {
+        return Ok(Err(format!(
+            "{} records cannot fit {body_len} bytes",
+            header.count
+        )));
+    }
+    let body_offset = offset + BATCH_HEADER_LEN as u64;
+    let body = win.get(body_offset, body_len)?;
+    if let Err(reason) = decode_body(body, body_offset, header.count, slots) {
+        return Ok(Err(reason));
+    }
+    Ok(Ok(ReplayBatch {
+        offset,
+        header,
+        body,
+        slots,
+    }))
+}
+
+/// Decodes exactly `count` records filling all of `body` into `slots`.
+fn decode_body(
+    body: &[u8],
+    body_offset: u64,
+    count: u32,
+    slots: &mut Vec<Slot>,
+) -> Result<(), String> {
+    slots.clear();
+    // Bounded: the caller checked count <= body_len / MIN_RECORD_LEN, body within the file.
+    slots.reserve(count as usize);
+    let mut at = 0usize;
+    for i in 0..count {
+        let rest = body.get(at..).unwrap_or_default();
+        let record_offset = body_offset + at as u64;
+        let (rec, used) = decode_record(rest)
+            .map_err(|e| format!("record {i} at offset {record_offset}: {e}"))?;
+        let value_len = rec.value.len();
+        let key_at = at + used - super::format::CHECKSUM_LEN - value_len - rec.key.len();
+        slots.push(Slot {
+            meta: rec.meta,
+            user_meta: rec.user_meta,
+            expires_at: rec.expires_at,
+            key_at,
+            key_len: rec.key.len(),
+            value_len,
+            pos: RecordPos {
+                offset: record_offset,
+                len: used as u32, // a decoded record is at most MAX_RECORD_LEN, a u32
+            },
+        });
+        at += used;
+    }
+    if at != body.len() {
+        return Err(format!(
+            "{count} records end {at} bytes into a batch body of {} bytes",
+            body.len()
+        ));
+    }
+    Ok(())
+}

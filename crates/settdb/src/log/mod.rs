@@ -1,0 +1,35 @@
+//! The log format shared by memtable WALs (`.mem`) and value-log files (`.vlog`).
+//!
+//! A log is a checksummed file header followed by batches; a batch is a checksummed batch
+//! header and one or more checksummed records, written with one write and replayed whole or
+//! not at all. Each batch header carries the offset up to which the writer had synced, which
+//! is how recovery tells a torn tail (the log ends there) from damage to synced bytes
+//! (corruption, reported). Normative page: docs/format/log.md.
+//!
+//! - [`LogWriter`]: create, append batches, sync, reopen after recovery (truncating the tail).
+//! - [`replay`]: recovery, batch by batch, ending in a [`ReplayEnd`].
+//! - [`read_record`]: one record by its [`RecordPos`] (a value pointer's target).
+//! - [`decode_record`]: the pure record decoder both use.
+
+mod batch;
+mod format;
+mod reader;
+mod record;
+mod replay;
+#[cfg(test)]
+mod testing;
+mod window;
+mod writer;
+
+pub use batch::ReplayBatch;
+pub use format::{
+    LogHeader, LogKind, BASE_IV_LEN, BATCH_HEADER_LEN, BATCH_MAGIC, FILE_HEADER_LEN, FILE_MAGIC,
+    FIRST_BATCH_OFFSET, FIRST_RECORD_OFFSET, FORMAT_VERSION,
+};
+pub use reader::{read_header, read_record, read_record_at};
+pub use record::{
+    decode_record, DecodeError, OwnedRecord, RecordPos, RecordRef, MAX_RECORD_LEN, MAX_VALUE_SIZE,
+    MIN_RECORD_LEN,
+};
+pub use replay::{replay, ReplayEnd, StopReason};
+pub use writer::LogWriter;

@@ -1,0 +1,469 @@
+//! Appending batches of records to a log.
+//!
+//! ```text
+//! log_file := file_header (written and synced by create) batch* (one write_at per batch)
+//! batch    := batch_header record{count}
+//! ```
+//!
+//! Normative page: docs/format/log.md ("Writing").
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::format::{BatchHeader, LogHeader, LogKind, FIRST_BATCH_OFFSET};
+use super::reader::read_header;
+use super::record::{RecordPos, RecordRef};
+use super::replay::ReplayEnd;
+use crate::error::{Error, Result};
+use crate::io::{parent_dir, OpenMode, Storage, StorageFile};
+
+/// Batch buffer capacity kept between batches; a larger one (after a huge batch) is released
+/// so one 2 GiB value does not pin 2 GiB for the life of the writer.
+const RETAINED_BUFFER_BYTES: usize = 4 << 20;
+
+/// The one writer of a log file (DESIGN.md rule 10).
+///
+/// Invariants: `FIRST_BATCH_OFFSET <= synced_offset <= offset`; every byte below
+/// `synced_offset` was made durable by a successful `sync_data`; `offset` is the end of the
+/// last batch written. Concurrency: `&mut self` for every write, so callers serialise
+/// appends (the batcher is the one writer); readers share [`LogWriter::file`] and read only
+/// below `offset` of a batch whose `append_batch` returned.
+pub struct LogWriter {
+    file: Arc<dyn StorageFile>,
+    header: LogHeader,
+    offset: u64,
+    synced_offset: u64,
+    buf: Vec<u8>,
+    /// The first write or sync failure; set once, then every write fails (rule 8).
+    poisoned: Option<String>,
+}
+
+impl LogWriter {
+    /// Creates the log at `path` (which must not exist), writes the header, syncs the file and
+    /// then its directory, so the file is durable before anything can refer to it (rule 1).
+    ///
+    /// Errors: [`Error::InvalidRequest`] for a header asking for encryption, I/O errors. On
+    /// failure the file may exist unborn; recovery reports it as [`super::StopReason::Unborn`].
+    pub fn create(storage: &dyn Storage, path: &Path, header: LogHeader) -> Result<LogWriter> {
+        header.check_writable()?;
+        let file = storage.open(path, OpenMode::CreateNew)?;
+        file.write_at(0, &header.encode())?;
+        file.sync_data()?;
+        storage.sync_dir(&parent_dir(path))?;
+        Ok(LogWriter::at(file, header, FIRST_BATCH_OFFSET))
+    }
+
+    /// Reopens the log at `path` for appending after [`super::replay`] returned `end`.
+    ///
+    /// Truncates the file to `end.valid_end` and syncs before returning, so that stale bytes
+    /// past the end (a torn batch, unsynced later batches) can never be read later as a
+    /// continuation of new batches, and so that every byte below the end is durable.
+    ///
+    /// Errors: [`Error::InvalidRequest`] if `end` is of an unborn file (remove it and
+    /// `create` again) or of another file or kind; [`Error::Corruption`] if the file is now
+    /// shorter than `end.valid_end`; I/O errors.
+    pub fn open_append(
+        storage: &dyn Storage,
+        path: &Path,
+        expected: LogKind,
+        end: &ReplayEnd,
+    ) -> Result<LogWriter> {
+        let Some(header) = end.header else {
+            return Err(Error::InvalidRequest(
+                "cannot append to an unborn log: remove it and create it again",
+            ));
+        };
+        if header.kind != expected || end.valid_end < FIRST_BATCH_OFFSET {
+            return Err(Error::InvalidRequest(
+                "the replay end is not of this kind of log",
+            ));
+        }
+        let file = storage.open(path, OpenMode::ReadWrite)?;
+        if read_header(file.as_ref(), expected)? != Some(header) {
+            return Err(Error::InvalidRequest(
+                "the replay end belongs to another file",
+            ));
+        }
+        let len = file.len()?;
+        if len < end.valid_end {
+            let why = format!(
+                "file is shorter than the end {} its replay found",
+                end.valid_end
+            );
+            return Err(Error::corruption(path, len, why));
+        }
+        if len > end.valid_end {
+            file.set_len(end.valid_end)?;
+        }
+        file.sync_data()?;
+        Ok(LogWriter::at(file, header, end.valid_end))
+    }
+
+    /// A writer whose file is durable up to `end`, where it continues.
+    fn at(file: Arc<dyn StorageFile>, header: LogHeader, end: u64) -> LogWriter {
+        LogWriter {
+            file,
+            header,
+            offset: end,
+            synced_offset: end,
+            buf: Vec::new(),
+            poisoned: None,
+        }
+    }
+
+    /// Appends `records` as one batch with one write, and fills `positions` (cleared first)
+    /// with each record's position, in order. Not durable until [`LogWriter::sync`].
+    ///
+    /// Errors, before anything is written: [`Error::InvalidRequest`] for an empty batch, bad
+    /// meta bits, a value-pointer record that is not 12 bytes, or a batch over 4 GiB;
+    /// [`Error::InvalidKey`] for a key that is not an internal key; [`Error::ValueTooLarge`].
+    /// A failed write returns its error and poisons the writer; afterwards, and on a poisoned
+    /// writer, [`Error::Poisoned`]. `positions` is meaningful only on `Ok`.
+    pub fn append_batch(
+        &mut self,
+        records: &[RecordRef<'_>],
+        positions: &mut Vec<RecordPos>,
+    ) -> Result<()> {
+        self.check_poisoned()?;
+        let header = BatchHeader {
+            count: u32::try_from(records.len())
+                .map_err(|_| Error::InvalidRequest("a log batch holds at most 2^32 - 1 records"))?,
+            body_len: body_len(records)?,
+            synced_offset: self.synced_offset,
+        };
+        let batch_offset = self.offset;
+        self.buf.clear();
+        header.encode(self.header.file_id, batch_offset, &mut self.buf);
+        positions.clear();
+        positions.reserve(records.len());
+        for rec in records {
+            let at = self.buf.len();
+            rec.encode(&mut self.buf);
+            positions.push(RecordPos {
+                offset: batch_offset + at as u64,
+                len: (self.buf.len() - at) as u32, // validated: at most MAX_RECORD_LEN
+            });
+        }
+        debug_assert_eq!(self.buf.len() as u64, header.batch_len());
+        if let Err(e) = self.file.write_at(batch_offset, &self.buf) {
+            return Err(self.poison("write", batch_offset, e));
+        }
+        self.offset += self.buf.len() as u64;
+        if self.buf.capacity() > RETAINED_BUFFER_BYTES {
+            self.buf.clear();
+            self.buf.shrink_to(RETAINED_BUFFER_BYTES);
+        }
+        Ok(())
+    }
+
+    /// Makes every batch appended so far durable (`sync_data`); a no-op when nothing is new.
+    /// A failure poisons the writer (rule 8: the kernel may have dropped the dirty pages, so a
+    /// retry could report success for lost bytes).
+    pub fn sync(&mut self) -> Result<()> {
+        self.check_poisoned()?;
+        if self.synced_offset == self.offset {
+            return Ok(());
+        }
+        if let Err(e) = self.file.sync_data() {
+            return Err(self.poison("sync", self.offset, e));
+        }
+        self.synced_offset = self.offset;
+        Ok(())
+    }
+
+    /// Offset where the next batch goes (the end of the log).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Offset up to which the log is durable.
+    pub fn synced_offset(&self) -> u64 {
+        self.synced_offset
+    }
+
+    /// The open file, for readers of this log.
+    pub fn file(&self) -> &Arc<dyn StorageFile> {
+        &self.file
+    }
+
+    /// The log's header.
+    pub fn header(&self) -> &LogHeader {
+        &self.header
+    }
+
+    /// The first failure, if the writer is poisoned.
+    pub fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(first) => Err(Error::Poisoned(first.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the first failure and hands back its error.
+    fn poison(&mut self, op: &str, offset: u64, e: Error) -> Error {
+        let path = self.file.path().display();
+        self.poisoned = Some(format!("log {op} at offset {offset} of {path} failed: {e}"));
+        e
+    }
+}
+
+impl fmt::Debug for LogWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LogWriter")
+            .field("path", &self.file.path())
+            .field("header", &self.header)
+            .field("offset", &self.offset)
+            .field("synced_offset", &self.synced_offset)
+            .field("poisoned", &self.poisoned)
+            .finish()
+    }
+}
+
+/// Validates every record and returns the batch body length.
+fn body_len(records: &[RecordRef<'_>]) -> Result<u32> {
+    if records.is_empty() {
+        return Err(Error::InvalidRequest(
+            "a log batch needs at least one record",
+        ));
+    }
+    let mut total: u64 = 0;
+    for rec in records {
+        rec.validate()?;
+        total += rec.encoded_len() as u64;
+    }
+    u32::try_from(total)
+        .map_err(|_| Error::InvalidRequest("a log batch holds at most 4 GiB - 1 bytes of records"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::FsStorage;
+    use crate::log::testing::{build, recs, replay_all, FaultyStorage, TestRec};
+    use crate::log::{read_header, replay, StopReason};
+    use std::sync::atomic::Ordering;
+
+    const WAL: LogKind = LogKind::Wal;
+
+    fn refs(rs: &[TestRec]) -> Vec<RecordRef<'_>> {
+        rs.iter().map(TestRec::as_ref).collect()
+    }
+
+    #[test]
+    fn create_writes_a_synced_header_and_refuses_existing_files() {
+        // Proves create leaves exactly a valid header at offset 48, refuses an existing path,
+        // and refuses an encryption header before creating anything.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.mem");
+        let w = LogWriter::create(&FsStorage, &path, LogHeader::new(WAL, 1)).unwrap();
+        assert_eq!((w.offset(), w.synced_offset()), (48, 48));
+        assert_eq!(w.file().len().unwrap(), 48);
+        assert_eq!(
+            read_header(w.file().as_ref(), WAL).unwrap(),
+            Some(*w.header())
+        );
+        assert!(matches!(
+            LogWriter::create(&FsStorage, &path, LogHeader::new(WAL, 1)),
+            Err(Error::Io { .. })
+        ));
+        let other = dir.path().join("2.mem");
+        let mut h = LogHeader::new(WAL, 2);
+        h.base_iv[0] = 1;
+        assert!(matches!(
+            LogWriter::create(&FsStorage, &other, h),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert!(!other.exists());
+    }
+
+    #[test]
+    fn invalid_batches_write_nothing_and_do_not_poison() {
+        // Proves size/key/meta validation happens before the write: file and offsets stay,
+        // the writer stays usable.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.vlog");
+        let hdr = LogHeader::new(LogKind::ValueLog, 1);
+        let mut w = LogWriter::create(&FsStorage, &path, hdr).unwrap();
+        let mut pos = Vec::new();
+        let good = TestRec::new(1, 10);
+        let mut bad_key = good.clone();
+        bad_key.key.truncate(5);
+        let mut bad_meta = good.clone();
+        bad_meta.meta = 0x20;
+        let empty: [RecordRef<'_>; 0] = [];
+        assert!(matches!(
+            w.append_batch(&empty, &mut pos),
+            Err(Error::InvalidRequest(_))
+        ));
+        let with_bad_key = [good.as_ref(), bad_key.as_ref()];
+        assert!(matches!(
+            w.append_batch(&with_bad_key, &mut pos),
+            Err(Error::InvalidKey { .. })
+        ));
+        let with_bad_meta = [bad_meta.as_ref()];
+        assert!(matches!(
+            w.append_batch(&with_bad_meta, &mut pos),
+            Err(Error::InvalidRequest(_))
+        ));
+        assert_eq!((w.offset(), w.file().len().unwrap()), (48, 48));
+        assert!(w.poisoned().is_none());
+        w.append_batch(&[good.as_ref()], &mut pos).unwrap();
+        assert_eq!(pos[0].offset, 48 + 24);
+        assert_eq!(pos[0].len as usize, good.as_ref().encoded_len());
+    }
+
+    #[test]
+    fn each_batch_records_the_synced_offset_of_its_time() {
+        // Proves batch headers carry the last completed sync, and sync is a no-op when
+        // nothing is new.
+        let b = build(
+            WAL,
+            &[
+                (recs(0, 1), true),
+                (recs(1, 1), false),
+                (recs(2, 2), true),
+                (recs(4, 1), false),
+            ],
+        );
+        let file = FsStorage.open(&b.path, OpenMode::Read).unwrap();
+        let mut synced = Vec::new();
+        replay(file.as_ref(), WAL, |batch| {
+            synced.push(batch.synced_offset());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(synced, vec![48, b.offsets[1], b.offsets[1], b.offsets[3]]);
+    }
+
+    #[test]
+    fn a_failed_write_poisons_the_writer() {
+        // Proves rule 8 for writes: the first failure is returned, every later append and
+        // sync is Poisoned naming it, and the half-written batch replays as a torn tail.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.mem");
+        let storage = FaultyStorage::new();
+        let mut w = LogWriter::create(&storage, &path, LogHeader::new(WAL, 1)).unwrap();
+        let rs = recs(0, 3);
+        let mut pos = Vec::new();
+        w.append_batch(&refs(&rs), &mut pos).unwrap();
+        w.sync().unwrap();
+        let end = w.offset();
+        storage.faults.writes_left.store(0, Ordering::SeqCst);
+        let first = w.append_batch(&refs(&rs), &mut pos).unwrap_err();
+        assert!(matches!(first, Error::Io { op: "write", .. }));
+        storage
+            .faults
+            .writes_left
+            .store(usize::MAX, Ordering::SeqCst);
+        for r in [w.append_batch(&refs(&rs), &mut pos), w.sync()] {
+            match r {
+                Err(Error::Poisoned(msg)) => assert!(msg.contains("write at offset"), "{msg}"),
+                other => panic!("expected Poisoned, got {other:?}"),
+            }
+        }
+        assert_eq!(w.offset(), end);
+        let (r, seen) = replay_all(w.file().as_ref(), WAL);
+        assert_eq!(r.unwrap().stop, StopReason::TornTail { offset: end });
+        assert_eq!(seen.len(), 1);
+    }
+
+    #[test]
+    fn a_failed_sync_poisons_the_writer() {
+        // Proves rule 8 for fsync: after one failed sync a later successful-looking sync is
+        // impossible; appends and syncs are Poisoned even once the fault is gone.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.mem");
+        let storage = FaultyStorage::new();
+        let mut w = LogWriter::create(&storage, &path, LogHeader::new(WAL, 1)).unwrap();
+        let rs = recs(0, 2);
+        let mut pos = Vec::new();
+        w.append_batch(&refs(&rs), &mut pos).unwrap();
+        storage.faults.fail_sync.store(true, Ordering::SeqCst);
+        assert!(matches!(w.sync(), Err(Error::Io { op: "sync", .. })));
+        storage.faults.fail_sync.store(false, Ordering::SeqCst);
+        assert!(matches!(w.sync(), Err(Error::Poisoned(_))));
+        assert!(matches!(
+            w.append_batch(&refs(&rs), &mut pos),
+            Err(Error::Poisoned(_))
+        ));
+        assert_eq!(w.synced_offset(), 48);
+        assert!(w.poisoned().is_some_and(|m| m.contains("sync")));
+    }
+
+    #[test]
+    fn open_append_truncates_stale_bytes() {
+        // Proves reopening at a replay end cuts everything after it: with three batches on
+        // disk and an end after the first, a new batch replays right after the first.
+        let b = build(
+            WAL,
+            &[(recs(0, 2), true), (recs(2, 3), true), (recs(5, 1), true)],
+        );
+        let file = FsStorage.open(&b.path, OpenMode::Read).unwrap();
+        let mut end = replay(file.as_ref(), WAL, |_| Ok(())).unwrap();
+        end.valid_end = b.offsets[1];
+        end.stop = StopReason::TornTail {
+            offset: b.offsets[1],
+        };
+        let mut w = LogWriter::open_append(&FsStorage, &b.path, WAL, &end).unwrap();
+        assert_eq!(
+            (w.offset(), w.synced_offset()),
+            (b.offsets[1], b.offsets[1])
+        );
+        assert_eq!(w.file().len().unwrap(), b.offsets[1]);
+        let new = recs(100, 1);
+        let mut pos = Vec::new();
+        w.append_batch(&refs(&new), &mut pos).unwrap();
+        w.sync().unwrap();
+        let (r, seen) = replay_all(file.as_ref(), WAL);
+        let r = r.unwrap();
+        assert_eq!(
+            (r.stop, r.batches, r.valid_end),
+            (StopReason::CleanEnd, 2, w.offset())
+        );
+        assert_eq!(seen[0].0, b.offsets[0]);
+        assert_eq!(seen[1].1, vec![(pos[0], new[0].clone())]);
+    }
+
+    #[test]
+    fn open_append_refuses_ends_that_do_not_fit_the_file() {
+        // Proves an unborn end, another kind, another file's header, or a file shorter than
+        // the end are refused with typed errors, before any write.
+        let b = build(WAL, &[(recs(0, 2), true)]);
+        let file = FsStorage.open(&b.path, OpenMode::Read).unwrap();
+        let end = replay(file.as_ref(), WAL, |_| Ok(())).unwrap();
+        let mut unborn = end;
+        unborn.header = None;
+        let open = |e: &ReplayEnd, kind| LogWriter::open_append(&FsStorage, &b.path, kind, e);
+        assert!(matches!(open(&unborn, WAL), Err(Error::InvalidRequest(_))));
+        assert!(matches!(
+            open(&end, LogKind::ValueLog),
+            Err(Error::InvalidRequest(_))
+        ));
+        let mut foreign = end;
+        foreign.header = Some(LogHeader::new(WAL, 77));
+        assert!(matches!(open(&foreign, WAL), Err(Error::InvalidRequest(_))));
+        let mut long = end;
+        long.valid_end += 1;
+        assert!(matches!(open(&long, WAL), Err(Error::Corruption { .. })));
+        assert_eq!(file.len().unwrap(), end.valid_end);
+    }
+
+    #[test]
+    fn a_huge_batch_buffer_is_released() {
+        // Proves the reused batch buffer does not keep a multi-MiB capacity after a big value.
+        let dir = tempfile::tempdir().unwrap();
+        let hdr = LogHeader::new(LogKind::ValueLog, 1);
+        let mut w = LogWriter::create(&FsStorage, &dir.path().join("1.vlog"), hdr).unwrap();
+        let big = TestRec::new(1, RETAINED_BUFFER_BYTES + 1);
+        let mut pos = Vec::new();
+        w.append_batch(&[big.as_ref()], &mut pos).unwrap();
+        assert!(w.buf.capacity() <= RETAINED_BUFFER_BYTES);
+        let got = crate::log::read_record(w.file().as_ref(), pos[0]).unwrap();
+        assert_eq!(got.value(), &big.value[..]);
+    }
+}
