@@ -1,7 +1,10 @@
 //! Memtables: a concurrent skiplist per memtable, backed by its own write-ahead log.
 
+#[allow(clippy::module_inception)]
+mod memtable;
 mod skiplist;
 mod skiplist_iterator;
 
+pub use memtable::{wal_file_name, Memtable};
 pub use skiplist::{MemValue, SkipList, NODE_OVERHEAD_BYTES};
 pub use skiplist_iterator::SkipListIterator;
