@@ -171,7 +171,23 @@ impl FaultSet {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::error::Error;
+    use crate::io::{CrashMode, OpenMode, SimStorage, Storage};
+
+    fn p(s: &str) -> &Path {
+        Path::new(s)
+    }
+
+    fn os_error(r: crate::error::Result<impl Sized>) -> io::Error {
+        match r {
+            Err(Error::Io { source, .. }) => source,
+            Err(e) => panic!("not an Io error: {e}"),
+            Ok(_) => panic!("no error"),
+        }
+    }
 
     #[test]
     fn after_and_times_count_matching_ops_only() {
@@ -216,5 +232,110 @@ mod tests {
             FaultKind::NoSpace.to_io_error().kind(),
             io::ErrorKind::StorageFull
         );
+    }
+
+    #[test]
+    fn failed_sync_keeps_data_unsynced() {
+        // Proves a faulted sync_data makes nothing durable (the write is still lost on a
+        // power loss and still counted as unsynced) and a later good sync does.
+        let s = SimStorage::new();
+        s.set_bytes(p("wal"), b"old").unwrap();
+        let f = s.open(p("wal"), OpenMode::ReadWrite).unwrap();
+        f.write_at(0, b"new").unwrap();
+        s.inject(Fault::new(FaultOp::Sync, FaultKind::Eio).times(1));
+        assert_eq!(os_error(f.sync_data()).raw_os_error(), Some(5));
+        assert_eq!(s.durable_bytes(p("wal")).unwrap(), b"old");
+        assert_eq!(s.unsynced_op_count(), 1);
+        let c = s.crash(CrashMode::Nothing, 0);
+        assert_eq!(c.live_bytes(p("wal")).unwrap(), b"old");
+        f.sync_data().unwrap();
+        assert_eq!(s.durable_bytes(p("wal")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn failed_sync_dir_keeps_entries_unsynced() {
+        // Proves a faulted sync_dir leaves a new entry non-durable.
+        let s = SimStorage::new();
+        drop(s.open(p("f"), OpenMode::CreateNew).unwrap());
+        s.inject(Fault::new(FaultOp::SyncDir, FaultKind::NoSpace));
+        let e = os_error(s.sync_dir(p("/")));
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert!(!s.crash(CrashMode::Nothing, 0).exists(p("f")).unwrap());
+        s.clear_faults();
+        s.sync_dir(p("/")).unwrap();
+        assert!(s.crash(CrashMode::Nothing, 0).exists(p("f")).unwrap());
+    }
+
+    #[test]
+    fn short_write_leaves_a_strict_prefix() {
+        // Proves over 30 seeds a ShortWrite lands a strict prefix of the buffer in the live
+        // bytes (and only there: it is unsynced), then fails with EIO.
+        let buf: Vec<u8> = (1..=64).collect();
+        let mut lens = std::collections::HashSet::new();
+        for seed in 0..30 {
+            let s = SimStorage::with_seed(seed);
+            let f = s.open(p("vlog"), OpenMode::CreateNew).unwrap();
+            s.inject(Fault::new(FaultOp::Write, FaultKind::ShortWrite).times(1));
+            assert_eq!(os_error(f.write_at(0, &buf)).raw_os_error(), Some(5));
+            let live = s.live_bytes(p("vlog")).unwrap();
+            assert!(
+                live.len() < buf.len() && buf.starts_with(&live),
+                "seed {seed}"
+            );
+            lens.insert(live.len());
+            f.write_at(0, &buf).unwrap();
+        }
+        assert!(lens.len() > 5, "lengths vary with the seed: {lens:?}");
+    }
+
+    #[test]
+    fn eio_and_enospc_writes_change_nothing() {
+        // Proves Eio and NoSpace writes fail with their kinds and leave the bytes unchanged.
+        let s = SimStorage::new();
+        let f = s.open(p("f"), OpenMode::CreateNew).unwrap();
+        s.inject(Fault::new(FaultOp::Write, FaultKind::Eio).times(1));
+        s.inject(
+            Fault::new(FaultOp::Any, FaultKind::NoSpace)
+                .path_contains("f")
+                .after(1),
+        );
+        assert_eq!(os_error(f.write_at(0, b"x")).raw_os_error(), Some(5));
+        let e = os_error(f.write_at(0, b"x"));
+        assert_eq!(e.kind(), io::ErrorKind::StorageFull);
+        assert_eq!(s.live_bytes(p("f")).unwrap(), b"");
+        assert_eq!(s.unsynced_op_count(), 1, "only the creation is logged");
+    }
+
+    #[test]
+    fn storage_ops_count_after_and_times() {
+        // Proves `after`/`times` through the storage: of five opens of a matching path the
+        // 2nd and 3rd fail, other paths never count; rename matches on either path; remove
+        // and set_len faults leave the state unchanged.
+        let s = SimStorage::new();
+        s.set_bytes(p("db/../000001.vlog"), b"v").unwrap();
+        s.inject(
+            Fault::new(FaultOp::Open, FaultKind::Eio)
+                .path_contains("vlog")
+                .after(1)
+                .times(2),
+        );
+        let mut ok = Vec::new();
+        for _ in 0..5 {
+            drop(s.open(p("MANIFEST"), OpenMode::CreateOrOpen).unwrap());
+            ok.push(s.open(p("./000001.vlog"), OpenMode::Read).is_ok());
+        }
+        assert_eq!(ok, [true, false, false, true, true]);
+        s.inject(Fault::new(FaultOp::Rename, FaultKind::Eio).path_contains("/x.vlog"));
+        assert!(s.rename(p("MANIFEST"), p("x.vlog")).is_err());
+        assert!(s.exists(p("MANIFEST")).unwrap());
+        s.inject(Fault::new(FaultOp::Remove, FaultKind::Eio).times(1));
+        assert!(s.remove_file(p("MANIFEST")).is_err());
+        s.remove_file(p("MANIFEST")).unwrap();
+        let f = s.open(p("000001.vlog"), OpenMode::ReadWrite).unwrap();
+        s.inject(Fault::new(FaultOp::SetLen, FaultKind::Eio).times(1));
+        assert!(f.set_len(0).is_err());
+        s.inject(Fault::new(FaultOp::Read, FaultKind::Eio).times(1));
+        assert!(f.read_vec_at(0, 1).is_err());
+        assert_eq!(f.read_vec_at(0, 1).unwrap(), b"v");
     }
 }

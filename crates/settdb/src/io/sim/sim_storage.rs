@@ -426,3 +426,457 @@ impl Storage for SimStorage {
         Ok(Box::new(SimLock::new(Arc::clone(&self.shared), key, kind)))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, HashMap};
+    use std::io::ErrorKind;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn p(s: &str) -> &Path {
+        Path::new(s)
+    }
+
+    fn kind(r: Result<impl Sized>) -> ErrorKind {
+        match r {
+            Err(Error::Io { source, .. }) => source.kind(),
+            Err(e) => panic!("not an Io error: {e}"),
+            Ok(_) => panic!("no error"),
+        }
+    }
+
+    #[test]
+    fn open_modes_follow_the_real_fs() {
+        // Proves each OpenMode's existence rules, NotFound for a missing parent directory,
+        // IsADirectory for a directory, and that CreateOrOpen never truncates.
+        let s = SimStorage::new();
+        assert_eq!(kind(s.open(p("f"), OpenMode::Read)), ErrorKind::NotFound);
+        assert_eq!(
+            kind(s.open(p("f"), OpenMode::ReadWrite)),
+            ErrorKind::NotFound
+        );
+        let f = s.open(p("f"), OpenMode::CreateNew).unwrap();
+        f.write_at(0, b"keep").unwrap();
+        assert_eq!(
+            kind(s.open(p("f"), OpenMode::CreateNew)),
+            ErrorKind::AlreadyExists
+        );
+        let g = s.open(p("/./f"), OpenMode::CreateOrOpen).unwrap();
+        assert_eq!(g.read_vec_at(0, 4).unwrap(), b"keep");
+        assert_eq!(g.path(), p("/./f"));
+        assert_eq!(
+            kind(s.open(p("no/f"), OpenMode::CreateNew)),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            kind(s.open(p("f/x"), OpenMode::CreateNew)),
+            ErrorKind::NotADirectory
+        );
+        s.create_dir_all(p("d")).unwrap();
+        assert_eq!(
+            kind(s.open(p("d"), OpenMode::Read)),
+            ErrorKind::IsADirectory
+        );
+        assert_eq!(
+            kind(s.open(p("/"), OpenMode::Read)),
+            ErrorKind::IsADirectory
+        );
+        assert!(matches!(
+            s.open(p("no/f"), OpenMode::CreateNew),
+            Err(Error::Io { op: "open", .. })
+        ));
+    }
+
+    #[test]
+    fn directories_are_durable_entries() {
+        // Proves create_dir_all creates every level durably (and is idempotent), refuses a
+        // file in the way, and that list_dir/exists see directories and files alike.
+        let s = SimStorage::new();
+        s.create_dir_all(p("/a/b/c")).unwrap();
+        s.create_dir_all(p("a/b")).unwrap();
+        assert_eq!(s.unsynced_op_count(), 0);
+        let c = s.crash(CrashMode::Nothing, 0);
+        assert!(c.exists(p("a/b/c")).unwrap());
+        s.set_bytes(p("a/file"), b"").unwrap();
+        assert_eq!(s.list_dir(p("a")).unwrap(), ["b", "file"]);
+        assert_eq!(
+            kind(s.create_dir_all(p("a/file"))),
+            ErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            kind(s.create_dir_all(p("a/file/x"))),
+            ErrorKind::NotADirectory
+        );
+        assert_eq!(kind(s.list_dir(p("a/file"))), ErrorKind::NotADirectory);
+        assert_eq!(kind(s.list_dir(p("zz"))), ErrorKind::NotFound);
+        assert_eq!(kind(s.sync_dir(p("zz"))), ErrorKind::NotFound);
+        assert!(s.exists(p("/")).unwrap());
+        assert!(!s.exists(p("zz/y")).unwrap());
+        assert_eq!(kind(s.exists(p("a/file/y"))), ErrorKind::NotADirectory);
+        assert_eq!(kind(s.remove_file(p("a/b"))), ErrorKind::IsADirectory);
+    }
+
+    #[test]
+    fn remove_of_missing_file_is_not_found_and_remove_needs_dir_sync() {
+        // Proves remove_file of a missing path is a NotFound Io error, and a removal is
+        // undone by a crash until the directory is synced.
+        let s = SimStorage::new();
+        assert!(matches!(
+            s.remove_file(p("x")),
+            Err(Error::Io { op: "remove", ref source, .. }) if source.kind() == ErrorKind::NotFound
+        ));
+        s.set_bytes(p("old.vlog"), b"v").unwrap();
+        s.remove_file(p("old.vlog")).unwrap();
+        assert!(!s.exists(p("old.vlog")).unwrap());
+        let c = s.crash(CrashMode::Nothing, 0);
+        assert_eq!(c.live_bytes(p("old.vlog")).unwrap(), b"v");
+        s.sync_dir(p("/")).unwrap();
+        assert!(!s
+            .crash(CrashMode::Nothing, 0)
+            .exists(p("old.vlog"))
+            .unwrap());
+    }
+
+    #[test]
+    fn cross_directory_rename_needs_both_dir_syncs() {
+        // Proves a rename across directories is durable per directory: syncing only the
+        // target leaves the file at both names after a crash, syncing both moves it.
+        let s = SimStorage::new();
+        s.create_dir_all(p("tmp")).unwrap();
+        s.create_dir_all(p("db")).unwrap();
+        s.set_bytes(p("tmp/t"), b"x").unwrap();
+        s.rename(p("tmp/t"), p("db/t")).unwrap();
+        let c = s.crash(CrashMode::Nothing, 0);
+        assert!(c.exists(p("tmp/t")).unwrap() && !c.exists(p("db/t")).unwrap());
+        s.sync_dir(p("db")).unwrap();
+        let c = s.crash(CrashMode::Nothing, 0);
+        assert_eq!(c.live_bytes(p("tmp/t")).unwrap(), b"x");
+        assert_eq!(c.live_bytes(p("db/t")).unwrap(), b"x");
+        s.sync_dir(p("tmp")).unwrap();
+        let c = s.crash(CrashMode::Nothing, 0);
+        assert!(!c.exists(p("tmp/t")).unwrap() && c.exists(p("db/t")).unwrap());
+    }
+
+    #[test]
+    fn rename_checks_and_directory_moves() {
+        // Proves rename's Linux checks (missing source, file onto directory, directory onto
+        // non-empty directory or into itself, same path no-op) and that a directory moves
+        // with its contents.
+        let s = SimStorage::new();
+        s.create_dir_all(p("a/sub")).unwrap();
+        s.set_bytes(p("a/f"), b"1").unwrap();
+        s.create_dir_all(p("b/full/x")).unwrap();
+        assert_eq!(kind(s.rename(p("nope"), p("q"))), ErrorKind::NotFound);
+        assert_eq!(
+            kind(s.rename(p("a/f"), p("a/sub"))),
+            ErrorKind::IsADirectory
+        );
+        assert_eq!(
+            kind(s.rename(p("a/sub"), p("a/f"))),
+            ErrorKind::NotADirectory
+        );
+        assert_eq!(
+            kind(s.rename(p("a"), p("b/full"))),
+            ErrorKind::DirectoryNotEmpty
+        );
+        assert_eq!(
+            kind(s.rename(p("a"), p("a/sub/a"))),
+            ErrorKind::InvalidInput
+        );
+        s.rename(p("a/f"), p("./a/f")).unwrap();
+        assert_eq!(s.unsynced_op_count(), 0, "renaming onto itself is a no-op");
+        s.rename(p("a"), p("b/full/x")).unwrap();
+        assert_eq!(s.live_bytes(p("b/full/x/f")).unwrap(), b"1");
+        assert!(!s.exists(p("a")).unwrap());
+        s.sync_dir(p("/")).unwrap();
+        s.sync_dir(p("b/full")).unwrap();
+        let c = s.crash(CrashMode::Nothing, 0);
+        assert_eq!(c.list_dir(p("b/full/x")).unwrap(), ["f", "sub"]);
+    }
+
+    #[test]
+    fn set_bytes_and_corrupt_for_crafted_files() {
+        // Proves set_bytes writes durably (replacing content) and corrupt flips the byte in
+        // both views, refusing a missing file or an offset past the end.
+        let s = SimStorage::new();
+        s.set_bytes(p("t"), b"abcdef").unwrap();
+        s.set_bytes(p("t"), b"AB").unwrap();
+        assert_eq!(s.durable_bytes(p("t")).unwrap(), b"AB");
+        s.corrupt(p("t"), 1, 0x20).unwrap();
+        assert_eq!(s.live_bytes(p("t")).unwrap(), b"Ab");
+        assert_eq!(s.durable_bytes(p("t")).unwrap(), b"Ab");
+        assert!(s.corrupt(p("t"), 2, 1).is_err());
+        assert!(s.corrupt(p("nope"), 0, 1).is_err());
+        assert!(s.set_bytes(p("no/dir/t"), b"").is_err());
+        let dbg = format!("{s:?}");
+        assert!(
+            dbg.contains("SimStorage") && dbg.contains("unsynced_ops: 0"),
+            "{dbg}"
+        );
+    }
+
+    #[test]
+    fn dead_inodes_are_collected() {
+        // Proves memory stays bounded: 1000 create/write/remove/sync-dir cycles leave only
+        // a few inodes and no pending ops.
+        let s = SimStorage::new();
+        for i in 0..1000 {
+            let name = format!("f{i}");
+            let f = s.open(p(&name), OpenMode::CreateNew).unwrap();
+            f.write_at(0, &[7; 100]).unwrap();
+            drop(f);
+            s.remove_file(p(&name)).unwrap();
+            s.sync_dir(p("/")).unwrap();
+        }
+        assert_eq!(s.unsynced_op_count(), 0);
+        assert_eq!(s.state().tree.inode_count(), 1, "only the root is left");
+    }
+
+    /// The files the property test works on: three names in the root and three in `/d`.
+    const PATHS: [&str; 6] = ["/a", "/b", "/c", "/d/a", "/d/b", "/d/c"];
+    const DIRS: [&str; 2] = ["/", "/d"];
+
+    #[derive(Clone, Debug)]
+    enum Step {
+        Create {
+            f: usize,
+            new: bool,
+        },
+        Write {
+            f: usize,
+            offset: u64,
+            bytes: Vec<u8>,
+        },
+        SetLen {
+            f: usize,
+            len: u64,
+        },
+        Rename {
+            from: usize,
+            to: usize,
+        },
+        Remove {
+            f: usize,
+        },
+        SyncData {
+            f: usize,
+        },
+        SyncDir {
+            dir: usize,
+        },
+        Read {
+            f: usize,
+            offset: u64,
+            len: usize,
+        },
+        Crash {
+            everything: bool,
+        },
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        let f = 0..PATHS.len();
+        prop_oneof![
+            (f.clone(), any::<bool>()).prop_map(|(f, new)| Step::Create { f, new }),
+            (f.clone(), 0..40u64, prop::collection::vec(1..=255u8, 0..12))
+                .prop_map(|(f, offset, bytes)| Step::Write { f, offset, bytes }),
+            (f.clone(), 0..48u64).prop_map(|(f, len)| Step::SetLen { f, len }),
+            (f.clone(), f.clone()).prop_map(|(from, to)| Step::Rename { from, to }),
+            f.clone().prop_map(|f| Step::Remove { f }),
+            f.clone().prop_map(|f| Step::SyncData { f }),
+            (0..DIRS.len()).prop_map(|dir| Step::SyncDir { dir }),
+            (f, 0..48u64, 0..16usize).prop_map(|(f, offset, len)| Step::Read { f, offset, len }),
+            any::<bool>().prop_map(|everything| Step::Crash { everything }),
+        ]
+    }
+
+    /// An independent model: names map to file ids per view, ids to bytes per view.
+    #[derive(Default)]
+    struct Model {
+        live: BTreeMap<usize, u64>,
+        durable: BTreeMap<usize, u64>,
+        live_data: HashMap<u64, Vec<u8>>,
+        durable_data: HashMap<u64, Vec<u8>>,
+        next_id: u64,
+    }
+
+    impl Model {
+        fn live_bytes(&self, f: usize) -> Option<Vec<u8>> {
+            self.live.get(&f).map(|id| self.live_data[id].clone())
+        }
+
+        fn durable_bytes(&self, f: usize) -> Option<Vec<u8>> {
+            let id = self.durable.get(&f)?;
+            Some(self.durable_data.get(id).cloned().unwrap_or_default())
+        }
+
+        fn crash(&mut self, everything: bool) {
+            if everything {
+                self.durable = self.live.clone();
+            } else {
+                self.live = self.durable.clone();
+            }
+            let data: HashMap<u64, Vec<u8>> = self
+                .live
+                .values()
+                .map(|id| {
+                    let d = if everything {
+                        self.live_data.get(id)
+                    } else {
+                        self.durable_data.get(id)
+                    };
+                    (*id, d.cloned().unwrap_or_default())
+                })
+                .collect();
+            self.live_data = data.clone();
+            self.durable_data = data;
+        }
+    }
+
+    /// Runs `step` on both; checks every call's outcome against the model.
+    fn run(s: &mut SimStorage, m: &mut Model, step: &Step) {
+        let exists = |m: &Model, f: usize| m.live.contains_key(&f);
+        match step.clone() {
+            Step::Create { f, new } => {
+                let mode = if new {
+                    OpenMode::CreateNew
+                } else {
+                    OpenMode::CreateOrOpen
+                };
+                let r = s.open(p(PATHS[f]), mode);
+                assert_eq!(r.is_ok(), !(new && exists(m, f)));
+                if !exists(m, f) {
+                    m.next_id += 1;
+                    m.live.insert(f, m.next_id);
+                    m.live_data.insert(m.next_id, Vec::new());
+                }
+            }
+            Step::Write { f, offset, bytes } => {
+                let Ok(h) = s.open(p(PATHS[f]), OpenMode::ReadWrite) else {
+                    return assert!(!exists(m, f));
+                };
+                h.write_at(offset, &bytes).unwrap();
+                let d = m.live_data.get_mut(&m.live[&f]).unwrap();
+                let end = offset as usize + bytes.len();
+                if !bytes.is_empty() {
+                    d.resize(d.len().max(end), 0);
+                    d[offset as usize..end].copy_from_slice(&bytes);
+                }
+            }
+            Step::SetLen { f, len } => {
+                let Ok(h) = s.open(p(PATHS[f]), OpenMode::ReadWrite) else {
+                    return assert!(!exists(m, f));
+                };
+                h.set_len(len).unwrap();
+                m.live_data
+                    .get_mut(&m.live[&f])
+                    .unwrap()
+                    .resize(len as usize, 0);
+            }
+            Step::Rename { from, to } => {
+                let r = s.rename(p(PATHS[from]), p(PATHS[to]));
+                assert_eq!(r.is_ok(), exists(m, from));
+                if r.is_ok() && from != to {
+                    let id = m.live.remove(&from).unwrap();
+                    m.live.insert(to, id);
+                }
+            }
+            Step::Remove { f } => {
+                assert_eq!(s.remove_file(p(PATHS[f])).is_ok(), exists(m, f));
+                m.live.remove(&f);
+            }
+            Step::SyncData { f } => {
+                let Ok(h) = s.open(p(PATHS[f]), OpenMode::Read) else {
+                    return assert!(!exists(m, f));
+                };
+                h.sync_data().unwrap();
+                let id = m.live[&f];
+                m.durable_data.insert(id, m.live_data[&id].clone());
+            }
+            Step::SyncDir { dir } => {
+                s.sync_dir(p(DIRS[dir])).unwrap();
+                for f in dir * 3..dir * 3 + 3 {
+                    match m.live.get(&f) {
+                        Some(id) => m.durable.insert(f, *id),
+                        None => m.durable.remove(&f),
+                    };
+                }
+            }
+            Step::Read { f, offset, len } => {
+                let Ok(h) = s.open(p(PATHS[f]), OpenMode::Read) else {
+                    return assert!(!exists(m, f));
+                };
+                let want = m.live_bytes(f).unwrap();
+                let got = h.read_vec_at(offset, len).ok();
+                let end = offset as usize + len;
+                assert_eq!(got.as_deref(), want.get(offset as usize..end));
+            }
+            Step::Crash { everything } => {
+                let mode = if everything {
+                    CrashMode::Everything
+                } else {
+                    CrashMode::Nothing
+                };
+                *s = s.crash(mode, 0);
+                m.crash(everything);
+            }
+        }
+    }
+
+    /// The live and durable views of `s` (and of its two extreme crashes) equal the model.
+    fn check(s: &SimStorage, m: &Model) {
+        let everything = s.crash(CrashMode::Everything, 0);
+        let nothing = s.crash(CrashMode::Nothing, 0);
+        for (f, path) in PATHS.iter().enumerate() {
+            assert_eq!(s.live_bytes(p(path)), m.live_bytes(f), "live {path}");
+            assert_eq!(
+                everything.live_bytes(p(path)),
+                m.live_bytes(f),
+                "everything {path}"
+            );
+            assert_eq!(
+                s.durable_bytes(p(path)),
+                m.durable_bytes(f),
+                "durable {path}"
+            );
+            assert_eq!(
+                nothing.live_bytes(p(path)),
+                m.durable_bytes(f),
+                "nothing {path}"
+            );
+        }
+        let names = |lo: usize| -> Vec<String> {
+            m.live
+                .keys()
+                .filter(|f| (lo..lo + 3).contains(*f))
+                .map(|f| PATHS[*f][lo / 3 * 2 + 1..].to_string())
+                .collect()
+        };
+        let mut root = names(0);
+        root.push("d".into());
+        root.sort();
+        assert_eq!(s.list_dir(p("/")).unwrap(), root);
+        assert_eq!(s.list_dir(p("/d")).unwrap(), names(3));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn random_ops_match_a_model_of_both_views(steps in prop::collection::vec(step(), 1..40)) {
+            // Proves against an independent model, after every step of a random op sequence:
+            // reads and live bytes equal the model's live view, durable bytes and a Nothing
+            // crash its durable view, and an Everything crash its live view.
+            let mut s = SimStorage::new();
+            s.create_dir_all(p("/d")).unwrap();
+            let mut m = Model::default();
+            for step in &steps {
+                run(&mut s, &mut m, step);
+                check(&s, &m);
+            }
+        }
+    }
+}

@@ -3,7 +3,8 @@
 //!
 //! Invariant (checked by `debug_assert!` on every sync): the durable view with the log
 //! replayed in order is the live view. Inodes unreachable from every view, from the log and
-//! from open handles are collected, with their pending data ops.
+//! from open handles are collected, with their pending data ops, whenever a directory sync or
+//! the last handle's drop may have made one unreachable; so `log` never holds dead ops.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -19,9 +20,6 @@ pub(super) const ROOT: Ino = 0;
 /// Largest file the simulation holds (it keeps every byte in memory, twice): larger writes
 /// and `set_len`s fail with `FileTooLarge` (`EFBIG`).
 pub(super) const MAX_FILE_BYTES: usize = 1 << 30;
-
-/// Fewest inodes at which a collection runs; it then runs when the count doubles.
-const MIN_GC_NODES: usize = 64;
 
 /// Which view of the file system an operation reads or changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,8 +74,6 @@ pub(super) struct Tree {
     next_ino: Ino,
     /// Unsynced ops in issue order.
     log: Vec<Op>,
-    /// Inode count above which the next collection runs.
-    gc_at: usize,
 }
 
 impl fmt::Debug for Tree {
@@ -118,7 +114,6 @@ impl Tree {
             nodes: HashMap::from([(ROOT, root)]),
             next_ino: ROOT + 1,
             log: Vec::new(),
-            gc_at: MIN_GC_NODES,
         }
     }
 
@@ -296,7 +291,7 @@ impl Tree {
 
     /// Makes the live entries of directory `dir` durable (`fsync` of the directory).
     pub(super) fn sync_dir(&mut self, dir: Ino) {
-        self.commit(|op| op.dir_ino() == Some(dir));
+        let committed = self.commit(|op| op.dir_ino() == Some(dir));
         debug_assert!(
             match self.nodes.get(&dir).map(|n| &n.body) {
                 Some(Body::Dir(entries)) => entries.live == entries.durable,
@@ -304,16 +299,21 @@ impl Tree {
             },
             "durable + log != live for directory {dir}"
         );
-        self.maybe_gc();
+        // A committed removal or replacement may have dropped an inode's last durable name.
+        if committed > 0 {
+            self.gc();
+        }
     }
 
-    /// Moves the logged ops selected by `covers` onto the durable view, in issue order.
-    fn commit(&mut self, covers: impl Fn(&Op) -> bool) {
+    /// Moves the logged ops selected by `covers` onto the durable view, in issue order;
+    /// returns how many.
+    fn commit(&mut self, covers: impl Fn(&Op) -> bool) -> usize {
         let (taken, kept): (Vec<Op>, Vec<Op>) = self.log.drain(..).partition(|op| covers(op));
         self.log = kept;
         for op in &taken {
             self.apply(op, View::Durable);
         }
+        taken.len()
     }
 
     /// The unsynced ops in issue order.
@@ -330,11 +330,15 @@ impl Tree {
 
     /// Forgets a dropped handle on `ino`.
     pub(super) fn close_handle(&mut self, ino: Ino) {
-        if let Some(node) = self.nodes.get_mut(&ino) {
-            debug_assert!(node.handles > 0, "handle count underflow on inode {ino}");
-            node.handles = node.handles.saturating_sub(1);
+        let Some(node) = self.nodes.get_mut(&ino) else {
+            return;
+        };
+        debug_assert!(node.handles > 0, "handle count underflow on inode {ino}");
+        node.handles = node.handles.saturating_sub(1);
+        // The last handle may have kept an unlinked file alive.
+        if node.handles == 0 {
+            self.gc();
         }
-        self.maybe_gc();
     }
 
     /// XORs `mask` into byte `offset` of both views of file `ino`, where the byte exists;
@@ -374,7 +378,6 @@ impl Tree {
             nodes,
             next_ino: self.next_ino,
             log: Vec::new(),
-            gc_at: MIN_GC_NODES,
         };
         for (index, how) in keep {
             if let Some(op) = self.log.get(*index) {
@@ -419,13 +422,6 @@ impl Tree {
         }
     }
 
-    /// Runs a collection if the inode count doubled since the last one.
-    fn maybe_gc(&mut self) {
-        if self.nodes.len() > self.gc_at {
-            self.gc();
-        }
-    }
-
     /// Drops inodes no view, log op or handle can reach, with their pending data ops.
     fn gc(&mut self) {
         let mut stack = vec![ROOT];
@@ -451,7 +447,6 @@ impl Tree {
         self.nodes.retain(|ino, _| alive.contains(ino));
         self.log
             .retain(|op| op.data_ino().is_none_or(|ino| alive.contains(&ino)));
-        self.gc_at = MIN_GC_NODES.max(2 * self.nodes.len());
     }
 
     /// Number of inodes held (for tests of the collection).
@@ -524,10 +519,9 @@ mod tests {
             name: "a".into(),
         });
         tree.sync_dir(ROOT);
-        tree.gc();
         assert_eq!(tree.inode_count(), 2, "the open handle keeps the file");
+        assert_eq!(tree.log().len(), 1);
         tree.close_handle(a);
-        tree.gc();
         assert_eq!(tree.inode_count(), 1);
         assert!(tree.log().is_empty());
     }
