@@ -78,9 +78,19 @@ pub(super) fn lock_state(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
 /// Clones share one file system. Paths are normalised lexically (`a/./b` is `a/b`) and a
 /// relative path is read from the root; nothing touches the real disk. Files larger than
 /// 1 GiB are refused with `FileTooLarge`. Directories are created only by `create_dir_all`,
-/// durably. Semantics follow Linux where the sim cannot differ: `open` of a directory is
-/// `IsADirectory`, `remove_file` of a missing path is `NotFound`, `rename` replaces its
-/// target atomically and moves directories too.
+/// durably (each new directory is linked and its parent synced, as the real implementation
+/// does, which also makes the parent's other pending entries durable). Semantics follow Linux
+/// where the sim cannot differ: `open` of a directory is `IsADirectory`, `remove_file` of a
+/// missing path is `NotFound`, `rename` replaces its target atomically and moves directories
+/// too; a rename within one directory is one atomic op, across directories it is a link in
+/// the target then an unlink in the source, each durable with its own directory's sync.
+///
+/// Faults (see [`Fault`]) apply to `read_at`, `write_at`, `set_len`, `sync_data`, `open`,
+/// `rename`, `remove_file`, `sync_dir` and the parent syncs of `create_dir_all`; `len`,
+/// `exists`, `list_dir` and `lock` never fail by injection.
+///
+/// Thread safety: all state sits behind one mutex, taken for the length of each call and
+/// never across a call out of this module.
 #[derive(Clone)]
 pub struct SimStorage {
     shared: Arc<Mutex<Shared>>,
@@ -738,7 +748,7 @@ mod tests {
 
     /// Runs `step` on both; checks every call's outcome against the model.
     fn run(s: &mut SimStorage, m: &mut Model, step: &Step) {
-        let exists = |m: &Model, f: usize| m.live.contains_key(&f);
+        let exists = m.live.contains_key(&step_file(step).unwrap_or(usize::MAX));
         match step.clone() {
             Step::Create { f, new } => {
                 let mode = if new {
@@ -746,55 +756,24 @@ mod tests {
                 } else {
                     OpenMode::CreateOrOpen
                 };
-                let r = s.open(p(PATHS[f]), mode);
-                assert_eq!(r.is_ok(), !(new && exists(m, f)));
-                if !exists(m, f) {
+                assert_eq!(s.open(p(PATHS[f]), mode).is_ok(), !(new && exists));
+                if !exists {
                     m.next_id += 1;
                     m.live.insert(f, m.next_id);
                     m.live_data.insert(m.next_id, Vec::new());
                 }
             }
-            Step::Write { f, offset, bytes } => {
-                let Ok(h) = s.open(p(PATHS[f]), OpenMode::ReadWrite) else {
-                    return assert!(!exists(m, f));
-                };
-                h.write_at(offset, &bytes).unwrap();
-                let d = m.live_data.get_mut(&m.live[&f]).unwrap();
-                let end = offset as usize + bytes.len();
-                if !bytes.is_empty() {
-                    d.resize(d.len().max(end), 0);
-                    d[offset as usize..end].copy_from_slice(&bytes);
-                }
-            }
-            Step::SetLen { f, len } => {
-                let Ok(h) = s.open(p(PATHS[f]), OpenMode::ReadWrite) else {
-                    return assert!(!exists(m, f));
-                };
-                h.set_len(len).unwrap();
-                m.live_data
-                    .get_mut(&m.live[&f])
-                    .unwrap()
-                    .resize(len as usize, 0);
-            }
             Step::Rename { from, to } => {
                 let r = s.rename(p(PATHS[from]), p(PATHS[to]));
-                assert_eq!(r.is_ok(), exists(m, from));
+                assert_eq!(r.is_ok(), exists);
                 if r.is_ok() && from != to {
                     let id = m.live.remove(&from).unwrap();
                     m.live.insert(to, id);
                 }
             }
             Step::Remove { f } => {
-                assert_eq!(s.remove_file(p(PATHS[f])).is_ok(), exists(m, f));
+                assert_eq!(s.remove_file(p(PATHS[f])).is_ok(), exists);
                 m.live.remove(&f);
-            }
-            Step::SyncData { f } => {
-                let Ok(h) = s.open(p(PATHS[f]), OpenMode::Read) else {
-                    return assert!(!exists(m, f));
-                };
-                h.sync_data().unwrap();
-                let id = m.live[&f];
-                m.durable_data.insert(id, m.live_data[&id].clone());
             }
             Step::SyncDir { dir } => {
                 s.sync_dir(p(DIRS[dir])).unwrap();
@@ -805,15 +784,6 @@ mod tests {
                     };
                 }
             }
-            Step::Read { f, offset, len } => {
-                let Ok(h) = s.open(p(PATHS[f]), OpenMode::Read) else {
-                    return assert!(!exists(m, f));
-                };
-                let want = m.live_bytes(f).unwrap();
-                let got = h.read_vec_at(offset, len).ok();
-                let end = offset as usize + len;
-                assert_eq!(got.as_deref(), want.get(offset as usize..end));
-            }
             Step::Crash { everything } => {
                 let mode = if everything {
                     CrashMode::Everything
@@ -823,6 +793,59 @@ mod tests {
                 *s = s.crash(mode, 0);
                 m.crash(everything);
             }
+            _ => run_on_handle(s, m, step, exists),
+        }
+    }
+
+    /// The file a step names first (`None` for whole-directory steps).
+    fn step_file(step: &Step) -> Option<usize> {
+        match step {
+            Step::Create { f, .. }
+            | Step::Write { f, .. }
+            | Step::SetLen { f, .. }
+            | Step::Remove { f }
+            | Step::SyncData { f }
+            | Step::Read { f, .. } => Some(*f),
+            Step::Rename { from, .. } => Some(*from),
+            Step::SyncDir { .. } | Step::Crash { .. } => None,
+        }
+    }
+
+    /// Runs a step that goes through a fresh handle; opening fails iff the model lacks it.
+    fn run_on_handle(s: &SimStorage, m: &mut Model, step: &Step, exists: bool) {
+        let f = step_file(step).unwrap();
+        let mode = match step {
+            Step::Write { .. } | Step::SetLen { .. } => OpenMode::ReadWrite,
+            _ => OpenMode::Read,
+        };
+        let Ok(h) = s.open(p(PATHS[f]), mode) else {
+            return assert!(!exists);
+        };
+        let id = m.live[&f];
+        let data = m.live_data.get_mut(&id).unwrap();
+        match step.clone() {
+            Step::Write { offset, bytes, .. } => {
+                h.write_at(offset, &bytes).unwrap();
+                let (start, end) = (offset as usize, offset as usize + bytes.len());
+                if !bytes.is_empty() {
+                    data.resize(data.len().max(end), 0);
+                    data[start..end].copy_from_slice(&bytes);
+                }
+            }
+            Step::SetLen { len, .. } => {
+                h.set_len(len).unwrap();
+                data.resize(len as usize, 0);
+            }
+            Step::SyncData { .. } => {
+                h.sync_data().unwrap();
+                m.durable_data.insert(id, data.clone());
+            }
+            Step::Read { offset, len, .. } => {
+                let got = h.read_vec_at(offset, len).ok();
+                let (start, end) = (offset as usize, offset as usize + len);
+                assert_eq!(got.as_deref(), data.get(start..end));
+            }
+            _ => unreachable!("not a handle step: {step:?}"),
         }
     }
 
@@ -852,7 +875,7 @@ mod tests {
             m.live
                 .keys()
                 .filter(|f| (lo..lo + 3).contains(*f))
-                .map(|f| PATHS[*f][lo / 3 * 2 + 1..].to_string())
+                .filter_map(|f| PATHS[*f].rsplit('/').next().map(str::to_owned))
                 .collect()
         };
         let mut root = names(0);
