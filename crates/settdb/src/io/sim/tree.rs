@@ -266,7 +266,7 @@ impl Tree {
     /// Live length of file `ino`.
     pub(super) fn len(&self, ino: Ino) -> u64 {
         self.file_bytes(ino, View::Live)
-            .map_or(0, |d| d.len() as u64)
+            .map_or(0, |d| u64::try_from(d.len()).unwrap_or(u64::MAX))
     }
 
     /// Reads exactly `buf.len()` live bytes at `offset`, or fails with `UnexpectedEof`.
@@ -411,7 +411,8 @@ impl Tree {
         // The size grew but the data blocks never landed: zeros past the old end, old bytes
         // (never the new ones) below it.
         let end = offset + bytes.len();
-        if zero_fill && self.len(*ino) < end as u64 {
+        let len = self.file_bytes(*ino, View::Live).map_or(0, <[u8]>::len);
+        if zero_fill && len < end {
             self.apply(
                 &Op::SetLen {
                     ino: *ino,
