@@ -7,9 +7,9 @@
 //! DESIGN.md; the same code runs on the real one.
 
 mod fs;
-// mod sim; (being written)
+mod sim;
 mod storage;
 
 pub use fs::FsStorage;
-// pub use sim::{CrashMode, Fault, FaultKind, FaultOp, SimStorage};
+pub use sim::{CrashMode, Fault, FaultKind, FaultOp, SimStorage};
 pub use storage::{parent_dir, LockKind, OpenMode, Storage, StorageFile, StorageLock};
