@@ -1,0 +1,149 @@
+//! The set of memtables: one mutable, and immutable ones waiting to be flushed (oldest first).
+//!
+//! The writer rotates the mutable memtable when it is full; at `num_memtables` memtables in
+//! memory it waits (condition variable) until the flusher has flushed one: this is the write
+//! stall that bounds memory. Readers take a [`MemtablesView`] (clones of the `Arc`s under a
+//! short lock) and read without holding anything.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use super::memtable::Memtable;
+
+/// What readers see: newest first.
+#[derive(Clone, Debug)]
+pub struct MemtablesView {
+    /// The mutable memtable, then immutables newest to oldest.
+    pub newest_first: Vec<Arc<Memtable>>,
+}
+
+#[derive(Debug)]
+struct State {
+    mutable: Arc<Memtable>,
+    /// Oldest first.
+    immutable: VecDeque<Arc<Memtable>>,
+    closed: bool,
+}
+
+/// The memtables of a database.
+#[derive(Debug)]
+pub struct Memtables {
+    /// GUARDED: the mutable memtable, the immutable queue, the closed flag.
+    state: Mutex<State>,
+    /// Signalled when an immutable memtable is queued (the flusher waits on it).
+    flushable: Condvar,
+    /// Signalled when an immutable memtable was flushed (the writer waits on it).
+    flushed: Condvar,
+    max_memtables: usize,
+}
+
+impl Memtables {
+    /// A set starting with `mutable` and `immutable` (oldest first), holding at most
+    /// `max_memtables` memtables before writes wait.
+    pub fn new(mutable: Arc<Memtable>, immutable: Vec<Arc<Memtable>>, max_memtables: usize) -> Self {
+        Memtables {
+            state: Mutex::new(State {
+                mutable,
+                immutable: immutable.into(),
+                closed: false,
+            }),
+            flushable: Condvar::new(),
+            flushed: Condvar::new(),
+            max_memtables: max_memtables.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Readers' view, newest first.
+    pub fn view(&self) -> MemtablesView {
+        let st = self.lock();
+        let mut newest_first = Vec::with_capacity(1 + st.immutable.len());
+        newest_first.push(st.mutable.clone());
+        newest_first.extend(st.immutable.iter().rev().cloned());
+        MemtablesView { newest_first }
+    }
+
+    /// The mutable memtable.
+    pub fn mutable(&self) -> Arc<Memtable> {
+        self.lock().mutable.clone()
+    }
+
+    /// Makes the mutable memtable immutable and installs `next` (made by the caller, with its
+    /// WAL already durable). Waits first while `max_memtables` memtables are in memory, unless
+    /// closed. Returns the number of immutables after the rotation. REQUIRES: the writer.
+    pub fn rotate(&self, next: Arc<Memtable>) -> usize {
+        let mut st = self.lock();
+        while 1 + st.immutable.len() >= self.max_memtables && !st.closed {
+            st = self.flushed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        let old = std::mem::replace(&mut st.mutable, next);
+        if !old.list().is_empty() {
+            st.immutable.push_back(old);
+        }
+        let n = st.immutable.len();
+        drop(st);
+        self.flushable.notify_all();
+        n
+    }
+
+    /// True if rotating now would have to wait for a flush.
+    pub fn is_full(&self) -> bool {
+        let st = self.lock();
+        1 + st.immutable.len() >= self.max_memtables
+    }
+
+    /// The oldest immutable memtable, waiting for one unless closed (then `None` when none).
+    pub fn wait_oldest_immutable(&self) -> Option<Arc<Memtable>> {
+        let mut st = self.lock();
+        loop {
+            if let Some(m) = st.immutable.front() {
+                return Some(m.clone());
+            }
+            if st.closed {
+                return None;
+            }
+            st = self.flushable.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// The oldest immutable memtable, if any, without waiting.
+    pub fn oldest_immutable(&self) -> Option<Arc<Memtable>> {
+        self.lock().immutable.front().cloned()
+    }
+
+    /// Removes the oldest immutable memtable after it was flushed. REQUIRES: `id` is it.
+    pub fn remove_flushed(&self, id: u64) {
+        let mut st = self.lock();
+        if st.immutable.front().is_some_and(|m| m.id() == id) {
+            st.immutable.pop_front();
+        } else {
+            debug_assert!(false, "flushed memtable {id} is not the oldest immutable");
+        }
+        drop(st);
+        self.flushed.notify_all();
+    }
+
+    /// Number of immutable memtables.
+    pub fn immutable_count(&self) -> usize {
+        self.lock().immutable.len()
+    }
+
+    /// Wakes every waiter for shutdown: the writer stops waiting for room and the flusher
+    /// returns `None` once the queue is empty.
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.flushable.notify_all();
+        self.flushed.notify_all();
+    }
+
+    /// Waits until no immutable memtable is left (or closed with none).
+    pub fn wait_all_flushed(&self) {
+        let mut st = self.lock();
+        while !st.immutable.is_empty() {
+            st = self.flushed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
