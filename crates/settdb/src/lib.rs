@@ -16,6 +16,7 @@ pub mod coding;
 pub mod error;
 pub mod io;
 pub mod key;
+pub mod manifest;
 pub mod options;
 pub mod table;
 pub mod value;
