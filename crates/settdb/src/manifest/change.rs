@@ -161,7 +161,12 @@ mod tests {
 
     fn change_strategy() -> impl Strategy<Value = ManifestChange> {
         prop_oneof![
-            (any::<u64>(), any::<u8>(), compression_strategy(), any::<u64>())
+            (
+                any::<u64>(),
+                any::<u8>(),
+                compression_strategy(),
+                any::<u64>()
+            )
                 .prop_map(|(t, l, c, k)| ManifestChange::create(t, l, c, k)),
             any::<u64>().prop_map(ManifestChange::delete),
         ]

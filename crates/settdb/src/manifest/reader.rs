@@ -58,7 +58,11 @@ pub fn replay(
     let mut pos = FILE_HEADER_LEN;
     while let Step::Record { changes, end } = step(bytes, pos, file)? {
         manifest.try_apply(&changes).map_err(|why| {
-            Error::corruption(file, pos as u64, format!("change set does not apply: {why}"))
+            Error::corruption(
+                file,
+                pos as u64,
+                format!("change set does not apply: {why}"),
+            )
         })?;
         pos = end;
     }
@@ -382,8 +386,11 @@ mod tests {
         encode_change_set(&mut body, &[create(3, 0)]);
         encode_record(&mut bytes, &body);
         let e = run(&bytes).unwrap_err();
-        assert!(matches!(&e, Error::Corruption { offset, reason, .. }
-            if *offset == dup_at as u64 && reason.contains("table 3")), "{e}");
+        assert!(
+            matches!(&e, Error::Corruption { offset, reason, .. }
+            if *offset == dup_at as u64 && reason.contains("table 3")),
+            "{e}"
+        );
 
         let (mut bytes, _) = manifest_bytes(&sample_sets(), 0);
         let bad_at = bytes.len();
@@ -419,15 +426,23 @@ mod tests {
         assert_eq!(at0(&with_version(0)), Some(0));
         assert!(matches!(
             run(&with_version(2)),
-            Err(Error::UnsupportedVersion { found: 2, supported: 1, .. })
+            Err(Error::UnsupportedVersion {
+                found: 2,
+                supported: 1,
+                ..
+            })
         ));
         let (other, _) = manifest_bytes(&sample_sets(), 513);
         match run(&other) {
             Err(Error::InvalidOptions(msg)) => assert!(msg.contains("513") && msg.contains(" 0")),
             r => panic!("expected InvalidOptions, got {r:?}"),
         }
-        assert_eq!(replay(&other, Path::new(FILE), LEVELS, 513).unwrap().manifest,
-            manifest_after(&sample_sets()));
+        assert_eq!(
+            replay(&other, Path::new(FILE), LEVELS, 513)
+                .unwrap()
+                .manifest,
+            manifest_after(&sample_sets())
+        );
     }
 
     #[test]

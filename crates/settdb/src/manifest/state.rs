@@ -44,7 +44,9 @@ impl InvalidChange {
         match self {
             InvalidChange::CreateExisting(_) => "manifest edit creates a table that exists",
             InvalidChange::DeleteUnknown(_) => "manifest edit deletes a table that does not exist",
-            InvalidChange::LevelOutOfRange { .. } => "manifest edit creates a table past max_levels",
+            InvalidChange::LevelOutOfRange { .. } => {
+                "manifest edit creates a table past max_levels"
+            }
             InvalidChange::ReservedId => "manifest edit uses the reserved table id u64::MAX",
         }
     }
@@ -283,7 +285,10 @@ mod tests {
             vec![create(u64::MAX, 0)],
         ];
         for set in bad_sets {
-            assert!(matches!(m.apply(&set), Err(Error::InvalidRequest(_))), "{set:?}");
+            assert!(
+                matches!(m.apply(&set), Err(Error::InvalidRequest(_))),
+                "{set:?}"
+            );
             assert!(m.validate(&set).is_err());
             assert_eq!(m, before);
         }

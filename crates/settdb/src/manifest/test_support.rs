@@ -53,8 +53,12 @@ pub fn build_history(raw: &RawHistory) -> (Vec<Vec<ManifestChange>>, Vec<ModelSt
                 compression,
                 key_id,
             };
-            let victim = (!live.is_empty())
-                .then(|| *live.keys().nth((pick % live.len() as u64) as usize).unwrap());
+            let victim = (!live.is_empty()).then(|| {
+                *live
+                    .keys()
+                    .nth((pick % live.len() as u64) as usize)
+                    .unwrap()
+            });
             match (kind % 4, victim) {
                 (2, Some(id)) => {
                     live.remove(&id);
