@@ -18,6 +18,7 @@ pub mod error;
 pub mod io;
 pub mod key;
 pub mod log;
+pub mod manifest;
 pub mod memtable;
 pub mod options;
 pub mod table;

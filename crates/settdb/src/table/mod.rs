@@ -3,5 +3,9 @@
 //! Format page: docs/format/table.md.
 
 mod iterator;
+mod merge_iterator;
+mod vec_iterator;
 
 pub use iterator::KvIterator;
+pub use merge_iterator::MergeIterator;
+pub use vec_iterator::VecIterator;
