@@ -168,6 +168,12 @@ impl Levels {
         }
     }
 
+    /// Waits until the next edit or `timeout`, whichever comes first.
+    pub fn wait_for_change(&self, timeout: std::time::Duration) {
+        let guard = self.lock_manifest();
+        let _ = self.changed.wait_timeout(guard, timeout);
+    }
+
     /// Wakes every waiter of [`Levels::wait_while`] (on close).
     pub fn notify_all(&self) {
         self.changed.notify_all();

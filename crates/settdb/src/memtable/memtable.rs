@@ -27,6 +27,11 @@ pub fn wal_file_name(id: u64) -> String {
     format!("{id:06}.mem")
 }
 
+/// The memtable id of a WAL file name (`None` for other names).
+pub fn parse_wal_file_name(name: &str) -> Option<u64> {
+    name.strip_suffix(".mem")?.parse().ok()
+}
+
 /// A memtable and its WAL.
 pub struct Memtable {
     id: u64,

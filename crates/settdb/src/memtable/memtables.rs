@@ -139,11 +139,17 @@ impl Memtables {
         self.flushed.notify_all();
     }
 
-    /// Waits until no immutable memtable is left (or closed with none).
-    pub fn wait_all_flushed(&self) {
-        let mut st = self.lock();
-        while !st.immutable.is_empty() {
-            st = self.flushed.wait(st).unwrap_or_else(|e| e.into_inner());
+    /// Waits up to `timeout` for a flush to finish (callers re-check their condition).
+    pub fn wait_flushed_for(&self, timeout: std::time::Duration) {
+        let st = self.lock();
+        if st.immutable.is_empty() {
+            return;
         }
+        let _ = self.flushed.wait_timeout(st, timeout);
+    }
+
+    /// The flusher gave up (a poisoned database): nobody may wait for room any more.
+    pub fn abandon_flushes(&self) {
+        self.close();
     }
 }

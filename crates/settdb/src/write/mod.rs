@@ -3,6 +3,8 @@
 
 mod request;
 mod write_queue;
+mod writer;
 
 pub use request::{Completion, WriteEntry, WriteRequest};
 pub use write_queue::{GroupLimits, WriteQueue};
+pub use writer::{distinct_versions, run_writer, Poison, WriterContext};

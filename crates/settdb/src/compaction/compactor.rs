@@ -1,0 +1,204 @@
+//! The compactor: picks the most urgent compaction, runs it, and loops on background threads.
+//!
+//! Every step is also callable directly ([`Compactor::run_once`]) so tests drive compaction
+//! deterministically. `num_compactors` threads run [`Compactor::run_loop`]; the in-flight
+//! reservations keep their key ranges apart.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::priority::{level_targets, pick_levels, LevelShape, TargetOptions};
+use super::retention::RetentionPolicy;
+use super::runner::{run_compaction, CompactionOutcome};
+use super::task::{pick_l0, pick_level, CompactionTask, InFlight};
+use crate::error::Result;
+use crate::io::Storage;
+use crate::levels::{Levels, LevelsSnapshot};
+use crate::options::Options;
+use crate::table::TableBuilderOptions;
+use crate::vlog::DiscardStats;
+use crate::write::Poison;
+
+/// How long an idle compactor sleeps before looking again (it also wakes on every edit).
+const IDLE_WAIT: Duration = Duration::from_millis(50);
+
+/// Runs compactions for one database.
+pub struct Compactor {
+    levels: Arc<Levels>,
+    target_opts: TargetOptions,
+    builder_opts: TableBuilderOptions,
+    num_versions_to_keep: u32,
+    /// GUARDED: ranges and tables of running compactions.
+    in_flight: Mutex<InFlight>,
+    /// GUARDED: dead value-log bytes per file, persisted after each compaction that adds some.
+    discard: Mutex<DiscardStats>,
+    /// Where `DISCARD` lives (`None`: no value log).
+    value_dir: Option<PathBuf>,
+    storage: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for Compactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compactor")
+            .field("in_flight", &self.in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Compactor {
+    /// A compactor for `levels`; loads the discard statistics when there is a value log.
+    pub fn new(opts: &Options, levels: Arc<Levels>, has_value_log: bool) -> Result<Self> {
+        let storage = levels.storage().clone();
+        let value_dir = has_value_log.then(|| opts.value_dir.clone());
+        let discard = match &value_dir {
+            Some(dir) => DiscardStats::load(storage.as_ref(), dir)?,
+            None => DiscardStats::new(),
+        };
+        Ok(Compactor {
+            target_opts: TargetOptions::from_options(opts),
+            builder_opts: TableBuilderOptions::from_options(opts, opts.base_table_size),
+            num_versions_to_keep: opts.num_versions_to_keep,
+            in_flight: Mutex::new(InFlight::new(opts.max_levels)),
+            discard: Mutex::new(discard),
+            value_dir,
+            storage,
+            levels,
+        })
+    }
+
+    fn lock_in_flight(&self) -> MutexGuard<'_, InFlight> {
+        self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The discard statistics so far.
+    pub fn discard_stats(&self) -> DiscardStats {
+        self.discard.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Picks and reserves the most urgent compaction, if any level needs one.
+    fn pick(&self) -> Option<(CompactionTask, Arc<LevelsSnapshot>)> {
+        let snapshot = self.levels.snapshot();
+        let shape = self.shape(&snapshot);
+        let targets = level_targets(&shape, &self.target_opts);
+        let mut in_flight = self.lock_in_flight();
+        for p in pick_levels(&shape, &targets, &self.target_opts) {
+            if p.level != 0 && p.adjusted < 1.0 {
+                continue;
+            }
+            let task = if p.level == 0 {
+                pick_l0(&snapshot, targets.base_level, targets.table_bytes[targets.base_level], &in_flight)
+            } else {
+                pick_level(&snapshot, p.level, targets.table_bytes[p.level + 1], &in_flight)
+            };
+            if let Some(task) = task {
+                if in_flight.try_reserve(&task) {
+                    return Some((task, snapshot));
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs one compaction if one is needed. `Ok(false)`: nothing to do.
+    pub fn run_once(&self, discard_ts: u64) -> Result<bool> {
+        match self.pick() {
+            Some((task, snapshot)) => self.run_task(&task, &snapshot, discard_ts).map(|_| true),
+            None => Ok(false),
+        }
+    }
+
+    fn run_task(&self, task: &CompactionTask, snapshot: &LevelsSnapshot, discard_ts: u64) -> Result<CompactionOutcome> {
+        let policy = RetentionPolicy {
+            discard_ts,
+            num_versions_to_keep: self.num_versions_to_keep,
+            now_secs: crate::db::now_secs(),
+        };
+        let result = run_compaction(task, snapshot, &self.levels, policy, self.builder_opts);
+        self.lock_in_flight().release(task);
+        let outcome = result?;
+        self.record_discards(&outcome.discard)?;
+        Ok(outcome)
+    }
+
+    fn record_discards(&self, found: &DiscardStats) -> Result<()> {
+        let Some(dir) = &self.value_dir else { return Ok(()) };
+        if found.is_empty() {
+            return Ok(());
+        }
+        let mut stats = self.discard.lock().unwrap_or_else(|e| e.into_inner());
+        stats.merge(found);
+        stats.persist(&self.storage, dir)
+    }
+
+    /// Compacts L0 into the base level until L0 is empty (for `compact_l0_on_close`).
+    pub fn compact_l0_fully(&self, discard_ts: u64) -> Result<()> {
+        while !self.levels.snapshot().tables(0).is_empty() {
+            let snapshot = self.levels.snapshot();
+            let targets = level_targets(&self.shape(&snapshot), &self.target_opts);
+            let mut in_flight = self.lock_in_flight();
+            let picked = pick_l0(&snapshot, targets.base_level, targets.table_bytes[targets.base_level], &in_flight)
+                .filter(|t| in_flight.try_reserve(t));
+            drop(in_flight);
+            match picked {
+                Some(task) => {
+                    self.run_task(&task, &snapshot, discard_ts)?;
+                }
+                None => self.levels.wait_for_change(IDLE_WAIT),
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves every table down to the last level, regardless of scores (Badger's `Flatten`):
+    /// L0 first, then each level into the next. Tombstones are dropped on the way as soon as
+    /// nothing below can hold their keys. Background compactors may run alongside: the
+    /// in-flight reservations keep their key ranges apart.
+    pub fn flatten(&self, discard_ts: u64) -> Result<()> {
+        self.compact_l0_fully(discard_ts)?;
+        let last = self.levels.snapshot().level_count() - 1;
+        for level in 1..last {
+            loop {
+                let snapshot = self.levels.snapshot();
+                if snapshot.tables(level).is_empty() {
+                    break;
+                }
+                let target = level_targets(&self.shape(&snapshot), &self.target_opts).table_bytes[level + 1];
+                let mut in_flight = self.lock_in_flight();
+                let picked = pick_level(&snapshot, level, target, &in_flight).filter(|t| in_flight.try_reserve(t));
+                drop(in_flight);
+                match picked {
+                    Some(task) => {
+                        self.run_task(&task, &snapshot, discard_ts)?;
+                    }
+                    None => self.levels.wait_for_change(IDLE_WAIT),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn shape(&self, snapshot: &LevelsSnapshot) -> LevelShape {
+        LevelShape {
+            level_sizes_bytes: snapshot.level_sizes_bytes(),
+            compacting_bytes: self.lock_in_flight().bytes_by_level().to_vec(),
+            l0_tables: snapshot.tables(0).len(),
+        }
+    }
+
+    /// A compactor thread's loop: run compactions until `closing`; an error poisons the
+    /// database (rule 8) and ends the loop.
+    pub fn run_loop(&self, closing: &AtomicBool, discard_ts: &dyn Fn() -> u64, poison: &Poison) {
+        while !closing.load(Ordering::Acquire) && poison.check().is_ok() {
+            match self.run_once(discard_ts()) {
+                Ok(true) => {}
+                Ok(false) => self.levels.wait_for_change(IDLE_WAIT),
+                Err(e) => {
+                    poison.set(&e);
+                    return;
+                }
+            }
+        }
+    }
+}

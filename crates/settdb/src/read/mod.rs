@@ -1,0 +1,5 @@
+//! The read path.
+
+mod get;
+
+pub use get::get_newest;

@@ -1,0 +1,252 @@
+//! The one writer: takes groups of requests from the queue and applies each group as one
+//! value-log append, one WAL append and one skiplist insert pass (group commit).
+//!
+//! Per group: values of `value_threshold` bytes or more go to the value log as one log batch
+//! and are replaced by value pointers; the group goes to the mutable memtable's WAL as one log
+//! batch (atomic on replay); with `sync_writes` the value log and then the WAL are synced
+//! (rule 5 order) before any caller hears success. A full memtable is rotated first; rotation
+//! waits while `num_memtables` memtables are in memory (the write stall that bounds memory).
+//!
+//! Any I/O error poisons the writer (rule 8): that group and every later one fail.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::request::WriteRequest;
+use super::write_queue::{GroupLimits, WriteQueue};
+use crate::error::{Error, Result};
+use crate::io::Storage;
+use crate::key;
+use crate::log::RecordRef;
+use crate::memtable::{Memtable, Memtables, SkipList};
+use crate::txn::WaterMark;
+use crate::value::{meta, ValuePointer};
+use crate::vlog::ValueLog;
+
+/// The first write error, kept so every later write fails with it (rule 8).
+#[derive(Debug, Default)]
+pub struct Poison {
+    first: Mutex<Option<String>>,
+}
+
+impl Poison {
+    /// Records `err` as the poisoning error if none was recorded yet.
+    pub fn set(&self, err: &Error) {
+        let mut g = self.first.lock().unwrap_or_else(|e| e.into_inner());
+        if g.is_none() {
+            *g = Some(err.to_string());
+        }
+    }
+
+    /// `Err(Poisoned)` once poisoned.
+    pub fn check(&self) -> Result<()> {
+        match &*self.first.lock().unwrap_or_else(|e| e.into_inner()) {
+            Some(msg) => Err(Error::Poisoned(msg.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What the writer needs; shared with the database.
+#[derive(Debug)]
+pub struct WriterContext {
+    /// Values of this many bytes or more go to the value log.
+    pub value_threshold: u64,
+    /// Memtable size limit.
+    pub mem_table_size: u64,
+    /// Sync before acknowledging.
+    pub sync_writes: bool,
+    /// Group limits.
+    pub limits: GroupLimits,
+    /// Directory for new WALs (`None`: in-memory memtables).
+    pub wal_dir: Option<PathBuf>,
+    /// The storage.
+    pub storage: Arc<dyn Storage>,
+    /// The request queue.
+    pub queue: Arc<WriteQueue>,
+    /// The memtables.
+    pub memtables: Arc<Memtables>,
+    /// The value log (`None` in memory: every value inline).
+    pub vlog: Option<Arc<ValueLog>>,
+    /// Next memtable id.
+    pub next_memtable_id: Arc<AtomicU64>,
+    /// Commit watermark: a version is done once applied.
+    pub applied: Arc<WaterMark>,
+    /// The poison flag.
+    pub poison: Arc<Poison>,
+}
+
+/// Scratch buffers reused across groups (no per-entry allocation on the hot path).
+#[derive(Debug, Default)]
+struct Scratch {
+    keys: Vec<u8>,
+    key_ends: Vec<usize>,
+    in_vlog: Vec<bool>,
+    vptrs: Vec<ValuePointer>,
+    vptr_bytes: Vec<[u8; ValuePointer::ENCODED_LEN]>,
+}
+
+/// Runs the writer until the queue is closed and drained.
+pub fn run_writer(ctx: &WriterContext) {
+    let mut scratch = Scratch::default();
+    while let Some(group) = ctx.queue.pop_group(ctx.limits) {
+        let outcome = ctx.poison.check().and_then(|()| write_group(ctx, &group, &mut scratch));
+        if let Err(e) = &outcome {
+            if !matches!(e, Error::Poisoned(_)) {
+                ctx.poison.set(e);
+            }
+        }
+        finish_group(ctx, group, outcome);
+    }
+}
+
+fn finish_group(ctx: &WriterContext, group: Vec<WriteRequest>, outcome: Result<()>) {
+    let msg = outcome.as_ref().err().map(|e| e.to_string());
+    let mut first_err = outcome.err();
+    for req in group {
+        for v in distinct_versions(&req) {
+            ctx.applied.done(v);
+        }
+        let r = match (&msg, first_err.take()) {
+            (None, _) => Ok(()),
+            (Some(_), Some(e)) => Err(e),
+            (Some(m), None) => Err(Error::Poisoned(m.clone())),
+        };
+        req.completion.complete(r);
+    }
+}
+
+/// The versions a request began in the commit watermark (one per distinct version).
+pub fn distinct_versions(req: &WriteRequest) -> Vec<u64> {
+    let mut v: Vec<u64> = req.entries.iter().map(|e| e.version).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn write_group(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -> Result<()> {
+    apply_entries(ctx, group, s)?;
+    // An empty request is a rotation barrier (`Db::flush`): it rotates after the entries
+    // queued before it, on this thread, so no group can land in a memtable being flushed.
+    if group.iter().any(|r| r.entries.is_empty()) && !ctx.memtables.mutable().list().is_empty() {
+        rotate_memtable(ctx)?;
+    }
+    Ok(())
+}
+
+fn apply_entries(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -> Result<()> {
+    if group.iter().all(|r| r.entries.is_empty()) {
+        return Ok(());
+    }
+    encode_keys(group, s);
+    append_values(ctx, group, s)?;
+    let records = build_records(group, s);
+    let charge: u64 = records
+        .iter()
+        .map(|r| SkipList::entry_charge(r.key.len(), r.value.len()))
+        .sum();
+    let mut mem = ctx.memtables.mutable();
+    if mem.would_exceed(charge, ctx.mem_table_size) {
+        mem = rotate_memtable(ctx)?;
+    }
+    mem.apply(&records)?;
+    if ctx.sync_writes {
+        if let Some(vlog) = &ctx.vlog {
+            vlog.sync()?;
+        }
+        mem.sync_wal()?;
+    }
+    Ok(())
+}
+
+fn encode_keys(group: &[WriteRequest], s: &mut Scratch) {
+    s.keys.clear();
+    s.key_ends.clear();
+    for e in group.iter().flat_map(|r| r.entries.iter()) {
+        s.keys.extend_from_slice(&e.key);
+        key::append_version(&mut s.keys, e.version);
+        s.key_ends.push(s.keys.len());
+    }
+}
+
+fn key_at(s: &Scratch, i: usize) -> &[u8] {
+    let start = if i == 0 { 0 } else { s.key_ends[i - 1] };
+    &s.keys[start..s.key_ends[i]]
+}
+
+/// Appends the group's large values to the value log as one batch.
+fn append_values(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -> Result<()> {
+    s.in_vlog.clear();
+    s.vptrs.clear();
+    s.vptr_bytes.clear();
+    let Some(vlog) = &ctx.vlog else {
+        s.in_vlog.resize(s.key_ends.len(), false);
+        return Ok(());
+    };
+    let mut big: Vec<RecordRef<'_>> = Vec::new();
+    for (i, e) in group.iter().flat_map(|r| r.entries.iter()).enumerate() {
+        let goes = e.meta & meta::DELETE == 0 && e.value.len() as u64 >= ctx.value_threshold;
+        s.in_vlog.push(goes);
+        if goes {
+            big.push(RecordRef {
+                // Transaction framing bits belong to the WAL only.
+                meta: e.meta & !(meta::TXN | meta::FIN_TXN),
+                user_meta: e.user_meta,
+                expires_at: e.expires_at,
+                key: key_at(s, i),
+                value: &e.value,
+            });
+        }
+    }
+    if !big.is_empty() {
+        let mut out = std::mem::take(&mut s.vptrs);
+        vlog.append(&big, &mut out)?;
+        s.vptrs = out;
+    }
+    s.vptr_bytes.extend(s.vptrs.iter().map(ValuePointer::encode));
+    Ok(())
+}
+
+fn build_records<'a>(group: &'a [WriteRequest], s: &'a Scratch) -> Vec<RecordRef<'a>> {
+    let mut next_ptr = 0;
+    let mut records = Vec::with_capacity(s.key_ends.len());
+    for (i, e) in group.iter().flat_map(|r| r.entries.iter()).enumerate() {
+        let (meta_bits, value): (u8, &[u8]) = if s.in_vlog[i] {
+            let v = &s.vptr_bytes[next_ptr];
+            next_ptr += 1;
+            (e.meta | meta::VALUE_POINTER, v)
+        } else {
+            (e.meta & !meta::VALUE_POINTER, &e.value)
+        };
+        records.push(RecordRef {
+            meta: meta_bits,
+            user_meta: e.user_meta,
+            expires_at: e.expires_at,
+            key: key_at(s, i),
+            value,
+        });
+    }
+    debug_assert_eq!(next_ptr, s.vptr_bytes.len());
+    records
+}
+
+/// Makes the mutable memtable immutable and installs a new one (waiting for room).
+///
+/// The old WAL (and the value log it points into) is synced first, once per memtable: then
+/// anything in a newer WAL implies every older WAL survived whole, so a crash always recovers
+/// a prefix of the groups written, even without `sync_writes`.
+fn rotate_memtable(ctx: &WriterContext) -> Result<Arc<Memtable>> {
+    if let Some(vlog) = &ctx.vlog {
+        vlog.sync()?;
+    }
+    ctx.memtables.mutable().sync_wal()?;
+    let id = ctx.next_memtable_id.fetch_add(1, Ordering::Relaxed);
+    let next = match &ctx.wal_dir {
+        Some(dir) => Memtable::create(ctx.storage.as_ref(), dir, id)?,
+        None => Memtable::in_memory(id),
+    };
+    let next = Arc::new(next);
+    ctx.memtables.rotate(next.clone());
+    Ok(next)
+}

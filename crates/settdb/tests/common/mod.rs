@@ -1,0 +1,48 @@
+//! Helpers shared by the engine's integration tests.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+
+use settdb::io::Storage;
+use settdb::Options;
+
+/// Small sizes so that a few thousand writes exercise rotation, flush, compaction and the
+/// value log.
+pub fn small_options(dir: &Path, storage: Arc<dyn Storage>) -> Options {
+    Options::new(dir)
+        .with_storage(storage)
+        .with_mem_table_size(1 << 20)
+        .with_base_table_size(64 << 10)
+        .with_base_level_size(256 << 10)
+        .with_num_level_zero_tables(2)
+        .with_num_level_zero_tables_stall(4)
+        .with_value_threshold(64)
+        .with_value_log_file_size(1 << 20)
+        .with_block_size(1024)
+        .with_num_memtables(3)
+}
+
+/// The seed for a randomized test: `SETTDB_SEED` if set, else `default`. Printed, so a
+/// failure can be replayed.
+pub fn seed(default: u64) -> u64 {
+    let s = std::env::var("SETTDB_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default);
+    eprintln!("seed = {s} (rerun with SETTDB_SEED={s})");
+    s
+}
+
+/// A value of `len` bytes derived from `key` and `tag`, so a read can be checked exactly.
+pub fn value_for(key: &[u8], tag: u64, len: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(len);
+    let mut x = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.iter().fold(0u64, |a, &b| a.rotate_left(5) ^ u64::from(b));
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.push(x as u8);
+    }
+    v
+}
