@@ -341,6 +341,12 @@ mod tests {
         }
 
         #[test]
+        fn fuzz_target_body_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            // Proves the block_decode fuzz target's body accepts or refuses arbitrary bytes.
+            super::super::test_support::fuzz_block_decode(&bytes);
+        }
+
+        #[test]
         fn mutated_blocks_never_panic(keys in sorted_keys(), at in any::<prop::sample::Index>(),
                                       byte: u8, cut in any::<prop::sample::Index>()) {
             // Proves a valid block with one byte changed, or truncated, decodes to a block whose

@@ -281,3 +281,256 @@ impl TableBuilder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{Table, TableIterator, TableOpenOptions};
+    use super::*;
+    use crate::key::key_with_version;
+    use crate::options::Compression;
+    use crate::value::ValueStruct;
+    use proptest::prelude::*;
+    use std::path::Path;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    fn opts(target: u64) -> TableBuilderOptions {
+        TableBuilderOptions {
+            target_table_size_bytes: target,
+            ..small_blocks(Compression::Snappy)
+        }
+    }
+
+    /// Builds tables from `entries`, starting a new one whenever the builder asks to split.
+    fn split_into_tables(entries: &[Entry], target: u64) -> Vec<Arc<Table>> {
+        let mut tables = Vec::new();
+        let mut file = MemFile::new(Vec::new());
+        let mut b = TableBuilder::new(file.clone(), opts(target)).unwrap();
+        for (k, v) in entries {
+            if b.should_split_before(k) {
+                b.finish().unwrap();
+                tables.push(
+                    Table::open(file, tables.len() as u64, TableOpenOptions::default()).unwrap(),
+                );
+                file = MemFile::new(Vec::new());
+                b = TableBuilder::new(file.clone(), opts(target)).unwrap();
+            }
+            b.add(k, vref(v)).unwrap();
+        }
+        b.finish().unwrap();
+        tables.push(Table::open(file, tables.len() as u64, TableOpenOptions::default()).unwrap());
+        tables
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn splits_never_separate_versions_of_a_key(entries in entries(400), target in 300u64..3000) {
+            // Proves splitting at should_split_before keeps every user key's versions in one
+            // table, loses nothing, and splits once the target is reached.
+            let tables = split_into_tables(&entries, target);
+            let mut all = Vec::new();
+            for w in tables.windows(2) {
+                prop_assert!(!crate::key::same_user_key(w[0].biggest(), w[1].smallest()));
+            }
+            for t in &tables {
+                all.extend(collect_forward(&mut TableIterator::new(t.clone())).unwrap());
+            }
+            prop_assert_eq!(&all, &entries);
+            let total: u64 = tables.iter().map(|t| t.size_bytes()).sum();
+            if total > 4 * target + 4096 {
+                prop_assert!(tables.len() > 1, "{} bytes in one table, target {}", total, target);
+            }
+        }
+    }
+
+    #[test]
+    fn a_thousand_versions_stay_in_one_table() {
+        // Proves a key whose versions alone exceed the target is never split, and the next
+        // user key then starts a new table.
+        let v = ValueStruct {
+            value: vec![b'x'; 100],
+            ..Default::default()
+        };
+        let mut entries: Vec<Entry> = (0..1000u64)
+            .rev()
+            .map(|ver| (key_with_version(b"hot", ver), v.clone()))
+            .collect();
+        entries.push((key_with_version(b"next", 1), v));
+        let tables = split_into_tables(&entries, 1024);
+        assert_eq!(tables.len(), 2);
+        assert_eq!(tables[0].entry_count(), 1000);
+        assert_eq!(tables[0].user_key_count(), 1);
+    }
+
+    #[test]
+    fn summary_matches_the_opened_table() {
+        // Proves finish's summary (sizes, keys, counts, stale bytes) equals what open reads.
+        let file = MemFile::new(Vec::new());
+        let mut b = TableBuilder::new(file.clone(), opts(1 << 20)).unwrap();
+        assert!(b.is_empty());
+        for i in 0..500u32 {
+            let v = ValueStruct {
+                value: vec![b'v'; (i % 40) as usize],
+                ..Default::default()
+            };
+            b.add(
+                &key_with_version(format!("k{:04}", i / 2).as_bytes(), u64::from(7 - i % 2)),
+                vref(&v),
+            )
+            .unwrap();
+        }
+        assert!(!b.is_empty());
+        b.set_stale_data_bytes(4321);
+        let est = b.estimated_size();
+        let s = b.finish().unwrap();
+        let t = Table::open(file.clone(), 3, TableOpenOptions::default()).unwrap();
+        assert_eq!(
+            (t.id(), t.size_bytes(), t.entry_count(), t.user_key_count()),
+            (3, s.size_bytes, 500, 250)
+        );
+        assert_eq!(
+            (t.smallest(), t.biggest()),
+            (&s.smallest[..], &s.biggest[..])
+        );
+        assert_eq!(
+            (t.max_version(), t.stale_data_bytes(), t.data_bytes()),
+            (7, 4321, s.data_bytes)
+        );
+        assert_eq!(t.block_count(), s.block_count as usize);
+        assert!(s.filter_bytes > 0 && s.index_bytes > 0);
+        assert!(
+            est.abs_diff(s.size_bytes) < s.size_bytes / 2,
+            "estimate {est} vs {}",
+            s.size_bytes
+        );
+    }
+
+    #[derive(Debug)]
+    struct CountingFile {
+        inner: Arc<MemFile>,
+        writes: AtomicUsize,
+    }
+
+    impl StorageFile for CountingFile {
+        fn path(&self) -> &Path {
+            self.inner.path()
+        }
+        fn read_at(&self, o: u64, b: &mut [u8]) -> Result<()> {
+            self.inner.read_at(o, b)
+        }
+        fn write_at(&self, o: u64, b: &[u8]) -> Result<()> {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            self.inner.write_at(o, b)
+        }
+        fn len(&self) -> Result<u64> {
+            self.inner.len()
+        }
+        fn set_len(&self, l: u64) -> Result<()> {
+            self.inner.set_len(l)
+        }
+        fn sync_data(&self) -> Result<()> {
+            self.inner.sync_data()
+        }
+    }
+
+    #[test]
+    fn writes_go_out_in_large_chunks() {
+        // Proves a ~2 MiB table of 4 KiB blocks takes about size/256 KiB writes, not one per block.
+        let file = Arc::new(CountingFile {
+            inner: MemFile::new(Vec::new()),
+            writes: AtomicUsize::new(0),
+        });
+        let o = TableBuilderOptions {
+            block_size: 4096,
+            compression: Compression::None,
+            ..opts(1 << 30)
+        };
+        let mut b = TableBuilder::new(file.clone(), o).unwrap();
+        let v = ValueStruct {
+            value: vec![b'v'; 200],
+            ..Default::default()
+        };
+        for i in 0..10_000u32 {
+            b.add(&key_with_version(&i.to_be_bytes(), 1), vref(&v))
+                .unwrap();
+        }
+        let s = b.finish().unwrap();
+        let writes = file.writes.load(Ordering::Relaxed);
+        let chunks = s.size_bytes as usize / super::super::chunk_writer::WRITE_CHUNK_BYTES;
+        assert!(
+            s.block_count > 400 && writes <= chunks + 2,
+            "{writes} writes for {} blocks",
+            s.block_count
+        );
+    }
+
+    #[test]
+    fn misuse_is_refused() {
+        // Proves an empty finish, a non-empty file and invalid options are errors.
+        let b = TableBuilder::new(MemFile::new(Vec::new()), opts(1)).unwrap();
+        assert!(matches!(b.finish(), Err(Error::InvalidRequest(_))));
+        assert!(matches!(
+            TableBuilder::new(MemFile::new(vec![1]), opts(1)),
+            Err(Error::InvalidRequest(_))
+        ));
+        for bad in [
+            TableBuilderOptions {
+                block_size: 0,
+                ..opts(1)
+            },
+            TableBuilderOptions {
+                bloom_false_positive: 1.0,
+                ..opts(1)
+            },
+        ] {
+            assert!(matches!(
+                TableBuilder::new(MemFile::new(Vec::new()), bad),
+                Err(Error::InvalidOptions(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn bad_entries_are_refused() {
+        // Proves out-of-order, duplicate and short keys, unknown meta bits, a malformed pointer
+        // and an oversized entry are InvalidRequest in release builds and a debug assertion in
+        // debug builds, and that the builder stays usable afterwards.
+        let mut b = TableBuilder::new(MemFile::new(Vec::new()), opts(1)).unwrap();
+        let ok = ValueRef {
+            meta: 0,
+            user_meta: 0,
+            expires_at: 0,
+            value: b"v",
+        };
+        b.add(&key_with_version(b"m", 5), ok).unwrap();
+        let big = vec![0u8; MAX_BLOCK_BYTES];
+        let cases = [
+            (key_with_version(b"a", 5), ok),
+            (key_with_version(b"m", 5), ok),
+            (b"short".to_vec(), ok),
+            (key_with_version(b"z", 1), ValueRef { meta: 0x20, ..ok }),
+            (
+                key_with_version(b"z", 1),
+                ValueRef {
+                    meta: meta::VALUE_POINTER,
+                    ..ok
+                },
+            ),
+            (key_with_version(b"z", 1), ValueRef { value: &big, ..ok }),
+        ];
+        for (k, v) in cases {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b.add(&k, v)));
+            match r {
+                Err(panic) if cfg!(debug_assertions) => {
+                    let msg = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+                    assert!(msg.contains("misuse"), "{msg}");
+                }
+                Ok(Err(Error::InvalidRequest(_))) if !cfg!(debug_assertions) => {}
+                other => panic!("{k:?}: {:?}", other.map(|r| r.map(|_| ()))),
+            }
+        }
+        b.add(&key_with_version(b"m", 4), ok).unwrap();
+        assert_eq!(b.finish().unwrap().entry_count, 2);
+    }
+}

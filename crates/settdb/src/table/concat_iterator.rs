@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::iterator::KvIterator;
-use super::table::Table;
+use super::reader::Table;
 use super::table_iterator::{TableIterator, EMPTY_VALUE};
 use crate::error::Result;
 use crate::key::compare_keys;
@@ -137,5 +137,94 @@ impl KvIterator for ConcatIterator {
             c.prev()?;
         }
         self.skip_backward()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::super::{TableBuilder, TableBuilderOptions, TableOpenOptions};
+    use super::*;
+    use crate::key::{key_with_version, same_user_key};
+    use crate::options::Compression;
+    use proptest::prelude::*;
+
+    /// Opens one table per chunk of `entries`, cutting only between user keys.
+    fn tables_of(entries: &[Entry], cuts: &[prop::sample::Index]) -> Vec<Arc<Table>> {
+        let mut bounds: Vec<usize> = cuts
+            .iter()
+            .map(|c| c.index(entries.len()))
+            .filter(|&i| i > 0 && !same_user_key(&entries[i - 1].0, &entries[i].0))
+            .collect();
+        bounds.sort();
+        bounds.dedup();
+        bounds.push(entries.len());
+        let mut start = 0;
+        let mut tables = Vec::new();
+        for end in bounds {
+            let file = MemFile::new(Vec::new());
+            let opts = TableBuilderOptions {
+                ..small_blocks(Compression::Lz4)
+            };
+            let mut b = TableBuilder::new(file.clone(), opts).unwrap();
+            for (k, v) in &entries[start..end] {
+                b.add(k, vref(v)).unwrap();
+            }
+            b.finish().unwrap();
+            tables
+                .push(Table::open(file, tables.len() as u64, TableOpenOptions::default()).unwrap());
+            start = end;
+        }
+        tables
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn concat_equals_the_model(entries in entries(300),
+                                   cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+                                   probes in proptest::collection::vec((user_key(), 0u64..7), 1..20)) {
+            // Proves iteration both ways over a level's tables equals the input, and seeks plus
+            // a step either way equal the model across table boundaries.
+            let tables = tables_of(&entries, &cuts);
+            let mut it = ConcatIterator::new(tables);
+            prop_assert_eq!(&collect_forward(&mut it).unwrap(), &entries);
+            prop_assert_eq!(&collect_backward(&mut it).unwrap(), &entries);
+            for (u, v) in probes {
+                let probe = key_with_version(&u, v);
+                let i = entries.partition_point(|e| compare_keys(&e.0, &probe).is_lt());
+                it.seek(&probe).unwrap();
+                prop_assert_eq!(it.valid(), i < entries.len());
+                if i < entries.len() {
+                    prop_assert_eq!(it.key(), &entries[i].0[..]);
+                    it.prev().unwrap();
+                    prop_assert_eq!(it.valid(), i > 0);
+                    if i > 0 { prop_assert_eq!(it.key(), &entries[i - 1].0[..]); }
+                }
+                let j = entries.partition_point(|e| compare_keys(&e.0, &probe).is_le()).checked_sub(1);
+                it.seek_for_prev(&probe).unwrap();
+                prop_assert_eq!(it.valid(), j.is_some());
+                if let Some(j) = j {
+                    prop_assert_eq!(it.key(), &entries[j].0[..]);
+                    prop_assert_eq!(it.value().to_owned(), entries[j].1.clone());
+                    it.next().unwrap();
+                    prop_assert_eq!(it.valid(), j + 1 < entries.len());
+                    if j + 1 < entries.len() { prop_assert_eq!(it.key(), &entries[j + 1].0[..]); }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_level_is_never_valid() {
+        // Proves every positioning call on no tables leaves the cursor invalid.
+        let mut it = ConcatIterator::new(Vec::new());
+        let k = key_with_version(b"k", 1);
+        it.seek_to_first().unwrap();
+        assert!(!it.valid());
+        it.seek_to_last().unwrap();
+        it.seek(&k).unwrap();
+        it.seek_for_prev(&k).unwrap();
+        assert!(!it.valid());
     }
 }

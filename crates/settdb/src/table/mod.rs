@@ -21,7 +21,7 @@ mod index;
 mod index_builder;
 mod iterator;
 mod meta;
-mod table;
+mod reader;
 mod table_iterator;
 mod table_options;
 #[cfg(test)]
@@ -39,6 +39,6 @@ pub use footer::{Footer, Region, FOOTER_LEN, FORMAT_VERSION, TABLE_MAGIC};
 pub use index::{BlockHandle, BlockIndex};
 pub use iterator::KvIterator;
 pub use meta::TableMeta;
-pub use table::Table;
+pub use reader::Table;
 pub use table_iterator::TableIterator;
 pub use table_options::{TableBuilderOptions, TableOpenOptions, MAX_TARGET_BLOCK_BYTES};

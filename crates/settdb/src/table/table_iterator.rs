@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::block_iterator::BlockIterator;
 use super::iterator::KvIterator;
-use super::table::Table;
+use super::reader::Table;
 use crate::error::Result;
 use crate::value::ValueRef;
 
