@@ -13,6 +13,7 @@ use std::cmp::Ordering;
 use std::path::Path;
 
 use super::block_builder::{COUNT_LEN, ENTRY_HEADER_LEN, OFFSET_LEN};
+use super::compression::MAX_BLOCK_BYTES;
 use crate::coding;
 use crate::error::{Error, Result};
 use crate::key::{compare_keys, is_valid_internal_key};
@@ -181,6 +182,13 @@ impl Block {
 
 /// Validates the count and offsets array; returns where the offsets array starts.
 fn offsets_start(data: &[u8]) -> std::result::Result<usize, String> {
+    if data.len() > MAX_BLOCK_BYTES {
+        // Also keeps every position within the u32 offsets.
+        return Err(format!(
+            "{} bytes is over the {MAX_BLOCK_BYTES}-byte block limit",
+            data.len()
+        ));
+    }
     let count_at = data
         .len()
         .checked_sub(COUNT_LEN)
@@ -237,7 +245,7 @@ fn parse_entry(
     if header_end + usize::from(diff_len) > end {
         return Err(format!("key diff of {diff_len} bytes runs past the entry"));
     }
-    // Offsets were checked to be below `offsets_start <= u32::MAX` values read from u32s.
+    // Positions are below `data.len() <= MAX_BLOCK_BYTES`, so they fit in u32.
     Ok(EntryPos {
         diff_start: header_end as u32,
         diff_len,

@@ -20,6 +20,9 @@ const SNAPPY_MAX_EXPANSION: usize = 32;
 const LZ4_MAX_EXPANSION: usize = 256;
 /// Constant part of the LZ4 bound (a tiny input's first sequence emits up to 19 bytes).
 const LZ4_EXPANSION_SLACK: usize = 64;
+/// ZSTD cannot expand more than 32768x: a block decodes to at most 128 KiB and the smallest
+/// block (RLE) is 4 bytes.
+const ZSTD_MAX_EXPANSION: usize = 32 << 10;
 
 /// Compresses blocks with one algorithm, reusing its output buffer and ZSTD context across
 /// blocks so the write path allocates nothing per block.
@@ -100,7 +103,7 @@ fn grow(buf: &mut Vec<u8>, len: usize) {
 }
 
 /// Largest output `kind` may claim for `compressed_len` input bytes: [`MAX_BLOCK_BYTES`], and
-/// for Snappy and LZ4 also what the format can physically expand to.
+/// what the format can physically expand to, so a tiny payload cannot make us allocate much.
 pub fn max_uncompressed_len(kind: Compression, compressed_len: usize) -> usize {
     let physical = match kind {
         Compression::Snappy => compressed_len.saturating_mul(SNAPPY_MAX_EXPANSION),
@@ -108,7 +111,7 @@ pub fn max_uncompressed_len(kind: Compression, compressed_len: usize) -> usize {
             .saturating_mul(LZ4_MAX_EXPANSION)
             .saturating_add(LZ4_EXPANSION_SLACK),
         Compression::None => compressed_len,
-        Compression::Zstd(_) => usize::MAX,
+        Compression::Zstd(_) => compressed_len.saturating_mul(ZSTD_MAX_EXPANSION),
     };
     physical.min(MAX_BLOCK_BYTES)
 }
