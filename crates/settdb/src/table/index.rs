@@ -171,9 +171,10 @@ fn decode_entry<'a>(
             "block {i} at {offset}, expected {expect_offset} (blocks must be adjacent)"
         ));
     }
-    if (stored_len as usize) <= BLOCK_TRAILER_LEN {
+    if !(BLOCK_TRAILER_LEN + 1..=MAX_STORED_BLOCK_LEN).contains(&(stored_len as usize)) {
         return Err(format!(
-            "block {i} stored length {stored_len} is not above the trailer"
+            "block {i} stored length {stored_len} not in [{}, {MAX_STORED_BLOCK_LEN}]",
+            BLOCK_TRAILER_LEN + 1
         ));
     }
     if !is_valid_internal_key(key) {
@@ -245,6 +246,9 @@ mod tests {
         let mut huge = good.clone();
         huge[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(is_corrupt(BlockIndex::decode(&huge, p, 9, end)));
+        let mut oversized = good.clone();
+        oversized[4 + 8..4 + 12].copy_from_slice(&u32::MAX.to_le_bytes()); // block 0's length
+        assert!(is_corrupt(BlockIndex::decode(&oversized, p, 9, u64::MAX)));
         let mut trailing = good.clone();
         trailing.push(0);
         assert!(is_corrupt(BlockIndex::decode(&trailing, p, 9, end)));
