@@ -58,10 +58,15 @@ fn overwrites_settle_under_2x_and_l0_stays_below_stall() {
     let (lsm, _) = db.size_bytes();
     let live = KEYS * (11 + VALUE_LEN as u64);
     let amp = lsm as f64 / live as f64;
-    let below_frac = below.load(Ordering::Relaxed) as f64 / samples.load(Ordering::Relaxed).max(1) as f64;
+    let below_frac =
+        below.load(Ordering::Relaxed) as f64 / samples.load(Ordering::Relaxed).max(1) as f64;
     eprintln!("space amplification {amp:.2} ({lsm} table bytes for {live} live bytes); L0 below stall in {:.1}% of samples", below_frac * 100.0);
     assert!(amp < 2.0, "space amplification {amp:.2}");
-    assert!(below_frac > 0.9, "L0 at or above the stall count in {:.1}% of samples", (1.0 - below_frac) * 100.0);
+    assert!(
+        below_frac > 0.9,
+        "L0 at or above the stall count in {:.1}% of samples",
+        (1.0 - below_frac) * 100.0
+    );
     for i in (0..KEYS).step_by(997) {
         assert!(db.get(format!("key{i:08}").as_bytes()).unwrap().is_some());
     }
@@ -86,5 +91,8 @@ fn tombstones_are_reclaimed_at_the_last_level() {
         .flat_map(|l| levels.tables(l).iter().map(|t| t.table().entry_count()))
         .sum();
     assert_eq!(db.get(b"key00000005").unwrap(), None);
-    assert!(entries < KEYS / 10, "{entries} entries (tombstones) left after compaction");
+    assert!(
+        entries < KEYS / 10,
+        "{entries} entries (tombstones) left after compaction"
+    );
 }

@@ -44,7 +44,9 @@ fn opts(dir: &Path) -> settdb::Options {
 #[test]
 fn child_writer() {
     // Not a test on its own: the body of the child process (does nothing without the env).
-    let Ok(dir) = std::env::var("SETTDB_KILL_CHILD_DIR") else { return };
+    let Ok(dir) = std::env::var("SETTDB_KILL_CHILD_DIR") else {
+        return;
+    };
     let start: u64 = std::env::var("SETTDB_KILL_START").unwrap().parse().unwrap();
     let db = Db::open(opts(Path::new(&dir))).unwrap();
     let mut out = std::io::stdout().lock();
@@ -62,7 +64,10 @@ fn check_prefix(db: &Db, upto: u64) -> u64 {
         let present: Vec<bool> = (0..KEYS_PER_BATCH)
             .map(|j| db.get(format!("b{i:07}-{j}").as_bytes()).unwrap().is_some())
             .collect();
-        assert!(present.iter().all(|&p| p) || present.iter().all(|&p| !p), "half of batch {i}");
+        assert!(
+            present.iter().all(|&p| p) || present.iter().all(|&p| !p),
+            "half of batch {i}"
+        );
         match (prefix, present[0]) {
             (None, false) => prefix = Some(i),
             (Some(p), true) => panic!("batch {i} present after missing batch {p}"),
@@ -110,7 +115,10 @@ fn sigkill_loses_no_acknowledged_write() {
         let upto = acked.map_or(next, |a| a + 1) + 50;
         let prefix = check_prefix(&db, upto);
         if let Some(a) = acked {
-            assert!(prefix > a, "cycle {cycle}: acknowledged batch {a} lost (prefix {prefix})");
+            assert!(
+                prefix > a,
+                "cycle {cycle}: acknowledged batch {a} lost (prefix {prefix})"
+            );
         }
         eprintln!("cycle {cycle}: acked {acked:?}, recovered {prefix} batches");
         next = prefix;

@@ -42,18 +42,28 @@ fn surviving_prefix(db: &Db, issued: u64, seed: u64, mode: CrashMode) -> u64 {
                 let key = format!("b{i:05}-{j}");
                 match db.get(key.as_bytes()).unwrap() {
                     Some(v) => {
-                        assert_eq!(v, value_for(key.as_bytes(), i, if j == 0 { 200 } else { 10 }), "seed {seed} {mode:?}");
+                        assert_eq!(
+                            v,
+                            value_for(key.as_bytes(), i, if j == 0 { 200 } else { 10 }),
+                            "seed {seed} {mode:?}"
+                        );
                         true
                     }
                     None => false,
                 }
             })
             .collect();
-        assert!(found.iter().all(|&f| f) || found.iter().all(|&f| !f), "half of batch {i} survived (seed {seed}, {mode:?})");
+        assert!(
+            found.iter().all(|&f| f) || found.iter().all(|&f| !f),
+            "half of batch {i} survived (seed {seed}, {mode:?})"
+        );
         present.push(found[0]);
     }
     let prefix = present.iter().take_while(|&&p| p).count() as u64;
-    assert!(present[prefix as usize..].iter().all(|&p| !p), "gap after batch {prefix} (seed {seed}, {mode:?})");
+    assert!(
+        present[prefix as usize..].iter().all(|&p| !p),
+        "gap after batch {prefix} (seed {seed}, {mode:?})"
+    );
     prefix
 }
 
@@ -72,10 +82,14 @@ fn crash_cycle(seed: u64, mode: CrashMode, sync_writes: bool) {
     }
     let crashed = sim.crash(mode, seed);
     drop(db);
-    let reopened = Db::open(small_options(dir, Arc::new(crashed))).unwrap_or_else(|e| panic!("reopen failed (seed {seed}, {mode:?}): {e}"));
+    let reopened = Db::open(small_options(dir, Arc::new(crashed)))
+        .unwrap_or_else(|e| panic!("reopen failed (seed {seed}, {mode:?}): {e}"));
     let prefix = surviving_prefix(&reopened, issued, seed, mode);
     if sync_writes || matches!(mode, CrashMode::Everything) {
-        assert_eq!(prefix, issued, "acknowledged batches lost (seed {seed}, {mode:?}, sync {sync_writes})");
+        assert_eq!(
+            prefix, issued,
+            "acknowledged batches lost (seed {seed}, {mode:?}, sync {sync_writes})"
+        );
     }
 }
 
@@ -84,7 +98,13 @@ fn crash_copies_reopen_to_a_prefix_of_batches() {
     // Proves recovery yields a prefix of the batches for every crash mode and many seeds,
     // and loses nothing acknowledged with sync_writes.
     let base = seed(1000);
-    let modes = [CrashMode::Prefix, CrashMode::Subset, CrashMode::TornTail, CrashMode::Nothing, CrashMode::Everything];
+    let modes = [
+        CrashMode::Prefix,
+        CrashMode::Subset,
+        CrashMode::TornTail,
+        CrashMode::Nothing,
+        CrashMode::Everything,
+    ];
     for i in 0..8u64 {
         for mode in modes {
             crash_cycle(base + i, mode, i % 2 == 0);

@@ -30,7 +30,11 @@ fn run(storage: Arc<dyn Storage>, dir: &Path, seed: u64, steps: usize) {
         let key = format!("k{:04}", rng.random_range(0..400)).into_bytes();
         match rng.random_range(0..1000) {
             0..=599 => {
-                let len = if rng.random_bool(0.3) { rng.random_range(64..2000) } else { rng.random_range(0..64) };
+                let len = if rng.random_bool(0.3) {
+                    rng.random_range(64..2000)
+                } else {
+                    rng.random_range(0..64)
+                };
                 let v = value_for(&key, step as u64, len);
                 let ver = db.set(key.clone(), v.clone()).unwrap();
                 model.entry(key).or_default().insert(ver, Some(v));
@@ -43,7 +47,12 @@ fn run(storage: Arc<dyn Storage>, dir: &Path, seed: u64, steps: usize) {
             }
             800..=969 => {
                 let got = db.get(&key).unwrap();
-                assert_eq!(got, model_get(&model, &key, u64::MAX), "step {step} key {:?} seed {seed}", String::from_utf8_lossy(&key));
+                assert_eq!(
+                    got,
+                    model_get(&model, &key, u64::MAX),
+                    "step {step} key {:?} seed {seed}",
+                    String::from_utf8_lossy(&key)
+                );
             }
             970..=984 => db.flush().unwrap(),
             985..=994 => db.compact_until_settled().unwrap(),
@@ -58,12 +67,22 @@ fn run(storage: Arc<dyn Storage>, dir: &Path, seed: u64, steps: usize) {
     db.flush().unwrap();
     db.compact_until_settled().unwrap();
     for key in model.keys() {
-        assert_eq!(db.get(key).unwrap(), model_get(&model, key, u64::MAX), "final {:?} seed {seed}", String::from_utf8_lossy(key));
+        assert_eq!(
+            db.get(key).unwrap(),
+            model_get(&model, key, u64::MAX),
+            "final {:?} seed {seed}",
+            String::from_utf8_lossy(key)
+        );
     }
     db.close().unwrap();
     let db = Db::open(opts).unwrap();
     for key in model.keys() {
-        assert_eq!(db.get(key).unwrap(), model_get(&model, key, u64::MAX), "after reopen {:?} seed {seed}", String::from_utf8_lossy(key));
+        assert_eq!(
+            db.get(key).unwrap(),
+            model_get(&model, key, u64::MAX),
+            "after reopen {:?} seed {seed}",
+            String::from_utf8_lossy(key)
+        );
     }
 }
 
@@ -72,7 +91,12 @@ fn random_ops_match_model_on_simulated_storage() {
     // Proves reads equal the model for many seeds, in memory (fast), with every path taken.
     let base = seed(0x5e77);
     for i in 0..6 {
-        run(Arc::new(SimStorage::new()), Path::new("/db"), base + i, 3_000);
+        run(
+            Arc::new(SimStorage::new()),
+            Path::new("/db"),
+            base + i,
+            3_000,
+        );
     }
 }
 

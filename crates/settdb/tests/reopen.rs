@@ -29,8 +29,13 @@ fn reopen_after_close_returns_everything() {
         let db = Db::open(opts.clone().with_read_only(read_only)).unwrap();
         for i in 0..n {
             let k = format!("key{i:06}");
-            let want = (i % 7 != 0).then(|| value_for(k.as_bytes(), 1, if i % 3 == 0 { 300 } else { 20 }));
-            assert_eq!(db.get(k.as_bytes()).unwrap(), want, "{k} (read_only={read_only})");
+            let want =
+                (i % 7 != 0).then(|| value_for(k.as_bytes(), 1, if i % 3 == 0 { 300 } else { 20 }));
+            assert_eq!(
+                db.get(k.as_bytes()).unwrap(),
+                want,
+                "{k} (read_only={read_only})"
+            );
         }
         db.close().unwrap();
     }
@@ -45,7 +50,10 @@ fn second_open_is_locked_and_read_only_refuses_writes() {
     let db = Db::open(opts.clone()).unwrap();
     db.set("a", "1").unwrap();
     assert!(matches!(Db::open(opts.clone()), Err(Error::Locked { .. })));
-    assert!(matches!(Db::open(opts.clone().with_read_only(true)), Err(Error::Locked { .. })));
+    assert!(matches!(
+        Db::open(opts.clone().with_read_only(true)),
+        Err(Error::Locked { .. })
+    ));
     db.close().unwrap();
     let ro1 = Db::open(opts.clone().with_read_only(true)).unwrap();
     let ro2 = Db::open(opts.clone().with_read_only(true)).unwrap();
@@ -67,7 +75,10 @@ fn drop_without_close_recovers() {
     }
     let db = Db::open(opts).unwrap();
     for i in 0..500 {
-        assert_eq!(db.get(format!("k{i}").as_bytes()).unwrap(), Some(vec![b'x'; 100]));
+        assert_eq!(
+            db.get(format!("k{i}").as_bytes()).unwrap(),
+            Some(vec![b'x'; 100])
+        );
     }
 }
 
@@ -76,8 +87,14 @@ fn bad_keys_and_sizes_are_typed_errors() {
     // Proves misuse is an error, not a panic: empty, reserved and huge keys; huge batches.
     let db = Db::open(settdb::Options::in_memory()).unwrap();
     assert!(matches!(db.set("", "v"), Err(Error::EmptyKey)));
-    assert!(matches!(db.set("!settdb!x", "v"), Err(Error::InvalidKey { .. })));
-    assert!(matches!(db.set(vec![b'k'; 65_001], "v"), Err(Error::InvalidKey { .. })));
+    assert!(matches!(
+        db.set("!settdb!x", "v"),
+        Err(Error::InvalidKey { .. })
+    ));
+    assert!(matches!(
+        db.set(vec![b'k'; 65_001], "v"),
+        Err(Error::InvalidKey { .. })
+    ));
     let many: Vec<_> = (0..200_000u32)
         .map(|i| settdb::write::WriteEntry {
             key: format!("k{i}").into(),

@@ -74,7 +74,10 @@ impl Compactor {
 
     /// The discard statistics so far.
     pub fn discard_stats(&self) -> DiscardStats {
-        self.discard.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.discard
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Picks and reserves the most urgent compaction, if any level needs one.
@@ -88,9 +91,19 @@ impl Compactor {
                 continue;
             }
             let task = if p.level == 0 {
-                pick_l0(&snapshot, targets.base_level, targets.table_bytes[targets.base_level], &in_flight)
+                pick_l0(
+                    &snapshot,
+                    targets.base_level,
+                    targets.table_bytes[targets.base_level],
+                    &in_flight,
+                )
             } else {
-                pick_level(&snapshot, p.level, targets.table_bytes[p.level + 1], &in_flight)
+                pick_level(
+                    &snapshot,
+                    p.level,
+                    targets.table_bytes[p.level + 1],
+                    &in_flight,
+                )
             };
             if let Some(task) = task {
                 if in_flight.try_reserve(&task) {
@@ -109,7 +122,12 @@ impl Compactor {
         }
     }
 
-    fn run_task(&self, task: &CompactionTask, snapshot: &LevelsSnapshot, discard_ts: u64) -> Result<CompactionOutcome> {
+    fn run_task(
+        &self,
+        task: &CompactionTask,
+        snapshot: &LevelsSnapshot,
+        discard_ts: u64,
+    ) -> Result<CompactionOutcome> {
         let policy = RetentionPolicy {
             discard_ts,
             num_versions_to_keep: self.num_versions_to_keep,
@@ -123,7 +141,9 @@ impl Compactor {
     }
 
     fn record_discards(&self, found: &DiscardStats) -> Result<()> {
-        let Some(dir) = &self.value_dir else { return Ok(()) };
+        let Some(dir) = &self.value_dir else {
+            return Ok(());
+        };
         if found.is_empty() {
             return Ok(());
         }
@@ -138,8 +158,13 @@ impl Compactor {
             let snapshot = self.levels.snapshot();
             let targets = level_targets(&self.shape(&snapshot), &self.target_opts);
             let mut in_flight = self.lock_in_flight();
-            let picked = pick_l0(&snapshot, targets.base_level, targets.table_bytes[targets.base_level], &in_flight)
-                .filter(|t| in_flight.try_reserve(t));
+            let picked = pick_l0(
+                &snapshot,
+                targets.base_level,
+                targets.table_bytes[targets.base_level],
+                &in_flight,
+            )
+            .filter(|t| in_flight.try_reserve(t));
             drop(in_flight);
             match picked {
                 Some(task) => {
@@ -164,9 +189,11 @@ impl Compactor {
                 if snapshot.tables(level).is_empty() {
                     break;
                 }
-                let target = level_targets(&self.shape(&snapshot), &self.target_opts).table_bytes[level + 1];
+                let target =
+                    level_targets(&self.shape(&snapshot), &self.target_opts).table_bytes[level + 1];
                 let mut in_flight = self.lock_in_flight();
-                let picked = pick_level(&snapshot, level, target, &in_flight).filter(|t| in_flight.try_reserve(t));
+                let picked = pick_level(&snapshot, level, target, &in_flight)
+                    .filter(|t| in_flight.try_reserve(t));
                 drop(in_flight);
                 match picked {
                     Some(task) => {

@@ -8,7 +8,9 @@ mod runner;
 mod task;
 
 pub use compactor::Compactor;
-pub use priority::{level_targets, pick_levels, CompactionPriority, LevelShape, TargetOptions, Targets};
+pub use priority::{
+    level_targets, pick_levels, CompactionPriority, LevelShape, TargetOptions, Targets,
+};
 pub use retention::{Decision, Retention, RetentionPolicy};
 pub use runner::{run_compaction, CompactionOutcome};
 pub use task::{pick_l0, pick_level, CompactionTask, InFlight, KeyRange};

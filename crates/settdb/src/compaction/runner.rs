@@ -13,7 +13,9 @@ use super::task::CompactionTask;
 use crate::error::Result;
 use crate::io::OpenMode;
 use crate::levels::{LevelTable, Levels, LevelsEdit, LevelsSnapshot};
-use crate::table::{ConcatIterator, KvIterator, MergeIterator, TableBuilder, TableBuilderOptions, TableIterator};
+use crate::table::{
+    ConcatIterator, KvIterator, MergeIterator, TableBuilder, TableBuilderOptions, TableIterator,
+};
 use crate::vlog::DiscardStats;
 
 /// What a compaction did.
@@ -53,7 +55,10 @@ pub fn run_compaction(
         let (key, value) = (merge.key(), merge.value());
         match retention.decide(key, value, &mut deeper) {
             Decision::Keep => {
-                if builder.as_ref().is_some_and(|(_, b)| b.should_split_before(key)) {
+                if builder
+                    .as_ref()
+                    .is_some_and(|(_, b)| b.should_split_before(key))
+                {
                     if let Some((id, b)) = builder.take() {
                         outputs.push(finish_table(levels, id, b)?);
                     }
@@ -116,7 +121,9 @@ fn deeper_may_hold(snapshot: &LevelsSnapshot, to_level: usize, uk: &[u8]) -> boo
 
 fn new_builder(levels: &Levels, opts: TableBuilderOptions) -> Result<(u64, TableBuilder)> {
     let id = levels.new_table_id();
-    let file = levels.storage().open(&levels.table_path(id), OpenMode::CreateNew)?;
+    let file = levels
+        .storage()
+        .open(&levels.table_path(id), OpenMode::CreateNew)?;
     Ok((id, TableBuilder::new(file, opts)?))
 }
 
@@ -126,7 +133,8 @@ fn finish_table(levels: &Levels, id: u64, builder: TableBuilder) -> Result<Arc<L
 }
 
 fn edit_for(task: &CompactionTask, outputs: Vec<Arc<LevelTable>>) -> LevelsEdit {
-    let mut removed: Vec<(usize, u64)> = task.top.iter().map(|t| (task.from_level, t.id())).collect();
+    let mut removed: Vec<(usize, u64)> =
+        task.top.iter().map(|t| (task.from_level, t.id())).collect();
     removed.extend(task.bottom.iter().map(|t| (task.to_level, t.id())));
     LevelsEdit {
         added: outputs.into_iter().map(|t| (task.to_level, t)).collect(),

@@ -62,7 +62,11 @@ pub struct CompactionTask {
 impl CompactionTask {
     /// Bytes of input tables.
     pub fn input_bytes(&self) -> u64 {
-        self.top.iter().chain(&self.bottom).map(|t| t.size_bytes()).sum()
+        self.top
+            .iter()
+            .chain(&self.bottom)
+            .map(|t| t.size_bytes())
+            .sum()
     }
 }
 
@@ -85,7 +89,10 @@ impl InFlight {
     }
 
     fn range_free(&self, level: usize, range: &KeyRange) -> bool {
-        !self.ranges.iter().any(|(l, r)| *l == level && r.overlaps(range))
+        !self
+            .ranges
+            .iter()
+            .any(|(l, r)| *l == level && r.overlaps(range))
     }
 
     fn level_busy(&self, level: usize) -> bool {
@@ -111,14 +118,19 @@ impl InFlight {
         for t in task.top.iter().chain(&task.bottom) {
             self.tables.insert(t.id());
         }
-        self.bytes_by_level[task.from_level] += task.top.iter().map(|t| t.size_bytes()).sum::<u64>();
+        self.bytes_by_level[task.from_level] +=
+            task.top.iter().map(|t| t.size_bytes()).sum::<u64>();
         true
     }
 
     /// Releases what [`InFlight::try_reserve`] took for `task`.
     pub fn release(&mut self, task: &CompactionTask) {
         for level in [task.from_level, task.to_level] {
-            if let Some(pos) = self.ranges.iter().position(|(l, r)| *l == level && *r == task.range) {
+            if let Some(pos) = self
+                .ranges
+                .iter()
+                .position(|(l, r)| *l == level && *r == task.range)
+            {
                 self.ranges.remove(pos);
             }
         }
@@ -126,7 +138,8 @@ impl InFlight {
             self.tables.remove(&t.id());
         }
         let top: u64 = task.top.iter().map(|t| t.size_bytes()).sum();
-        self.bytes_by_level[task.from_level] = self.bytes_by_level[task.from_level].saturating_sub(top);
+        self.bytes_by_level[task.from_level] =
+            self.bytes_by_level[task.from_level].saturating_sub(top);
     }
 
     /// Bytes per level being compacted away (not counted in scores).
@@ -136,7 +149,12 @@ impl InFlight {
 }
 
 /// The L0 → base task, if L0 is free.
-pub fn pick_l0(snapshot: &LevelsSnapshot, base_level: usize, target_table_bytes: u64, in_flight: &InFlight) -> Option<CompactionTask> {
+pub fn pick_l0(
+    snapshot: &LevelsSnapshot,
+    base_level: usize,
+    target_table_bytes: u64,
+    in_flight: &InFlight,
+) -> Option<CompactionTask> {
     if in_flight.level_busy(0) {
         return None;
     }
@@ -161,13 +179,20 @@ pub fn pick_l0(snapshot: &LevelsSnapshot, base_level: usize, target_table_bytes:
     }
     top.reverse(); // back to newest first
     let range = range?;
-    let bottom = snapshot.tables(base_level)[snapshot.overlapping_range(base_level, &range.lo, &range.hi)].to_vec();
+    let bottom = snapshot.tables(base_level)
+        [snapshot.overlapping_range(base_level, &range.lo, &range.hi)]
+    .to_vec();
     let task = task_with_bottom(0, base_level, top, bottom, target_table_bytes);
     in_flight.tables_free(&task.bottom).then_some(task)
 }
 
 /// An Li → Li+1 task (`level >= 1`) for the oldest table whose ranges are free.
-pub fn pick_level(snapshot: &LevelsSnapshot, level: usize, target_table_bytes: u64, in_flight: &InFlight) -> Option<CompactionTask> {
+pub fn pick_level(
+    snapshot: &LevelsSnapshot,
+    level: usize,
+    target_table_bytes: u64,
+    in_flight: &InFlight,
+) -> Option<CompactionTask> {
     let next = level + 1;
     if next >= snapshot.level_count() {
         return None;
@@ -176,8 +201,11 @@ pub fn pick_level(snapshot: &LevelsSnapshot, level: usize, target_table_bytes: u
     candidates.sort_by_key(|t| t.table().max_version());
     for t in candidates {
         let top = vec![t.clone()];
-        let Some(range) = KeyRange::of(&top) else { continue };
-        let bottom = snapshot.tables(next)[snapshot.overlapping_range(next, &range.lo, &range.hi)].to_vec();
+        let Some(range) = KeyRange::of(&top) else {
+            continue;
+        };
+        let bottom =
+            snapshot.tables(next)[snapshot.overlapping_range(next, &range.lo, &range.hi)].to_vec();
         let task = task_with_bottom(level, next, top, bottom, target_table_bytes);
         if in_flight.range_free(level, &task.range)
             && in_flight.range_free(next, &task.range)
@@ -198,7 +226,10 @@ fn task_with_bottom(
     target_table_bytes: u64,
 ) -> CompactionTask {
     let all: Vec<Arc<LevelTable>> = top.iter().chain(&bottom).cloned().collect();
-    let range = KeyRange::of(&all).unwrap_or(KeyRange { lo: Vec::new(), hi: Vec::new() });
+    let range = KeyRange::of(&all).unwrap_or(KeyRange {
+        lo: Vec::new(),
+        hi: Vec::new(),
+    });
     CompactionTask {
         from_level,
         to_level,

@@ -40,7 +40,11 @@ pub struct Memtables {
 impl Memtables {
     /// A set starting with `mutable` and `immutable` (oldest first), holding at most
     /// `max_memtables` memtables before writes wait.
-    pub fn new(mutable: Arc<Memtable>, immutable: Vec<Arc<Memtable>>, max_memtables: usize) -> Self {
+    pub fn new(
+        mutable: Arc<Memtable>,
+        immutable: Vec<Arc<Memtable>>,
+        max_memtables: usize,
+    ) -> Self {
         Memtables {
             state: Mutex::new(State {
                 mutable,

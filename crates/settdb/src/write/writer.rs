@@ -91,7 +91,10 @@ struct Scratch {
 pub fn run_writer(ctx: &WriterContext) {
     let mut scratch = Scratch::default();
     while let Some(group) = ctx.queue.pop_group(ctx.limits) {
-        let outcome = ctx.poison.check().and_then(|()| write_group(ctx, &group, &mut scratch));
+        let outcome = ctx
+            .poison
+            .check()
+            .and_then(|()| write_group(ctx, &group, &mut scratch));
         if let Err(e) = &outcome {
             if !matches!(e, Error::Poisoned(_)) {
                 ctx.poison.set(e);
@@ -204,7 +207,8 @@ fn append_values(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -
         vlog.append(&big, &mut out)?;
         s.vptrs = out;
     }
-    s.vptr_bytes.extend(s.vptrs.iter().map(ValuePointer::encode));
+    s.vptr_bytes
+        .extend(s.vptrs.iter().map(ValuePointer::encode));
     Ok(())
 }
 

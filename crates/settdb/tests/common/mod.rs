@@ -37,7 +37,10 @@ pub fn seed(default: u64) -> u64 {
 /// A value of `len` bytes derived from `key` and `tag`, so a read can be checked exactly.
 pub fn value_for(key: &[u8], tag: u64, len: usize) -> Vec<u8> {
     let mut v = Vec::with_capacity(len);
-    let mut x = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ key.iter().fold(0u64, |a, &b| a.rotate_left(5) ^ u64::from(b));
+    let mut x = tag.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ key
+            .iter()
+            .fold(0u64, |a, &b| a.rotate_left(5) ^ u64::from(b));
     while v.len() < len {
         x ^= x << 13;
         x ^= x >> 7;
