@@ -14,6 +14,8 @@ mod crash_tests;
 mod discard_stats;
 mod file_name;
 mod recovery;
+#[cfg(test)]
+mod testing;
 mod value_log;
 mod vlog_file;
 mod vlog_writer;

@@ -161,7 +161,7 @@ mod tests {
         match f.read(vp, &other) {
             Err(Error::Corruption { offset, reason, .. }) => {
                 assert_eq!(offset, u64::from(vp.offset));
-                assert!(reason.contains("k\\x00"), "{reason}");
+                assert!(reason.contains(r#"stored under key "k\xff"#), "{reason}");
             }
             r => panic!("expected Corruption, got {r:?}"),
         }
