@@ -188,3 +188,184 @@ fn check_id(header: &LogHeader, id: u32, path: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::SimStorage;
+    use crate::log::{LogWriter, FILE_HEADER_LEN};
+    use crate::vlog::testing::{append, gen_group, open_sim, opts, read_only, rng, DIR};
+
+    /// A value directory with files 1..=3, each holding two groups, all synced.
+    fn three_files() -> SimStorage {
+        let sim = SimStorage::new();
+        let (vlog, _) = open_sim(&sim, opts(1 << 20, 4)).unwrap();
+        let mut r = rng(20);
+        for g in 0..6 {
+            append(&vlog, gen_group(&mut r, g, 2, 40)).unwrap();
+        }
+        vlog.close().unwrap();
+        assert_eq!(vlog.file_ids(), vec![1, 2, 3]);
+        sim
+    }
+
+    fn path(id: u32) -> std::path::PathBuf {
+        Path::new(DIR).join(vlog_file_name(id))
+    }
+
+    fn corruption_at(sim: &SimStorage) -> (std::path::PathBuf, u64) {
+        match recover_dir(sim, Path::new(DIR)) {
+            Err(Error::Corruption { file, offset, .. }) => (file, offset),
+            other => panic!("expected Corruption, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_clean_directory_reports_every_file_and_ignores_foreign_names() {
+        // Proves older files are Sealed at their length, the newest is replayed, foreign
+        // names are skipped, and a missing directory holds nothing.
+        let sim = three_files();
+        sim.set_bytes(&Path::new(DIR).join("DISCARD"), b"x")
+            .unwrap();
+        sim.set_bytes(&Path::new(DIR).join("000009.vlog.tmp"), b"x")
+            .unwrap();
+        let rec = recover_dir(&sim, Path::new(DIR)).unwrap();
+        let checks: Vec<_> = rec.report.files.iter().map(|f| (f.id, f.check)).collect();
+        assert_eq!(
+            checks,
+            vec![
+                (1, FileCheck::Sealed),
+                (2, FileCheck::Sealed),
+                (3, FileCheck::Replayed(StopReason::CleanEnd)),
+            ]
+        );
+        for f in &rec.report.files {
+            assert_eq!(f.valid_end, f.file_len);
+            assert_eq!(rec.open[&f.id].readable_end(), f.valid_end);
+            assert_eq!(rec.report.valid_end(f.id), Some(f.valid_end));
+        }
+        let none = recover_dir(&sim, Path::new("/nowhere")).unwrap();
+        assert!(none.report.files.is_empty() && none.open.is_empty());
+    }
+
+    #[test]
+    fn damaged_older_files_and_names_are_corruption() {
+        // Proves an unborn older file, one too short for a batch, one whose header names
+        // another id, a WAL under a .vlog name and a malformed name are each Corruption
+        // naming the file (and the offset of the damage).
+        type Case = (&'static str, fn(&SimStorage), std::path::PathBuf, u64);
+        let cases: [Case; 5] = [
+            (
+                "unborn",
+                |s| s.set_bytes(&path(1), &[0; 30]).unwrap(),
+                path(1),
+                0,
+            ),
+            (
+                "short",
+                |s| {
+                    let b = s.durable_bytes(&path(2)).unwrap();
+                    s.set_bytes(&path(2), &b[..60]).unwrap();
+                },
+                path(2),
+                48,
+            ),
+            (
+                "renamed",
+                |s| {
+                    let b = s.durable_bytes(&path(1)).unwrap();
+                    s.set_bytes(&path(2), &b).unwrap();
+                },
+                path(2),
+                0,
+            ),
+            (
+                "wal",
+                |s| {
+                    let h = LogHeader::new(LogKind::Wal, 1);
+                    s.set_bytes(&path(1), &h.encode()).unwrap();
+                },
+                path(1),
+                0,
+            ),
+            (
+                "name",
+                |s| s.set_bytes(&Path::new(DIR).join("7.vlog"), b"").unwrap(),
+                Path::new(DIR).join("7.vlog"),
+                0,
+            ),
+        ];
+        for (what, damage, file, offset) in cases {
+            let sim = three_files();
+            damage(&sim);
+            assert_eq!(corruption_at(&sim), (file, offset), "{what}");
+        }
+    }
+
+    #[test]
+    fn an_unborn_newest_file_is_ignored_then_removed() {
+        // Proves a newest file whose header never landed is reported Unborn and not opened,
+        // read-only leaves it, and a writing open removes it and starts past its id.
+        let sim = three_files();
+        sim.set_bytes(&path(4), &[0; FILE_HEADER_LEN - 1]).unwrap();
+        let rec = recover_dir(&sim, Path::new(DIR)).unwrap();
+        let newest = rec.report.newest().unwrap();
+        assert!(newest.is_unborn() && newest.is_empty());
+        assert_eq!(newest.id, 4);
+        assert!(!rec.open.contains_key(&4));
+        let (ro, _) = open_sim(&sim, read_only(opts(1 << 20, 4))).unwrap();
+        assert_eq!(ro.file_ids(), vec![1, 2, 3]);
+        assert!(sim.live_bytes(&path(4)).is_some());
+        let (vlog, _) = open_sim(&sim, opts(1 << 20, 4)).unwrap();
+        assert!(sim.durable_bytes(&path(4)).is_none());
+        assert_eq!(vlog.active_file_id(), Some(5));
+        assert_eq!(vlog.file_ids(), vec![1, 2, 3, 5]);
+    }
+
+    #[test]
+    fn a_torn_newest_file_is_sealed_at_its_valid_end() {
+        // Proves a torn tail on the newest file is reported (valid end below the length),
+        // left alone read-only, and truncated durably when opened for writing, so the file
+        // is complete once it is no longer the newest.
+        let sim = three_files();
+        let mut b = sim.durable_bytes(&path(3)).unwrap();
+        let valid = b.len() as u64;
+        b.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7]);
+        sim.set_bytes(&path(3), &b).unwrap();
+        let rec = recover_dir(&sim, Path::new(DIR)).unwrap();
+        let newest = rec.report.newest().unwrap();
+        assert_eq!((newest.valid_end, newest.tail_bytes()), (valid, 7));
+        assert_eq!(
+            newest.check,
+            FileCheck::Replayed(StopReason::TornTail { offset: valid })
+        );
+        drop(open_sim(&sim, read_only(opts(1 << 20, 4))).unwrap());
+        assert_eq!(sim.live_bytes(&path(3)).unwrap().len() as u64, valid + 7);
+        drop(open_sim(&sim, opts(1 << 20, 4)).unwrap());
+        assert_eq!(sim.durable_bytes(&path(3)).unwrap().len() as u64, valid);
+        let rec = recover_dir(&sim, Path::new(DIR)).unwrap();
+        assert_eq!(rec.report.get(3).unwrap().check, FileCheck::Sealed);
+        assert_eq!(rec.report.get(3).unwrap().valid_end, valid);
+    }
+
+    #[test]
+    fn damage_in_the_newest_files_synced_bytes_is_corruption() {
+        // Proves a damaged batch followed by a batch that records it as synced is Corruption
+        // at the damaged batch (replay's rule 4), not a torn tail silently cut.
+        let sim = SimStorage::new();
+        sim.create_dir_all(Path::new(DIR)).unwrap();
+        let hdr = LogHeader::new(LogKind::ValueLog, 1);
+        let mut w = LogWriter::create(&sim, &path(1), hdr).unwrap();
+        let mut r = rng(21);
+        let mut pos = Vec::new();
+        for g in 0..2 {
+            let es = gen_group(&mut r, g, 1, 10);
+            let recs: Vec<_> = es.iter().map(|e| e.as_record()).collect();
+            w.append_batch(&recs, &mut pos).unwrap();
+            w.sync().unwrap();
+        }
+        sim.corrupt(&path(1), FIRST_RECORD_OFFSET + 3, 0x40)
+            .unwrap();
+        assert_eq!(corruption_at(&sim), (path(1), FIRST_BATCH_OFFSET));
+    }
+}

@@ -721,7 +721,7 @@ mod tests {
                 Err(Error::Poisoned(_))
             ));
             assert_eq!(vlog.file_ids(), vec![1]);
-            assert!(!sim.live_bytes(&vlog.path_of(2)).is_some());
+            assert!(sim.live_bytes(&vlog.path_of(2)).is_none());
         }
     }
 
