@@ -190,7 +190,7 @@ impl ValueLog {
         let pending = match std::mem::replace(&mut *state, WriteState::Closed) {
             WriteState::Recovered(p) => p,
             other => {
-                let err = state_error(&other, "the value log is already writing");
+                let err = other.refusal();
                 *state = other;
                 return Err(err);
             }
@@ -222,6 +222,9 @@ impl ValueLog {
             self.lock_files_mut().remove(id);
             self.storage.remove_file(&self.path_of(*id))?;
         }
+        // The removals are made durable before the new file can be: else a crash could keep
+        // the new file's entry but not the removal of an unborn one, which would then be an
+        // unborn file older than the newest (corruption).
         if p.remove.is_empty() {
             self.storage.create_dir_all(&self.dir)?;
         } else {
@@ -246,7 +249,7 @@ impl ValueLog {
     pub fn append(&self, records: &[RecordRef<'_>], out: &mut Vec<ValuePointer>) -> Result<()> {
         out.clear();
         let mut state = self.lock_state();
-        let writer = writer_of(&mut state)?;
+        let writer = state.writer()?;
         if records.is_empty() {
             return Ok(());
         }
@@ -273,12 +276,12 @@ impl ValueLog {
     /// Syncs the active file and refuses appends from now on; reads keep working.
     pub fn close(&self) -> Result<()> {
         let mut state = self.lock_state();
-        if let WriteState::Writing(w) = &mut *state {
-            w.sync()?;
+        match &mut *state {
+            WriteState::Writing(w) => w.sync()?,
+            WriteState::Broken(why) => return Err(Error::Poisoned(why.clone())),
+            WriteState::ReadOnly | WriteState::Recovered(_) | WriteState::Closed => {}
         }
-        if !matches!(*state, WriteState::Broken(_)) {
-            *state = WriteState::Closed;
-        }
+        *state = WriteState::Closed;
         Ok(())
     }
 
@@ -444,24 +447,27 @@ impl ValueLog {
     }
 }
 
-/// The writer, or why the value log cannot append now.
-fn writer_of<'a>(state: &'a mut MutexGuard<'_, WriteState>) -> Result<&'a mut VlogWriter> {
-    match &mut **state {
-        WriteState::Writing(w) => Ok(w),
-        other => Err(state_error(other, "unreachable")),
-    }
-}
-
-/// The error of an operation that needs a writing value log, in `state`.
-fn state_error(state: &WriteState, writing: &'static str) -> Error {
-    match state {
-        WriteState::ReadOnly => Error::InvalidRequest("the value log is open read-only"),
-        WriteState::Recovered(_) => {
-            Error::InvalidRequest("the value log is recovered but start_writing has not run")
+impl WriteState {
+    /// The writer, or why the value log cannot append now.
+    fn writer(&mut self) -> Result<&mut VlogWriter> {
+        match self {
+            WriteState::Writing(w) => Ok(w),
+            other => Err(other.refusal()),
         }
-        WriteState::Writing(_) => Error::InvalidRequest(writing),
-        WriteState::Broken(why) => Error::Poisoned(why.clone()),
-        WriteState::Closed => Error::Closed,
+    }
+
+    /// The error of an operation this state does not allow (appending when not `Writing`,
+    /// starting when not `Recovered`).
+    fn refusal(&self) -> Error {
+        match self {
+            WriteState::ReadOnly => Error::InvalidRequest("the value log is open read-only"),
+            WriteState::Recovered(_) => {
+                Error::InvalidRequest("the value log is recovered but start_writing has not run")
+            }
+            WriteState::Writing(_) => Error::InvalidRequest("the value log is already writing"),
+            WriteState::Broken(why) => Error::Poisoned(why.clone()),
+            WriteState::Closed => Error::Closed,
+        }
     }
 }
 
