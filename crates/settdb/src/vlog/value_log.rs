@@ -87,9 +87,10 @@ struct PendingStart {
 /// - value-log GC (not built yet) calls [`ValueLog::iterate_file`] and
 ///   [`ValueLog::delete_file`] on files other than the active one.
 ///
-/// Invariants: every file but the active one (the highest id) is complete and durable; a
-/// file's readable end only grows, and only the active file's grows; `active_id` only grows.
-/// Lock order: `state` before `files`.
+/// Invariants: every file but the newest (highest id) is complete (valid batches up to its
+/// length) and durable; once writing, the newest is the active file, and files are
+/// complete up to their readable end; a file's readable end only grows, and only the active
+/// file's grows; `active_id` only grows. Lock order: `state` before `files`.
 pub struct ValueLog {
     storage: Arc<dyn Storage>,
     dir: PathBuf,
@@ -98,6 +99,8 @@ pub struct ValueLog {
     files: RwLock<BTreeMap<u32, Arc<VlogFile>>>,
     /// Id of the active file; 0 (never a file id) when there is none.
     active_id: AtomicU32,
+    /// The writer side: taken by `start_writing`, `append`, `sync`, `close` and `poisoned`,
+    /// never by readers.
     state: Mutex<WriteState>,
 }
 
@@ -310,8 +313,8 @@ impl ValueLog {
     /// Calls `f` with every record of file `id` and its pointer, in file order, from a full
     /// replay of the file (for value-log GC). The file must not be the active one.
     ///
-    /// Errors: [`Error::InvalidRequest`] for the active file; [`Error::Corruption`] for a
-    /// missing file, and when the replay does not end exactly at the file's valid end (a
+    /// Errors: [`Error::InvalidRequest`] for the active file (or a later id);
+    /// [`Error::Corruption`] for a missing file, and when the replay does not end exactly at the file's valid end (a
     /// sealed file is complete; `f` may then have seen the records before the damage); any
     /// error of `f`, which stops the iteration; I/O errors.
     pub fn iterate_file(
@@ -319,7 +322,10 @@ impl ValueLog {
         id: u32,
         mut f: impl FnMut(ValuePointer, RecordRef<'_>) -> Result<()>,
     ) -> Result<()> {
-        if id == self.active_id.load(Ordering::Acquire) {
+        // Ids at or past the active one may be (or become, by a rotation racing this call)
+        // the file being appended to; ids below it are sealed for good.
+        let active = self.active_id.load(Ordering::Acquire);
+        if active != 0 && id >= active {
             return Err(Error::InvalidRequest(
                 "the active value-log file cannot be iterated: it is being appended to",
             ));
