@@ -1,5 +1,28 @@
 //! The value log: large values kept apart from the LSM tree (the WiscKey idea).
+//!
+//! Values of `value_threshold` bytes or more are appended to value-log files `NNNNNN.vlog`
+//! (log files of kind `ValueLog`, docs/format/log.md) and the LSM tree stores a 12-byte
+//! [`crate::value::ValuePointer`] in their place. Directory rules: docs/format/vlog.md.
+//!
+//! - [`ValueLog`]: recovery, appends (one batch per write group, rotation between groups),
+//!   sync, reads by pointer, and the hooks of value-log GC (`iterate_file`, `delete_file`).
+//! - [`VlogRecovery`]: what recovery found, per file its valid end.
+//! - [`DiscardStats`]: dead bytes per file, persisted in `DISCARD`.
 
+#[cfg(test)]
+mod crash_tests;
 mod discard_stats;
+mod file_name;
+mod recovery;
+#[cfg(test)]
+mod testing;
+mod value_log;
+mod vlog_file;
+mod vlog_writer;
 
 pub use discard_stats::{DiscardStats, DISCARD_FILE_NAME};
+pub use file_name::{
+    parse_vlog_file_name, vlog_file_name, FIRST_VLOG_FILE_ID, VLOG_FILE_EXTENSION,
+};
+pub use recovery::{FileCheck, RecoveredFile, VlogRecovery};
+pub use value_log::{ValueLog, ValueLogOptions};

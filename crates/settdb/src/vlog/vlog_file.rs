@@ -1,0 +1,190 @@
+//! One open value-log file, as readers see it: value-pointer reads with their checks.
+//!
+//! ```text
+//! record at ValuePointer { offset, len } := exactly `len` bytes of one log record (log.md)
+//! ```
+//!
+//! Normative pages: docs/format/vlog.md ("Value pointers"), docs/format/log.md ("Reading one
+//! record").
+
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::io::StorageFile;
+use crate::log::{read_record_at, OwnedRecord, RecordPos, FIRST_RECORD_OFFSET, MIN_RECORD_LEN};
+use crate::value::ValuePointer;
+
+/// Bytes of a key shown in an error message.
+const KEY_SHOWN_BYTES: usize = 64;
+
+/// An open value-log file and the end of its readable bytes.
+///
+/// Invariant: every byte below `readable_end` belongs to a valid batch whose append returned
+/// (or that recovery validated), and `readable_end` only grows. A sealed file's end never
+/// changes, so a read needs no `stat`; the active file's end is its writer's offset, published
+/// after each append (Release) and read by readers (Acquire), so a reader never reads a batch
+/// that is still being written. Shared as `Arc` by any number of reader threads.
+pub(crate) struct VlogFile {
+    id: u32,
+    file: Arc<dyn StorageFile>,
+    readable_end: AtomicU64,
+}
+
+impl VlogFile {
+    /// File `id`, open as `file`, readable up to `readable_end`. REQUIRES: its header was
+    /// checked (or written) and the bytes below `readable_end` validated (or written).
+    pub(crate) fn new(id: u32, file: Arc<dyn StorageFile>, readable_end: u64) -> Self {
+        VlogFile {
+            id,
+            file,
+            readable_end: AtomicU64::new(readable_end),
+        }
+    }
+
+    /// The file id.
+    pub(crate) fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The path it was opened at.
+    pub(crate) fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// The open file.
+    pub(crate) fn file(&self) -> &Arc<dyn StorageFile> {
+        &self.file
+    }
+
+    /// Bytes a reader may read (the valid end).
+    pub(crate) fn readable_end(&self) -> u64 {
+        self.readable_end.load(Ordering::Acquire)
+    }
+
+    /// Makes the bytes up to `end` readable. REQUIRES: the writer thread, after the batch
+    /// ending at `end` was written.
+    pub(crate) fn publish_end(&self, end: u64) {
+        debug_assert!(
+            end >= self.readable_end(),
+            "a file's readable end only grows"
+        );
+        self.readable_end.store(end, Ordering::Release);
+    }
+
+    /// True if `vp` lies within the readable bytes of this file, past the header and the
+    /// first batch header, and is at least a record long (see docs/format/vlog.md).
+    pub(crate) fn contains(&self, vp: &ValuePointer) -> bool {
+        debug_assert_eq!(vp.file_id, self.id);
+        let end = u64::from(vp.offset) + u64::from(vp.len);
+        u64::from(vp.offset) >= FIRST_RECORD_OFFSET
+            && vp.len as usize >= MIN_RECORD_LEN
+            && end <= self.readable_end()
+    }
+
+    /// Reads the record `vp` names and checks that its key is `expected_key`.
+    ///
+    /// Errors, each naming this file and `vp.offset`: [`Error::Corruption`] for a position
+    /// outside the readable bytes, bytes that are not one record of `vp.len` bytes, or a key
+    /// other than `expected_key` (a misdirected pointer); [`Error::ChecksumMismatch`] for a
+    /// damaged record; I/O errors.
+    pub(crate) fn read(&self, vp: ValuePointer, expected_key: &[u8]) -> Result<OwnedRecord> {
+        debug_assert_eq!(vp.file_id, self.id);
+        let rec = read_record_at(self.file.as_ref(), self.readable_end(), RecordPos::from(vp))?;
+        if rec.key() != expected_key {
+            let why = format!(
+                "value pointer {vp:?} was stored under key {} but its record holds key {}",
+                show_key(expected_key),
+                show_key(rec.key())
+            );
+            return Err(Error::corruption(self.path(), u64::from(vp.offset), why));
+        }
+        Ok(rec)
+    }
+}
+
+impl fmt::Debug for VlogFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VlogFile")
+            .field("id", &self.id)
+            .field("path", &self.path())
+            .field("readable_end", &self.readable_end())
+            .finish()
+    }
+}
+
+/// A key for an error message: escaped, cut after [`KEY_SHOWN_BYTES`].
+fn show_key(key: &[u8]) -> String {
+    let shown = key.get(..KEY_SHOWN_BYTES).unwrap_or(key);
+    let more = if shown.len() < key.len() { "..." } else { "" };
+    format!("\"{}{more}\"", shown.escape_ascii())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::{SimStorage, Storage};
+    use crate::key::key_with_version;
+    use crate::log::{LogHeader, LogKind, LogWriter, RecordRef};
+    use std::path::PathBuf;
+
+    fn one_record_file() -> (VlogFile, ValuePointer, Vec<u8>) {
+        let storage = SimStorage::new();
+        let path = PathBuf::from("/v/000003.vlog");
+        storage.create_dir_all(Path::new("/v")).unwrap();
+        let hdr = LogHeader::new(LogKind::ValueLog, 3);
+        let mut w = LogWriter::create(&storage, &path, hdr).unwrap();
+        let key = key_with_version(b"k", 9);
+        let rec = RecordRef {
+            meta: 0,
+            user_meta: 1,
+            expires_at: 0,
+            key: &key,
+            value: b"hello",
+        };
+        let mut pos = Vec::new();
+        w.append_batch(&[rec], &mut pos).unwrap();
+        let vp = pos[0].value_pointer(3).unwrap();
+        (VlogFile::new(3, w.file().clone(), w.offset()), vp, key)
+    }
+
+    #[test]
+    fn reads_check_the_key_and_the_readable_end() {
+        // Proves a pointer reads its value under its own key, a wrong key is Corruption at the
+        // pointer's offset, and bytes past the published end are neither valid nor read.
+        let (f, vp, key) = one_record_file();
+        assert!(f.contains(&vp));
+        assert_eq!(f.read(vp, &key).unwrap().value(), b"hello");
+        let other = key_with_version(b"k", 8);
+        match f.read(vp, &other) {
+            Err(Error::Corruption { offset, reason, .. }) => {
+                assert_eq!(offset, u64::from(vp.offset));
+                assert!(reason.contains(r#"stored under key "k\xff"#), "{reason}");
+            }
+            r => panic!("expected Corruption, got {r:?}"),
+        }
+        let hidden = VlogFile::new(3, f.file().clone(), u64::from(vp.offset) + 3);
+        assert!(!hidden.contains(&vp));
+        assert!(matches!(
+            hidden.read(vp, &key),
+            Err(Error::Corruption { .. })
+        ));
+        let below = ValuePointer {
+            offset: FIRST_RECORD_OFFSET as u32 - 1,
+            ..vp
+        };
+        assert!(!f.contains(&below));
+        let short = ValuePointer { len: 3, ..vp };
+        assert!(!f.contains(&short));
+    }
+
+    #[test]
+    fn long_keys_are_cut_in_messages() {
+        // Proves error messages stay short whatever the key length.
+        let shown = show_key(&[b'a'; 1000]);
+        assert!(shown.len() < KEY_SHOWN_BYTES + 8 && shown.ends_with("...\""));
+        assert_eq!(show_key(b"ab\n"), "\"ab\\n\"");
+    }
+}

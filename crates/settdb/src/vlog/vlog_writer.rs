@@ -1,0 +1,282 @@
+//! The writer side of the value log: the active file, rotation, and poisoning.
+//!
+//! ```text
+//! active file := file_header batch*        one batch per write group (log.md)
+//! rotation    := fdatasync(active) ; create(active id + 1)     only between groups
+//! ```
+//!
+//! Normative page: docs/format/vlog.md ("Writing").
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::file_name::vlog_file_name;
+use super::vlog_file::VlogFile;
+use crate::error::{Error, Result};
+use crate::io::Storage;
+use crate::log::{LogHeader, LogKind, LogWriter, RecordPos, RecordRef};
+use crate::log::{BATCH_HEADER_LEN, FIRST_BATCH_OFFSET};
+use crate::value::ValuePointer;
+
+/// Largest offset a value pointer holds: no batch may end past it.
+pub(crate) const MAX_POINTER_END: u64 = u32::MAX as u64;
+
+/// When the writer starts a new file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RotationLimits {
+    /// Rotate once the active file's end reaches this many bytes.
+    pub max_file_size_bytes: u64,
+    /// Rotate before a group that would take the file past this many records.
+    pub max_entries: u32,
+}
+
+/// Whether a group goes into the active file or a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// Append to the active file.
+    Active,
+    /// Rotate first, then append to the new file.
+    NewFile,
+}
+
+/// Decides where a group of `records` records and `batch_len` bytes goes, given the active
+/// file's end `offset` and its `entries` records. Pure. A file holding no batch is never
+/// rotated (so a group bigger than a file still gets one), and a group never spans files.
+/// Errors: [`Error::ValueTooLarge`] if the group would end past `u32::MAX` even in a new file.
+pub(crate) fn place_group(
+    offset: u64,
+    entries: u64,
+    records: u64,
+    batch_len: u64,
+    limits: RotationLimits,
+) -> Result<Placement> {
+    let fits = |start: u64| start.saturating_add(batch_len) <= MAX_POINTER_END;
+    let has_batch = offset > FIRST_BATCH_OFFSET;
+    let full = offset >= limits.max_file_size_bytes
+        || entries.saturating_add(records) > u64::from(limits.max_entries)
+        || !fits(offset);
+    let placement = if has_batch && full {
+        Placement::NewFile
+    } else {
+        Placement::Active
+    };
+    let start = match placement {
+        Placement::Active => offset,
+        Placement::NewFile => FIRST_BATCH_OFFSET,
+    };
+    if !fits(start) {
+        return Err(Error::ValueTooLarge {
+            size_bytes: batch_len,
+            max_size_bytes: MAX_POINTER_END - FIRST_BATCH_OFFSET,
+        });
+    }
+    Ok(placement)
+}
+
+/// Validates `records` and returns the length of their batch.
+fn batch_len(records: &[RecordRef<'_>]) -> Result<u64> {
+    let mut total = BATCH_HEADER_LEN as u64;
+    for r in records {
+        r.validate()?;
+        total += r.encoded_len() as u64;
+    }
+    Ok(total)
+}
+
+/// The one writer of the value log (DESIGN.md rule 10).
+///
+/// Invariants: `active` is the file with the highest id; every older file was synced to its
+/// end before `active` was created; `entries` counts the records in `active`. Once
+/// `poisoned` is set, every append, sync and rotation fails with [`Error::Poisoned`] (rule 8).
+/// Concurrency: owned by the value log behind a mutex that only the writer thread (appends)
+/// and syncing threads take.
+#[derive(Debug)]
+pub(crate) struct VlogWriter {
+    storage: Arc<dyn Storage>,
+    limits: RotationLimits,
+    log: LogWriter,
+    active: Arc<VlogFile>,
+    entries: u64,
+    positions: Vec<RecordPos>,
+    poisoned: Option<String>,
+}
+
+impl VlogWriter {
+    /// Creates file `id` in `dir` durably (file and directory synced) as the active file.
+    pub(crate) fn create(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        id: u32,
+        limits: RotationLimits,
+    ) -> Result<Self> {
+        let (log, active) = create_file(storage.as_ref(), dir, id)?;
+        Ok(VlogWriter {
+            storage,
+            limits,
+            log,
+            active,
+            entries: 0,
+            positions: Vec::new(),
+            poisoned: None,
+        })
+    }
+
+    /// The active file.
+    pub(crate) fn active(&self) -> &Arc<VlogFile> {
+        &self.active
+    }
+
+    /// Where `records` go; validates them first (nothing is written, nothing poisoned).
+    pub(crate) fn place(&self, records: &[RecordRef<'_>]) -> Result<Placement> {
+        self.check_poisoned()?;
+        let len = batch_len(records)?;
+        place_group(
+            self.log.offset(),
+            self.entries,
+            records.len() as u64,
+            len,
+            self.limits,
+        )
+    }
+
+    /// Syncs the active file to its end, then creates the next one and makes it active;
+    /// returns it, for the caller to publish to readers before any pointer into it escapes.
+    /// Any failure poisons the writer.
+    pub(crate) fn rotate(&mut self, dir: &Path) -> Result<Arc<VlogFile>> {
+        self.check_poisoned()?;
+        let sealed = self.active.id();
+        let Some(next) = sealed.checked_add(1) else {
+            let e = Error::InvalidRequest("value-log file ids are exhausted");
+            return Err(self.poison("rotation", e));
+        };
+        if let Err(e) = self.log.sync() {
+            return Err(self.poison("sync before rotation", e));
+        }
+        debug_assert_eq!(self.log.synced_offset(), self.active.readable_end());
+        match create_file(self.storage.as_ref(), dir, next) {
+            Ok((log, active)) => {
+                self.log = log;
+                self.active = active;
+                self.entries = 0;
+                Ok(Arc::clone(&self.active))
+            }
+            Err(e) => Err(self.poison("file creation", e)),
+        }
+    }
+
+    /// Appends `records` as one batch to the active file and fills `out` (cleared first) with
+    /// their pointers in order, then publishes the new end to readers. REQUIRES: `place`
+    /// returned [`Placement::Active`] for these records (after a rotation, if it asked for
+    /// one). A write failure poisons the writer.
+    pub(crate) fn append(
+        &mut self,
+        records: &[RecordRef<'_>],
+        out: &mut Vec<ValuePointer>,
+    ) -> Result<()> {
+        self.check_poisoned()?;
+        out.clear();
+        if let Err(e) = self.log.append_batch(records, &mut self.positions) {
+            return Err(match self.log.poisoned() {
+                Some(_) => self.poison("write", e),
+                None => e, // refused before writing: the log is untouched
+            });
+        }
+        let id = self.active.id();
+        out.reserve(self.positions.len());
+        for pos in &self.positions {
+            // place_group kept every batch end within u32, so this never fails.
+            let vp = pos.value_pointer(id).ok_or(Error::InvalidRequest(
+                "a value-log record offset passed u32::MAX",
+            ))?;
+            out.push(vp);
+        }
+        self.entries += records.len() as u64;
+        self.active.publish_end(self.log.offset());
+        Ok(())
+    }
+
+    /// Makes every append so far durable; a no-op when nothing is new. A failure poisons.
+    pub(crate) fn sync(&mut self) -> Result<()> {
+        self.check_poisoned()?;
+        match self.log.sync() {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.poison("sync", e)),
+        }
+    }
+
+    /// The first failure, if poisoned.
+    pub(crate) fn poisoned(&self) -> Option<&str> {
+        self.poisoned.as_deref()
+    }
+
+    fn check_poisoned(&self) -> Result<()> {
+        match &self.poisoned {
+            Some(first) => Err(Error::Poisoned(first.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the first failure and hands back its error.
+    fn poison(&mut self, op: &str, e: Error) -> Error {
+        if self.poisoned.is_none() {
+            self.poisoned = Some(format!("value log {op} failed: {e}"));
+        }
+        e
+    }
+}
+
+/// Creates value-log file `id` in `dir` durably; its writer and its reader view.
+fn create_file(storage: &dyn Storage, dir: &Path, id: u32) -> Result<(LogWriter, Arc<VlogFile>)> {
+    let path = dir.join(vlog_file_name(id));
+    let header = LogHeader::new(LogKind::ValueLog, u64::from(id));
+    let log = LogWriter::create(storage, &path, header)?;
+    let file = VlogFile::new(id, Arc::clone(log.file()), log.offset());
+    Ok((log, Arc::new(file)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: RotationLimits = RotationLimits {
+        max_file_size_bytes: 1000,
+        max_entries: 10,
+    };
+
+    #[test]
+    fn groups_go_to_a_new_file_only_when_the_active_one_is_full() {
+        // Proves each rotation trigger (size, entries, u32 end) by example, and that a file
+        // holding no batch takes any group that fits a pointer.
+        let at = FIRST_BATCH_OFFSET;
+        let place =
+            |offset, entries, records, len| place_group(offset, entries, records, len, LIMITS);
+        assert_eq!(place(at, 0, 1, 100).unwrap(), Placement::Active);
+        assert_eq!(place(999, 5, 5, 100).unwrap(), Placement::Active);
+        assert_eq!(place(1000, 5, 1, 100).unwrap(), Placement::NewFile);
+        assert_eq!(place(500, 5, 6, 100).unwrap(), Placement::NewFile);
+        assert_eq!(place(at, 0, 50, 1 << 30).unwrap(), Placement::Active);
+        let big = MAX_POINTER_END - 500;
+        assert_eq!(place(600, 1, 1, big).unwrap(), Placement::NewFile);
+        assert_eq!(place(at, 0, 1, big).unwrap(), Placement::Active);
+    }
+
+    #[test]
+    fn a_group_past_u32_offsets_is_refused() {
+        // Proves a batch that cannot end within u32 even at the start of a new file is
+        // ValueTooLarge, whatever the active file holds, including at the exact boundary.
+        let exact = MAX_POINTER_END - FIRST_BATCH_OFFSET;
+        let place = |offset, len| place_group(offset, 1, 1, len, LIMITS);
+        assert_eq!(place(FIRST_BATCH_OFFSET, exact).unwrap(), Placement::Active);
+        assert_eq!(place(2000, exact).unwrap(), Placement::NewFile);
+        for offset in [FIRST_BATCH_OFFSET, 2000, MAX_POINTER_END] {
+            assert!(matches!(
+                place(offset, exact + 1),
+                Err(Error::ValueTooLarge { .. })
+            ));
+        }
+        assert!(matches!(
+            place(2000, u64::MAX),
+            Err(Error::ValueTooLarge { .. })
+        ));
+    }
+}
