@@ -27,7 +27,9 @@ use crate::table::TableBuilderOptions;
 use crate::txn::WaterMark;
 use crate::value::{is_expired, meta, ValuePointer};
 use crate::vlog::{ValueLog, ValueLogOptions};
-use crate::write::{run_writer, GroupLimits, Poison, WriteEntry, WriteQueue, WriteRequest, WriterContext};
+use crate::write::{
+    run_writer, GroupLimits, Poison, WriteEntry, WriteQueue, WriteRequest, WriterContext,
+};
 
 /// Name of the lock file in each database directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
@@ -63,7 +65,8 @@ pub(crate) struct DbInner {
     closing: Arc<AtomicBool>,
     closed: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    _locks: Vec<Box<dyn StorageLock>>,
+    /// Directory locks, released by close.
+    locks: Mutex<Vec<Box<dyn StorageLock>>>,
 }
 
 impl std::fmt::Debug for DbInner {
@@ -83,7 +86,7 @@ impl Db {
         let storage = opts.storage.clone();
         let locks = lock_dirs(storage.as_ref(), &opts)?;
         let levels = Arc::new(Levels::open(storage.clone(), &opts)?);
-        let vlog = open_value_log(&storage, &opts)?;
+        let vlog = recover_value_log(&storage, &opts)?;
         let replayed = replay_wals(storage.as_ref(), &opts, vlog.as_deref())?;
         let max_version = max_version(&levels.snapshot(), &replayed);
         let mut next_mem_id = replayed.iter().map(|m| m.id() + 1).max().unwrap_or(1);
@@ -92,6 +95,10 @@ impl Db {
             next_mem_id += 1;
             Memtables::new(mutable, replayed, usize::MAX)
         } else {
+            // Everything validated: now (and only now) write.
+            if let Some(v) = &vlog {
+                v.start_writing()?;
+            }
             levels.remove_orphans()?;
             flush_replayed(&levels, vlog.as_deref(), &opts, &replayed)?;
             let mutable = Arc::new(new_memtable(storage.as_ref(), &opts, next_mem_id)?);
@@ -109,7 +116,7 @@ impl Db {
             closing: Arc::new(AtomicBool::new(false)),
             closed: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
-            _locks: locks,
+            locks: Mutex::new(locks),
             storage,
             levels,
             vlog,
@@ -290,7 +297,8 @@ impl DbInner {
     /// The newest live version of `key` at or below `read_ts`, with its value.
     pub(crate) fn get_versioned(&self, key: &[u8], read_ts: u64) -> Result<Option<(u64, Vec<u8>)>> {
         validate_key(key)?;
-        self.applied.wait_for(read_ts.min(self.applied.last_begun()));
+        self.applied
+            .wait_for(read_ts.min(self.applied.last_begun()));
         let view = self.memtables.view();
         let snapshot = self.levels.snapshot();
         let Some((ver, vs)) = get_newest(&view, &snapshot, key, read_ts)? else {
@@ -303,12 +311,16 @@ impl DbInner {
             return Ok(Some((ver, vs.value)));
         }
         let internal = key_with_version(key, ver);
-        let vp = ValuePointer::decode(&vs.value)
-            .ok_or_else(|| Error::corruption(&self.opts.dir, 0, "malformed value pointer in the LSM tree"))?;
-        let vlog = self
-            .vlog
-            .as_ref()
-            .ok_or_else(|| Error::corruption(&self.opts.dir, 0, "value pointer in a database without a value log"))?;
+        let vp = ValuePointer::decode(&vs.value).ok_or_else(|| {
+            Error::corruption(&self.opts.dir, 0, "malformed value pointer in the LSM tree")
+        })?;
+        let vlog = self.vlog.as_ref().ok_or_else(|| {
+            Error::corruption(
+                &self.opts.dir,
+                0,
+                "value pointer in a database without a value log",
+            )
+        })?;
         Ok(Some((ver, vlog.read(vp, &internal)?.into_value())))
     }
 
@@ -341,7 +353,11 @@ impl DbInner {
         threads.push(spawn("settdb-flusher", move || me.run())?);
         for i in 0..self.opts.num_compactors {
             let compactor = self.compactor.clone();
-            let (closing, applied, poison) = (self.closing.clone(), self.applied.clone(), self.poison.clone());
+            let (closing, applied, poison) = (
+                self.closing.clone(),
+                self.applied.clone(),
+                self.poison.clone(),
+            );
             threads.push(spawn(&format!("settdb-compactor-{i}"), move || {
                 compactor.run_loop(&closing, &|| applied.done_until(), &poison);
             })?);
@@ -374,6 +390,7 @@ impl DbInner {
             return Ok(());
         }
         if self.opts.read_only {
+            self.release_locks();
             return Ok(());
         }
         // Writes already queued are applied; the barrier then rotates the last memtable.
@@ -399,7 +416,12 @@ impl DbInner {
             Some(v) => v.close(),
             None => Ok(()),
         };
+        self.release_locks();
         flushed.and(compacted).and(synced)
+    }
+
+    fn release_locks(&self) {
+        self.locks.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 
@@ -440,7 +462,9 @@ impl FlusherContext {
     fn run(&self) {
         while let Some(mem) = self.memtables.wait_oldest_immutable() {
             if let Some(stall) = self.l0_stall {
-                while !self.closing.load(Ordering::Acquire) && self.levels.snapshot().tables(0).len() >= stall {
+                while !self.closing.load(Ordering::Acquire)
+                    && self.levels.snapshot().tables(0).len() >= stall
+                {
                     self.levels.wait_while(POLL, |s| s.tables(0).len() >= stall);
                 }
             }
@@ -484,7 +508,11 @@ fn lock_dirs(storage: &dyn Storage, opts: &Options) -> Result<Vec<Box<dyn Storag
     for dir in dirs {
         if opts.read_only {
             if !storage.exists(&dir)? {
-                return Err(Error::io("open", &dir, std::io::Error::from(std::io::ErrorKind::NotFound)));
+                return Err(Error::io(
+                    "open",
+                    &dir,
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                ));
             }
         } else {
             storage.create_dir_all(&dir)?;
@@ -495,27 +523,35 @@ fn lock_dirs(storage: &dyn Storage, opts: &Options) -> Result<Vec<Box<dyn Storag
             // without one was never opened read-write, and the MANIFEST check refuses it.
             continue;
         }
-        let kind = if opts.read_only { LockKind::Shared } else { LockKind::Exclusive };
+        let kind = if opts.read_only {
+            LockKind::Shared
+        } else {
+            LockKind::Exclusive
+        };
         locks.push(storage.lock(&lock_path, kind)?);
     }
     Ok(locks)
 }
 
-fn open_value_log(storage: &Arc<dyn Storage>, opts: &Options) -> Result<Option<Arc<ValueLog>>> {
+/// Recovers the value log without writing (the engine starts writing after WAL replay).
+fn recover_value_log(storage: &Arc<dyn Storage>, opts: &Options) -> Result<Option<Arc<ValueLog>>> {
     if opts.in_memory {
         return Ok(None);
     }
-    let vopts = ValueLogOptions {
-        max_file_size_bytes: opts.value_log_file_size,
-        max_entries: opts.value_log_max_entries,
-        read_only: opts.read_only,
-    };
-    let (vlog, _recovery) = ValueLog::open(storage.clone(), &opts.value_dir, vopts)?;
+    let (vlog, _recovery) = ValueLog::recover(
+        storage.clone(),
+        &opts.value_dir,
+        ValueLogOptions::from_options(opts),
+    )?;
     Ok(Some(Arc::new(vlog)))
 }
 
 /// Replays every `.mem` file in id order into memtables (oldest first).
-fn replay_wals(storage: &dyn Storage, opts: &Options, vlog: Option<&ValueLog>) -> Result<Vec<Arc<Memtable>>> {
+fn replay_wals(
+    storage: &dyn Storage,
+    opts: &Options,
+    vlog: Option<&ValueLog>,
+) -> Result<Vec<Arc<Memtable>>> {
     if opts.in_memory {
         return Ok(Vec::new());
     }
@@ -535,7 +571,12 @@ fn replay_wals(storage: &dyn Storage, opts: &Options, vlog: Option<&ValueLog>) -
     Ok(out)
 }
 
-fn flush_replayed(levels: &Levels, vlog: Option<&ValueLog>, opts: &Options, replayed: &[Arc<Memtable>]) -> Result<()> {
+fn flush_replayed(
+    levels: &Levels,
+    vlog: Option<&ValueLog>,
+    opts: &Options,
+    replayed: &[Arc<Memtable>],
+) -> Result<()> {
     let builder_opts = TableBuilderOptions::from_options(opts, opts.mem_table_size);
     for mem in replayed {
         flush_memtable(mem, levels, vlog, builder_opts)?;
@@ -556,6 +597,10 @@ fn max_version(levels: &LevelsSnapshot, memtables: &[Arc<Memtable>]) -> u64 {
         .flat_map(|l| levels.tables(l).iter().map(|t| t.table().max_version()))
         .max()
         .unwrap_or(0);
-    let mems = memtables.iter().map(|m| m.list().max_version()).max().unwrap_or(0);
+    let mems = memtables
+        .iter()
+        .map(|m| m.list().max_version())
+        .max()
+        .unwrap_or(0);
     tables.max(mems)
 }

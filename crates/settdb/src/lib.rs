@@ -14,18 +14,23 @@
 pub mod checksum;
 pub mod coding;
 pub mod compaction;
+mod db;
 pub mod error;
+mod flush;
 pub mod io;
 pub mod key;
+pub mod levels;
 pub mod log;
 pub mod manifest;
 pub mod memtable;
 pub mod options;
+mod read;
 pub mod table;
 pub mod txn;
 pub mod value;
 pub mod vlog;
 pub mod write;
 
+pub use db::{Db, LOCK_FILE_NAME};
 pub use error::{Error, Result};
 pub use options::{ChecksumVerificationMode, Compression, Options};

@@ -20,7 +20,9 @@ use super::level_table::LevelTable;
 use super::levels_snapshot::{LevelsEdit, LevelsSnapshot};
 use crate::error::{Error, Result};
 use crate::io::{OpenMode, Storage};
-use crate::manifest::{ManifestChange, ManifestFile, ManifestOptions, MANIFEST_FILE_NAME, MANIFEST_REWRITE_FILE_NAME};
+use crate::manifest::{
+    ManifestChange, ManifestFile, ManifestOptions, MANIFEST_FILE_NAME, MANIFEST_REWRITE_FILE_NAME,
+};
 use crate::options::Options;
 use crate::table::{Table, TableOpenOptions};
 
@@ -61,21 +63,33 @@ impl Levels {
     /// what [`ManifestFile::open`] does in read-write mode after validating.
     pub fn open(storage: Arc<dyn Storage>, opts: &Options) -> Result<Levels> {
         let dir = opts.dir.clone();
-        let (manifest_file, manifest) = ManifestFile::open(storage.clone(), &dir, ManifestOptions::from_options(opts))?;
+        let (manifest_file, manifest) =
+            ManifestFile::open(storage.clone(), &dir, ManifestOptions::from_options(opts))?;
         let open_opts = TableOpenOptions::from_options(opts);
         let mut levels: Vec<Vec<Arc<LevelTable>>> = vec![Vec::new(); opts.max_levels];
         for (&id, tm) in manifest.tables() {
             let path = dir.join(table_file_name(id));
             let file = storage.open(&path, OpenMode::Read).map_err(|e| match e {
                 Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
-                    Error::corruption(dir.join(MANIFEST_FILE_NAME), 0, format!("MANIFEST lists table {id}, whose file {} is missing", path.display()))
+                    Error::corruption(
+                        dir.join(MANIFEST_FILE_NAME),
+                        0,
+                        format!(
+                            "MANIFEST lists table {id}, whose file {} is missing",
+                            path.display()
+                        ),
+                    )
                 }
                 other => other,
             })?;
             let table = Table::open(file, id, open_opts)?;
             let level = usize::from(tm.level);
             let slot = levels.get_mut(level).ok_or_else(|| {
-                Error::corruption(dir.join(MANIFEST_FILE_NAME), 0, format!("table {id} at level {level} beyond max_levels"))
+                Error::corruption(
+                    dir.join(MANIFEST_FILE_NAME),
+                    0,
+                    format!("table {id} at level {level} beyond max_levels"),
+                )
             })?;
             slot.push(LevelTable::new(table, path, Some(storage.clone())));
         }
@@ -138,9 +152,9 @@ impl Levels {
         let changes = manifest_changes(edit);
         let mut manifest = self.lock_manifest();
         let current = self.current.load_full();
-        let next = current
-            .apply(edit)
-            .ok_or(Error::InvalidRequest("levels edit removes a table that is not in its level"))?;
+        let next = current.apply(edit).ok_or(Error::InvalidRequest(
+            "levels edit removes a table that is not in its level",
+        ))?;
         manifest.add_changes(&changes)?;
         for &(level, id) in &edit.removed {
             if let Some(t) = current.tables(level).iter().find(|t| t.id() == id) {
@@ -154,7 +168,11 @@ impl Levels {
     }
 
     /// Blocks while `cond(snapshot)` holds, re-checking after every edit or `timeout`.
-    pub fn wait_while(&self, timeout: std::time::Duration, mut cond: impl FnMut(&LevelsSnapshot) -> bool) {
+    pub fn wait_while(
+        &self,
+        timeout: std::time::Duration,
+        mut cond: impl FnMut(&LevelsSnapshot) -> bool,
+    ) {
         let mut guard = self.lock_manifest();
         while cond(&self.current.load()) {
             let (g, res) = self
@@ -218,6 +236,10 @@ fn manifest_changes(edit: &LevelsEdit) -> Vec<ManifestChange> {
             ManifestChange::create(t.id(), *level as u8, t.table().meta().compression, 0)
         })
         .collect();
-    changes.extend(edit.removed.iter().map(|&(_, id)| ManifestChange::delete(id)));
+    changes.extend(
+        edit.removed
+            .iter()
+            .map(|&(_, id)| ManifestChange::delete(id)),
+    );
     changes
 }

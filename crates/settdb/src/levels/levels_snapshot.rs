@@ -65,7 +65,9 @@ impl LevelsSnapshot {
 
     /// Bytes per level.
     pub fn level_sizes_bytes(&self) -> Vec<u64> {
-        (0..self.levels.len()).map(|l| self.level_size_bytes(l)).collect()
+        (0..self.levels.len())
+            .map(|l| self.level_size_bytes(l))
+            .collect()
     }
 
     /// Total bytes of all tables.
@@ -123,7 +125,7 @@ impl LevelsSnapshot {
         }
         if !new_l0.is_empty() {
             new_l0.sort_by_key(|t| std::cmp::Reverse(t.id()));
-            new_l0.extend(levels[0].drain(..));
+            new_l0.append(&mut levels[0]);
             levels[0] = new_l0;
         }
         for tables in levels.iter_mut().skip(1) {

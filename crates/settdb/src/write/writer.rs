@@ -173,9 +173,9 @@ fn encode_keys(group: &[WriteRequest], s: &mut Scratch) {
     }
 }
 
-fn key_at(s: &Scratch, i: usize) -> &[u8] {
-    let start = if i == 0 { 0 } else { s.key_ends[i - 1] };
-    &s.keys[start..s.key_ends[i]]
+fn key_at<'a>(keys: &'a [u8], key_ends: &[usize], i: usize) -> &'a [u8] {
+    let start = if i == 0 { 0 } else { key_ends[i - 1] };
+    &keys[start..key_ends[i]]
 }
 
 /// Appends the group's large values to the value log as one batch.
@@ -197,15 +197,13 @@ fn append_values(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -
                 meta: e.meta & !(meta::TXN | meta::FIN_TXN),
                 user_meta: e.user_meta,
                 expires_at: e.expires_at,
-                key: key_at(s, i),
+                key: key_at(&s.keys, &s.key_ends, i),
                 value: &e.value,
             });
         }
     }
     if !big.is_empty() {
-        let mut out = std::mem::take(&mut s.vptrs);
-        vlog.append(&big, &mut out)?;
-        s.vptrs = out;
+        vlog.append(&big, &mut s.vptrs)?;
     }
     s.vptr_bytes
         .extend(s.vptrs.iter().map(ValuePointer::encode));
@@ -227,7 +225,7 @@ fn build_records<'a>(group: &'a [WriteRequest], s: &'a Scratch) -> Vec<RecordRef
             meta: meta_bits,
             user_meta: e.user_meta,
             expires_at: e.expires_at,
-            key: key_at(s, i),
+            key: key_at(&s.keys, &s.key_ends, i),
             value,
         });
     }
