@@ -49,3 +49,51 @@ pub fn value_for(key: &[u8], tag: u64, len: usize) -> Vec<u8> {
     }
     v
 }
+
+/// A storage that delays the creation of table files, so flushes lag behind writes and a
+/// crash often finds immutable memtables not yet flushed (the window where WAL order matters).
+#[derive(Debug)]
+pub struct SlowTableStorage {
+    /// The storage underneath.
+    pub inner: Arc<dyn Storage>,
+    /// Delay per table file created.
+    pub delay: std::time::Duration,
+}
+
+impl Storage for SlowTableStorage {
+    fn create_dir_all(&self, dir: &Path) -> settdb::Result<()> {
+        self.inner.create_dir_all(dir)
+    }
+    fn open(
+        &self,
+        path: &Path,
+        mode: settdb::io::OpenMode,
+    ) -> settdb::Result<Arc<dyn settdb::io::StorageFile>> {
+        if mode == settdb::io::OpenMode::CreateNew && path.extension().is_some_and(|e| e == "sst") {
+            std::thread::sleep(self.delay);
+        }
+        self.inner.open(path, mode)
+    }
+    fn exists(&self, path: &Path) -> settdb::Result<bool> {
+        self.inner.exists(path)
+    }
+    fn list_dir(&self, dir: &Path) -> settdb::Result<Vec<String>> {
+        self.inner.list_dir(dir)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> settdb::Result<()> {
+        self.inner.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> settdb::Result<()> {
+        self.inner.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> settdb::Result<()> {
+        self.inner.sync_dir(dir)
+    }
+    fn lock(
+        &self,
+        path: &Path,
+        kind: settdb::io::LockKind,
+    ) -> settdb::Result<Box<dyn settdb::io::StorageLock>> {
+        self.inner.lock(path, kind)
+    }
+}
