@@ -1,0 +1,252 @@
+//! `settdb-bench`: load and read workloads on SettDB, printing one result line each, so that
+//! `scripts/bench-vs-badger.sh` can run the same workloads on Go Badger in the same session and
+//! report ratios.
+//!
+//! - `load`: N random keys of `--key-size` bytes with `--value-size` byte values, written in
+//!   batches of `--batch` entries by `--writers` threads through the batched write path
+//!   (`Db::write`, one group commit per queue drain), then `close` (which flushes). Prints
+//!   entries/s, MB/s, elapsed seconds, peak RSS and on-disk bytes per file kind.
+//! - `read`: random point reads of keys from the load (regenerated from the same seed) by
+//!   `--threads` threads for `--seconds`; prints reads/s.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use rand::rngs::StdRng;
+use rand::{Rng, RngCore, SeedableRng};
+use settdb::write::WriteEntry;
+use settdb::{Db, Options};
+
+#[derive(Debug, Parser)]
+#[command(name = "settdb-bench", about = "SettDB load and read benchmarks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Load random keys through the batched write path.
+    Load {
+        /// Database directory (must not exist or be empty).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Number of keys.
+        #[arg(long)]
+        keys: u64,
+        /// Key size in bytes.
+        #[arg(long, default_value_t = 16)]
+        key_size: usize,
+        /// Value size in bytes.
+        #[arg(long)]
+        value_size: usize,
+        /// Entries per write batch.
+        #[arg(long, default_value_t = 1000)]
+        batch: usize,
+        /// Writer threads (their batches share group commits).
+        #[arg(long, default_value_t = 4)]
+        writers: usize,
+        /// Seed of the key generator (reads use the same).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Random point reads of loaded keys.
+    Read {
+        /// Database directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Number of keys that were loaded.
+        #[arg(long)]
+        keys: u64,
+        /// Key size in bytes.
+        #[arg(long, default_value_t = 16)]
+        key_size: usize,
+        /// Reader threads.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Duration in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Seed used by the load.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let outcome = match cli.cmd {
+        Cmd::Load {
+            dir,
+            keys,
+            key_size,
+            value_size,
+            batch,
+            writers,
+            seed,
+        } => load(&dir, keys, key_size, value_size, batch, writers, seed),
+        Cmd::Read {
+            dir,
+            keys,
+            key_size,
+            threads,
+            seconds,
+            seed,
+        } => read(&dir, keys, key_size, threads, seconds, seed),
+    };
+    if let Err(e) = outcome {
+        eprintln!("settdb-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// The `i`-th key of the load with `seed` (random bytes, reproducible by index).
+fn key_at(seed: u64, i: u64, key_size: usize) -> Vec<u8> {
+    let mut rng = StdRng::seed_from_u64(seed ^ i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut k = vec![0u8; key_size];
+    rng.fill_bytes(&mut k);
+    k
+}
+
+fn load(
+    dir: &Path,
+    keys: u64,
+    key_size: usize,
+    value_size: usize,
+    batch: usize,
+    writers: usize,
+    seed: u64,
+) -> settdb::Result<()> {
+    let opts = Options::new(dir);
+    // Keep a batch at half the write limit, so the batch size never trips TxnTooBig.
+    let per_entry = (key_size + value_size + 32) as u64;
+    let batch = batch.min((opts.max_batch_size() / 2 / per_entry).max(1) as usize);
+    let db = Db::open(opts)?;
+    let next = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..writers.max(1))
+        .map(|w| {
+            let (db, next) = (db.clone(), next.clone());
+            std::thread::spawn(move || -> settdb::Result<()> {
+                let mut rng = StdRng::seed_from_u64(seed + 1000 + w as u64);
+                loop {
+                    let from = next.fetch_add(batch as u64, Ordering::Relaxed);
+                    if from >= keys {
+                        return Ok(());
+                    }
+                    let to = (from + batch as u64).min(keys);
+                    let entries = (from..to)
+                        .map(|i| {
+                            let mut v = vec![0u8; value_size];
+                            rng.fill_bytes(&mut v);
+                            WriteEntry {
+                                key: key_at(seed, i, key_size).into(),
+                                version: 0,
+                                meta: 0,
+                                user_meta: 0,
+                                expires_at: 0,
+                                value: v.into(),
+                            }
+                        })
+                        .collect();
+                    db.write(entries)?;
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join()
+            .map_err(|_| settdb::Error::InvalidRequest("writer thread panicked"))??;
+    }
+    db.close()?;
+    let secs = start.elapsed().as_secs_f64();
+    let bytes = keys as f64 * (key_size + value_size) as f64;
+    let (sst, vlog, other) = dir_sizes(dir);
+    println!(
+        "settdb load: keys={keys} value_size={value_size} entries_per_s={:.0} mb_per_s={:.1} elapsed_s={secs:.2} peak_rss_mb={:.0} sst_mb={:.1} vlog_mb={:.1} other_mb={:.1}",
+        keys as f64 / secs,
+        bytes / secs / 1e6,
+        peak_rss_mb(),
+        sst as f64 / 1e6,
+        vlog as f64 / 1e6,
+        other as f64 / 1e6,
+    );
+    Ok(())
+}
+
+fn read(
+    dir: &Path,
+    keys: u64,
+    key_size: usize,
+    threads: usize,
+    seconds: u64,
+    seed: u64,
+) -> settdb::Result<()> {
+    let db = Db::open(Options::new(dir).with_read_only(true))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, found) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let handles: Vec<_> = (0..threads.max(1))
+        .map(|t| {
+            let (db, stop, done, found) = (db.clone(), stop.clone(), done.clone(), found.clone());
+            std::thread::spawn(move || -> settdb::Result<()> {
+                let mut rng = StdRng::seed_from_u64(seed + 7 + t as u64);
+                let (mut n, mut f) = (0u64, 0u64);
+                while !stop.load(Ordering::Relaxed) {
+                    let k = key_at(seed, rng.random_range(0..keys), key_size);
+                    if db.get(&k)?.is_some() {
+                        f += 1;
+                    }
+                    n += 1;
+                }
+                done.fetch_add(n, Ordering::Relaxed);
+                found.fetch_add(f, Ordering::Relaxed);
+                Ok(())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join()
+            .map_err(|_| settdb::Error::InvalidRequest("reader thread panicked"))??;
+    }
+    let n = done.load(Ordering::Relaxed);
+    println!(
+        "settdb read: threads={threads} reads_per_s={:.0} found={} of {n}",
+        n as f64 / seconds as f64,
+        found.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+/// Peak resident set size of this process in MB (Linux `VmHWM`; 0 elsewhere).
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Bytes of `.sst`, `.vlog` and other files in `dir`.
+fn dir_sizes(dir: &Path) -> (u64, u64, u64) {
+    let (mut sst, mut vlog, mut other) = (0, 0, 0);
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let len = e.metadata().map_or(0, |m| m.len());
+            match e.path().extension().and_then(|x| x.to_str()) {
+                Some("sst") => sst += len,
+                Some("vlog") => vlog += len,
+                _ => other += len,
+            }
+        }
+    }
+    (sst, vlog, other)
+}
