@@ -27,6 +27,7 @@ use crate::table::TableBuilderOptions;
 use crate::txn::WaterMark;
 use crate::value::{is_expired, meta, ValuePointer};
 use crate::vlog::{ValueLog, ValueLogOptions};
+use crate::write::Signal;
 use crate::write::{
     run_writer, GroupLimits, Poison, WriteEntry, WriteQueue, WriteRequest, WriterContext,
 };
@@ -61,6 +62,7 @@ pub(crate) struct DbInner {
     /// Next commit timestamp; assigned under the write queue's lock.
     pub(crate) next_ts: AtomicU64,
     pub(crate) compactor: Arc<Compactor>,
+    writeback: Arc<Signal>,
     next_mem_id: Arc<AtomicU64>,
     closing: Arc<AtomicBool>,
     closed: AtomicBool,
@@ -109,6 +111,7 @@ impl Db {
             compactor: Arc::new(Compactor::new(&opts, levels.clone(), vlog.is_some())?),
             queue: Arc::new(WriteQueue::new(WRITE_QUEUE_CAPACITY)),
             poison: Arc::new(Poison::default()),
+            writeback: Arc::new(Signal::default()),
             applied: Arc::new(WaterMark::new(max_version)),
             next_ts: AtomicU64::new(max_version + 1),
             memtables: Arc::new(memtables),
@@ -351,6 +354,23 @@ impl DbInner {
         threads.push(spawn("settdb-writer", move || run_writer(&ctx))?);
         let me = FlusherContext::new(self);
         threads.push(spawn("settdb-flusher", move || me.run())?);
+        if let Some(vlog) = self.vlog.clone() {
+            let (signal, closing, poison) = (
+                self.writeback.clone(),
+                self.closing.clone(),
+                self.poison.clone(),
+            );
+            threads.push(spawn("settdb-vlog-writeback", move || {
+                while !closing.load(Ordering::Acquire) {
+                    if signal.wait(POLL) {
+                        if let Err(e) = vlog.writeback() {
+                            poison.set(&e);
+                            return;
+                        }
+                    }
+                }
+            })?);
+        }
         for i in 0..self.opts.num_compactors {
             let compactor = self.compactor.clone();
             let (closing, applied, poison) = (
@@ -382,6 +402,7 @@ impl DbInner {
             next_memtable_id: self.next_mem_id.clone(),
             applied: self.applied.clone(),
             poison: self.poison.clone(),
+            writeback: self.writeback.clone(),
         }
     }
 
@@ -400,6 +421,7 @@ impl DbInner {
             .and_then(|c| c.wait())
             .and_then(|()| self.wait_flushed());
         self.closing.store(true, Ordering::Release);
+        self.writeback.raise();
         self.queue.close();
         let compacted = if flushed.is_ok() && self.opts.compact_l0_on_close {
             self.compactor.compact_l0_fully(self.discard_ts())

@@ -102,6 +102,8 @@ pub struct ValueLog {
     /// The writer side: taken by `start_writing`, `append`, `sync`, `close` and `poisoned`,
     /// never by readers.
     state: Mutex<WriteState>,
+    /// (file id, offset) up to which the last background writeback synced.
+    written_back: Mutex<(u32, u64)>,
 }
 
 impl fmt::Debug for ValueLog {
@@ -177,6 +179,7 @@ impl ValueLog {
             files: RwLock::new(open),
             active_id: AtomicU32::new(0),
             state: Mutex::new(state),
+            written_back: Mutex::new((0, 0)),
         };
         Ok((vlog, report))
     }
@@ -274,6 +277,49 @@ impl ValueLog {
             WriteState::Broken(why) => Err(Error::Poisoned(why.clone())),
             WriteState::ReadOnly | WriteState::Recovered(_) | WriteState::Closed => Ok(()),
         }
+    }
+
+    /// Bytes appended to the active file beyond the last background writeback (a hint for
+    /// when to call [`ValueLog::writeback`]).
+    pub fn unwritten_back_bytes(&self) -> u64 {
+        let id = self.active_id.load(Ordering::Acquire);
+        let Some(end) = self.lock_files().get(&id).map(|f| f.readable_end()) else {
+            return 0;
+        };
+        let (wb_id, wb_end) = *self
+            .written_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if wb_id == id {
+            end.saturating_sub(wb_end)
+        } else {
+            end
+        }
+    }
+
+    /// Background writeback (RocksDB's `bytes_per_sync`): an `fdatasync` of the active file
+    /// made on its handle *outside* the writer lock, so appends continue while the disk writes
+    /// what they appended, and a later [`ValueLog::sync`] or close has little left to do. The
+    /// writer's synced offset is not advanced by it (recovery stays conservative). Any thread.
+    ///
+    /// Errors: the sync's error, which poisons the value log like a failed [`ValueLog::sync`].
+    pub fn writeback(&self) -> Result<()> {
+        let id = self.active_id.load(Ordering::Acquire);
+        let Some(file) = self.lock_files().get(&id).cloned() else {
+            return Ok(());
+        };
+        let end = file.readable_end();
+        if let Err(e) = file.file().sync_data() {
+            return Err(match &mut *self.lock_state() {
+                WriteState::Writing(w) => w.poison("writeback", e),
+                _ => e,
+            });
+        }
+        *self
+            .written_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = (id, end);
+        Ok(())
     }
 
     /// Syncs the active file and refuses appends from now on; reads keep working.

@@ -217,7 +217,7 @@ impl VlogWriter {
     }
 
     /// Records the first failure and hands back its error.
-    fn poison(&mut self, op: &str, e: Error) -> Error {
+    pub(crate) fn poison(&mut self, op: &str, e: Error) -> Error {
         if self.poisoned.is_none() {
             self.poisoned = Some(format!("value log {op} failed: {e}"));
         }

@@ -2,9 +2,11 @@
 //! commit.
 
 mod request;
+mod signal;
 mod write_queue;
 mod writer;
 
 pub use request::{Completion, WriteEntry, WriteRequest};
+pub use signal::Signal;
 pub use write_queue::{GroupLimits, WriteQueue};
-pub use writer::{distinct_versions, run_writer, Poison, WriterContext};
+pub use writer::{distinct_versions, run_writer, Poison, WriterContext, BYTES_PER_SYNC};

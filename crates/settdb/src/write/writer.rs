@@ -24,6 +24,9 @@ use crate::txn::WaterMark;
 use crate::value::{meta, ValuePointer};
 use crate::vlog::ValueLog;
 
+/// Unsynced value-log bytes at which the writer asks for a background writeback.
+pub const BYTES_PER_SYNC: u64 = 8 << 20;
+
 /// The first write error, kept so every later write fails with it (rule 8).
 #[derive(Debug, Default)]
 pub struct Poison {
@@ -75,6 +78,8 @@ pub struct WriterContext {
     pub applied: Arc<WaterMark>,
     /// The poison flag.
     pub poison: Arc<Poison>,
+    /// Raised when the value log has [`BYTES_PER_SYNC`] bytes not yet written back.
+    pub writeback: Arc<super::Signal>,
 }
 
 /// Scratch buffers reused across groups (no per-entry allocation on the hot path).
@@ -204,6 +209,9 @@ fn append_values(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -
     }
     if !big.is_empty() {
         vlog.append(&big, &mut s.vptrs)?;
+        if vlog.unwritten_back_bytes() >= BYTES_PER_SYNC {
+            ctx.writeback.raise();
+        }
     }
     s.vptr_bytes
         .extend(s.vptrs.iter().map(ValuePointer::encode));
