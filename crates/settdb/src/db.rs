@@ -24,13 +24,14 @@ use crate::memtable::{parse_wal_file_name, Memtable, Memtables};
 use crate::options::Options;
 use crate::read::get_newest;
 use crate::table::TableBuilderOptions;
-use crate::txn::WaterMark;
+use crate::txn::{Oracle, WaterMark};
 use crate::value::{is_expired, meta, ValuePointer};
 use crate::vlog::{ValueLog, ValueLogOptions};
-use crate::write::Signal;
 use crate::write::{
     run_writer, GroupLimits, Poison, WriteEntry, WriteQueue, WriteRequest, WriterContext,
 };
+use crate::write::{CallbackRunner, Signal};
+use crate::{batch::WriteBatch, transaction::Txn};
 
 /// Name of the lock file in each database directory.
 pub const LOCK_FILE_NAME: &str = "LOCK";
@@ -59,9 +60,12 @@ pub(crate) struct DbInner {
     pub(crate) poison: Arc<Poison>,
     /// Commit watermark: every version at or below `done_until` is applied.
     pub(crate) applied: Arc<WaterMark>,
-    /// Next commit timestamp; assigned under the write queue's lock.
-    pub(crate) next_ts: AtomicU64,
+    /// Timestamps and conflict detection; commit timestamps are assigned under the write
+    /// queue's lock.
+    pub(crate) oracle: Arc<Oracle>,
     pub(crate) compactor: Arc<Compactor>,
+    /// Runs the callbacks of asynchronous commits.
+    pub(crate) callbacks: CallbackRunner,
     writeback: Arc<Signal>,
     next_mem_id: Arc<AtomicU64>,
     closing: Arc<AtomicBool>,
@@ -83,6 +87,17 @@ impl std::fmt::Debug for DbInner {
 impl Db {
     /// Opens (creating if needed) the database described by `opts`.
     pub fn open(opts: Options) -> Result<Db> {
+        Db::open_with_mode(opts, false)
+    }
+
+    /// Opens a database in managed mode: the caller supplies every read and commit timestamp
+    /// ([`Db::new_transaction_at`], [`crate::Txn::commit_at`]) and the discard timestamp
+    /// ([`Db::set_discard_ts`]). Mixing in calls that assign timestamps is an error.
+    pub fn open_managed(opts: Options) -> Result<Db> {
+        Db::open_with_mode(opts, true)
+    }
+
+    fn open_with_mode(opts: Options, managed: bool) -> Result<Db> {
         opts.validate()?;
         let opts = effective_options(opts);
         let storage = opts.storage.clone();
@@ -107,13 +122,21 @@ impl Db {
             next_mem_id += 1;
             Memtables::new(mutable, Vec::new(), opts.num_memtables)
         };
+        let applied = Arc::new(WaterMark::new(max_version));
+        let oracle = Arc::new(Oracle::new(
+            max_version,
+            managed,
+            opts.detect_conflicts,
+            applied.clone(),
+        ));
         let inner = Arc::new(DbInner {
             compactor: Arc::new(Compactor::new(&opts, levels.clone(), vlog.is_some())?),
             queue: Arc::new(WriteQueue::new(WRITE_QUEUE_CAPACITY)),
             poison: Arc::new(Poison::default()),
             writeback: Arc::new(Signal::default()),
-            applied: Arc::new(WaterMark::new(max_version)),
-            next_ts: AtomicU64::new(max_version + 1),
+            callbacks: CallbackRunner::start()?,
+            applied,
+            oracle,
             memtables: Arc::new(memtables),
             next_mem_id: Arc::new(AtomicU64::new(next_mem_id)),
             closing: Arc::new(AtomicBool::new(false)),
@@ -134,6 +157,78 @@ impl Db {
     /// The options in effect.
     pub fn options(&self) -> &Options {
         &self.inner.opts
+    }
+
+    /// True if opened with [`Db::open_managed`].
+    pub fn is_managed(&self) -> bool {
+        self.inner.oracle.is_managed()
+    }
+
+    fn refuse_managed(&self, what: &'static str) -> Result<()> {
+        if self.is_managed() {
+            Err(Error::InvalidRequest(what))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn require_managed(&self, what: &'static str) -> Result<()> {
+        if self.is_managed() {
+            Ok(())
+        } else {
+            Err(Error::InvalidRequest(what))
+        }
+    }
+
+    /// Runs `f` in a read-write transaction and commits it. `Err(Conflict)` means a key `f`
+    /// read was changed by another commit meanwhile: run it again.
+    pub fn update<T>(&self, f: impl FnOnce(&mut Txn) -> Result<T>) -> Result<T> {
+        let mut txn = self.new_transaction(true)?;
+        let out = f(&mut txn)?;
+        txn.commit()?;
+        Ok(out)
+    }
+
+    /// Runs `f` in a read-only transaction (a consistent snapshot).
+    pub fn view<T>(&self, f: impl FnOnce(&mut Txn) -> Result<T>) -> Result<T> {
+        let mut txn = if self.is_managed() {
+            Txn::begin_at(self.inner.clone(), u64::MAX, false)
+        } else {
+            Txn::begin(self.inner.clone(), false)
+        };
+        f(&mut txn)
+    }
+
+    /// A new transaction at the latest commit; `update` for read-write. Not in managed mode.
+    pub fn new_transaction(&self, update: bool) -> Result<Txn> {
+        self.refuse_managed("managed mode: use new_transaction_at(read_ts, update)")?;
+        Ok(Txn::begin(self.inner.clone(), update))
+    }
+
+    /// Managed mode: a transaction reading at `read_ts`, committed with `commit_at`.
+    pub fn new_transaction_at(&self, read_ts: u64, update: bool) -> Result<Txn> {
+        self.require_managed("new_transaction_at needs a database opened with open_managed")?;
+        Ok(Txn::begin_at(self.inner.clone(), read_ts, update))
+    }
+
+    /// Managed mode: versions at or below `ts` may be discarded by compaction.
+    pub fn set_discard_ts(&self, ts: u64) -> Result<()> {
+        self.require_managed("set_discard_ts needs a database opened with open_managed")?;
+        self.inner.oracle.set_discard_ts(ts);
+        Ok(())
+    }
+
+    /// A batch for many writes at high throughput (not atomic as a whole). Not in managed
+    /// mode.
+    pub fn new_write_batch(&self) -> Result<WriteBatch> {
+        self.refuse_managed("managed mode: use new_write_batch_at(commit_ts)")?;
+        Ok(WriteBatch::new(self.inner.clone(), None))
+    }
+
+    /// Managed mode: a write batch committing every write at `commit_ts`.
+    pub fn new_write_batch_at(&self, commit_ts: u64) -> Result<WriteBatch> {
+        self.require_managed("new_write_batch_at needs a database opened with open_managed")?;
+        Ok(WriteBatch::new(self.inner.clone(), Some(commit_ts)))
     }
 
     /// Writes `entries` atomically at one new version; returns that version. Keys are user
@@ -286,8 +381,7 @@ impl DbInner {
         self.validate_entries(&entries)?;
         let mut version = 0;
         let completion = self.queue.push_with(|| {
-            version = self.next_ts.fetch_add(1, Ordering::AcqRel);
-            self.applied.begin(version);
+            version = self.oracle.new_blind_commit_ts()?;
             for e in &mut entries {
                 e.version = version;
             }
@@ -329,7 +423,7 @@ impl DbInner {
 
     /// Versions at or below this may be discarded by compaction: no reader can see them.
     pub(crate) fn discard_ts(&self) -> u64 {
-        self.applied.done_until()
+        self.oracle.discard_ts()
     }
 
     fn flush(&self) -> Result<()> {
@@ -434,6 +528,8 @@ impl DbInner {
         for t in threads {
             let _ = t.join();
         }
+        // Every request is completed now, so no callback waits forever.
+        self.callbacks.shutdown();
         let synced = match &self.vlog {
             Some(v) => v.close(),
             None => Ok(()),

@@ -11,10 +11,12 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod batch;
 pub mod checksum;
 pub mod coding;
 pub mod compaction;
 mod db;
+mod entry;
 pub mod error;
 mod flush;
 pub mod io;
@@ -26,11 +28,15 @@ pub mod memtable;
 pub mod options;
 mod read;
 pub mod table;
+mod transaction;
 pub mod txn;
 pub mod value;
 pub mod vlog;
 pub mod write;
 
+pub use batch::{WriteBatch, DEFAULT_MAX_PENDING_TXNS};
 pub use db::{Db, LOCK_FILE_NAME};
+pub use entry::Entry;
 pub use error::{Error, Result};
 pub use options::{ChecksumVerificationMode, Compression, Options};
+pub use transaction::Txn;

@@ -1,5 +1,8 @@
-//! MVCC timestamps: watermarks (and, with the transaction API, the oracle).
+//! MVCC timestamps: the oracle (read and commit timestamps, conflict detection) and its
+//! watermarks.
 
+mod oracle;
 mod watermark;
 
+pub use oracle::{fingerprint, Oracle};
 pub use watermark::WaterMark;

@@ -77,6 +77,11 @@ impl WaterMark {
         self.done_until.load(Ordering::Acquire)
     }
 
+    /// The smallest timestamp begun and not yet done, if any.
+    pub fn pending_min(&self) -> Option<u64> {
+        self.lock().pending.keys().next().copied()
+    }
+
     /// Largest timestamp begun so far.
     pub fn last_begun(&self) -> u64 {
         self.lock().last_begun

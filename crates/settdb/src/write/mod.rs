@@ -1,11 +1,13 @@
 //! The write path: requests, the bounded queue to the one writer, and the writer's group
 //! commit.
 
+mod callbacks;
 mod request;
 mod signal;
 mod write_queue;
 mod writer;
 
+pub use callbacks::{Callback, CallbackRunner};
 pub use request::{Completion, WriteEntry, WriteRequest};
 pub use signal::Signal;
 pub use write_queue::{GroupLimits, WriteQueue};

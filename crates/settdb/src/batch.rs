@@ -1,0 +1,196 @@
+//! `WriteBatch`: many writes at high throughput, not atomic as a whole.
+//!
+//! Writes accumulate in a transaction; when it reaches the batch limits (`TxnTooBig`) it is
+//! committed asynchronously and a new one started, with at most `max_pending_txns` (16)
+//! commits in flight (further writes wait: backpressure). `flush` commits the rest and waits
+//! for every commit; the first error of any commit is reported by later calls and by `flush`.
+//! Each sub-commit is atomic; the batch as a whole is not. Its transactions never read, so they
+//! never conflict.
+
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use bytes::Bytes;
+
+use crate::db::DbInner;
+use crate::entry::Entry;
+use crate::error::{Error, Result};
+use crate::transaction::Txn;
+
+/// Commits in flight at most, by default (Badger's default).
+pub const DEFAULT_MAX_PENDING_TXNS: usize = 16;
+
+#[derive(Debug, Default)]
+struct ThrottleState {
+    in_flight: usize,
+    first_error: Option<String>,
+}
+
+/// Counts commits in flight and keeps the first error.
+#[derive(Debug, Default)]
+struct Throttle {
+    state: Mutex<ThrottleState>,
+    cond: Condvar,
+}
+
+impl Throttle {
+    fn lock(&self) -> MutexGuard<'_, ThrottleState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until fewer than `max` commits are in flight, then counts one more.
+    fn acquire(&self, max: usize) {
+        let mut st = self.lock();
+        while st.in_flight >= max.max(1) {
+            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        st.in_flight += 1;
+    }
+
+    fn release(&self, outcome: Result<()>) {
+        let mut st = self.lock();
+        st.in_flight -= 1;
+        if let Err(e) = outcome {
+            st.first_error.get_or_insert_with(|| e.to_string());
+        }
+        drop(st);
+        self.cond.notify_all();
+    }
+
+    fn wait_all(&self) {
+        let mut st = self.lock();
+        while st.in_flight > 0 {
+            st = self.cond.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        match &self.lock().first_error {
+            Some(msg) => Err(Error::Poisoned(format!(
+                "an earlier commit of this write batch failed: {msg}"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A batch of writes; see the module doc.
+pub struct WriteBatch {
+    db: Arc<DbInner>,
+    txn: Option<Txn>,
+    commit_ts: Option<u64>,
+    throttle: Arc<Throttle>,
+    max_pending: usize,
+}
+
+impl std::fmt::Debug for WriteBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBatch")
+            .field("commit_ts", &self.commit_ts)
+            .field("throttle", &self.throttle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WriteBatch {
+    /// A batch committing at fresh timestamps (normal mode) or at `commit_ts` (managed).
+    pub(crate) fn new(db: Arc<DbInner>, commit_ts: Option<u64>) -> Self {
+        let mut wb = WriteBatch {
+            db,
+            txn: None,
+            commit_ts,
+            throttle: Arc::new(Throttle::default()),
+            max_pending: DEFAULT_MAX_PENDING_TXNS,
+        };
+        wb.txn = Some(wb.new_txn());
+        wb
+    }
+
+    fn new_txn(&self) -> Txn {
+        match self.commit_ts {
+            Some(ts) => Txn::begin_at(self.db.clone(), ts.saturating_sub(1), true),
+            None => Txn::begin(self.db.clone(), true),
+        }
+    }
+
+    /// Sets how many commits may be in flight (at least 1).
+    pub fn set_max_pending_txns(&mut self, n: usize) {
+        self.max_pending = n.max(1);
+    }
+
+    /// Sets `key` to `value`.
+    pub fn set(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<()> {
+        self.set_entry(Entry::new(key, value))
+    }
+
+    /// Deletes `key`.
+    pub fn delete(&mut self, key: impl Into<Bytes>) -> Result<()> {
+        self.set_entry(Entry::delete(key))
+    }
+
+    /// Writes `entry`, committing the current sub-batch first when it is full.
+    pub fn set_entry(&mut self, entry: Entry) -> Result<()> {
+        self.throttle.check()?;
+        let txn = self.txn.as_mut().ok_or(Error::DiscardedTxn)?;
+        match txn.set_entry(entry.clone()) {
+            Err(Error::TxnTooBig { .. }) => {
+                self.commit_current()?;
+                self.txn
+                    .as_mut()
+                    .ok_or(Error::DiscardedTxn)?
+                    .set_entry(entry)
+            }
+            other => other,
+        }
+    }
+
+    /// Commits the current sub-batch asynchronously and starts a new one.
+    fn commit_current(&mut self) -> Result<()> {
+        let Some(mut txn) = self.txn.take() else {
+            return Err(Error::DiscardedTxn);
+        };
+        self.throttle.acquire(self.max_pending);
+        let throttle = self.throttle.clone();
+        match txn.send(self.commit_ts) {
+            Ok(Some(completion)) => self
+                .db
+                .callbacks
+                .run_after(completion, Box::new(move |r| throttle.release(r))),
+            Ok(None) => throttle.release(Ok(())),
+            Err(e) => {
+                throttle.release(Err(Error::Poisoned(e.to_string())));
+                return Err(e);
+            }
+        }
+        self.txn = Some(self.new_txn());
+        Ok(())
+    }
+
+    /// Commits what is left and waits for every commit; the first error of any of them.
+    pub fn flush(mut self) -> Result<()> {
+        let result = self.commit_current();
+        if let Some(mut t) = self.txn.take() {
+            t.discard();
+        }
+        self.throttle.wait_all();
+        result.and(self.throttle.check())
+    }
+
+    /// Drops the writes not yet committed and waits for the commits in flight.
+    pub fn cancel(mut self) {
+        self.cancel_inner();
+    }
+
+    fn cancel_inner(&mut self) {
+        if let Some(mut t) = self.txn.take() {
+            t.discard();
+        }
+        self.throttle.wait_all();
+    }
+}
+
+impl Drop for WriteBatch {
+    /// Without `flush`, writes not yet committed are dropped (as `cancel`).
+    fn drop(&mut self) {
+        self.cancel_inner();
+    }
+}

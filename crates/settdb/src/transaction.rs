@@ -1,0 +1,272 @@
+//! Transactions: snapshot reads at `read_ts`, buffered writes, serializable commit.
+//!
+//! A transaction reads the database as of its `read_ts` (plus its own pending writes), and
+//! buffers writes. Commit checks for conflicts (a key it read was written by a transaction
+//! that committed after `read_ts`: SSI, see `txn::Oracle`), then sends all writes as ONE
+//! request, so they become durable and visible atomically at one commit timestamp.
+//!
+//! A `Txn` is used from one thread at a time (`&mut self`); it is `Send`. Dropping it
+//! discards it. Errors, never panics, for misuse: writing in a read-only transaction
+//! (`ReadOnlyTxn`), using it after commit or discard (`DiscardedTxn`), bad keys, values over
+//! the value-log file size, more than `max_batch_count` entries or `max_batch_size` bytes
+//! (`TxnTooBig`: commit and start another, or use a `WriteBatch`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::db::{validate_key, DbInner};
+use crate::entry::Entry;
+use crate::error::{Error, Result};
+use crate::txn::fingerprint;
+use crate::write::{Completion, WriteEntry, WriteRequest};
+
+/// A pending write of a transaction.
+#[derive(Clone, Debug)]
+pub(crate) struct PendingWrite {
+    pub(crate) value: Bytes,
+    pub(crate) meta: u8,
+    pub(crate) user_meta: u8,
+    pub(crate) expires_at: u64,
+}
+
+/// A transaction; see the module doc.
+pub struct Txn {
+    pub(crate) db: Arc<DbInner>,
+    pub(crate) read_ts: u64,
+    update: bool,
+    /// Pending writes by user key (the last write of a key wins).
+    pub(crate) pending: BTreeMap<Bytes, PendingWrite>,
+    /// Fingerprints of keys read (update transactions with conflict detection only).
+    reads: Vec<u64>,
+    /// Fingerprints of keys written.
+    writes: HashSet<u64>,
+    size_bytes: u64,
+    /// False once committed or discarded.
+    open: bool,
+    /// True while `read_ts` is registered in the oracle's read watermark.
+    read_registered: bool,
+}
+
+impl std::fmt::Debug for Txn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Txn")
+            .field("read_ts", &self.read_ts)
+            .field("update", &self.update)
+            .field("pending", &self.pending.len())
+            .field("open", &self.open)
+            .finish()
+    }
+}
+
+impl Txn {
+    /// A transaction reading at the latest commit (normal mode).
+    pub(crate) fn begin(db: Arc<DbInner>, update: bool) -> Txn {
+        let read_ts = db.oracle.begin_read();
+        Txn::with_read_ts(db, read_ts, update)
+    }
+
+    /// A transaction reading at `read_ts` (managed mode).
+    pub(crate) fn begin_at(db: Arc<DbInner>, read_ts: u64, update: bool) -> Txn {
+        db.oracle.begin_read_at(read_ts);
+        Txn::with_read_ts(db, read_ts, update)
+    }
+
+    fn with_read_ts(db: Arc<DbInner>, read_ts: u64, update: bool) -> Txn {
+        Txn {
+            db,
+            read_ts,
+            update,
+            pending: BTreeMap::new(),
+            reads: Vec::new(),
+            writes: HashSet::new(),
+            size_bytes: 0,
+            open: true,
+            read_registered: true,
+        }
+    }
+
+    /// The read timestamp: the transaction sees every commit at or below it.
+    pub fn read_ts(&self) -> u64 {
+        self.read_ts
+    }
+
+    /// True for a read-write transaction.
+    pub fn is_update(&self) -> bool {
+        self.update
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.open {
+            Ok(())
+        } else {
+            Err(Error::DiscardedTxn)
+        }
+    }
+
+    /// Sets `key` to `value`.
+    pub fn set(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<()> {
+        self.set_entry(Entry::new(key, value))
+    }
+
+    /// Deletes `key`.
+    pub fn delete(&mut self, key: impl Into<Bytes>) -> Result<()> {
+        self.set_entry(Entry::delete(key))
+    }
+
+    /// Writes `entry` (with its TTL, user meta and discard flag).
+    pub fn set_entry(&mut self, entry: Entry) -> Result<()> {
+        self.check_open()?;
+        if !self.update {
+            return Err(Error::ReadOnlyTxn);
+        }
+        validate_key(&entry.key)?;
+        let limit = self.db.opts.value_log_file_size;
+        if entry.value.len() as u64 >= limit {
+            return Err(Error::ValueTooLarge {
+                size_bytes: entry.value.len() as u64,
+                max_size_bytes: limit - 1,
+            });
+        }
+        let (count, size) = self.size_after(&entry);
+        let (max_count, max_size) = (
+            self.db.opts.max_batch_count(),
+            self.db.opts.max_batch_size(),
+        );
+        if count > max_count || size > max_size {
+            return Err(Error::TxnTooBig {
+                count,
+                size_bytes: size,
+                max_count,
+                max_size_bytes: max_size,
+            });
+        }
+        self.size_bytes = size;
+        if self.db.oracle.detects_conflicts() {
+            self.writes.insert(fingerprint(&entry.key));
+        }
+        self.pending.insert(
+            entry.key,
+            PendingWrite {
+                value: entry.value,
+                meta: entry.meta,
+                user_meta: entry.user_meta,
+                expires_at: entry.expires_at,
+            },
+        );
+        Ok(())
+    }
+
+    /// Entry count and bytes after adding `entry` (a rewrite of a pending key replaces it).
+    fn size_after(&self, entry: &Entry) -> (u64, u64) {
+        let replaced = self.pending.get(&entry.key).map(|p| {
+            Entry {
+                key: entry.key.clone(),
+                value: p.value.clone(),
+                user_meta: p.user_meta,
+                expires_at: p.expires_at,
+                meta: p.meta,
+            }
+            .estimated_size()
+        });
+        let count = self.pending.len() as u64 + u64::from(replaced.is_none());
+        (
+            count,
+            self.size_bytes - replaced.unwrap_or(0) + entry.estimated_size(),
+        )
+    }
+
+    /// Records a read of `key` for conflict detection.
+    #[allow(dead_code)] // used by get() and iterators, which arrive with the iterator layer
+    pub(crate) fn record_read(&mut self, key: &[u8]) {
+        if self.update && self.db.oracle.detects_conflicts() {
+            self.reads.push(fingerprint(key));
+        }
+    }
+
+    /// Commits: the writes become durable (per `sync_writes`) and visible at one new commit
+    /// timestamp, or none of them do. `Err(Conflict)`: a key this transaction read was
+    /// written after `read_ts`; retry the whole transaction.
+    pub fn commit(&mut self) -> Result<()> {
+        match self.send(None)? {
+            Some(completion) => completion.wait(),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits asynchronously: returns at once; `callback` runs exactly once, on a SettDB
+    /// thread, with the outcome. Errors found before sending (misuse, conflict) are passed to
+    /// the callback too.
+    pub fn commit_with(&mut self, callback: impl FnOnce(Result<()>) + Send + 'static) {
+        match self.send(None) {
+            Ok(Some(completion)) => self.db.callbacks.run_after(completion, Box::new(callback)),
+            Ok(None) => callback(Ok(())),
+            Err(e) => callback(Err(e)),
+        }
+    }
+
+    /// Managed mode: commits at the caller's `commit_ts`.
+    pub fn commit_at(&mut self, commit_ts: u64) -> Result<()> {
+        match self.send(Some(commit_ts))? {
+            Some(completion) => completion.wait(),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends the pending writes as one request; `None` when there was nothing to write. The
+    /// transaction is finished afterwards whatever the outcome.
+    pub(crate) fn send(
+        &mut self,
+        managed_commit_ts: Option<u64>,
+    ) -> Result<Option<Arc<Completion>>> {
+        self.check_open()?;
+        let outcome = self.send_inner(managed_commit_ts);
+        self.discard();
+        outcome
+    }
+
+    fn send_inner(&mut self, managed_commit_ts: Option<u64>) -> Result<Option<Arc<Completion>>> {
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        self.db.check_writable()?;
+        let mut entries: Vec<WriteEntry> = std::mem::take(&mut self.pending)
+            .into_iter()
+            .map(|(key, p)| WriteEntry {
+                key,
+                version: 0,
+                meta: p.meta,
+                user_meta: p.user_meta,
+                expires_at: p.expires_at,
+                value: p.value,
+            })
+            .collect();
+        let (oracle, read_ts) = (&self.db.oracle, self.read_ts);
+        let (reads, writes) = (&self.reads, &self.writes);
+        let completion = self.db.queue.push_with(|| {
+            let ts = oracle.new_commit_ts(read_ts, reads, writes, managed_commit_ts)?;
+            for e in &mut entries {
+                e.version = ts;
+            }
+            Ok(WriteRequest::new(std::mem::take(&mut entries)))
+        })?;
+        Ok(Some(completion))
+    }
+
+    /// Ends the transaction without writing; idempotent (also done on drop).
+    pub fn discard(&mut self) {
+        self.open = false;
+        self.pending.clear();
+        if self.read_registered {
+            self.read_registered = false;
+            self.db.oracle.done_read(self.read_ts);
+        }
+    }
+}
+
+impl Drop for Txn {
+    fn drop(&mut self) {
+        self.discard();
+    }
+}
