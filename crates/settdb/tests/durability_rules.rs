@@ -134,7 +134,7 @@ fn in_memory_mode_needs_no_directory() {
     db.compact_until_settled().unwrap();
     assert_eq!(
         db.get(b"key01234").unwrap(),
-        Some(vec![(1234 % 251) as u8; 100 + (1234 % 3) * 200])
+        Some(vec![(1234 % 251) as u8; 300])
     );
     db.close().unwrap();
 }

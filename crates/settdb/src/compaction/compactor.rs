@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use super::priority::{level_targets, pick_levels, LevelShape, TargetOptions};
+use super::priority::{level_targets, pick_levels, LevelShape, TargetOptions, Targets};
 use super::retention::RetentionPolicy;
 use super::runner::{run_compaction, CompactionOutcome};
 use super::task::{pick_l0, pick_level, CompactionTask, InFlight};
@@ -47,6 +47,15 @@ impl std::fmt::Debug for Compactor {
     }
 }
 
+/// The shape scores are computed from. REQUIRES: the in-flight lock (passed in).
+fn shape_of(snapshot: &LevelsSnapshot, in_flight: &InFlight) -> LevelShape {
+    LevelShape {
+        level_sizes_bytes: snapshot.level_sizes_bytes(),
+        compacting_bytes: in_flight.bytes_by_level().to_vec(),
+        l0_tables: snapshot.tables(0).len(),
+    }
+}
+
 impl Compactor {
     /// A compactor for `levels`; loads the discard statistics when there is a value log.
     pub fn new(opts: &Options, levels: Arc<Levels>, has_value_log: bool) -> Result<Self> {
@@ -81,11 +90,15 @@ impl Compactor {
     }
 
     /// Picks and reserves the most urgent compaction, if any level needs one.
+    ///
+    /// The snapshot is loaded while holding the in-flight lock: a compaction applies its edit
+    /// before it releases its tables, so under the lock every table of the snapshot is either
+    /// still live or still reserved (never picked twice, never picked after removal).
     fn pick(&self) -> Option<(CompactionTask, Arc<LevelsSnapshot>)> {
-        let snapshot = self.levels.snapshot();
-        let shape = self.shape(&snapshot);
-        let targets = level_targets(&shape, &self.target_opts);
         let mut in_flight = self.lock_in_flight();
+        let snapshot = self.levels.snapshot();
+        let shape = shape_of(&snapshot, &in_flight);
+        let targets = level_targets(&shape, &self.target_opts);
         for p in pick_levels(&shape, &targets, &self.target_opts) {
             if p.level != 0 && p.adjusted < 1.0 {
                 continue;
@@ -112,6 +125,19 @@ impl Compactor {
             }
         }
         None
+    }
+
+    /// Reserves a task made by `make` from the current snapshot (under the in-flight lock,
+    /// as in [`Compactor::pick`]).
+    fn reserve_with(
+        &self,
+        make: impl FnOnce(&LevelsSnapshot, &Targets, &InFlight) -> Option<CompactionTask>,
+    ) -> Option<(CompactionTask, Arc<LevelsSnapshot>)> {
+        let mut in_flight = self.lock_in_flight();
+        let snapshot = self.levels.snapshot();
+        let targets = level_targets(&shape_of(&snapshot, &in_flight), &self.target_opts);
+        let task = make(&snapshot, &targets, &in_flight)?;
+        in_flight.try_reserve(&task).then_some((task, snapshot))
     }
 
     /// Runs one compaction if one is needed. `Ok(false)`: nothing to do.
@@ -155,19 +181,10 @@ impl Compactor {
     /// Compacts L0 into the base level until L0 is empty (for `compact_l0_on_close`).
     pub fn compact_l0_fully(&self, discard_ts: u64) -> Result<()> {
         while !self.levels.snapshot().tables(0).is_empty() {
-            let snapshot = self.levels.snapshot();
-            let targets = level_targets(&self.shape(&snapshot), &self.target_opts);
-            let mut in_flight = self.lock_in_flight();
-            let picked = pick_l0(
-                &snapshot,
-                targets.base_level,
-                targets.table_bytes[targets.base_level],
-                &in_flight,
-            )
-            .filter(|t| in_flight.try_reserve(t));
-            drop(in_flight);
+            let picked = self
+                .reserve_with(|s, t, f| pick_l0(s, t.base_level, t.table_bytes[t.base_level], f));
             match picked {
-                Some(task) => {
+                Some((task, snapshot)) => {
                     self.run_task(&task, &snapshot, discard_ts)?;
                 }
                 None => self.levels.wait_for_change(IDLE_WAIT),
@@ -184,19 +201,10 @@ impl Compactor {
         self.compact_l0_fully(discard_ts)?;
         let last = self.levels.snapshot().level_count() - 1;
         for level in 1..last {
-            loop {
-                let snapshot = self.levels.snapshot();
-                if snapshot.tables(level).is_empty() {
-                    break;
-                }
-                let target =
-                    level_targets(&self.shape(&snapshot), &self.target_opts).table_bytes[level + 1];
-                let mut in_flight = self.lock_in_flight();
-                let picked = pick_level(&snapshot, level, target, &in_flight)
-                    .filter(|t| in_flight.try_reserve(t));
-                drop(in_flight);
-                match picked {
-                    Some(task) => {
+            while !self.levels.snapshot().tables(level).is_empty() {
+                match self.reserve_with(|s, t, f| pick_level(s, level, t.table_bytes[level + 1], f))
+                {
+                    Some((task, snapshot)) => {
                         self.run_task(&task, &snapshot, discard_ts)?;
                     }
                     None => self.levels.wait_for_change(IDLE_WAIT),
@@ -204,14 +212,6 @@ impl Compactor {
             }
         }
         Ok(())
-    }
-
-    fn shape(&self, snapshot: &LevelsSnapshot) -> LevelShape {
-        LevelShape {
-            level_sizes_bytes: snapshot.level_sizes_bytes(),
-            compacting_bytes: self.lock_in_flight().bytes_by_level().to_vec(),
-            l0_tables: snapshot.tables(0).len(),
-        }
     }
 
     /// A compactor thread's loop: run compactions until `closing`; an error poisons the
