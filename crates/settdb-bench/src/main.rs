@@ -53,6 +53,21 @@ enum Cmd {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Uncontended `Db::update` transactions, each setting one key (one thread).
+    Update {
+        /// Database directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Number of transactions.
+        #[arg(long, default_value_t = 100_000)]
+        n: u64,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 128)]
+        value_size: usize,
+        /// Sync every commit.
+        #[arg(long)]
+        sync: bool,
+    },
     /// Random point reads of loaded keys.
     Read {
         /// Database directory.
@@ -88,6 +103,12 @@ fn main() {
             writers,
             seed,
         } => load(&dir, keys, key_size, value_size, batch, writers, seed),
+        Cmd::Update {
+            dir,
+            n,
+            value_size,
+            sync,
+        } => update(&dir, n, value_size, sync),
         Cmd::Read {
             dir,
             keys,
@@ -175,6 +196,23 @@ fn load(
         sst as f64 / 1e6,
         vlog as f64 / 1e6,
         other as f64 / 1e6,
+    );
+    Ok(())
+}
+
+fn update(dir: &Path, n: u64, value_size: usize, sync: bool) -> settdb::Result<()> {
+    let db = Db::open(Options::new(dir).with_sync_writes(sync))?;
+    let value = bytes::Bytes::from(vec![7u8; value_size]);
+    let start = Instant::now();
+    for i in 0..n {
+        let key = key_at(1, i, 16);
+        db.update(|txn| txn.set(key, value.clone()))?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    db.close()?;
+    println!(
+        "settdb update: n={n} per_s={:.0} elapsed_s={secs:.2} sync={sync}",
+        n as f64 / secs
     );
     Ok(())
 }
