@@ -182,19 +182,19 @@ fn verify_wals(storage: &dyn Storage, dir: &Path, vlog: Option<&ValueLog>, found
 
 fn print_summary(f: &Findings) {
     println!(
-        "tables     {} verified ({}, {})",
+        "verified {} ({}, {})",
         plural(f.tables, "table"),
         fmt_bytes(f.table_bytes),
         plural(f.blocks, "block")
     );
     println!(
-        "value log  {} verified ({}, {})",
-        plural(f.vlog_files, "file"),
+        "verified {} ({}, {})",
+        plural(f.vlog_files, "value-log file"),
         fmt_bytes(f.vlog_bytes),
         plural(f.vlog_records, "record")
     );
     println!(
-        "WALs       {} replayed ({})",
+        "replayed {} ({})",
         plural(f.wals, "WAL"),
         fmt_bytes(f.wal_bytes)
     );
@@ -202,7 +202,7 @@ fn print_summary(f: &Findings) {
         println!("OK: no corruption found");
     } else {
         for p in &f.problems {
-            println!("CORRUPT    {p}");
+            println!("CORRUPT: {p}");
         }
     }
 }
