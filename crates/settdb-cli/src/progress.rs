@@ -134,7 +134,8 @@ impl Ticker {
         };
         let template = match self.goal {
             Goal::Open => "{spinner} {prefix} [{elapsed_precise}] {msg}",
-            _ => "{prefix} [{elapsed_precise}] [{wide_bar}] {percent:>3}% {msg} ETA {eta}",
+            // Fits 80 columns with the longest message (`bench write`, billions of entries).
+            _ => "{prefix} [{bar:16}] {percent:>3}% {msg} ETA {eta}",
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
@@ -152,7 +153,7 @@ impl Ticker {
                 }
                 Goal::Open => bar.tick(),
             }
-            bar.set_message(self.counts(done, elapsed));
+            bar.set_message(self.bar_message(done, elapsed));
             if stopped {
                 bar.finish_and_clear();
                 return;
@@ -215,6 +216,30 @@ impl Ticker {
             ),
             _ if self.unit.is_empty() => String::new(),
             _ => format!("{}, {}/s", self.amount(done as f64), self.amount(rate)),
+        }
+    }
+
+    /// The short form of [`Ticker::counts`] for the bar: `123,456/1,000,000 entries 98,765/s`.
+    fn bar_message(&self, done: u64, elapsed: Duration) -> String {
+        let rate = done as f64 / elapsed.as_secs_f64().max(1e-9);
+        match self.goal {
+            _ if self.unit.is_empty() => String::new(),
+            Goal::Items(n) if self.unit == BYTES => {
+                format!(
+                    "{}/{} {}/s",
+                    fmt_bytes(done),
+                    fmt_bytes(n),
+                    self.amount(rate)
+                )
+            }
+            Goal::Items(n) => format!(
+                "{}/{} {} {}/s",
+                fmt_count(done),
+                fmt_count(n),
+                self.unit,
+                fmt_rate(rate)
+            ),
+            _ => format!("{} {}/s", self.amount(done as f64), fmt_rate(rate)),
         }
     }
 
