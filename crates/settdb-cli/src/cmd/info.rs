@@ -70,6 +70,13 @@ fn print_open(db: &Db, usage: &DiskUsage, show_tables: bool) {
         plural(usage.vlog.files, "file"),
         fmt_bytes(vlog_bytes)
     );
+    if usage.vlog.bytes > vlog_bytes {
+        println!(
+            "  {} on disk past the valid records is ignored: the torn tail of a crash, or damage \
+             (`settdb verify` tells which)",
+            fmt_bytes(usage.vlog.bytes - vlog_bytes)
+        );
+    }
     println!(
         "keys (estimate): {} (distinct keys per table, summed: a key in several tables counts \
          once in each; keys only in WALs are not counted)",
