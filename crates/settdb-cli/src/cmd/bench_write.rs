@@ -29,7 +29,8 @@ const MAX_KEYS_MIL: f64 = 1e6;
 /// Flags of `bench write` (Badger's names and defaults).
 #[derive(Debug, clap::Args)]
 pub struct BenchWriteArgs {
-    /// Database directory; without it, a temporary directory that is removed afterwards.
+    /// Database directory (an existing database is written into, and its BENCH_KEYS_SEED
+    /// replaced); without it, a temporary directory that is removed afterwards.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Value-log directory, when it is not --dir.
