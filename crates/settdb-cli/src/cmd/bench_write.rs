@@ -36,7 +36,7 @@ pub struct BenchWriteArgs {
     /// Value-log directory, when it is not --dir.
     #[arg(long, value_name = "DIR", requires = "dir")]
     pub vlog_dir: Option<PathBuf>,
-    /// Bytes per key (Badger's default; scripts/bench-vs-badger.sh passes -k 16).
+    /// Bytes per key (32 is Badger's default; scripts/bench-vs-badger.sh compares at 16).
     #[arg(short = 'k', long, default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=settdb::key::MAX_KEY_SIZE as i64))]
     pub key_size: u32,
