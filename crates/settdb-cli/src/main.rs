@@ -1,23 +1,77 @@
-//! `settdb`: the command-line tool of SettDB.
+//! `settdb`: the command-line tool of SettDB (Badger's `badger` tool in our idiom).
 //!
-//! The subcommands (bench, bank, info, get/set/scan, flatten, verify) arrive with the engine;
-//! today the binary only identifies itself.
+//! This file only parses and dispatches; each subcommand lives in its own file under `cmd/`.
+//! Exit codes: 0 success; 1 failure, printed as one line `settdb: <message>` on stderr (a
+//! missing or locked directory, a key not found, corruption found, ...); 2 bad usage (clap's
+//! message). Progress goes to stderr, results to stdout.
 
-use clap::Parser;
+mod bench_keys;
+mod cli_error;
+mod cmd;
+mod compression_arg;
+mod db_dir;
+mod disk_usage;
+mod encoding;
+mod levels_report;
+mod manifest_check;
+mod progress;
+mod units;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use cmd::{bench, delete, flatten, get, info, set, verify};
 
 /// SettDB command-line tool.
 #[derive(Debug, Parser)]
 #[command(
     name = "settdb",
     version,
-    about = "SettDB: an embedded key-value store (Badger's design in Rust)"
+    about = "SettDB: an embedded key-value store (Badger's design in Rust)",
+    after_help = "Start with: settdb bench write -m 1"
 )]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    println!(
-        "settdb {}: the engine and its subcommands are not built yet; see README.md",
-        env!("CARGO_PKG_VERSION")
-    );
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Benchmarks: `bench write`, then `bench read` on the same --dir.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+    /// Show levels, tables, value log and the MANIFEST against the directory.
+    Info(info::InfoArgs),
+    /// Print the value of a key (exit code 1 if it has none).
+    Get(get::GetArgs),
+    /// Set a key to a value.
+    Set(set::SetArgs),
+    /// Delete a key.
+    Delete(delete::DeleteArgs),
+    /// Compact every level into the last one.
+    Flatten(flatten::FlattenArgs),
+    /// Check every checksum of every table, value-log file and WAL.
+    Verify(verify::VerifyArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Bench(c) => bench::run(c),
+        Command::Info(a) => info::run(a),
+        Command::Get(a) => get::run(a),
+        Command::Set(a) => set::run(a),
+        Command::Delete(a) => delete::run(a),
+        Command::Flatten(a) => flatten::run(a),
+        Command::Verify(a) => verify::run(a),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("settdb: {}", e.message());
+            ExitCode::FAILURE
+        }
+    }
 }

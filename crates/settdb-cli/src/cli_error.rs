@@ -1,0 +1,99 @@
+//! [`CliError`]: the one error a subcommand returns. `main` prints it as one line,
+//! `settdb: <message>`, on stderr and exits with code 1.
+//!
+//! Library errors are translated here into messages a newcomer can act on: a locked
+//! directory says who may hold it, a missing directory says so, and corruption points at
+//! `settdb verify`.
+
+use std::fmt;
+use std::path::Path;
+
+/// A failed subcommand: the message `main` prints after `settdb: `.
+#[derive(Debug)]
+pub struct CliError {
+    message: String,
+}
+
+/// Result of a subcommand.
+pub type CliResult<T = ()> = Result<T, CliError>;
+
+impl CliError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+        }
+    }
+
+    /// Translates a library error that happened while working on the database in `dir`.
+    pub fn from_db(err: settdb::Error, dir: &Path) -> Self {
+        CliError::new(describe_db_error(&err, dir))
+    }
+
+    /// The message, without the `settdb: ` prefix.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// One line explaining `err` for a user of the database in `dir`.
+pub fn describe_db_error(err: &settdb::Error, dir: &Path) -> String {
+    use settdb::Error;
+    match err {
+        Error::Locked { path } => format!(
+            "directory {} is locked by another process (is another settdb or program using it?)",
+            path.parent().unwrap_or(dir).display(),
+        ),
+        Error::Io { source, path, .. }
+            if source.kind() == std::io::ErrorKind::NotFound && path == dir =>
+        {
+            format!("directory {} does not exist", dir.display())
+        }
+        Error::Io { source, path, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+            format!("permission denied on {}: {err}", path.display())
+        }
+        e if e.is_corruption() => format!(
+            "{e} (run `settdb verify --dir {}` for a full check)",
+            dir.display()
+        ),
+        e => e.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    #[test]
+    fn locked_and_missing_directories_are_explained() {
+        // Proves the two errors a newcomer meets first get a sentence naming the directory.
+        let dir = PathBuf::from("/x");
+        let locked = CliError::from_db(
+            settdb::Error::Locked {
+                path: dir.join("LOCK"),
+            },
+            &dir,
+        );
+        assert!(locked
+            .message()
+            .starts_with("directory /x is locked by another process (is another settdb"));
+        let missing = CliError::from_db(
+            settdb::Error::io(
+                "open",
+                &dir,
+                std::io::Error::from(std::io::ErrorKind::NotFound),
+            ),
+            &dir,
+        );
+        assert_eq!(missing.message(), "directory /x does not exist");
+        let corrupt = CliError::from_db(settdb::Error::corruption("/x/1.sst", 4, "bad"), &dir);
+        assert!(corrupt.message().contains("settdb verify --dir /x"));
+    }
+}

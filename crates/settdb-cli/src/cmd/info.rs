@@ -1,0 +1,90 @@
+//! `settdb info`: Badger's `info`. First the MANIFEST against the directory, read straight
+//! from the files (works on a damaged directory), and the files per kind; then the database
+//! opened read-only: tables and bytes per level, the value log, a key count estimate, and with
+//! `--show-tables` every table. Exits 1 if the MANIFEST is unreadable, lists a missing file, or
+//! the database does not open.
+
+use settdb::Db;
+
+use crate::cli_error::{CliError, CliResult};
+use crate::db_dir::DirArgs;
+use crate::disk_usage::DiskUsage;
+use crate::levels_report::{all_totals, print_levels, print_tables};
+use crate::manifest_check::ManifestCheck;
+use crate::units::{fmt_bytes, fmt_count, plural};
+
+/// Flags of `info`.
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub dirs: DirArgs,
+    /// List every table: id, level, size, entries, newest version, key range.
+    #[arg(long)]
+    pub show_tables: bool,
+}
+
+/// Runs `info`.
+pub fn run(args: InfoArgs) -> CliResult {
+    let dirs = &args.dirs;
+    dirs.require_existing()?;
+    // Shared, as a read-only open: a writer cannot change the files while we read them.
+    let _locks = dirs.lock_shared()?;
+    println!("directory {}", dirs.dir.display());
+    if dirs.value_dir() != dirs.dir {
+        println!("value-log directory {}", dirs.value_dir().display());
+    }
+    let io_err =
+        |e: std::io::Error| CliError::new(format!("cannot list {}: {e}", dirs.dir.display()));
+    let check = ManifestCheck::run(&dirs.dir).map_err(io_err)?;
+    check.print();
+    let usage = DiskUsage::scan(&[&dirs.dir, dirs.value_dir()]).map_err(io_err)?;
+    println!(
+        "files: sst {}, vlog {}, mem (WALs) {}, other {}",
+        usage.sst, usage.vlog, usage.mem, usage.other
+    );
+    let opened = dirs.open_read_only();
+    if let Ok(db) = &opened {
+        print_open(db, &usage, args.show_tables);
+    }
+    let closed = opened.and_then(|db| db.close().map_err(|e| dirs.error(e)));
+    if let Err(e) = &closed {
+        println!("the database does not open: {e}");
+    }
+    if !check.is_consistent() {
+        return Err(CliError::new(format!(
+            "the MANIFEST does not match the directory: {}",
+            check.problems().join("; ")
+        )));
+    }
+    closed.map_err(|e| CliError::new(format!("cannot open the database: {e}")))
+}
+
+/// What the open database reports.
+fn print_open(db: &Db, usage: &DiskUsage, show_tables: bool) {
+    let snapshot = db.levels();
+    println!("levels (database opened read-only):");
+    print_levels(&snapshot);
+    let (_, vlog_bytes) = db.size_bytes();
+    println!(
+        "value log: {}, {} of valid records",
+        plural(usage.vlog.files, "file"),
+        fmt_bytes(vlog_bytes)
+    );
+    if usage.vlog.bytes > vlog_bytes {
+        println!(
+            "  {} on disk past the valid records is ignored: the torn tail of a crash, or damage \
+             (`settdb verify` tells which)",
+            fmt_bytes(usage.vlog.bytes - vlog_bytes)
+        );
+    }
+    println!(
+        "keys (estimate): {} (distinct keys per table, summed: a key in several tables counts \
+         once in each; keys only in WALs are not counted)",
+        fmt_count(all_totals(&snapshot).keys)
+    );
+    println!("newest version: {}", db.max_version());
+    if show_tables {
+        println!("tables:");
+        print_tables(&snapshot);
+    }
+}

@@ -1,0 +1,15 @@
+//! The subcommands, one per file; each has its flags (`*Args`, clap derive) and a `run`.
+//!
+//! To add one (`scan`, `bank test`, ... with the transaction and iterator API): a file here
+//! with its `Args` and `run`, a `pub mod` line below, and a variant and a match arm in
+//! `main.rs`.
+
+pub mod bench;
+pub mod bench_read;
+pub mod bench_write;
+pub mod delete;
+pub mod flatten;
+pub mod get;
+pub mod info;
+pub mod set;
+pub mod verify;

@@ -1,0 +1,34 @@
+//! `settdb set`: sets one key to a value, creating the database if the directory has none.
+
+use crate::cli_error::CliResult;
+use crate::db_dir::DirArgs;
+use crate::encoding::Encoding;
+
+/// Flags of `set`.
+#[derive(Debug, clap::Args)]
+pub struct SetArgs {
+    #[command(flatten)]
+    pub dirs: DirArgs,
+    /// Key and value in hexadecimal instead of text.
+    #[arg(long)]
+    pub hex: bool,
+    /// The key.
+    pub key: String,
+    /// The value.
+    pub value: String,
+}
+
+/// Runs `set`.
+pub fn run(args: SetArgs) -> CliResult {
+    let encoding = Encoding::from_hex_flag(args.hex);
+    let key = encoding.decode(&args.key, "key")?;
+    let value = encoding.decode(&args.value, "value")?;
+    let db = args.dirs.open(args.dirs.options())?;
+    let version = db.set(key, value);
+    // Close even after a failed write: it releases the lock and flushes what was written.
+    let closed = db.close();
+    let version = version.map_err(|e| args.dirs.error(e))?;
+    closed.map_err(|e| args.dirs.error(e))?;
+    println!("set {} at version {version}", args.key);
+    Ok(())
+}

@@ -1,0 +1,118 @@
+//! [`DirArgs`]: the `--dir` and `--vlog-dir` flags every database command takes (Badger's
+//! global flags), and opening the database they name with errors a user can act on.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use settdb::io::{FsStorage, LockKind, Storage, StorageLock};
+use settdb::manifest::MANIFEST_FILE_NAME;
+use settdb::{Db, Options, LOCK_FILE_NAME};
+
+use crate::cli_error::{CliError, CliResult};
+
+fn not_a_database(dir: &Path) -> CliError {
+    CliError::new(format!(
+        "{} is not a SettDB database (it has no {MANIFEST_FILE_NAME})",
+        dir.display()
+    ))
+}
+
+/// Where the database lives.
+#[derive(Clone, Debug, clap::Args)]
+pub struct DirArgs {
+    /// Database directory (tables, MANIFEST, WALs; the value log too unless --vlog-dir).
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// Value-log directory, when it is not the database directory.
+    #[arg(long, value_name = "DIR")]
+    pub vlog_dir: Option<PathBuf>,
+}
+
+impl DirArgs {
+    /// The value-log directory in effect.
+    pub fn value_dir(&self) -> &Path {
+        self.vlog_dir.as_deref().unwrap_or(&self.dir)
+    }
+
+    /// Library options for these directories (everything else at its default).
+    pub fn options(&self) -> Options {
+        Options::new(&self.dir).with_value_dir(self.value_dir().to_path_buf())
+    }
+
+    /// Fails unless both directories exist.
+    pub fn require_existing(&self) -> CliResult {
+        for dir in [self.dir.as_path(), self.value_dir()] {
+            match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => {
+                    return Err(CliError::new(format!(
+                        "{} is not a directory",
+                        dir.display()
+                    )))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(CliError::new(format!(
+                        "directory {} does not exist",
+                        dir.display()
+                    )))
+                }
+                Err(e) => return Err(CliError::new(format!("cannot read {}: {e}", dir.display()))),
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails unless the directories exist and hold a database (a MANIFEST).
+    pub fn require_database(&self) -> CliResult {
+        self.require_existing()?;
+        if self.dir.join(MANIFEST_FILE_NAME).exists() {
+            Ok(())
+        } else {
+            Err(not_a_database(&self.dir))
+        }
+    }
+
+    /// Opens an existing database read-only (a shared lock: other readers may run too).
+    pub fn open_read_only(&self) -> CliResult<Db> {
+        self.require_existing()?;
+        self.open(self.options().with_read_only(true))
+    }
+
+    /// Opens the database with `opts`, translating the errors.
+    pub fn open(&self, opts: Options) -> CliResult<Db> {
+        Db::open(opts).map_err(|e| self.error(e))
+    }
+
+    /// Translates a library error about this database.
+    pub fn error(&self, err: settdb::Error) -> CliError {
+        if let settdb::Error::Io { source, path, .. } = &err {
+            let manifest = path.file_name().is_some_and(|n| n == MANIFEST_FILE_NAME);
+            if manifest && source.kind() == std::io::ErrorKind::NotFound {
+                return not_a_database(&self.dir);
+            }
+        }
+        CliError::from_db(err, &self.dir)
+    }
+
+    /// Takes a shared lock on each directory that has a lock file, as a read-only open does,
+    /// so that tools reading files directly (info, verify) never race a writer.
+    pub fn lock_shared(&self) -> CliResult<Vec<Box<dyn StorageLock>>> {
+        let storage: Arc<dyn Storage> = Arc::new(FsStorage::new());
+        let mut locks = Vec::new();
+        let mut dirs = vec![self.dir.as_path()];
+        if self.value_dir() != self.dir {
+            dirs.push(self.value_dir());
+        }
+        for dir in dirs {
+            let lock = dir.join(LOCK_FILE_NAME);
+            if lock.exists() {
+                locks.push(
+                    storage
+                        .lock(&lock, LockKind::Shared)
+                        .map_err(|e| self.error(e))?,
+                );
+            }
+        }
+        Ok(locks)
+    }
+}

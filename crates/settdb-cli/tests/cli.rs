@@ -1,0 +1,344 @@
+//! The `settdb` binary end to end: each subcommand's happy path and its error paths (bad
+//! flags exit 2 with clap's message; a missing, locked, foreign or damaged directory is one
+//! `settdb: ...` line and exit 1).
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use assert_cmd::Command;
+use predicates::prelude::*;
+use predicates::str::contains;
+
+fn settdb() -> Command {
+    cargo_bin_cmd!("settdb")
+}
+
+fn dir_arg(dir: &Path) -> String {
+    dir.display().to_string()
+}
+
+/// A fresh directory holding 10,000 benchmark keys.
+fn bench_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    settdb()
+        .args(["bench", "write", "-m", "0.01", "--seed", "7", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    dir
+}
+
+/// The table files in `dir`.
+fn tables(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "sst"))
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn bench_write_then_read_info_verify_and_flatten() {
+    // Proves the main job end to end: write prints its numbers and leaves the seed file, read
+    // finds every sampled key, info and verify see a healthy database, flatten moves it down.
+    let dir = tempfile::tempdir().unwrap();
+    settdb()
+        .args([
+            "bench",
+            "write",
+            "-m",
+            "0.01",
+            "-k",
+            "16",
+            "--compression",
+            "zstd",
+            "--dir",
+        ])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains("10,000 entries (16 B keys, 128 B values, zstd"))
+        .stdout(contains("entries/s"))
+        .stdout(contains("MB/s"))
+        .stdout(contains("peak memory"))
+        .stdout(
+            contains("sst ")
+                .and(contains("vlog "))
+                .and(contains("mem ")),
+        );
+    assert!(dir.path().join("BENCH_KEYS_SEED").exists());
+    settdb()
+        .args(["bench", "read", "-d", "1s", "-g", "2", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains("reads/s"))
+        .stdout(contains("p50 ").and(contains("p99 ")))
+        .stdout(contains("(0 missing)"));
+    settdb()
+        .args(["info", "--show-tables", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains("every listed table has its file"))
+        .stdout(contains("keys (estimate): 10,000"))
+        .stdout(contains("key range"));
+    settdb()
+        .args(["verify", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains("OK: no corruption found"));
+    settdb()
+        .args(["flatten", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains("levels after flatten"));
+}
+
+#[test]
+fn bench_write_without_dir_removes_its_temporary_directory() {
+    // Proves the zero-set-up path: no --dir writes into a temporary directory, named in the
+    // report, that no longer exists afterwards.
+    let out = settdb()
+        .args(["bench", "write", "-m", "0.001"])
+        .assert()
+        .success()
+        .stdout(contains("(temporary, removed now"))
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("directory"))
+        .unwrap();
+    let path = line.split_whitespace().nth(1).unwrap();
+    assert!(!Path::new(path).exists(), "{path} was left behind");
+}
+
+#[test]
+fn set_get_delete_round_trip_in_text_and_hex() {
+    // Proves set then get returns the value (as text and as hex), and delete makes get exit 1
+    // with "key not found".
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir_arg(dir.path());
+    settdb()
+        .args(["set", "--dir", &d, "hello", "world"])
+        .assert()
+        .success();
+    settdb()
+        .args(["get", "--dir", &d, "hello"])
+        .assert()
+        .success()
+        .stdout("world\n");
+    settdb()
+        .args(["set", "--dir", &d, "--hex", "00ff", "0xCAFE"])
+        .assert()
+        .success();
+    settdb()
+        .args(["get", "--dir", &d, "--hex", "00ff"])
+        .assert()
+        .success()
+        .stdout("cafe\n");
+    settdb()
+        .args(["get", "--dir", &d, "--hex", "68656c6c6f"])
+        .assert()
+        .success()
+        .stdout("776f726c64\n");
+    settdb()
+        .args(["delete", "--dir", &d, "hello"])
+        .assert()
+        .success();
+    settdb()
+        .args(["get", "--dir", &d, "hello"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr("settdb: key not found\n");
+    settdb()
+        .args(["get", "--dir", &d, "--hex", "0g"])
+        .assert()
+        .code(1)
+        .stderr(contains("settdb: key \"0g\" is not hexadecimal"));
+}
+
+#[test]
+fn bad_flags_exit_2_with_clap_message() {
+    // Proves usage errors are clap's (exit code 2, "error:" on stderr), for each kind.
+    let cases: &[&[&str]] = &[
+        &["bench", "write", "--bogus"],
+        &["bench", "write", "-m", "lots"],
+        &["bench", "write", "-m", "-1"],
+        &["bench", "write", "--compression", "gzip"],
+        &["bench", "read", "--dir", "x", "-d", "5x"],
+        &["get", "--dir", "x"],
+        &["info"],
+        &["frobnicate"],
+    ];
+    for args in cases {
+        settdb()
+            .args(*args)
+            .assert()
+            .code(2)
+            .stderr(contains("error:"));
+    }
+}
+
+#[test]
+fn missing_and_foreign_directories_are_explained() {
+    // Proves info, get and verify on a directory that does not exist, and get on one that is
+    // not a database, each fail with one explaining line and exit 1 (no panic).
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    for cmd in [&["info"][..], &["get", "k"], &["verify"], &["delete", "k"]] {
+        settdb()
+            .args(cmd)
+            .arg("--dir")
+            .arg(&missing)
+            .assert()
+            .code(1)
+            .stderr(format!(
+                "settdb: directory {} does not exist\n",
+                missing.display()
+            ));
+    }
+    settdb()
+        .args(["get", "k", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(contains("is not a SettDB database"));
+    settdb()
+        .args(["bench", "read", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(contains("has no BENCH_KEYS_SEED file"));
+}
+
+#[test]
+fn locked_directory_is_explained() {
+    // Proves a directory held by an open Db (in this process) makes get, set, info and verify
+    // fail with the locked message instead of waiting or panicking.
+    let dir = tempfile::tempdir().unwrap();
+    let db = settdb::Db::open(settdb::Options::new(dir.path())).unwrap();
+    for cmd in [
+        &["get", "k"][..],
+        &["set", "k", "v"],
+        &["info"],
+        &["verify"],
+    ] {
+        settdb()
+            .args(cmd)
+            .arg("--dir")
+            .arg(dir.path())
+            .assert()
+            .code(1)
+            .stderr(
+                contains("is locked by another process (is another settdb or program using it?)")
+                    .and(predicate::str::starts_with("settdb: directory ")),
+            );
+    }
+    db.close().unwrap();
+    settdb()
+        .args(["get", "k", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr("settdb: key not found\n");
+}
+
+#[test]
+fn corrupt_table_fails_verify_and_info() {
+    // Proves a flipped data block is found by verify (exit 1, the table named), and a table
+    // whose footer is cut off or whose file is gone makes info exit 1 after its report.
+    let dir = bench_dir();
+    let sst = tables(dir.path()).into_iter().next().unwrap();
+    let mut bytes = std::fs::read(&sst).unwrap();
+    for b in &mut bytes[1000..1004] {
+        *b ^= 0xff;
+    }
+    std::fs::write(&sst, &bytes).unwrap();
+    settdb()
+        .args(["verify", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stdout(contains("CORRUPT").and(contains("checksum mismatch")))
+        .stderr(contains("settdb: 1 problem found"));
+    std::fs::write(&sst, &bytes[..bytes.len() - 10]).unwrap();
+    settdb()
+        .args(["info", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stdout(contains("MANIFEST (").and(contains("the database does not open")))
+        .stderr(contains("settdb: cannot open the database: corruption in"));
+    settdb()
+        .args(["verify", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stdout(contains("footer"));
+    std::fs::remove_file(&sst).unwrap();
+    std::fs::write(dir.path().join("000999.sst"), b"stray").unwrap();
+    settdb()
+        .args(["info", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stdout(contains("MISSING").and(contains("not in the MANIFEST: 000999.sst")))
+        .stderr(contains(
+            "settdb: the MANIFEST does not match the directory",
+        ));
+}
+
+#[test]
+fn damaged_value_log_is_found_through_the_tables_pointers() {
+    // Proves verify reports damage in the middle of the newest value-log file, which recovery
+    // alone takes for a torn tail: the tables' value pointers name records that are gone.
+    let dir = tempfile::tempdir().unwrap();
+    settdb()
+        .args(["bench", "write", "-m", "0.002", "-v", "2048", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    let vlog = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "vlog"))
+        .unwrap();
+    let mut bytes = std::fs::read(&vlog).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    std::fs::write(&vlog, &bytes).unwrap();
+    settdb()
+        .args(["verify", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stdout(contains("name value-log bytes that are not there"))
+        .stdout(contains("note: value-log file 1:"));
+    settdb()
+        .args(["info", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains("past the valid records is ignored"));
+}
+
+#[test]
+fn bench_read_refuses_keys_only_until_the_library_can() {
+    // Proves --keys-only is an explained error, not a silent full read.
+    let dir = tempfile::tempdir().unwrap();
+    settdb()
+        .args(["bench", "read", "--keys-only", "-d", "1s", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(contains("--keys-only needs a point lookup"));
+}
