@@ -138,3 +138,33 @@ fn in_memory_mode_needs_no_directory() {
     );
     db.close().unwrap();
 }
+
+#[test]
+fn damage_in_a_cleanly_closed_value_log_is_corruption_not_a_torn_tail() {
+    // Regression (found by the CLI's verify): bytes flipped in the middle of the newest
+    // value-log file after a clean close were taken for a torn tail, and the next read-write
+    // open deleted the whole file. The close now seals the file, so the damage is reported
+    // as corruption and the file is left untouched (rules 4 and 6).
+    let sim = SimStorage::new();
+    let dir = Path::new("/db");
+    let opts = small_options(dir, Arc::new(sim.clone())).with_value_log_file_size(64 << 20);
+    let db = Db::open(opts.clone()).unwrap();
+    for i in 0..300u32 {
+        db.set(format!("key{i:05}"), vec![(i % 251) as u8; 16 << 10]).unwrap();
+    }
+    db.close().unwrap();
+    drop(db);
+    let vlog = settdb::io::Storage::list_dir(&sim, dir)
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.ends_with(".vlog"))
+        .max()
+        .unwrap();
+    let path = dir.join(&vlog);
+    sim.corrupt(&path, 50_000, 0xff).unwrap();
+    sim.corrupt(&path, 50_001, 0xff).unwrap();
+    let before = sim.live_bytes(&path);
+    let err = Db::open(opts).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    assert_eq!(sim.live_bytes(&path), before, "recovery changed the damaged file");
+}

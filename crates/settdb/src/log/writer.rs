@@ -172,6 +172,13 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Records that bytes below `offset` were made durable by a sync of this file made
+    /// outside the writer (a background writeback), so the next batches record it and
+    /// recovery can tell damage there from a torn tail. Never raises past the log's end.
+    pub fn note_synced(&mut self, offset: u64) {
+        self.synced_offset = self.synced_offset.max(offset.min(self.offset));
+    }
+
     /// Offset where the next batch goes (the end of the log).
     pub fn offset(&self) -> u64 {
         self.offset

@@ -263,6 +263,10 @@ impl ValueLog {
             let next = writer.rotate(&self.dir)?;
             self.publish(next);
         }
+        let (wb_id, wb_end) = *self.written_back.lock().unwrap_or_else(PoisonError::into_inner);
+        if wb_id == writer.active().id() {
+            writer.note_synced(wb_end);
+        }
         writer.append(records, out)
     }
 
@@ -326,7 +330,7 @@ impl ValueLog {
     pub fn close(&self) -> Result<()> {
         let mut state = self.lock_state();
         match &mut *state {
-            WriteState::Writing(w) => w.sync()?,
+            WriteState::Writing(w) => w.seal()?,
             WriteState::Broken(why) => return Err(Error::Poisoned(why.clone())),
             WriteState::ReadOnly | WriteState::Recovered(_) | WriteState::Closed => {}
         }
@@ -387,6 +391,10 @@ impl ValueLog {
                 ));
             }
             for (pos, rec) in batch.iter() {
+                // SettDB's own records (the seal of a cleanly closed file) hold no user value.
+                if rec.key.starts_with(crate::key::INTERNAL_KEY_PREFIX) {
+                    continue;
+                }
                 let vp = pos
                     .value_pointer(id)
                     .ok_or_else(|| bad(pos.offset, "record offset past u32".into()))?;

@@ -204,6 +204,37 @@ impl VlogWriter {
         }
     }
 
+    /// Notes a sync of the active file made by a background writeback (see
+    /// [`LogWriter::note_synced`]).
+    pub(crate) fn note_synced(&mut self, offset: u64) {
+        self.log.note_synced(offset);
+    }
+
+    /// Seals the active file on a clean close: syncs it, then appends one internal seal record
+    /// and syncs again. The seal's batch header records that everything before it was
+    /// durable, so recovery reports damage anywhere in the file as corruption instead of
+    /// taking it for a torn tail and cutting synced values off. A file with no batch is left
+    /// as it is (it holds nothing to protect).
+    pub(crate) fn seal(&mut self) -> Result<()> {
+        self.sync()?;
+        if self.log.offset() == crate::log::FIRST_BATCH_OFFSET {
+            return Ok(());
+        }
+        let key = crate::key::key_with_version(SEAL_KEY, 0);
+        let seal = RecordRef {
+            meta: 0,
+            user_meta: 0,
+            expires_at: 0,
+            key: &key,
+            value: &[],
+        };
+        if let Err(e) = self.log.append_batch(&[seal], &mut self.positions) {
+            return Err(self.poison("seal", e));
+        }
+        self.active.publish_end(self.log.offset());
+        self.sync()
+    }
+
     /// The first failure, if poisoned.
     pub(crate) fn poisoned(&self) -> Option<&str> {
         self.poisoned.as_deref()
@@ -224,6 +255,10 @@ impl VlogWriter {
         e
     }
 }
+
+/// User key of the record that seals a value-log file on a clean close (internal: no user key
+/// can start with the reserved prefix).
+pub(crate) const SEAL_KEY: &[u8] = b"!settdb!vlog-seal";
 
 /// Creates value-log file `id` in `dir` durably; its writer and its reader view.
 fn create_file(storage: &dyn Storage, dir: &Path, id: u32) -> Result<(LogWriter, Arc<VlogFile>)> {
