@@ -22,8 +22,8 @@ use crate::key::{key_with_version, INTERNAL_KEY_PREFIX, MAX_KEY_SIZE};
 use crate::levels::{Levels, LevelsSnapshot};
 use crate::memtable::{parse_wal_file_name, Memtable, Memtables};
 use crate::options::Options;
-use crate::read::get_newest;
-use crate::table::TableBuilderOptions;
+use crate::read::{get_newest, DbIterator, IteratorOptions, ReadSnapshot};
+use crate::table::{TableBuilderOptions, VecIterator};
 use crate::txn::WaterMark;
 use crate::value::{is_expired, meta, ValuePointer};
 use crate::vlog::{ValueLog, ValueLogOptions};
@@ -203,6 +203,14 @@ impl Db {
     /// directory lock. Idempotent.
     pub fn close(&self) -> Result<()> {
         self.inner.close()
+    }
+
+    /// An iterator over the keys at the latest applied version; see [`IteratorOptions`].
+    /// Call [`DbIterator::rewind`] or [`DbIterator::seek`] first (or iterate it with `for`).
+    /// Errors: [`Error::Closed`] after [`Db::close`].
+    pub fn iter(&self, opts: IteratorOptions) -> Result<DbIterator> {
+        self.inner
+            .new_iterator(self.inner.applied.done_until(), opts, None)
     }
 }
 
@@ -444,6 +452,39 @@ impl DbInner {
 
     fn release_locks(&self) {
         self.locks.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// An iterator at `read_ts` over one snapshot of the engine, with a transaction's
+    /// `pending` writes merged in (any version in their keys: they are always visible and
+    /// shadow every committed version of their key; see `read::sources`). Waits until every
+    /// version up to `read_ts` that has begun is applied, as point reads do.
+    pub(crate) fn new_iterator(
+        &self,
+        read_ts: u64,
+        opts: IteratorOptions,
+        pending: Option<VecIterator>,
+    ) -> Result<DbIterator> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.applied
+            .wait_for(read_ts.min(self.applied.last_begun()));
+        // The memtables before the levels: a flush in between is then seen twice, not missed.
+        let memtables = self.memtables.view();
+        let levels = self.levels.snapshot();
+        let snapshot = ReadSnapshot {
+            memtables,
+            levels,
+            vlog: self.vlog.clone(),
+            dir: self.opts.dir.clone(),
+        };
+        Ok(DbIterator::new(
+            snapshot,
+            read_ts,
+            now_secs(),
+            opts,
+            pending,
+        ))
     }
 }
 

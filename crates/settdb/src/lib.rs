@@ -34,3 +34,4 @@ pub mod write;
 pub use db::{Db, LOCK_FILE_NAME};
 pub use error::{Error, Result};
 pub use options::{ChecksumVerificationMode, Compression, Options};
+pub use read::{DbIterator, Item, IteratorOptions};
