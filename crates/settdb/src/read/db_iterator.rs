@@ -218,7 +218,8 @@ impl DbIterator {
         self.seek_key.extend_from_slice(end);
         append_version(&mut self.seek_key, PENDING_VERSION);
         self.merged.seek_for_prev(&self.seek_key)?;
-        // Only `end` at the newest version itself can be <= the seek key and not below `end`.
+        // Only an entry `end@u64::MAX` can be <= the seek key and not below `end`; pending
+        // writes outside the prefix were dropped, so it never exists today, but cost nothing.
         while self.merged.valid() && user_key(self.merged.key()) >= end {
             self.merged.prev()?;
         }
