@@ -28,7 +28,7 @@
 
 use std::fmt;
 
-use super::item::{EntryView, Item};
+use super::item::{EntryView, Item, EMPTY_ITEM};
 use super::iterator_options::IteratorOptions;
 use super::prefix_range::PrefixRange;
 use super::sources::{ReadSnapshot, PENDING_VERSION};
@@ -36,9 +36,6 @@ use crate::error::{Error, Result};
 use crate::key::{append_version, user_key, version, INTERNAL_KEY_PREFIX};
 use crate::table::{KvIterator, MergeIterator, VecIterator};
 use crate::value::meta;
-
-/// What `item()` shows when the iterator is not valid.
-static EMPTY_ITEM: Item = Item::EMPTY;
 
 /// A cursor over the items of one snapshot at one read timestamp.
 ///
@@ -219,7 +216,7 @@ impl DbIterator {
         append_version(&mut self.seek_key, PENDING_VERSION);
         self.merged.seek_for_prev(&self.seek_key)?;
         // Only an entry `end@u64::MAX` can be <= the seek key and not below `end`; pending
-        // writes outside the prefix were dropped, so it never exists today, but cost nothing.
+        // writes outside the prefix were dropped, so it never exists today, but the check costs nothing.
         while self.merged.valid() && user_key(self.merged.key()) >= end {
             self.merged.prev()?;
         }

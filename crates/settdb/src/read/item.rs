@@ -37,6 +37,20 @@ pub struct Item {
     resolved: OnceLock<Vec<u8>>,
 }
 
+/// An item with no key and no value: what an iterator that is not valid shows.
+pub(crate) static EMPTY_ITEM: Item = Item {
+    key: Vec::new(),
+    version: 0,
+    meta: 0,
+    user_meta: 0,
+    expires_at: 0,
+    deleted_or_expired: false,
+    inline: Vec::new(),
+    pointer: None,
+    vlog: None,
+    resolved: OnceLock::new(),
+};
+
 /// What [`Item::fill`] copies from one merged entry.
 pub(crate) struct EntryView<'a> {
     /// The user key.
@@ -50,20 +64,6 @@ pub(crate) struct EntryView<'a> {
 }
 
 impl Item {
-    /// An item with no key and no value: what an iterator that is not valid shows.
-    pub(crate) const EMPTY: Item = Item {
-        key: Vec::new(),
-        version: 0,
-        meta: 0,
-        user_meta: 0,
-        expires_at: 0,
-        deleted_or_expired: false,
-        inline: Vec::new(),
-        pointer: None,
-        vlog: None,
-        resolved: OnceLock::new(),
-    };
-
     /// Overwrites this item with `e`, reusing the key and value buffers.
     pub(crate) fn fill(&mut self, e: EntryView<'_>, now_secs: u64) {
         self.key.clear();
