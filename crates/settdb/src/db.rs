@@ -22,10 +22,10 @@ use crate::key::{key_with_version, INTERNAL_KEY_PREFIX, MAX_KEY_SIZE};
 use crate::levels::{Levels, LevelsSnapshot};
 use crate::memtable::{parse_wal_file_name, Memtable, Memtables};
 use crate::options::Options;
-use crate::read::get_newest;
-use crate::table::TableBuilderOptions;
+use crate::read::{get_newest, DbIterator, Item, IteratorOptions, ReadSnapshot};
+use crate::table::{TableBuilderOptions, VecIterator};
 use crate::txn::{Oracle, WaterMark};
-use crate::value::{is_expired, meta, ValuePointer};
+use crate::value::{is_expired, meta, ValuePointer, ValueRef, ValueStruct};
 use crate::vlog::{ValueLog, ValueLogOptions};
 use crate::write::{
     run_writer, GroupLimits, Poison, WriteEntry, WriteQueue, WriteRequest, WriterContext,
@@ -299,6 +299,14 @@ impl Db {
     pub fn close(&self) -> Result<()> {
         self.inner.close()
     }
+
+    /// An iterator over the keys at the latest applied version; see [`IteratorOptions`].
+    /// Call [`DbIterator::rewind`] or [`DbIterator::seek`] first (or iterate it with `for`).
+    /// Errors: [`Error::Closed`] after [`Db::close`].
+    pub fn iter(&self, opts: IteratorOptions) -> Result<DbIterator> {
+        self.inner
+            .new_iterator(self.inner.applied.done_until(), opts, None)
+    }
 }
 
 fn plain_entry(key: Bytes, value: Bytes, meta_bits: u8) -> WriteEntry {
@@ -391,23 +399,23 @@ impl DbInner {
         Ok(version)
     }
 
-    /// The newest live version of `key` at or below `read_ts`, with its value.
-    pub(crate) fn get_versioned(&self, key: &[u8], read_ts: u64) -> Result<Option<(u64, Vec<u8>)>> {
+    /// The newest live (not deleted, not expired) version of `key` at or below `read_ts`.
+    fn lookup(&self, key: &[u8], read_ts: u64) -> Result<Option<(u64, ValueStruct)>> {
         validate_key(key)?;
         self.applied
             .wait_for(read_ts.min(self.applied.last_begun()));
+        // Memtables before levels: a flush in between is seen twice, never missed.
         let view = self.memtables.view();
         let snapshot = self.levels.snapshot();
-        let Some((ver, vs)) = get_newest(&view, &snapshot, key, read_ts)? else {
-            return Ok(None);
-        };
-        if vs.is_delete() || is_expired(vs.expires_at, now_secs()) {
-            return Ok(None);
-        }
+        Ok(get_newest(&view, &snapshot, key, read_ts)?
+            .filter(|(_, vs)| !vs.is_delete() && !is_expired(vs.expires_at, now_secs())))
+    }
+
+    /// The value pointer of `vs` and the value log it points into, if it holds one.
+    fn pointer_of(&self, vs: &ValueStruct) -> Result<Option<(ValuePointer, &Arc<ValueLog>)>> {
         if vs.meta & meta::VALUE_POINTER == 0 {
-            return Ok(Some((ver, vs.value)));
+            return Ok(None);
         }
-        let internal = key_with_version(key, ver);
         let vp = ValuePointer::decode(&vs.value).ok_or_else(|| {
             Error::corruption(&self.opts.dir, 0, "malformed value pointer in the LSM tree")
         })?;
@@ -418,7 +426,37 @@ impl DbInner {
                 "value pointer in a database without a value log",
             )
         })?;
-        Ok(Some((ver, vlog.read(vp, &internal)?.into_value())))
+        Ok(Some((vp, vlog)))
+    }
+
+    /// The newest live version of `key` at or below `read_ts`, with its value.
+    pub(crate) fn get_versioned(&self, key: &[u8], read_ts: u64) -> Result<Option<(u64, Vec<u8>)>> {
+        let Some((ver, vs)) = self.lookup(key, read_ts)? else {
+            return Ok(None);
+        };
+        match self.pointer_of(&vs)? {
+            None => Ok(Some((ver, vs.value))),
+            Some((vp, vlog)) => Ok(Some((
+                ver,
+                vlog.read(vp, &key_with_version(key, ver))?.into_value(),
+            ))),
+        }
+    }
+
+    /// The newest live version of `key` at or below `read_ts` as an [`Item`] (a value-log value
+    /// is read when the item's value is asked for).
+    pub(crate) fn get_item(&self, key: &[u8], read_ts: u64) -> Result<Option<Item>> {
+        let Some((ver, vs)) = self.lookup(key, read_ts)? else {
+            return Ok(None);
+        };
+        let pointer = self.pointer_of(&vs)?;
+        let value = ValueRef {
+            meta: vs.meta,
+            user_meta: vs.user_meta,
+            expires_at: vs.expires_at,
+            value: &vs.value,
+        };
+        Ok(Some(Item::from_entry(key, ver, value, pointer, now_secs())))
     }
 
     /// Versions at or below this may be discarded by compaction: no reader can see them.
@@ -467,13 +505,15 @@ impl DbInner {
         }
         for i in 0..self.opts.num_compactors {
             let compactor = self.compactor.clone();
-            let (closing, applied, poison) = (
+            let (closing, oracle, poison) = (
                 self.closing.clone(),
-                self.applied.clone(),
+                self.oracle.clone(),
                 self.poison.clone(),
             );
+            // The discard timestamp comes from the oracle (oldest live read timestamp), never
+            // from the commit watermark alone, or open snapshots would lose versions.
             threads.push(spawn(&format!("settdb-compactor-{i}"), move || {
-                compactor.run_loop(&closing, &|| applied.done_until(), &poison);
+                compactor.run_loop(&closing, &|| oracle.discard_ts(), &poison);
             })?);
         }
         Ok(())
@@ -540,6 +580,39 @@ impl DbInner {
 
     fn release_locks(&self) {
         self.locks.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// An iterator at `read_ts` over one snapshot of the engine, with a transaction's
+    /// `pending` writes merged in (any version in their keys: they are always visible and
+    /// shadow every committed version of their key; see `read::sources`). Waits until every
+    /// version up to `read_ts` that has begun is applied, as point reads do.
+    pub(crate) fn new_iterator(
+        &self,
+        read_ts: u64,
+        opts: IteratorOptions,
+        pending: Option<VecIterator>,
+    ) -> Result<DbIterator> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.applied
+            .wait_for(read_ts.min(self.applied.last_begun()));
+        // The memtables before the levels: a flush in between is then seen twice, not missed.
+        let memtables = self.memtables.view();
+        let levels = self.levels.snapshot();
+        let snapshot = ReadSnapshot {
+            memtables,
+            levels,
+            vlog: self.vlog.clone(),
+            dir: self.opts.dir.clone(),
+        };
+        Ok(DbIterator::new(
+            snapshot,
+            read_ts,
+            now_secs(),
+            opts,
+            pending,
+        ))
     }
 }
 

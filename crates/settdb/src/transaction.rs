@@ -12,14 +12,19 @@
 //! (`TxnTooBig`: commit and start another, or use a `WriteBatch`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use crate::db::{validate_key, DbInner};
+use crate::db::{now_secs, validate_key, DbInner};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
+use crate::key::key_with_version;
+use crate::read::{Item, IteratorOptions};
+use crate::table::VecIterator;
 use crate::txn::fingerprint;
+use crate::txn_iterator::TxnIterator;
+use crate::value::{is_expired, meta, ValueRef, ValueStruct};
 use crate::write::{Completion, WriteEntry, WriteRequest};
 
 /// A pending write of a transaction.
@@ -38,8 +43,9 @@ pub struct Txn {
     update: bool,
     /// Pending writes by user key (the last write of a key wins).
     pub(crate) pending: BTreeMap<Bytes, PendingWrite>,
-    /// Fingerprints of keys read (update transactions with conflict detection only).
-    reads: Vec<u64>,
+    /// Fingerprints of keys read (update transactions with conflict detection only); shared
+    /// with this transaction's iterators.
+    reads: Arc<Mutex<Vec<u64>>>,
     /// Fingerprints of keys written.
     writes: HashSet<u64>,
     size_bytes: u64,
@@ -79,7 +85,7 @@ impl Txn {
             read_ts,
             update,
             pending: BTreeMap::new(),
-            reads: Vec::new(),
+            reads: Arc::new(Mutex::new(Vec::new())),
             writes: HashSet::new(),
             size_bytes: 0,
             open: true,
@@ -177,12 +183,93 @@ impl Txn {
         )
     }
 
+    /// True if this transaction's reads are tracked for conflict detection.
+    fn tracks_reads(&self) -> bool {
+        self.update && self.db.oracle.detects_conflicts()
+    }
+
     /// Records a read of `key` for conflict detection.
-    #[allow(dead_code)] // used by get() and iterators, which arrive with the iterator layer
-    pub(crate) fn record_read(&mut self, key: &[u8]) {
-        if self.update && self.db.oracle.detects_conflicts() {
-            self.reads.push(fingerprint(key));
+    fn record_read(&mut self, key: &[u8]) {
+        if self.tracks_reads() {
+            self.reads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(fingerprint(key));
         }
+    }
+
+    /// The newest version of `key` this transaction sees: its own pending write, else the
+    /// newest committed version at `read_ts`. `Err(KeyNotFound)` if there is none or it is
+    /// deleted or expired. Records the read for conflict detection (a read of the
+    /// transaction's own write is not a read of the database and is not recorded).
+    pub fn get(&mut self, key: &[u8]) -> Result<Item> {
+        self.check_open()?;
+        validate_key(key)?;
+        if let Some(p) = self.pending.get(key) {
+            if p.meta & meta::DELETE != 0 || is_expired(p.expires_at, now_secs()) {
+                return Err(Error::KeyNotFound);
+            }
+            let value = ValueRef {
+                meta: p.meta,
+                user_meta: p.user_meta,
+                expires_at: p.expires_at,
+                value: &p.value,
+            };
+            return Ok(Item::from_entry(key, self.read_ts, value, None, now_secs()));
+        }
+        self.record_read(key);
+        self.db
+            .get_item(key, self.read_ts)?
+            .ok_or(Error::KeyNotFound)
+    }
+
+    /// An iterator over this transaction's snapshot and its pending writes.
+    pub fn iter(&self, opts: IteratorOptions) -> Result<TxnIterator> {
+        self.check_open()?;
+        let inner = self
+            .db
+            .new_iterator(self.read_ts, opts, self.pending_source())?;
+        let reads = self.tracks_reads().then(|| self.reads.clone());
+        Ok(TxnIterator::new(inner, reads, None))
+    }
+
+    /// An iterator over every version of one key, newest first (`opts.reverse`: oldest
+    /// first). `opts.prefix` must be empty; `all_versions` is implied.
+    pub fn key_iter(&self, key: &[u8], opts: IteratorOptions) -> Result<TxnIterator> {
+        self.check_open()?;
+        validate_key(key)?;
+        if !opts.prefix.is_empty() {
+            return Err(Error::InvalidRequest(
+                "key_iter takes no prefix: the key is the prefix",
+            ));
+        }
+        let opts = opts.with_prefix(key.to_vec()).with_all_versions(true);
+        let inner = self
+            .db
+            .new_iterator(self.read_ts, opts, self.pending_source())?;
+        let reads = self.tracks_reads().then(|| self.reads.clone());
+        Ok(TxnIterator::new(inner, reads, Some(key.to_vec())))
+    }
+
+    /// The pending writes as a sorted source (update transactions only).
+    fn pending_source(&self) -> Option<VecIterator> {
+        if !self.update || self.pending.is_empty() {
+            return None;
+        }
+        let entries = self
+            .pending
+            .iter()
+            .map(|(k, p)| {
+                let vs = ValueStruct {
+                    meta: p.meta,
+                    user_meta: p.user_meta,
+                    expires_at: p.expires_at,
+                    value: p.value.to_vec(),
+                };
+                (key_with_version(k, self.read_ts), vs)
+            })
+            .collect();
+        Some(VecIterator::from_sorted(entries))
     }
 
     /// Commits: the writes become durable (per `sync_writes`) and visible at one new commit
@@ -243,9 +330,10 @@ impl Txn {
             })
             .collect();
         let (oracle, read_ts) = (&self.db.oracle, self.read_ts);
-        let (reads, writes) = (&self.reads, &self.writes);
+        let reads = std::mem::take(&mut *self.reads.lock().unwrap_or_else(|e| e.into_inner()));
+        let writes = &self.writes;
         let completion = self.db.queue.push_with(|| {
-            let ts = oracle.new_commit_ts(read_ts, reads, writes, managed_commit_ts)?;
+            let ts = oracle.new_commit_ts(read_ts, &reads, writes, managed_commit_ts)?;
             for e in &mut entries {
                 e.version = ts;
             }

@@ -36,7 +36,8 @@ fn balance(txn: &mut Txn, i: u32, by_iterator: bool) -> settdb::Result<u64> {
         txn.get(key.as_bytes())?.value()?
     };
     let text = String::from_utf8(bytes).map_err(|_| Error::InvalidRequest("balance not UTF-8"))?;
-    text.parse().map_err(|_| Error::InvalidRequest("balance not a number"))
+    text.parse()
+        .map_err(|_| Error::InvalidRequest("balance not a number"))
 }
 
 fn transfer(db: &Db, rng: &mut StdRng) -> settdb::Result<bool> {
@@ -60,7 +61,9 @@ fn total(db: &Db, by_scan: bool) -> settdb::Result<u64> {
             let mut sum = 0;
             for item in txn.iter(IteratorOptions::default().with_prefix(b"account:".to_vec()))? {
                 let v = item?.value()?;
-                sum += String::from_utf8_lossy(&v).parse::<u64>().unwrap_or(u64::MAX / 4);
+                sum += String::from_utf8_lossy(&v)
+                    .parse::<u64>()
+                    .unwrap_or(u64::MAX / 4);
             }
             Ok(sum)
         } else {
@@ -73,7 +76,10 @@ fn total(db: &Db, by_scan: bool) -> settdb::Result<u64> {
 fn bank_total_never_changes() {
     // Proves snapshot isolation and serializable commits under concurrency: the sum over all
     // accounts read in one view transaction is always the initial total.
-    let secs: u64 = std::env::var("SETTDB_BANK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(20);
+    let secs: u64 = std::env::var("SETTDB_BANK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
     let base_seed = seed(77);
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(small_options(dir.path(), Arc::new(FsStorage::new()))).unwrap();
@@ -84,10 +90,15 @@ fn bank_total_never_changes() {
     wb.flush().unwrap();
     let expected = u64::from(ACCOUNTS) * INITIAL;
     let stop = Arc::new(AtomicBool::new(false));
-    let (done, conflicts, checks) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let (done, conflicts, checks) = (
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let workers: Vec<_> = (0..4u64)
         .map(|w| {
-            let (db, stop, done, conflicts) = (db.clone(), stop.clone(), done.clone(), conflicts.clone());
+            let (db, stop, done, conflicts) =
+                (db.clone(), stop.clone(), done.clone(), conflicts.clone());
             std::thread::spawn(move || {
                 let mut rng = StdRng::seed_from_u64(base_seed + w);
                 while !stop.load(Ordering::Relaxed) {
@@ -108,7 +119,10 @@ fn bank_total_never_changes() {
                 let sum = total(&db, rng.random_bool(0.5)).unwrap();
                 if sum != expected {
                     stop.store(true, Ordering::Relaxed);
-                    panic!("bad total {sum}, expected {expected} (check {})", checks.load(Ordering::Relaxed));
+                    panic!(
+                        "bad total {sum}, expected {expected} (check {})",
+                        checks.load(Ordering::Relaxed)
+                    );
                 }
                 checks.fetch_add(1, Ordering::Relaxed);
             }
@@ -124,8 +138,15 @@ fn bank_total_never_changes() {
     }
     checker.join().unwrap();
     assert_eq!(total(&db, true).unwrap(), expected);
-    let (d, c, k) = (done.load(Ordering::Relaxed), conflicts.load(Ordering::Relaxed), checks.load(Ordering::Relaxed));
+    let (d, c, k) = (
+        done.load(Ordering::Relaxed),
+        conflicts.load(Ordering::Relaxed),
+        checks.load(Ordering::Relaxed),
+    );
     eprintln!("bank: {d} transfers, {c} conflicts, {k} checks in {secs} s");
-    assert!(d > 100 && k > 10, "too little work to mean anything: {d} transfers, {k} checks");
+    assert!(
+        d > 100 && k > 10,
+        "too little work to mean anything: {d} transfers, {k} checks"
+    );
     db.close().unwrap();
 }

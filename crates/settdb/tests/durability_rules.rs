@@ -150,7 +150,8 @@ fn damage_in_a_cleanly_closed_value_log_is_corruption_not_a_torn_tail() {
     let opts = small_options(dir, Arc::new(sim.clone())).with_value_log_file_size(64 << 20);
     let db = Db::open(opts.clone()).unwrap();
     for i in 0..300u32 {
-        db.set(format!("key{i:05}"), vec![(i % 251) as u8; 16 << 10]).unwrap();
+        db.set(format!("key{i:05}"), vec![(i % 251) as u8; 16 << 10])
+            .unwrap();
     }
     db.close().unwrap();
     drop(db);
@@ -166,5 +167,9 @@ fn damage_in_a_cleanly_closed_value_log_is_corruption_not_a_torn_tail() {
     let before = sim.live_bytes(&path);
     let err = Db::open(opts).unwrap_err();
     assert!(err.is_corruption(), "{err}");
-    assert_eq!(sim.live_bytes(&path), before, "recovery changed the damaged file");
+    assert_eq!(
+        sim.live_bytes(&path),
+        before,
+        "recovery changed the damaged file"
+    );
 }

@@ -25,7 +25,10 @@ fn get(txn: &mut settdb::Txn, key: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn keys(txn: &mut settdb::Txn, opts: IteratorOptions) -> Vec<Vec<u8>> {
-    txn.iter(opts).unwrap().map(|i| i.unwrap().key().to_vec()).collect()
+    txn.iter(opts)
+        .unwrap()
+        .map(|i| i.unwrap().key().to_vec())
+        .collect()
 }
 
 #[test]
@@ -40,9 +43,19 @@ fn reads_see_own_writes_and_a_fixed_snapshot() {
     assert_eq!(get(&mut t, b"b"), Some(b"2".to_vec()));
     assert_eq!(get(&mut t, b"a"), None);
     db.set("c", "3").unwrap();
-    assert_eq!(get(&mut t, b"c"), None, "a later commit is invisible to the snapshot");
-    assert_eq!(keys(&mut t, IteratorOptions::default()), vec![b"b".to_vec()]);
-    assert_eq!(keys(&mut t, IteratorOptions::default().with_reverse(true)), vec![b"b".to_vec()]);
+    assert_eq!(
+        get(&mut t, b"c"),
+        None,
+        "a later commit is invisible to the snapshot"
+    );
+    assert_eq!(
+        keys(&mut t, IteratorOptions::default()),
+        vec![b"b".to_vec()]
+    );
+    assert_eq!(
+        keys(&mut t, IteratorOptions::default().with_reverse(true)),
+        vec![b"b".to_vec()]
+    );
     t.commit().unwrap();
     assert_eq!(db.get(b"a").unwrap(), None);
     assert_eq!(db.get(b"b").unwrap(), Some(b"2".to_vec()));
@@ -75,13 +88,22 @@ fn blind_writes_never_conflict_and_detection_can_be_off() {
     db.set("k", "0").unwrap();
     let mut blind = db.new_transaction(true).unwrap();
     let mut reader = db.new_transaction(true).unwrap();
-    assert_eq!(keys(&mut reader, IteratorOptions::default()), vec![b"k".to_vec()]);
+    assert_eq!(
+        keys(&mut reader, IteratorOptions::default()),
+        vec![b"k".to_vec()]
+    );
     db.set("k", "1").unwrap();
     blind.set("k", "2").unwrap();
     blind.commit().unwrap();
     reader.set("other", "x").unwrap();
-    assert!(matches!(reader.commit(), Err(Error::Conflict)), "an iterator read conflicts too");
-    let off = Db::open(small_options(Path::new("/db2"), Arc::new(SimStorage::new())).with_detect_conflicts(false)).unwrap();
+    assert!(
+        matches!(reader.commit(), Err(Error::Conflict)),
+        "an iterator read conflicts too"
+    );
+    let off = Db::open(
+        small_options(Path::new("/db2"), Arc::new(SimStorage::new())).with_detect_conflicts(false),
+    )
+    .unwrap();
     off.set("k", "0").unwrap();
     let mut t = off.new_transaction(true).unwrap();
     let _ = get(&mut t, b"k");
@@ -98,9 +120,18 @@ fn misuse_is_a_typed_error() {
     assert!(matches!(ro.set("k", "v"), Err(Error::ReadOnlyTxn)));
     let mut t = db.new_transaction(true).unwrap();
     assert!(matches!(t.set("", "v"), Err(Error::EmptyKey)));
-    assert!(matches!(t.set("!settdb!k", "v"), Err(Error::InvalidKey { .. })));
-    assert!(matches!(t.set(vec![1u8; 65_001], "v"), Err(Error::InvalidKey { .. })));
-    assert!(matches!(t.set("k", vec![0u8; 1 << 20]), Err(Error::ValueTooLarge { .. })));
+    assert!(matches!(
+        t.set("!settdb!k", "v"),
+        Err(Error::InvalidKey { .. })
+    ));
+    assert!(matches!(
+        t.set(vec![1u8; 65_001], "v"),
+        Err(Error::InvalidKey { .. })
+    ));
+    assert!(matches!(
+        t.set("k", vec![0u8; 1 << 20]),
+        Err(Error::ValueTooLarge { .. })
+    ));
     let mut too_big = Err(Error::KeyNotFound);
     for i in 0..1_000_000u32 {
         too_big = t.set(format!("key{i}"), vec![0u8; 100]);
@@ -108,13 +139,22 @@ fn misuse_is_a_typed_error() {
             break;
         }
     }
-    assert!(matches!(too_big, Err(Error::TxnTooBig { .. })), "{too_big:?}");
+    assert!(
+        matches!(too_big, Err(Error::TxnTooBig { .. })),
+        "{too_big:?}"
+    );
     t.commit().unwrap();
     assert!(matches!(t.set("k", "v"), Err(Error::DiscardedTxn)));
     assert!(matches!(t.get(b"k"), Err(Error::DiscardedTxn)));
     assert!(matches!(t.commit(), Err(Error::DiscardedTxn)));
-    assert!(matches!(db.new_transaction_at(5, true), Err(Error::InvalidRequest(_))));
-    assert!(matches!(db.set_discard_ts(5), Err(Error::InvalidRequest(_))));
+    assert!(matches!(
+        db.new_transaction_at(5, true),
+        Err(Error::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        db.set_discard_ts(5),
+        Err(Error::InvalidRequest(_))
+    ));
 }
 
 #[test]
@@ -152,7 +192,11 @@ fn expired_entries_are_invisible() {
     let db = db();
     db.update(|t| {
         t.set_entry(Entry::new("old", "v").with_expires_at(1))?;
-        t.set_entry(Entry::new("new", "v").with_ttl(Duration::from_secs(3600)).with_user_meta(9))
+        t.set_entry(
+            Entry::new("new", "v")
+                .with_ttl(Duration::from_secs(3600))
+                .with_user_meta(9),
+        )
     })
     .unwrap();
     db.view(|t| {
@@ -168,25 +212,44 @@ fn expired_entries_are_invisible() {
 fn managed_mode_uses_caller_timestamps() {
     // Proves managed mode: commit_at versions, reads at read_ts, write batches at a ts, and
     // that normal-mode calls are refused.
-    let db = Db::open_managed(small_options(Path::new("/db"), Arc::new(SimStorage::new()))).unwrap();
-    assert!(matches!(db.new_transaction(true), Err(Error::InvalidRequest(_))));
-    assert!(matches!(db.new_write_batch(), Err(Error::InvalidRequest(_))));
+    let db =
+        Db::open_managed(small_options(Path::new("/db"), Arc::new(SimStorage::new()))).unwrap();
+    assert!(matches!(
+        db.new_transaction(true),
+        Err(Error::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        db.new_write_batch(),
+        Err(Error::InvalidRequest(_))
+    ));
     assert!(db.set("k", "v").is_err());
     let mut t = db.new_transaction_at(0, true).unwrap();
     t.set("k", "v10").unwrap();
     t.commit_at(10).unwrap();
     let mut t = db.new_transaction_at(10, true).unwrap();
     t.set("k", "v20").unwrap();
-    assert!(t.commit().is_err(), "commit without a timestamp in managed mode");
+    assert!(
+        t.commit().is_err(),
+        "commit without a timestamp in managed mode"
+    );
     let mut t = db.new_transaction_at(10, true).unwrap();
     t.set("k", "v20").unwrap();
     t.commit_at(20).unwrap();
     let mut wb = db.new_write_batch_at(30).unwrap();
     wb.set("w", "b").unwrap();
     wb.flush().unwrap();
-    for (ts, want) in [(9, None), (10, Some("v10")), (19, Some("v10")), (20, Some("v20"))] {
+    for (ts, want) in [
+        (9, None),
+        (10, Some("v10")),
+        (19, Some("v10")),
+        (20, Some("v20")),
+    ] {
         let mut r = db.new_transaction_at(ts, false).unwrap();
-        assert_eq!(get(&mut r, b"k"), want.map(|s| s.as_bytes().to_vec()), "at {ts}");
+        assert_eq!(
+            get(&mut r, b"k"),
+            want.map(|s| s.as_bytes().to_vec()),
+            "at {ts}"
+        );
     }
     let mut r = db.new_transaction_at(30, false).unwrap();
     assert_eq!(r.get(b"w").unwrap().version(), 30);
@@ -201,11 +264,15 @@ fn write_batch_splits_past_the_limits_and_flushes_everything() {
     let mut wb = db.new_write_batch().unwrap();
     let n = 40_000u32; // ~5 MiB of entries: several sub-commits with 1 MiB memtables
     for i in 0..n {
-        wb.set(format!("key{i:06}"), vec![(i % 200) as u8; 100]).unwrap();
+        wb.set(format!("key{i:06}"), vec![(i % 200) as u8; 100])
+            .unwrap();
     }
     wb.flush().unwrap();
     for i in (0..n).step_by(997) {
-        assert_eq!(db.get(format!("key{i:06}").as_bytes()).unwrap(), Some(vec![(i % 200) as u8; 100]));
+        assert_eq!(
+            db.get(format!("key{i:06}").as_bytes()).unwrap(),
+            Some(vec![(i % 200) as u8; 100])
+        );
     }
     let mut wb = db.new_write_batch().unwrap();
     wb.set("cancelled", "x").unwrap();

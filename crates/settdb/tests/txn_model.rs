@@ -47,7 +47,12 @@ fn check_reads(model: &Versions, t: &mut OpenTxn, key: &[u8], reverse: bool, see
         Err(Error::KeyNotFound) => None,
         Err(e) => panic!("{e}"),
     };
-    assert_eq!(got.as_ref(), want.get(key), "get {:?} seed {seed}", String::from_utf8_lossy(key));
+    assert_eq!(
+        got.as_ref(),
+        want.get(key),
+        "get {:?} seed {seed}",
+        String::from_utf8_lossy(key)
+    );
     // As in Badger: a get served by the transaction's own write is not a read of the database;
     // every item an iterator returns is.
     if !t.pending.contains_key(key) {
@@ -67,7 +72,76 @@ fn check_reads(model: &Versions, t: &mut OpenTxn, key: &[u8], reverse: bool, see
     if reverse {
         expect.reverse();
     }
-    assert_eq!(items, expect, "iteration (reverse={reverse}) seed {seed}");
+    if items != expect {
+        let got_keys: Vec<String> = items
+            .iter()
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        let want_keys: Vec<String> = expect
+            .iter()
+            .map(|(k, _)| String::from_utf8_lossy(k).into_owned())
+            .collect();
+        let diff: Vec<String> = want_keys
+            .iter()
+            .filter(|k| !got_keys.contains(k))
+            .chain(got_keys.iter().filter(|k| !want_keys.contains(k)))
+            .cloned()
+            .collect();
+        let detail: Vec<String> = diff
+            .iter()
+            .map(|k| {
+                let versions: Vec<(u64, Option<usize>)> = model
+                    .get(k.as_bytes())
+                    .map(|vs| {
+                        vs.iter()
+                            .map(|(v, x)| (*v, x.as_ref().map(|x| x.len())))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let pending = t
+                    .pending
+                    .get(k.as_bytes())
+                    .map(|p| p.as_ref().map(|x| x.len()));
+                format!("{k}: versions {versions:?} pending {pending:?}")
+            })
+            .collect();
+        let all = |rev: bool| -> Vec<(String, u64)> {
+            t.txn
+                .iter(
+                    IteratorOptions::default()
+                        .with_all_versions(true)
+                        .with_reverse(rev),
+                )
+                .unwrap()
+                .map(|i| i.unwrap())
+                .filter(|i| diff.iter().any(|d| d.as_bytes() == i.key()))
+                .map(|i| (String::from_utf8_lossy(i.key()).into_owned(), i.version()))
+                .collect()
+        };
+        eprintln!(
+            "all versions forward: {:?}\nall versions reverse: {:?}",
+            all(false),
+            all(true)
+        );
+        for d in &diff {
+            eprintln!(
+                "get {d}: {:?}",
+                t.txn.get(d.as_bytes()).map(|i| i.version())
+            );
+        }
+        let fwd: Vec<String> = t
+            .txn
+            .iter(IteratorOptions::default())
+            .unwrap()
+            .map(|i| String::from_utf8_lossy(i.unwrap().key()).into_owned())
+            .collect();
+        eprintln!("forward again: {fwd:?}");
+        panic!(
+            "iteration (reverse={reverse}) seed {seed} read_ts {}: keys differ {diff:?}\n{}\ngot {got_keys:?}\nwant {want_keys:?}",
+            t.read_ts,
+            detail.join("\n")
+        );
+    }
     t.reads.extend(items.into_iter().map(|(k, _)| k));
 }
 
@@ -77,17 +151,51 @@ fn run(seed: u64, steps: usize) {
     let mut model: Versions = BTreeMap::new();
     let mut commits: Vec<(u64, BTreeSet<Vec<u8>>)> = Vec::new();
     let mut open: Vec<OpenTxn> = Vec::new();
-    for _ in 0..steps {
+    // SETTDB_MODEL_STRICT=1: after every step, every open snapshot re-reads every key (slow;
+    // finds the step at which a version went missing).
+    let strict = std::env::var("SETTDB_MODEL_STRICT").is_ok();
+    for step in 0..steps {
+        if strict {
+            for t in open.iter_mut() {
+                let want = visible(&model, t);
+                for k in 0..30 {
+                    let key = format!("k{k:02}").into_bytes();
+                    if t.pending.contains_key(&key) {
+                        continue;
+                    }
+                    let got = t.txn.get(&key).ok().map(|i| i.value().unwrap());
+                    t.reads.insert(key.clone());
+                    if got.as_ref() != want.get(&key) {
+                        let vs: Vec<(u64, Option<usize>)> = model
+                            .get(&key)
+                            .map(|m| {
+                                m.iter()
+                                    .map(|(v, x)| (*v, x.as_ref().map(|x| x.len())))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        panic!("step {step} read_ts {} key k{k:02}: got {:?} want {:?}; versions {vs:?}; levels {:?}", t.read_ts, got.map(|g| g.len()), want.get(&key).map(|w| w.len()), db.levels());
+                    }
+                }
+            }
+        }
         let key = format!("k{:02}", rng.random_range(0..30)).into_bytes();
         match rng.random_range(0..100) {
             0..=14 if open.len() < 4 => {
                 let txn = db.new_transaction(true).unwrap();
                 let read_ts = txn.read_ts();
-                open.push(OpenTxn { txn, read_ts, pending: BTreeMap::new(), reads: BTreeSet::new() });
+                open.push(OpenTxn {
+                    txn,
+                    read_ts,
+                    pending: BTreeMap::new(),
+                    reads: BTreeSet::new(),
+                });
             }
             15..=49 if !open.is_empty() => {
                 let t = rng.random_range(0..open.len());
-                let value = rng.random_bool(0.8).then(|| vec![rng.random::<u8>(); rng.random_range(1..200)]);
+                let value = rng
+                    .random_bool(0.8)
+                    .then(|| vec![rng.random::<u8>(); rng.random_range(1..200)]);
                 let t = &mut open[t];
                 match &value {
                     Some(v) => t.txn.set(key.clone(), v.clone()).unwrap(),
@@ -97,13 +205,15 @@ fn run(seed: u64, steps: usize) {
             }
             50..=69 if !open.is_empty() => {
                 let i = rng.random_range(0..open.len());
-                check_reads(&model, &mut open[i], &key, rng.random_bool(0.5), seed);
+                let _ = rng.random_bool(0.5);
+                check_reads(&model, &mut open[i], &key, false, seed);
+                check_reads(&model, &mut open[i], &key, true, seed);
             }
             70..=89 if !open.is_empty() => {
                 let mut t = open.swap_remove(rng.random_range(0..open.len()));
-                let conflict = commits
-                    .iter()
-                    .any(|(ts, writes)| *ts > t.read_ts && writes.iter().any(|k| t.reads.contains(k)));
+                let conflict = commits.iter().any(|(ts, writes)| {
+                    *ts > t.read_ts && writes.iter().any(|k| t.reads.contains(k))
+                });
                 match t.txn.commit() {
                     Ok(()) if !t.pending.is_empty() => {
                         assert!(!conflict, "commit should have conflicted (seed {seed})");

@@ -1,5 +1,17 @@
-//! The read path.
+//! The read path: point reads ([`get_newest`]) and range reads ([`DbIterator`] over the
+//! merged sources of one snapshot, yielding [`Item`]s).
 
+mod db_iterator;
 mod get;
+mod item;
+mod iterator_options;
+#[cfg(test)]
+mod iterator_tests;
+mod prefix_range;
+mod sources;
 
+pub use db_iterator::DbIterator;
 pub use get::get_newest;
+pub use item::Item;
+pub use iterator_options::IteratorOptions;
+pub(crate) use sources::ReadSnapshot;

@@ -63,7 +63,7 @@ impl WaterMark {
             None => debug_assert!(false, "done({ts}) without begin"),
         }
         let until = match st.pending.keys().next() {
-            Some(&first) => first - 1,
+            Some(&first) => first.saturating_sub(1),
             None => st.last_begun,
         };
         if until > self.done_until.load(Ordering::Acquire) {

@@ -263,7 +263,10 @@ impl ValueLog {
             let next = writer.rotate(&self.dir)?;
             self.publish(next);
         }
-        let (wb_id, wb_end) = *self.written_back.lock().unwrap_or_else(PoisonError::into_inner);
+        let (wb_id, wb_end) = *self
+            .written_back
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if wb_id == writer.active().id() {
             writer.note_synced(wb_end);
         }
