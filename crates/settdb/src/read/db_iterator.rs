@@ -252,7 +252,7 @@ impl DbIterator {
         if !self.prefix.contains(uk) {
             return Entry::Stop;
         }
-        if uk.starts_with(INTERNAL_KEY_PREFIX) {
+        if is_internal(uk) {
             return Entry::Skip;
         }
         let v = version(key);
@@ -357,6 +357,12 @@ impl DbIterator {
         self.scratch.fill(entry, self.now_secs);
         Ok(())
     }
+}
+
+/// True for keys under [`INTERNAL_KEY_PREFIX`]; the first byte rules out nearly every user
+/// key without a call into memcmp.
+fn is_internal(user_key: &[u8]) -> bool {
+    user_key.first() == INTERNAL_KEY_PREFIX.first() && user_key.starts_with(INTERNAL_KEY_PREFIX)
 }
 
 impl Iterator for DbIterator {

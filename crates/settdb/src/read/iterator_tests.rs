@@ -424,3 +424,12 @@ fn reverse_rewind_skips_a_pending_write_at_the_prefix_end() {
     it.rewind().unwrap();
     assert_eq!(keys_from(&mut it), vec![b"ab".to_vec(), b"a".to_vec()]);
 }
+
+#[test]
+fn iterators_and_items_cross_threads() {
+    // Proves (at compile time) an iterator can be sent to another thread and items shared.
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+    send::<DbIterator>();
+    send_sync::<super::item::Item>();
+}

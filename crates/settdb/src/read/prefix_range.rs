@@ -34,7 +34,8 @@ impl PrefixRange {
 
     /// True if `user_key` starts with the prefix.
     pub(crate) fn contains(&self, user_key: &[u8]) -> bool {
-        user_key.starts_with(&self.prefix)
+        // The empty prefix is the common case: no call into memcmp per entry for it.
+        self.prefix.is_empty() || user_key.starts_with(&self.prefix)
     }
 
     /// True if some key starting with the prefix lies in the user-key range `[lo, hi]`.
