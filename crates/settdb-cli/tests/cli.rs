@@ -329,7 +329,11 @@ fn damaged_value_log_is_reported_as_corruption() {
         .assert()
         .code(1)
         .stderr(contains("corruption"));
-    assert_eq!(std::fs::read(&vlog).unwrap(), bytes, "the damaged file was changed");
+    assert_eq!(
+        std::fs::read(&vlog).unwrap(),
+        bytes,
+        "the damaged file was changed"
+    );
 }
 
 #[test]
