@@ -3,7 +3,9 @@
 # prints throughputs, peak RSS and ratios:
 #   loads of 1M x 128 B, 300K x 1 KiB and 30K x 16 KiB random 16-byte keys (batched writes,
 #   close included), random point reads from 2 threads, and the disk's sequential write
-#   bandwidth measured with dd.
+#   bandwidth measured with dd; uncontended update transactions with one set, and a full
+#   iteration with values over the 1M-key load (Badger through bench/badger-peer, a small Go
+#   driver built here against Debian's packaged Badger sources).
 # Usage: scripts/bench-vs-badger.sh [work-dir] [read-seconds]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,11 +14,17 @@ read_secs=${2:-10}
 mkdir -p "$work"
 
 need() { command -v "$1" >/dev/null 2>&1; }
-if ! need badger || [ ! -x /usr/bin/time ]; then
-  echo "installing badger and time from Debian..." >&2
+if ! need badger || ! need go || [ ! -x /usr/bin/time ] || [ ! -d /usr/share/gocode/src/github.com/dgraph-io/badger ]; then
+  echo "installing badger, Go, Badger's Go sources and time from Debian..." >&2
   apt-get update -qq >/dev/null 2>&1 || true
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq badger time >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq badger time golang-go golang-github-dgraph-io-badger-dev >/dev/null
 fi
+# Build the Go peer in a private GOPATH (Debian's Go sources are GOPATH-style, no modules).
+gopath="$work/gopath"
+mkdir -p "$gopath/src/badgerpeer"
+cp bench/badger-peer/main.go "$gopath/src/badgerpeer/"
+(cd "$gopath/src/badgerpeer" && GOPATH="$gopath:/usr/share/gocode" GO111MODULE=off GOFLAGS= GOCACHE="$work/gocache" go build -o "$work/badger-peer" . 2>/dev/null)
+peer="$work/badger-peer"
 cargo build --release -q -p settdb-bench
 bench=target/release/settdb-bench
 
@@ -50,4 +58,11 @@ done
 s_reads=$("$bench" read --dir "$work/s-128" --keys 1000000 --threads 2 --seconds "$read_secs" | sed -n 's/.*reads_per_s=\([0-9]*\).*/\1/p')
 b_reads=$(badger benchmark read --dir "$work/b-128" -g 2 -d "${read_secs}s" 2>&1 | grep -o 'speed: [0-9]*/sec' | tail -1 | grep -o '[0-9]*' || echo 0)
 row "random reads, 2 threads (/s)" x "$s_reads" "$b_reads" - -
+rm -rf "$work/s-upd" "$work/b-upd"
+s_upd=$("$bench" update --dir "$work/s-upd" --n 100000 | sed -n 's/.*per_s=\([0-9]*\).*/\1/p')
+b_upd=$("$peer" -mode update -dir "$work/b-upd" -n 100000 | sed -n 's/.*per_s=\([0-9]*\).*/\1/p')
+row "update, 1 set per txn (/s)" x "$s_upd" "$b_upd" - -
+s_it=$("$bench" iterate --dir "$work/s-128" | sed -n 's/.*per_s=\([0-9]*\).*/\1/p')
+b_it=$("$peer" -mode iterate -dir "$work/b-128" | sed -n 's/.*per_s=\([0-9]*\).*/\1/p')
+row "iterate 1M with values (/s)" x "$s_it" "$b_it" - -
 echo "work dir: $work"

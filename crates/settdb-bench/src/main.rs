@@ -68,6 +68,12 @@ enum Cmd {
         #[arg(long)]
         sync: bool,
     },
+    /// Iterates every key with its value in one view transaction.
+    Iterate {
+        /// Database directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
     /// Random point reads of loaded keys.
     Read {
         /// Database directory.
@@ -109,6 +115,7 @@ fn main() {
             value_size,
             sync,
         } => update(&dir, n, value_size, sync),
+        Cmd::Iterate { dir } => iterate(&dir),
         Cmd::Read {
             dir,
             keys,
@@ -213,6 +220,30 @@ fn update(dir: &Path, n: u64, value_size: usize, sync: bool) -> settdb::Result<(
     println!(
         "settdb update: n={n} per_s={:.0} elapsed_s={secs:.2} sync={sync}",
         n as f64 / secs
+    );
+    Ok(())
+}
+
+fn iterate(dir: &Path) -> settdb::Result<()> {
+    let db = Db::open(Options::new(dir).with_read_only(true))?;
+    let start = Instant::now();
+    let (count, bytes) = db.view(|txn| {
+        let mut it = txn.iter(settdb::IteratorOptions::default())?;
+        let (mut count, mut bytes) = (0u64, 0u64);
+        it.rewind()?;
+        while it.valid() {
+            let item = it.item();
+            bytes += item.value_with(|v| v.len() as u64)? + item.key().len() as u64;
+            count += 1;
+            it.next()?;
+        }
+        Ok((count, bytes))
+    })?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "settdb iterate: keys={count} per_s={:.0} mb_per_s={:.1} elapsed_s={secs:.2}",
+        count as f64 / secs,
+        bytes as f64 / secs / 1e6
     );
     Ok(())
 }
