@@ -62,7 +62,7 @@ rm -rf "$work/s-upd" "$work/b-upd"
 s_upd=$("$bench" update --dir "$work/s-upd" --n 100000 | sed -n 's/.*per_s=\([0-9]*\).*/\1/p')
 b_upd=$("$peer" -mode update -dir "$work/b-upd" -n 100000 | sed -n 's/.*per_s=\([0-9]*\).*/\1/p')
 row "update, 1 set per txn (/s)" x "$s_upd" "$b_upd" - -
-s_it=$("$bench" iterate --dir "$work/s-128" | sed -n 's/.*per_s=\([0-9]*\).*/\1/p')
+s_it=$("$bench" iterate --dir "$work/s-128" | sed -n 's/.* per_s=\([0-9]*\).*/\1/p')
 b_it=$("$peer" -mode iterate -dir "$work/b-128" | sed -n 's/.*per_s=\([0-9]*\).*/\1/p')
 row "iterate 1M with values (/s)" x "$s_it" "$b_it" - -
 echo "work dir: $work"
