@@ -17,7 +17,10 @@ fn main() -> settdb::Result<()> {
     })?;
     let greeting = db.view(|txn| txn.get(b"greeting")?.value())?;
     assert_eq!(greeting, b"hello");
-    assert!(matches!(db.view(|txn| txn.get(b"missing").map(|_| ())), Err(Error::KeyNotFound)));
+    assert!(matches!(
+        db.view(|txn| txn.get(b"missing").map(|_| ())),
+        Err(Error::KeyNotFound)
+    ));
 
     // Many writes at high throughput.
     let mut batch = db.new_write_batch()?;
@@ -28,10 +31,19 @@ fn main() -> settdb::Result<()> {
 
     // Iteration, here over a prefix in reverse.
     let last_three: Vec<Vec<u8>> = db.view(|txn| {
-        let opts = IteratorOptions::default().with_prefix(b"key".to_vec()).with_reverse(true);
-        txn.iter(opts)?.take(3).map(|item| Ok(item?.key().to_vec())).collect()
+        let opts = IteratorOptions::default()
+            .with_prefix(b"key".to_vec())
+            .with_reverse(true);
+        txn.iter(opts)?
+            .take(3)
+            .map(|item| Ok(item?.key().to_vec()))
+            .collect()
     })?;
     assert_eq!(last_three[0], b"key09999");
-    println!("ok: {} keys, newest first: {:?}", 10_000, String::from_utf8_lossy(&last_three[0]));
+    println!(
+        "ok: {} keys, newest first: {:?}",
+        10_000,
+        String::from_utf8_lossy(&last_three[0])
+    );
     db.close()
 }

@@ -279,3 +279,40 @@ fn write_batch_splits_past_the_limits_and_flushes_everything() {
     wb.cancel();
     assert_eq!(db.get(b"cancelled").unwrap(), None);
 }
+
+#[test]
+fn key_iter_walks_every_version_of_one_key_only() {
+    // Proves key_iter yields all versions of exactly one key (not keys it is a prefix of),
+    // newest first, oldest first in reverse, and refuses a prefix option.
+    let db = db();
+    for v in ["1", "2", "3"] {
+        db.set("k", v).unwrap();
+        db.set("k2", v).unwrap();
+    }
+    db.flush().unwrap();
+    db.set("k", "4").unwrap();
+    db.view(|t| {
+        let forward: Vec<Vec<u8>> = t
+            .key_iter(b"k", IteratorOptions::default())?
+            .map(|i| i.unwrap().value().unwrap())
+            .collect();
+        assert_eq!(
+            forward,
+            vec![b"4".to_vec(), b"3".to_vec(), b"2".to_vec(), b"1".to_vec()]
+        );
+        let reverse: Vec<Vec<u8>> = t
+            .key_iter(b"k", IteratorOptions::default().with_reverse(true))?
+            .map(|i| i.unwrap().value().unwrap())
+            .collect();
+        assert_eq!(
+            reverse,
+            vec![b"1".to_vec(), b"2".to_vec(), b"3".to_vec(), b"4".to_vec()]
+        );
+        assert!(matches!(
+            t.key_iter(b"k", IteratorOptions::default().with_prefix(b"x".to_vec())),
+            Err(Error::InvalidRequest(_))
+        ));
+        Ok(())
+    })
+    .unwrap();
+}
