@@ -1,18 +1,21 @@
-//! Memtable choice, measured: our crossbeam-skiplist memtable against the plain alternative
-//! (a `BTreeMap` behind a `RwLock`) for inserts by one writer and point gets, with 16-byte keys
-//! (+ 8-byte version) and 128-byte values, 200K entries.
+//! Memtable choice, measured: `MemMap` (a `BTreeMap` behind a `RwLock`, written in chunks)
+//! against `crossbeam_skiplist::SkipMap`, for inserts by one writer, point gets, and gets while
+//! a writer inserts; 200K entries of 16-byte keys (+ 8-byte version) and 128-byte values.
 
-use std::collections::BTreeMap;
-use std::sync::RwLock;
+use std::ops::Bound;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use crossbeam_skiplist::SkipMap;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use settdb::key::{key_with_version, InternalKey};
-use settdb::memtable::{MemValue, SkipList};
+use settdb::memtable::{MemMap, MemValue};
 
 const N: usize = 200_000;
+const PROBES: usize = 50_000;
 
 fn keys() -> Vec<Vec<u8>> {
     let mut rng = StdRng::seed_from_u64(3);
@@ -25,158 +28,134 @@ fn keys() -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn bench(c: &mut Criterion) {
-    let keys = keys();
-    let value = Bytes::from(vec![7u8; 128]);
+fn mem_value(value: &Bytes) -> MemValue {
+    MemValue {
+        value: value.clone(),
+        ..MemValue::default()
+    }
+}
+
+fn skip_get(map: &SkipMap<InternalKey, Bytes>, k: &[u8]) -> bool {
+    map.lower_bound(Bound::Included(&InternalKey(k.to_vec())))
+        .is_some()
+}
+
+fn single_threaded(c: &mut Criterion, keys: &[Vec<u8>], value: &Bytes) {
     let mut g = c.benchmark_group("memtable");
     g.sample_size(10);
     g.throughput(Throughput::Elements(N as u64));
-    g.bench_function("skiplist insert", |b| {
+    g.bench_function("crossbeam skipmap insert", |b| {
         b.iter_batched(
-            SkipList::new,
-            |list| {
-                for k in &keys {
-                    let v = MemValue {
-                        value: value.clone(),
-                        ..MemValue::default()
-                    };
-                    list.insert(Bytes::copy_from_slice(k), v);
-                }
-                list
-            },
-            BatchSize::LargeInput,
-        )
-    });
-    g.bench_function("rwlock btreemap insert", |b| {
-        b.iter_batched(
-            || RwLock::new(BTreeMap::new()),
+            SkipMap::new,
             |map| {
-                for k in &keys {
-                    map.write()
-                        .unwrap()
-                        .insert(InternalKey(k.clone()), value.clone());
+                for k in keys {
+                    map.insert(InternalKey(k.clone()), value.clone());
                 }
                 map
             },
             BatchSize::LargeInput,
         )
     });
-    let list = SkipList::new();
-    let map = RwLock::new(BTreeMap::new());
-    for k in &keys {
-        list.insert(
-            Bytes::copy_from_slice(k),
-            MemValue {
-                value: value.clone(),
-                ..MemValue::default()
+    g.bench_function("mem_map insert", |b| {
+        b.iter_batched(
+            MemMap::new,
+            |map| {
+                map.insert_many(
+                    keys.iter()
+                        .map(|k| (Bytes::copy_from_slice(k), mem_value(value))),
+                );
+                map
             },
-        );
-        map.write()
-            .unwrap()
-            .insert(InternalKey(k.clone()), value.clone());
-    }
-    g.bench_function("skiplist get", |b| {
-        b.iter(|| keys.iter().filter(|k| list.get(k).is_some()).count())
+            BatchSize::LargeInput,
+        )
     });
-    g.bench_function("rwlock btreemap get", |b| {
-        b.iter(|| {
-            keys.iter()
-                .filter(|k| {
-                    map.read()
-                        .unwrap()
-                        .range(InternalKey(k.to_vec())..)
-                        .next()
-                        .is_some()
-                })
-                .count()
-        })
+    let skip = SkipMap::new();
+    let ours = MemMap::new();
+    for k in keys {
+        skip.insert(InternalKey(k.clone()), value.clone());
+        ours.insert(Bytes::copy_from_slice(k), mem_value(value));
+    }
+    g.bench_function("crossbeam skipmap get", |b| {
+        b.iter(|| keys.iter().filter(|k| skip_get(&skip, k)).count())
+    });
+    g.bench_function("mem_map get", |b| {
+        b.iter(|| keys.iter().filter(|k| ours.get(k).is_some()).count())
     });
     g.finish();
-    concurrent(c, &keys, &value);
 }
 
-/// Reader gets while one writer inserts groups of 1,000 entries (the engine's group commit):
-/// what a reader waits for when the writer holds the lock for a group.
+/// Times `iters` rounds of `PROBES` gets by `get` while `write` runs on another thread.
+fn timed_under_writes(
+    iters: u64,
+    write: impl FnOnce(Arc<AtomicBool>) + Send + 'static,
+    get: impl Fn() -> usize,
+) -> std::time::Duration {
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || write(stop))
+    };
+    let start = std::time::Instant::now();
+    for _ in 0..iters {
+        black_box(get());
+    }
+    let t = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = writer.join();
+    t
+}
+
 fn concurrent(c: &mut Criterion, keys: &[Vec<u8>], value: &Bytes) {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
     let mut g = c.benchmark_group("memtable concurrent");
     g.sample_size(10);
-    g.throughput(Throughput::Elements(50_000));
-    let probe: Vec<Vec<u8>> = keys[..50_000].to_vec();
-    g.bench_function("skiplist gets during group inserts", |b| {
+    g.throughput(Throughput::Elements(PROBES as u64));
+    let probe: Vec<Vec<u8>> = keys[..PROBES].to_vec();
+    g.bench_function("crossbeam skipmap gets during inserts", |b| {
         b.iter_custom(|iters| {
-            let list = Arc::new(SkipList::new());
-            let stop = Arc::new(AtomicBool::new(false));
-            let writer = {
-                let (list, stop, keys, value) =
-                    (list.clone(), stop.clone(), keys.to_vec(), value.clone());
-                std::thread::spawn(move || {
-                    for k in keys.iter().cycle() {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        list.insert(
-                            Bytes::copy_from_slice(k),
-                            MemValue {
-                                value: value.clone(),
-                                ..MemValue::default()
-                            },
-                        );
+            let map = Arc::new(SkipMap::new());
+            let (m, ks, v) = (map.clone(), keys.to_vec(), value.clone());
+            let write = move |stop: Arc<AtomicBool>| {
+                for k in ks.iter().cycle() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
                     }
-                })
+                    m.insert(InternalKey(k.clone()), v.clone());
+                }
             };
-            let start = std::time::Instant::now();
-            for _ in 0..iters {
-                criterion::black_box(probe.iter().filter(|k| list.get(k).is_some()).count());
-            }
-            let t = start.elapsed();
-            stop.store(true, Ordering::Relaxed);
-            writer.join().unwrap();
-            t
+            timed_under_writes(iters, write, || {
+                probe.iter().filter(|k| skip_get(&map, k)).count()
+            })
         })
     });
-    g.bench_function("rwlock btreemap gets during group inserts", |b| {
+    g.bench_function("mem_map gets during group inserts", |b| {
         b.iter_custom(|iters| {
-            let map = Arc::new(RwLock::new(BTreeMap::new()));
-            let stop = Arc::new(AtomicBool::new(false));
-            let writer = {
-                let (map, stop, keys, value) =
-                    (map.clone(), stop.clone(), keys.to_vec(), value.clone());
-                std::thread::spawn(move || {
-                    for group in keys.chunks(1000).cycle() {
-                        if stop.load(Ordering::Relaxed) {
-                            break;
-                        }
-                        let mut m = map.write().unwrap();
-                        for k in group {
-                            m.insert(InternalKey(k.clone()), value.clone());
-                        }
+            let map = Arc::new(MemMap::new());
+            let (m, ks, v) = (map.clone(), keys.to_vec(), value.clone());
+            let write = move |stop: Arc<AtomicBool>| {
+                for group in ks.chunks(1000).cycle() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
                     }
-                })
+                    m.insert_many(
+                        group
+                            .iter()
+                            .map(|k| (Bytes::copy_from_slice(k), mem_value(&v))),
+                    );
+                }
             };
-            let start = std::time::Instant::now();
-            for _ in 0..iters {
-                criterion::black_box(
-                    probe
-                        .iter()
-                        .filter(|k| {
-                            map.read()
-                                .unwrap()
-                                .range(InternalKey(k.to_vec())..)
-                                .next()
-                                .is_some()
-                        })
-                        .count(),
-                );
-            }
-            let t = start.elapsed();
-            stop.store(true, Ordering::Relaxed);
-            writer.join().unwrap();
-            t
+            timed_under_writes(iters, write, || {
+                probe.iter().filter(|k| map.get(k).is_some()).count()
+            })
         })
     });
     g.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let keys = keys();
+    let value = Bytes::from(vec![7u8; 128]);
+    single_threaded(c, &keys, &value);
+    concurrent(c, &keys, &value);
 }
 
 criterion_group!(benches, bench);

@@ -1,22 +1,22 @@
-//! A memtable: a [`SkipList`] and the write-ahead log (`NNNNNN.mem`) that makes it durable.
+//! A memtable: a [`MemMap`] and the write-ahead log (`NNNNNN.mem`) that makes it durable.
 //!
 //! Every write group is appended to the WAL as one log batch (atomic on replay) and then
-//! inserted into the skiplist. The skiplist's keys and values are slices of one buffer per
+//! inserted into the map. The map's keys and values are slices of one buffer per
 //! group, so applying a group allocates once, not per entry.
 //!
 //! On open, a WAL is replayed into a memtable that is immediately flushed and deleted; WALs
 //! are never reopened for append, so a torn tail never needs truncating.
 //!
 //! Concurrency: `apply` and `sync_wal` are called only by the writer thread (the WAL is behind
-//! a mutex for that thread's exclusive use, never contended); reads go to the skiplist.
+//! a mutex for that thread's exclusive use, never contended); reads go to the map.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::BytesMut;
 
-use super::skiplist::{MemValue, SkipList};
-use super::skiplist_iterator::SkipListIterator;
+use super::mem_map::{MemMap, MemValue};
+use super::mem_map_iterator::MemMapIterator;
 use crate::error::{Error, Result};
 use crate::io::{OpenMode, Storage};
 use crate::log::{self, LogHeader, LogKind, LogWriter, RecordPos, RecordRef, ReplayEnd};
@@ -35,7 +35,7 @@ pub fn parse_wal_file_name(name: &str) -> Option<u64> {
 /// A memtable and its WAL.
 pub struct Memtable {
     id: u64,
-    list: Arc<SkipList>,
+    list: Arc<MemMap>,
     /// The WAL (`None` in in-memory mode, and for replayed memtables, which are only
     /// flushed). Used by the writer thread only, so the mutex is never contended.
     wal: Option<Mutex<Wal>>,
@@ -66,7 +66,7 @@ impl Memtable {
         let writer = LogWriter::create(storage, &path, LogHeader::new(LogKind::Wal, id))?;
         Ok(Memtable {
             id,
-            list: Arc::new(SkipList::new()),
+            list: Arc::new(MemMap::new()),
             wal: Some(Mutex::new(Wal {
                 writer,
                 positions: Vec::new(),
@@ -79,7 +79,7 @@ impl Memtable {
     pub fn in_memory(id: u64) -> Self {
         Memtable {
             id,
-            list: Arc::new(SkipList::new()),
+            list: Arc::new(MemMap::new()),
             wal: None,
             wal_path: None,
         }
@@ -90,14 +90,14 @@ impl Memtable {
         self.id
     }
 
-    /// The skiplist.
-    pub fn list(&self) -> &Arc<SkipList> {
+    /// The sorted map.
+    pub fn list(&self) -> &Arc<MemMap> {
         &self.list
     }
 
     /// A cursor over the memtable.
-    pub fn iter(&self) -> SkipListIterator {
-        SkipListIterator::new(self.list.clone())
+    pub fn iter(&self) -> MemMapIterator {
+        MemMapIterator::new(self.list.clone())
     }
 
     /// The WAL's path (`None` in memory).
@@ -105,7 +105,7 @@ impl Memtable {
         self.wal_path.as_deref()
     }
 
-    /// Accounted bytes of the skiplist.
+    /// Accounted bytes of the map.
     pub fn size_bytes(&self) -> u64 {
         self.list.size_bytes()
     }
@@ -116,13 +116,13 @@ impl Memtable {
     }
 
     /// True if the memtable holds something and adding `charge` more bytes would pass
-    /// `limit` (in the skiplist or the WAL).
+    /// `limit` (in the map or the WAL).
     pub fn would_exceed(&self, charge: u64, limit: u64) -> bool {
         let used = self.size_bytes().max(self.wal_size_bytes());
         !self.list.is_empty() && used + charge > limit
     }
 
-    /// Appends `records` to the WAL as one batch, then inserts them into the skiplist.
+    /// Appends `records` to the WAL as one batch, then inserts them into the map.
     /// Each record is an internal key and a value struct's parts (the value inline, or an
     /// encoded value pointer with `meta::VALUE_POINTER`). REQUIRES: the writer thread.
     pub fn apply(&self, records: &[RecordRef<'_>]) -> Result<()> {
@@ -156,7 +156,7 @@ impl Memtable {
         vptr_ok: &dyn Fn(&ValuePointer) -> bool,
     ) -> Result<(Self, ReplayEnd)> {
         let file = storage.open(path, OpenMode::Read)?;
-        let list = Arc::new(SkipList::new());
+        let list = Arc::new(MemMap::new());
         let mut cut: Option<u64> = None;
         let mut end = log::replay(file.as_ref(), LogKind::Wal, |batch| {
             if let Some(cut_at) = cut {
@@ -208,7 +208,7 @@ fn record_vptr_ok(r: &RecordRef<'_>, vptr_ok: &dyn Fn(&ValuePointer) -> bool) ->
 
 /// Inserts records into `list`, copying their keys and values into one shared buffer (one
 /// allocation per batch, not per entry).
-fn insert_batch(list: &SkipList, records: &[RecordRef<'_>]) {
+fn insert_batch(list: &MemMap, records: &[RecordRef<'_>]) {
     let total: usize = records.iter().map(|r| r.key.len() + r.value.len()).sum();
     let mut arena = BytesMut::with_capacity(total);
     for r in records {
@@ -217,21 +217,19 @@ fn insert_batch(list: &SkipList, records: &[RecordRef<'_>]) {
     }
     let arena = arena.freeze();
     let mut at = 0;
-    for r in records {
+    list.insert_many(records.iter().map(|r| {
         let key = arena.slice(at..at + r.key.len());
         at += r.key.len();
         let value = arena.slice(at..at + r.value.len());
         at += r.value.len();
-        list.insert(
-            key,
-            MemValue {
-                meta: r.meta,
-                user_meta: r.user_meta,
-                expires_at: r.expires_at,
-                value,
-            },
-        );
-    }
+        let value = MemValue {
+            meta: r.meta,
+            user_meta: r.user_meta,
+            expires_at: r.expires_at,
+            value,
+        };
+        (key, value)
+    }));
 }
 
 fn lock(w: &Mutex<Wal>) -> MutexGuard<'_, Wal> {
@@ -268,7 +266,7 @@ mod tests {
 
     #[test]
     fn wal_replay_restores_every_applied_group() {
-        // Proves apply() makes groups replayable: the replayed skiplist equals the live one.
+        // Proves apply() makes groups replayable: the replayed map equals the live one.
         let dir = tempfile::tempdir().unwrap();
         let s = FsStorage::new();
         let m = Memtable::create(&s, dir.path(), 3).unwrap();
@@ -329,8 +327,8 @@ mod tests {
     }
 
     #[test]
-    fn would_exceed_counts_skiplist_and_wal() {
-        // Proves the full test uses the larger of skiplist and WAL size, and never refuses
+    fn would_exceed_counts_map_and_wal() {
+        // Proves the full test uses the larger of map and WAL size, and never refuses
         // the first group of an empty memtable.
         let dir = tempfile::tempdir().unwrap();
         let s = FsStorage::new();

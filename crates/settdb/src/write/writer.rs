@@ -1,5 +1,5 @@
 //! The one writer: takes groups of requests from the queue and applies each group as one
-//! value-log append, one WAL append and one skiplist insert pass (group commit).
+//! value-log append, one WAL append and one memtable insert pass (group commit).
 //!
 //! Per group: values of `value_threshold` bytes or more go to the value log as one log batch
 //! and are replaced by value pointers; the group goes to the mutable memtable's WAL as one log
@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::io::Storage;
 use crate::key;
 use crate::log::RecordRef;
-use crate::memtable::{Memtable, Memtables, SkipList};
+use crate::memtable::{MemMap, Memtable, Memtables};
 use crate::txn::WaterMark;
 use crate::value::{meta, ValuePointer};
 use crate::vlog::ValueLog;
@@ -152,7 +152,7 @@ fn apply_entries(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -
     let records = build_records(group, s);
     let charge: u64 = records
         .iter()
-        .map(|r| SkipList::entry_charge(r.key.len(), r.value.len()))
+        .map(|r| MemMap::entry_charge(r.key.len(), r.value.len()))
         .sum();
     let mut mem = ctx.memtables.mutable();
     if mem.would_exceed(charge, ctx.mem_table_size) {

@@ -1,8 +1,8 @@
-//! A [`KvIterator`] over a [`SkipList`], safe to use while the writer inserts.
+//! A [`KvIterator`] over a [`MemMap`], safe to use while the writer inserts.
 //!
 //! It holds the current entry by value (`Bytes` handles, no copy) and steps with a bound
-//! search from it, because a crossbeam entry borrows the map and cannot live in a struct that
-//! also owns the map's `Arc`. Each step is O(log n) instead of O(1); memtables are small next to
+//! search from it, so it holds no lock between steps (the writer is never blocked by an idle
+//! iterator). Each step is O(log n) instead of O(1); memtables are small next to
 //! the tables below them, so range reads are dominated by table iteration.
 //! Entries inserted after the iterator was created may or may not be seen; callers filter by
 //! version (a snapshot read never sees versions above its read timestamp).
@@ -11,29 +11,29 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::skiplist::{MemValue, SkipList};
+use super::mem_map::{MemMap, MemValue};
 use crate::error::Result;
 use crate::table::KvIterator;
 use crate::value::ValueRef;
 
-/// Cursor over a skiplist.
+/// Cursor over a memtable's map.
 #[derive(Debug)]
-pub struct SkipListIterator {
-    list: Arc<SkipList>,
+pub struct MemMapIterator {
+    list: Arc<MemMap>,
     current: Option<(Bytes, MemValue)>,
 }
 
-impl SkipListIterator {
+impl MemMapIterator {
     /// An unpositioned cursor over `list`.
-    pub fn new(list: Arc<SkipList>) -> Self {
-        SkipListIterator {
+    pub fn new(list: Arc<MemMap>) -> Self {
+        MemMapIterator {
             list,
             current: None,
         }
     }
 }
 
-impl KvIterator for SkipListIterator {
+impl KvIterator for MemMapIterator {
     fn valid(&self) -> bool {
         self.current.is_some()
     }
@@ -118,7 +118,7 @@ mod tests {
             probe in proptest::collection::vec(0u8..3, 1..4), probe_v in 0u64..6,
         ) {
             // Proves forward/backward iteration and seeks equal a sorted, deduplicated model.
-            let list = Arc::new(SkipList::new());
+            let list = Arc::new(MemMap::new());
             let mut model: Vec<Vec<u8>> = Vec::new();
             for (uk, v) in &entries {
                 let k = key_with_version(uk, *v);
@@ -127,7 +127,7 @@ mod tests {
             }
             model.sort_by(|a, b| compare_keys(a, b));
             model.dedup();
-            let mut it = SkipListIterator::new(list.clone());
+            let mut it = MemMapIterator::new(list.clone());
             let mut seen = Vec::new();
             it.seek_to_first().unwrap();
             while it.valid() { seen.push(it.key().to_vec()); it.next().unwrap(); }
@@ -155,13 +155,13 @@ mod tests {
     #[test]
     fn accounting_counts_every_insert() {
         // Proves size = key + value + node overhead per insert, and max_version tracks inserts.
-        let list = SkipList::new();
+        let list = MemMap::new();
         list.insert(Bytes::from(key_with_version(b"a", 7)), mv(b"xyz"));
         list.insert(Bytes::from(key_with_version(b"b", 3)), mv(b""));
         assert_eq!(list.len(), 2);
         assert_eq!(
             list.size_bytes(),
-            SkipList::entry_charge(9, 3) + SkipList::entry_charge(9, 0)
+            MemMap::entry_charge(9, 3) + MemMap::entry_charge(9, 0)
         );
         assert_eq!(list.max_version(), 7);
     }
