@@ -356,19 +356,20 @@ impl DbInner {
         self.poison.check()
     }
 
-    pub(crate) fn validate_entries(&self, entries: &[WriteEntry]) -> Result<()> {
-        let (mut count, mut size) = (0u64, 0u64);
-        for e in entries {
-            validate_key(&e.key)?;
-            if e.value.len() as u64 >= self.opts.value_log_file_size {
-                return Err(Error::ValueTooLarge {
-                    size_bytes: e.value.len() as u64,
-                    max_size_bytes: self.opts.value_log_file_size - 1,
-                });
-            }
-            count += 1;
-            size += e.estimated_size();
+    /// Refuses a value the value log cannot hold.
+    pub(crate) fn check_value_size(&self, len: usize) -> Result<()> {
+        let limit = self.opts.value_log_file_size;
+        if len as u64 >= limit {
+            return Err(Error::ValueTooLarge {
+                size_bytes: len as u64,
+                max_size_bytes: limit - 1,
+            });
         }
+        Ok(())
+    }
+
+    /// Refuses a write of `count` entries and `size` bytes over the batch limits.
+    pub(crate) fn check_batch_limits(&self, count: u64, size: u64) -> Result<()> {
         let (max_count, max_size) = (self.opts.max_batch_count(), self.opts.max_batch_size());
         if count > max_count || size > max_size {
             return Err(Error::TxnTooBig {
@@ -379,6 +380,15 @@ impl DbInner {
             });
         }
         Ok(())
+    }
+
+    pub(crate) fn validate_entries(&self, entries: &[WriteEntry]) -> Result<()> {
+        for e in entries {
+            validate_key(&e.key)?;
+            self.check_value_size(e.value.len())?;
+        }
+        let size = entries.iter().map(WriteEntry::estimated_size).sum();
+        self.check_batch_limits(entries.len() as u64, size)
     }
 
     fn write(&self, mut entries: Vec<WriteEntry>) -> Result<u64> {

@@ -128,26 +128,9 @@ impl Txn {
             return Err(Error::ReadOnlyTxn);
         }
         validate_key(&entry.key)?;
-        let limit = self.db.opts.value_log_file_size;
-        if entry.value.len() as u64 >= limit {
-            return Err(Error::ValueTooLarge {
-                size_bytes: entry.value.len() as u64,
-                max_size_bytes: limit - 1,
-            });
-        }
+        self.db.check_value_size(entry.value.len())?;
         let (count, size) = self.size_after(&entry);
-        let (max_count, max_size) = (
-            self.db.opts.max_batch_count(),
-            self.db.opts.max_batch_size(),
-        );
-        if count > max_count || size > max_size {
-            return Err(Error::TxnTooBig {
-                count,
-                size_bytes: size,
-                max_count,
-                max_size_bytes: max_size,
-            });
-        }
+        self.db.check_batch_limits(count, size)?;
         self.size_bytes = size;
         if self.db.oracle.detects_conflicts() {
             self.writes.insert(fingerprint(&entry.key));
