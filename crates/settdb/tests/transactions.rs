@@ -316,3 +316,21 @@ fn key_iter_walks_every_version_of_one_key_only() {
     })
     .unwrap();
 }
+
+#[test]
+fn closing_from_a_commit_callback_does_not_deadlock() {
+    // Proves a callback may close the database: the callback thread does not join itself.
+    let db = db();
+    let (tx, rx) = mpsc::channel();
+    let mut t = db.new_transaction(true).unwrap();
+    t.set("k", "v").unwrap();
+    let closer = db.clone();
+    t.commit_with(move |r| {
+        r.unwrap();
+        tx.send(closer.close().is_ok()).unwrap();
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        "close from the callback failed or hung"
+    );
+}

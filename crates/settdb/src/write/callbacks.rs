@@ -61,9 +61,19 @@ impl CallbackRunner {
 
     /// Lets the thread finish the queued callbacks and joins it. REQUIRES: the writer has
     /// completed every request (so no callback waits forever).
+    ///
+    /// Called from a callback itself (a callback that closes the database), it does not wait:
+    /// a thread cannot join itself; the thread ends after that callback returns.
     pub fn shutdown(&self) {
         self.sender.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(t) = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let mut thread = self.thread.lock().unwrap_or_else(|e| e.into_inner());
+        if thread
+            .as_ref()
+            .is_some_and(|t| t.thread().id() == std::thread::current().id())
+        {
+            return;
+        }
+        if let Some(t) = thread.take() {
             let _ = t.join();
         }
     }
