@@ -76,6 +76,7 @@ struct Shared {
     checks_by_scan: AtomicU64,
     /// Transfers before the injected fault; `u64::MAX`: none.
     fault_after: u64,
+    /// True while a worker runs the faulty transfer, and for good once it committed.
     fault_injected: AtomicBool,
 }
 
@@ -235,9 +236,14 @@ fn worker(db: &Db, shared: &Shared, transfers: &AtomicU64, deadline: Instant) {
         let from = rng.random_range(0..n);
         let to = (from + rng.random_range(1..n)) % n;
         let via = (rng.random_bool(0.5), rng.random_bool(0.5));
+        // The fault is claimed by one worker at a time and released unless it committed.
         let faulty = transfers.load(Ordering::Relaxed) >= shared.fault_after
             && !shared.fault_injected.swap(true, Ordering::Relaxed);
-        match transfer(db, from, to, via, faulty) {
+        let outcome = transfer(db, from, to, via, faulty);
+        if faulty && !matches!(outcome, Ok(Transfer::Moved)) {
+            shared.fault_injected.store(false, Ordering::Relaxed);
+        }
+        match outcome {
             Ok(Transfer::Moved) => transfers.fetch_add(1, Ordering::Relaxed),
             Ok(Transfer::Abandoned) => shared.aborted.fetch_add(1, Ordering::Relaxed),
             Ok(Transfer::Bad { why, read_ts }) => {
