@@ -178,6 +178,10 @@ fn bad_flags_exit_2_with_clap_message() {
         &["bench", "read", "--dir", "x", "-d", "5x"],
         &["get", "--dir", "x"],
         &["info"],
+        &["scan"],
+        &["bank", "test", "-a", "1"],
+        &["bank", "test", "-d", "soon"],
+        &["bank", "disect"],
         &["frobnicate"],
     ];
     for args in cases {

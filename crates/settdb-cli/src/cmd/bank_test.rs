@@ -112,12 +112,11 @@ pub fn run(args: BankTestArgs) -> CliResult {
         fault_after: args.inject_fault_after.unwrap_or(u64::MAX),
         fault_injected: AtomicBool::new(false),
     };
-    let start = Instant::now();
+    let mut elapsed = Duration::ZERO;
     let outcome = set_up(&db, bank).and_then(|()| {
-        run_threads(&db, &shared, &args);
+        elapsed = run_threads(&db, &shared, &args);
         final_check(&db, &shared)
     });
-    let elapsed = start.elapsed();
     let closed = db.close();
     if let Err(e) = outcome {
         shared.fail(Failure::Db(e));
@@ -189,8 +188,9 @@ fn set_up(db: &Db, bank: BankAccounts) -> settdb::Result<()> {
     batch.flush()
 }
 
-/// Runs the workers and the checker until the duration is over or one of them fails.
-fn run_threads(db: &Db, shared: &Shared, args: &BankTestArgs) {
+/// Runs the workers and the checker until the duration is over or one of them fails; how
+/// long they ran.
+fn run_threads(db: &Db, shared: &Shared, args: &BankTestArgs) -> Duration {
     eprintln!(
         "bank test: {} accounts, {} workers, {}",
         fmt_count(u64::from(args.accounts)),
@@ -211,7 +211,8 @@ fn run_threads(db: &Db, shared: &Shared, args: &BankTestArgs) {
         },
     );
     let transfers = progress.counter();
-    let deadline = Instant::now() + args.duration;
+    let start = Instant::now();
+    let deadline = start + args.duration;
     std::thread::scope(|scope| {
         for _ in 0..args.conc {
             scope.spawn(|| worker(db, shared, &transfers, deadline));
@@ -222,10 +223,12 @@ fn run_threads(db: &Db, shared: &Shared, args: &BankTestArgs) {
         }
         shared.stop.store(true, Ordering::Relaxed);
     });
+    let elapsed = start.elapsed();
     progress.finish();
     shared
         .transfers
         .store(transfers.load(Ordering::Relaxed), Ordering::Relaxed);
+    elapsed
 }
 
 /// Transfers between random accounts until stopped.
