@@ -483,7 +483,8 @@ fn scan_errors_are_explained() {
 #[test]
 fn bank_test_passes_and_disect_finds_every_total_correct() {
     // Proves the bank test end to end on a fresh directory: transfers and checks happen, the
-    // run passes, the directory is kept, and disect (managed, read-only) agrees.
+    // run passes, the directory is kept, and disect (managed, read-only) agrees; a used
+    // directory and a database without accounts are refused.
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("bank");
     settdb()
@@ -512,6 +513,19 @@ fn bank_test_passes_and_disect_finds_every_total_correct() {
         .stderr(contains(
             "is not empty: bank test needs a new or empty directory",
         ));
+    // A database without accounts is not a bank.
+    let other = parent.path().join("other");
+    settdb()
+        .args(["set", "k", "v", "--dir"])
+        .arg(&other)
+        .assert()
+        .success();
+    settdb()
+        .args(["bank", "disect", "--dir"])
+        .arg(&other)
+        .assert()
+        .code(1)
+        .stderr(contains("holds 0 accounts: not a bank test database"));
 }
 
 #[test]
