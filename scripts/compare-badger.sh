@@ -18,9 +18,10 @@
 #           only ~63% distinct keys, so readrandom would miss 37% of its lookups cheaply on the
 #           bloom filter and readseq would scan 63% of the keys; the others' keys are all
 #           distinct).
-# Usage: scripts/compare-badger.sh [work-dir] [read-seconds] [scale]
+# Usage: [KEEP_DBS=1] scripts/compare-badger.sh [work-dir] [read-seconds] [scale]
 #   scale multiplies every key count (default 1: 1M x 128 B, 1M x 1 KiB, 100K x 16 KiB, i.e.
-#   144 MB, 1.0 GB and 1.6 GB of keys and values per engine; the disk needs about 10 GB free);
+#   144 MB, 1.0 GB and 1.6 GB of keys and values per engine; the disk needs about 10 GB free
+#   while it runs; the databases are removed at the end unless KEEP_DBS=1, the logs stay);
 #   the defaults take about 2 minutes on 2 cores after the builds (2 more for a cold build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -124,3 +125,7 @@ printf '%-30s %12s %12s %12s\n' "peak RSS (MB)" settdb badger rocksdb
 printf '%s\n' "${rss_rows[@]}"
 echo
 echo "rocksdb readrandom: ${r_found:-?}; logs in $work"
+if [ "${KEEP_DBS:-0}" != 1 ]; then
+  rm -rf "$work"/[sbr]-128 "$work"/[sbr]-1024 "$work"/[sbr]-16384
+  echo "databases removed (KEEP_DBS=1 keeps them)"
+fi
