@@ -1,5 +1,7 @@
 //! [`CliError`]: the one error a subcommand returns. `main` prints it as one line,
-//! `settdb: <message>`, on stderr and exits with code 1.
+//! `settdb: <message>`, on stderr and exits with its code: 1 for a failure
+//! ([`EXIT_FAILURE`]), 3 when a consistency check found the data wrong ([`EXIT_CHECK_FAILED`]:
+//! `bank test`, `bank disect`). Code 2 stays clap's, for bad usage.
 //!
 //! Library errors are translated here into messages a newcomer can act on: a locked
 //! directory says who may hold it, a missing directory says so, and corruption points at
@@ -8,10 +10,18 @@
 use std::fmt;
 use std::path::Path;
 
-/// A failed subcommand: the message `main` prints after `settdb: `.
+/// Exit code of a failed command: bad directory, I/O, corruption, key not found, ...
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code when a consistency check ran and found the data wrong (a bank total changed).
+/// Distinct from 1 (the check could not run) and from clap's 2 (bad usage), so scripts can
+/// tell a found bug from a broken setup.
+pub const EXIT_CHECK_FAILED: u8 = 3;
+
+/// A failed subcommand: the message `main` prints after `settdb: `, and the exit code.
 #[derive(Debug)]
 pub struct CliError {
     message: String,
+    exit_code: u8,
 }
 
 /// Result of a subcommand.
@@ -22,6 +32,15 @@ impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
         CliError {
             message: message.into(),
+            exit_code: EXIT_FAILURE,
+        }
+    }
+
+    /// A consistency check found the data wrong: exit code [`EXIT_CHECK_FAILED`].
+    pub fn check_failed(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            exit_code: EXIT_CHECK_FAILED,
         }
     }
 
@@ -33,6 +52,11 @@ impl CliError {
     /// The message, without the `settdb: ` prefix.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        self.exit_code
     }
 }
 

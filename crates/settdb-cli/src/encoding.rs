@@ -1,5 +1,6 @@
 //! How keys and values are spelled on the command line: as text (their UTF-8 bytes) or, with
-//! `--hex`, as hexadecimal; and how keys are shown in reports (text when printable, else hex).
+//! `--hex`, as hexadecimal; how keys are shown in reports (text when printable, else hex); and
+//! how `scan` prints arbitrary bytes as one line of text ([`escape_text`]).
 
 use crate::cli_error::{CliError, CliResult};
 
@@ -90,6 +91,34 @@ pub fn display_key(bytes: &[u8], max_chars: usize) -> String {
     }
 }
 
+/// `bytes` as text that fits on one line of tab-separated output: valid UTF-8 as itself,
+/// except `\\`, `\t`, `\n`, `\r`, and other control characters (`\xNN` below 0x80, else
+/// `\u{NN}`); each byte that is not part of valid UTF-8 as `\xNN`. Appended to `out`.
+pub fn escape_text(bytes: &[u8], out: &mut String) {
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\t' => out.push_str("\\t"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                c if c.is_control() && c.is_ascii() => push_byte_escape(out, c as u8),
+                c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+                c => out.push(c),
+            }
+        }
+        for &b in chunk.invalid() {
+            push_byte_escape(out, b);
+        }
+    }
+}
+
+/// Appends `\xNN`.
+fn push_byte_escape(out: &mut String, b: u8) {
+    out.push_str("\\x");
+    out.push_str(&encode_hex(&[b]));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +133,22 @@ mod tests {
         assert!(decode_hex("zz").is_err());
         assert!(Encoding::Hex.decode("0g", "key").is_err());
         assert_eq!(Encoding::Text.decode("hé", "key").unwrap(), "hé".as_bytes());
+    }
+
+    #[test]
+    fn escape_text_keeps_text_and_escapes_the_rest() {
+        // Proves printable UTF-8 is unchanged and separators, controls and bad bytes are escaped.
+        let esc = |b: &[u8]| {
+            let mut s = String::new();
+            escape_text(b, &mut s);
+            s
+        };
+        assert_eq!(esc("héllo wörld".as_bytes()), "héllo wörld");
+        assert_eq!(esc(b"a\tb\nc\rd\\e"), "a\\tb\\nc\\rd\\\\e");
+        assert_eq!(esc(b"\x00\x1f\x7f"), "\\x00\\x1f\\x7f");
+        assert_eq!(esc(b"ok\xff\xfe!"), "ok\\xff\\xfe!");
+        assert_eq!(esc("\u{85}".as_bytes()), "\\u{85}");
+        assert_eq!(esc(b""), "");
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! This file only parses and dispatches; each subcommand lives in its own file under `cmd/`.
 //! Exit codes: 0 success; 1 failure, printed as one line `settdb: <message>` on stderr (a
 //! missing or locked directory, a key not found, corruption found, ...); 2 bad usage (clap's
-//! message). Progress goes to stderr, results to stdout.
+//! message); 3 a consistency check found wrong data (`bank test`, `bank disect`). Progress goes
+//! to stderr, results to stdout.
 
+mod bank_accounts;
 mod bench_keys;
 mod cli_error;
 mod cmd;
@@ -12,6 +14,7 @@ mod compression_arg;
 mod db_dir;
 mod disk_usage;
 mod encoding;
+mod key_sample;
 mod levels_report;
 mod manifest_check;
 mod progress;
@@ -21,7 +24,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmd::{bench, delete, flatten, get, info, set, verify};
+use cmd::{bank, bench, delete, flatten, get, info, scan, set, verify};
 
 /// SettDB command-line tool.
 #[derive(Debug, Parser)]
@@ -42,12 +45,18 @@ enum Command {
     /// Benchmarks: `bench write`, then `bench read` on the same --dir.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Badger's bank test: concurrent transfers while a checker verifies the total; `bank
+    /// disect` bisects a failed run's history.
+    #[command(subcommand)]
+    Bank(bank::BankCommand),
     /// Show levels, tables, value log and the MANIFEST against the directory.
     Info(info::InfoArgs),
     /// Print the value of a key (exit code 1 if it has none).
     Get(get::GetArgs),
     /// Set a key to a value.
     Set(set::SetArgs),
+    /// Print keys and values in key order (one snapshot): --prefix, --reverse, --limit.
+    Scan(scan::ScanArgs),
     /// Delete a key.
     Delete(delete::DeleteArgs),
     /// Compact every level into the last one.
@@ -60,9 +69,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Bench(c) => bench::run(c),
+        Command::Bank(c) => bank::run(c),
         Command::Info(a) => info::run(a),
         Command::Get(a) => get::run(a),
         Command::Set(a) => set::run(a),
+        Command::Scan(a) => scan::run(a),
         Command::Delete(a) => delete::run(a),
         Command::Flatten(a) => flatten::run(a),
         Command::Verify(a) => verify::run(a),
@@ -71,7 +82,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("settdb: {}", e.message());
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

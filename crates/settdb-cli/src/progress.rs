@@ -3,7 +3,8 @@
 //! plain line every [`PLAIN_INTERVAL`].
 //!
 //! Workers only add to an atomic counter ([`Progress::add`]); one ticker thread reads it and
-//! draws, so the hot loops never touch the terminal.
+//! draws, so the hot loops never touch the terminal. A command with more to say than one count
+//! (`bank test`: conflicts, checks) passes a detail function the ticker calls at each redraw.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +42,9 @@ pub struct Progress {
     ticker: Option<JoinHandle<()>>,
 }
 
+/// Text appended to each progress message, computed at each redraw (reads atomics only).
+pub type Detail = Box<dyn Fn() -> String + Send>;
+
 /// What the ticker thread knows.
 struct Ticker {
     label: String,
@@ -49,12 +53,32 @@ struct Ticker {
     start: Instant,
     done: Arc<AtomicU64>,
     stop: Arc<(Mutex<bool>, Condvar)>,
+    detail: Option<Detail>,
 }
 
 impl Progress {
     /// Starts showing progress of `label` toward `goal`, counting `unit`s (an empty unit
     /// shows no counts, for work that has none).
     pub fn start(label: &str, goal: Goal, unit: &'static str) -> Progress {
+        Progress::start_inner(label, goal, unit, None)
+    }
+
+    /// As [`Progress::start`], with `detail()` appended to every message (`, ` between).
+    pub fn start_with_detail(
+        label: &str,
+        goal: Goal,
+        unit: &'static str,
+        detail: impl Fn() -> String + Send + 'static,
+    ) -> Progress {
+        Progress::start_inner(label, goal, unit, Some(Box::new(detail)))
+    }
+
+    fn start_inner(
+        label: &str,
+        goal: Goal,
+        unit: &'static str,
+        detail: Option<Detail>,
+    ) -> Progress {
         let done = Arc::new(AtomicU64::new(0));
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let ticker = Ticker {
@@ -64,6 +88,7 @@ impl Progress {
             start: Instant::now(),
             done: done.clone(),
             stop: stop.clone(),
+            detail,
         };
         let terminal = std::io::stderr().is_terminal();
         let handle = std::thread::Builder::new()
@@ -153,7 +178,7 @@ impl Ticker {
                 }
                 Goal::Open => bar.tick(),
             }
-            bar.set_message(self.bar_message(done, elapsed));
+            bar.set_message(self.with_detail(self.bar_message(done, elapsed)));
             if stopped {
                 bar.finish_and_clear();
                 return;
@@ -180,12 +205,12 @@ impl Ticker {
             if let Some(s) = share {
                 line.push_str(&format!("{:.0}% ", s * 100.0));
             }
-            line.push_str(&format!(
-                "{}, now {}/s, {} elapsed",
+            line.push_str(&self.with_detail(format!(
+                "{}, now {}/s",
                 self.counts(done, elapsed),
                 self.amount(recent),
-                fmt_duration(elapsed)
-            ));
+            )));
+            line.push_str(&format!(", {} elapsed", fmt_duration(elapsed)));
             if let Some(s) = share.filter(|&s| s > 0.0) {
                 let eta = elapsed.as_secs_f64() * (1.0 - s) / s;
                 line.push_str(&format!(
@@ -194,6 +219,15 @@ impl Ticker {
                 ));
             }
             eprintln!("{line}");
+        }
+    }
+
+    /// `message`, then the detail if there is one.
+    fn with_detail(&self, message: String) -> String {
+        match &self.detail {
+            Some(detail) if message.is_empty() => detail(),
+            Some(detail) => format!("{message}, {}", detail()),
+            None => message,
         }
     }
 

@@ -41,8 +41,9 @@ fn tables(dir: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn bench_write_then_read_info_verify_and_flatten() {
-    // Proves the main job end to end: write prints its numbers and leaves the seed file, read
-    // finds every sampled key, info and verify see a healthy database, flatten moves it down.
+    // Proves the main job end to end: write prints its numbers, read samples the keys from the
+    // database and finds every one, info and verify see a healthy database, flatten moves it
+    // down.
     let dir = tempfile::tempdir().unwrap();
     settdb()
         .args([
@@ -68,12 +69,12 @@ fn bench_write_then_read_info_verify_and_flatten() {
                 .and(contains("vlog "))
                 .and(contains("mem ")),
         );
-    assert!(dir.path().join("BENCH_KEYS_SEED").exists());
     settdb()
         .args(["bench", "read", "-d", "1s", "-g", "2", "--dir"])
         .arg(dir.path())
         .assert()
         .success()
+        .stdout(contains("over 10,000 keys sampled from 10,000"))
         .stdout(contains("reads/s"))
         .stdout(contains("p50 ").and(contains("p99 ")))
         .stdout(contains("(0 missing)"));
@@ -177,6 +178,10 @@ fn bad_flags_exit_2_with_clap_message() {
         &["bench", "read", "--dir", "x", "-d", "5x"],
         &["get", "--dir", "x"],
         &["info"],
+        &["scan"],
+        &["bank", "test", "-a", "1"],
+        &["bank", "test", "-d", "soon"],
+        &["bank", "disect"],
         &["frobnicate"],
     ];
     for args in cases {
@@ -217,7 +222,7 @@ fn missing_and_foreign_directories_are_explained() {
         .arg(dir.path())
         .assert()
         .code(1)
-        .stderr(contains("has no BENCH_KEYS_SEED file"));
+        .stderr(contains("is not a SettDB database"));
 }
 
 #[test]
@@ -337,13 +342,228 @@ fn damaged_value_log_is_reported_as_corruption() {
 }
 
 #[test]
-fn bench_read_refuses_keys_only_until_the_library_can() {
-    // Proves --keys-only is an explained error, not a silent full read.
+fn bench_read_keys_only_and_full_scan() {
+    // Proves --keys-only point reads find every sampled key without reading values, and
+    // --full-scan visits every key with its value (and without, with --keys-only); a small
+    // --sample-size samples that many of all the keys.
     let dir = tempfile::tempdir().unwrap();
     settdb()
-        .args(["bench", "read", "--keys-only", "-d", "1s", "--dir"])
+        .args(["bench", "write", "-m", "0.002", "-v", "2048", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    settdb()
+        .args(["bench", "read", "--keys-only", "-d", "1s", "-g", "2"])
+        .args(["--sample-size", "500", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains("reads (keys only) from 2 threads"))
+        .stdout(contains("over 500 keys sampled from 2,000"))
+        .stdout(contains("MB/s of keys"))
+        .stdout(contains("(0 missing)"));
+    settdb()
+        .args(["bench", "read", "--full-scan", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains(
+            "bench read --full-scan: 2,000 keys, 4.2 MB of keys and values",
+        ))
+        .stdout(contains("keys/s").and(contains("MB/s")));
+    settdb()
+        .args(["bench", "read", "--full-scan", "--keys-only", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains("2,000 keys, 64.0 kB of keys only"));
+}
+
+/// A database with a few text keys, a binary one, a deleted and an overwritten key.
+fn scan_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let db = settdb::Db::open(settdb::Options::new(dir.path())).unwrap();
+    for (k, v) in [
+        ("user:1", "ann"),
+        ("user:2", "bob"),
+        ("user:3", "cy"),
+        ("zz", "tab\there"),
+        ("gone", "x"),
+    ] {
+        db.set(k, v).unwrap();
+    }
+    db.set("user:2", "bo").unwrap();
+    db.delete("gone").unwrap();
+    db.set(vec![0xffu8, 0x00], vec![0x80u8, b'\n']).unwrap();
+    db.close().unwrap();
+    dir
+}
+
+#[test]
+fn scan_prints_keys_and_values_with_prefix_reverse_limit_and_hex() {
+    // Proves scan's output for each flag on a known database: key order, deletes hidden,
+    // escaping of tabs and non-UTF-8 bytes, prefix, reverse, limit, hex, keys-only and
+    // every version.
+    let dir = scan_dir();
+    let scan = |args: &[&str]| {
+        let out = settdb()
+            .arg("scan")
+            .args(args)
+            .arg("--dir")
+            .arg(dir.path())
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone();
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(
+        scan(&[]),
+        "user:1\tann\nuser:2\tbo\nuser:3\tcy\nzz\ttab\\there\n\\xff\\x00\t\\x80\\n\n"
+    );
+    assert_eq!(
+        scan(&["--prefix", "user:"]),
+        "user:1\tann\nuser:2\tbo\nuser:3\tcy\n"
+    );
+    assert_eq!(
+        scan(&["--prefix", "user:", "--reverse", "--limit", "2"]),
+        "user:3\tcy\nuser:2\tbo\n"
+    );
+    assert_eq!(scan(&["--limit", "0"]), "");
+    assert_eq!(scan(&["--hex", "--prefix", "ff"]), "ff00\t800a\n");
+    assert_eq!(
+        scan(&["--hex", "--prefix", "7573", "--keys-only", "--limit", "1"]),
+        "757365723a31\n"
+    );
+    let versions = scan(&["--all-versions", "--prefix", "g"]);
+    let lines: Vec<&str> = versions.lines().collect();
+    assert_eq!(lines.len(), 2, "{versions}");
+    assert!(lines[0].starts_with("gone\t") && lines[0].ends_with("\tdeleted"));
+    assert!(lines[1].starts_with("gone\t") && lines[1].ends_with("\tset\tx"));
+    assert_eq!(scan(&["--prefix", "nothing"]), "");
+}
+
+#[test]
+fn scan_errors_are_explained() {
+    // Proves scan on a missing directory, a locked one and with a bad hex prefix fails with
+    // one line and exit 1, and a bad --limit is a usage error (exit 2).
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    settdb()
+        .args(["scan", "--dir"])
+        .arg(&missing)
+        .assert()
+        .code(1)
+        .stderr(format!(
+            "settdb: directory {} does not exist\n",
+            missing.display()
+        ));
+    let db = settdb::Db::open(settdb::Options::new(dir.path())).unwrap();
+    settdb()
+        .args(["scan", "--dir"])
         .arg(dir.path())
         .assert()
         .code(1)
-        .stderr(contains("--keys-only needs a point lookup"));
+        .stderr(contains("is locked by another process"));
+    db.close().unwrap();
+    settdb()
+        .args(["scan", "--hex", "--prefix", "xyz", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(contains("prefix \"xyz\" is not hexadecimal"));
+    settdb()
+        .args(["scan", "--limit", "many", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn bank_test_passes_and_disect_finds_every_total_correct() {
+    // Proves the bank test end to end on a fresh directory: transfers and checks happen, the
+    // run passes, the directory is kept, and disect (managed, read-only) agrees; a used
+    // directory and a database without accounts are refused.
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("bank");
+    settdb()
+        .args(["bank", "test", "-a", "100", "-c", "4", "-d", "3s", "--dir"])
+        .arg(&dir)
+        .assert()
+        .success()
+        .stdout(contains("bank test: 100 accounts, 4 workers"))
+        .stdout(contains("correct totals of 10,000"))
+        .stdout(contains("bank disect --dir"));
+    settdb()
+        .args(["bank", "disect", "--dir"])
+        .arg(&dir)
+        .assert()
+        .success()
+        .stdout(contains(
+            "bank disect: 100 accounts (expected total 10,000)",
+        ))
+        .stdout(contains("all totals correct up to "));
+    // The directory now holds a bank: a second test there is refused.
+    settdb()
+        .args(["bank", "test", "-d", "1s", "--dir"])
+        .arg(&dir)
+        .assert()
+        .code(1)
+        .stderr(contains(
+            "is not empty: bank test needs a new or empty directory",
+        ));
+    // A database without accounts is not a bank.
+    let other = parent.path().join("other");
+    settdb()
+        .args(["set", "k", "v", "--dir"])
+        .arg(&other)
+        .assert()
+        .success();
+    settdb()
+        .args(["bank", "disect", "--dir"])
+        .arg(&other)
+        .assert()
+        .code(1)
+        .stderr(contains("holds 0 accounts: not a bank test database"));
+}
+
+#[test]
+fn bank_test_catches_an_injected_fault_and_disect_finds_its_transaction() {
+    // Proves the failure path: a transfer that credits without debiting (the hidden fault
+    // injection) makes the test stop with exit 3 and the wrong total, and disect finds the
+    // read_ts of that transaction and the one account it changed (+5), also exit 3.
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("bank");
+    let d = dir_arg(&dir);
+    settdb()
+        .args([
+            "bank", "test", "-a", "50", "-c", "2", "-d", "20s", "--dir", &d,
+        ])
+        .args(["--inject-fault-after", "100"])
+        .assert()
+        .code(3)
+        .stdout(contains("FAILED: total 5,005 instead of 5,000 at read_ts "))
+        .stderr(contains(
+            "settdb: bank test failed: total 5005 instead of 5000",
+        ));
+    let out = settdb()
+        .args(["bank", "disect", "--dir", &d])
+        .assert()
+        .code(3)
+        .stdout(contains("first wrong total at read_ts "))
+        .stderr(contains("settdb: the bank total is wrong at read_ts "))
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    let diffs: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("accounts that differ"))
+        .skip(1)
+        .collect();
+    assert_eq!(diffs.len(), 1, "{text}");
+    let (before, after) = diffs[0].split_once(" -> ").unwrap();
+    let before: u64 = before.rsplit(' ').next().unwrap().parse().unwrap();
+    assert_eq!(after.parse::<u64>().unwrap(), before + 5, "{text}");
 }

@@ -1,23 +1,32 @@
-//! `settdb bench read`: Badger's `benchmark read`. Random point reads (`Db::get`, values
-//! included) from `-g` threads for `-d`, over keys sampled from those `bench write` wrote;
-//! prints reads/s and latency percentiles.
+//! `settdb bench read`: Badger's `benchmark read`, on any database.
 //!
-//! Keys are sampled by regenerating them from the `BENCH_KEYS_SEED` file `bench write` left
-//! in the directory: there is no iterator API yet. Sampling by iteration (any database) and
-//! `--full-scan` come with it.
+//! - Default: samples `--sample-size` keys uniformly from the whole database with one pass of
+//!   a key-only iterator ([`KeySample`]), then does random point reads of them from `-g`
+//!   threads for `-d`, each one `Db::view` + `txn.get` as Badger's `lookupForKey`, reading the
+//!   value (`Item::value_with`); prints reads/s, MB/s and latency percentiles.
+//! - `--keys-only`: the same lookups without asking for the value. `txn.get` returns an
+//!   `Item` whose value-log value is only read when asked for, so no value-log read happens;
+//!   a value stored inline in the LSM tree is copied into the item anyway (it comes with the
+//!   key from the table block), so for small values the two modes differ little.
+//! - `--full-scan`: one pass over every key with its value (values prefetched; with
+//!   `--keys-only` without them) in one read-only transaction; prints keys/s and MB/s.
+//!
+//! `bench write` no longer leaves a seed file for this command: sampling by iteration works on
+//! any database, reads only keys that exist (so "missing" means something), and costs one
+//! key-only pass, about a second per few million keys.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use rand::{Rng, RngCore, SeedableRng};
-use settdb::Db;
+use settdb::{Db, Error, IteratorOptions};
 
-use crate::bench_keys::BenchKeys;
 use crate::cli_error::{CliError, CliResult};
 use crate::db_dir::DirArgs;
+use crate::key_sample::KeySample;
 use crate::progress::{Goal, Progress};
-use crate::units::{fmt_count, fmt_duration, fmt_latency_ns, fmt_rate};
+use crate::units::{fmt_bytes, fmt_count, fmt_duration, fmt_latency_ns, fmt_rate};
 
 /// Highest latency the histograms record (longer reads are counted as this).
 const MAX_LATENCY_NS: u64 = 3_600 * 1_000_000_000;
@@ -38,13 +47,16 @@ pub struct BenchReadArgs {
     /// How long to read: 10s, 1m, 1m30s, 500ms.
     #[arg(short = 'd', long, default_value = "10s", value_parser = crate::units::parse_duration)]
     pub duration: Duration,
-    /// Keys sampled before reading (at most the number written).
+    /// Keys sampled (uniformly, by a key-only pass over the database) before reading.
     #[arg(long, default_value_t = 1_000_000,
-          value_parser = clap::value_parser!(u64).range(1..))]
+          value_parser = clap::value_parser!(u64).range(1..=1 << 32))]
     pub sample_size: u64,
-    /// Look keys up without reading their values (needs a key-only lookup in the library).
+    /// Look keys up without reading their values (no value-log reads).
     #[arg(long)]
     pub keys_only: bool,
+    /// Instead of point reads, iterate over every key (and value, unless --keys-only) once.
+    #[arg(long)]
+    pub full_scan: bool,
 }
 
 /// What one reader thread saw.
@@ -52,53 +64,57 @@ struct ReaderReport {
     latency_ns: Histogram<u64>,
     found: u64,
     missing: u64,
-    value_bytes: u64,
+    /// Bytes of values read (of keys with --keys-only).
+    bytes: u64,
 }
 
 /// Runs `bench read`.
 pub fn run(args: BenchReadArgs) -> CliResult {
-    if args.keys_only {
-        return Err(CliError::new(
-            "--keys-only needs a point lookup that does not read the value, which the library \
-             does not have yet (`Db::get` always reads it)",
-        ));
-    }
-    args.dirs.require_existing()?;
-    let keys = BenchKeys::read_file(&args.dirs.dir)?;
-    if keys.count == 0 {
+    args.dirs.require_database()?;
+    let db = args.dirs.open_read_only()?;
+    let outcome = if args.full_scan {
+        full_scan(&db, &args)
+    } else {
+        point_reads(&db, &args)
+    };
+    let closed = db.close();
+    outcome?;
+    closed.map_err(|e| args.dirs.error(e))
+}
+
+/// Samples keys, then reads them at random.
+fn point_reads(db: &Db, args: &BenchReadArgs) -> CliResult {
+    let progress = Progress::start("sampling keys", Goal::Open, "keys");
+    let start = Instant::now();
+    let sample = KeySample::collect(db, args.sample_size as usize, &progress.counter());
+    let sampling = start.elapsed();
+    progress.finish();
+    let sample = sample.map_err(|e| args.dirs.error(e))?;
+    if sample.keys().is_empty() {
         return Err(CliError::new(format!(
-            "the bench write in {} wrote no keys",
+            "{} holds no keys to read",
             args.dirs.dir.display()
         )));
     }
-    let sample = sample_keys(&keys, args.sample_size.min(keys.count));
-    let db = args.dirs.open_read_only()?;
+    eprintln!(
+        "bench read: sampled {} of {} keys in {}",
+        fmt_count(sample.keys().len() as u64),
+        fmt_count(sample.seen()),
+        fmt_duration(sampling)
+    );
     let progress = Progress::start("bench read", Goal::Time(args.duration), "reads");
     let start = Instant::now();
-    let outcome = read_for(&db, &sample, keys.key_size, &args, &progress);
+    let outcome = read_for(db, sample.keys(), args, &progress);
     let elapsed = start.elapsed();
     progress.finish();
-    let closed = db.close();
     let reports = outcome.map_err(|e| args.dirs.error(e))?;
-    closed.map_err(|e| args.dirs.error(e))?;
-    print_report(&args, &reports, elapsed, sample.len() / keys.key_size)
-}
-
-/// `n` keys drawn at random from those written, packed end to end.
-fn sample_keys(keys: &BenchKeys, n: u64) -> Vec<u8> {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(rand::rng().next_u64());
-    let mut out = vec![0u8; n as usize * keys.key_size];
-    for chunk in out.chunks_exact_mut(keys.key_size) {
-        keys.fill_key(rng.random_range(0..keys.count), chunk);
-    }
-    out
+    print_report(args, &reports, elapsed, &sample)
 }
 
 /// Reads from `args.goroutines` threads until `args.duration` has passed.
 fn read_for(
     db: &Db,
-    sample: &[u8],
-    key_size: usize,
+    sample: &[Box<[u8]>],
     args: &BenchReadArgs,
     progress: &Progress,
 ) -> settdb::Result<Vec<ReaderReport>> {
@@ -108,7 +124,7 @@ fn read_for(
         let handles: Vec<_> = (0..args.goroutines)
             .map(|_| {
                 let (stop, counter) = (&stop, &counter);
-                scope.spawn(move || read_loop(db, sample, key_size, stop, counter))
+                scope.spawn(move || read_loop(db, sample, args.keys_only, stop, counter))
             })
             .collect();
         let deadline = Instant::now() + args.duration;
@@ -131,32 +147,30 @@ fn read_for(
 /// One reader: random keys of the sample until `stop`.
 fn read_loop(
     db: &Db,
-    sample: &[u8],
-    key_size: usize,
+    sample: &[Box<[u8]>],
+    keys_only: bool,
     stop: &AtomicBool,
     counter: &AtomicU64,
 ) -> settdb::Result<ReaderReport> {
     let mut report = ReaderReport {
         latency_ns: Histogram::new_with_bounds(1, MAX_LATENCY_NS, LATENCY_DIGITS)
-            .map_err(|_| settdb::Error::InvalidRequest("histogram bounds"))?,
+            .map_err(|_| Error::InvalidRequest("histogram bounds"))?,
         found: 0,
         missing: 0,
-        value_bytes: 0,
+        bytes: 0,
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(rand::rng().next_u64());
-    let n = sample.len() / key_size;
     let mut unreported = 0;
     while !stop.load(Ordering::Relaxed) {
-        let i = rng.random_range(0..n);
-        let key = &sample[i * key_size..(i + 1) * key_size];
+        let key = &sample[rng.random_range(0..sample.len())];
         let t0 = Instant::now();
-        let value = db.get(key)?;
+        let size = lookup(db, key, keys_only)?;
         let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
         report.latency_ns.saturating_record(ns.max(1));
-        match value {
-            Some(v) => {
+        match size {
+            Some(bytes) => {
                 report.found += 1;
-                report.value_bytes += v.len() as u64;
+                report.bytes += bytes;
             }
             None => report.missing += 1,
         }
@@ -169,11 +183,72 @@ fn read_loop(
     Ok(report)
 }
 
+/// One lookup as Badger's `lookupForKey`: a read-only transaction and `get`; the bytes of the
+/// value, or with `keys_only` of the key (the value is not asked for, so a value-log value is
+/// not read). `None` if the key has no value.
+fn lookup(db: &Db, key: &[u8], keys_only: bool) -> settdb::Result<Option<u64>> {
+    db.view(|txn| match txn.get(key) {
+        Ok(_) if keys_only => Ok(Some(key.len() as u64)),
+        Ok(item) => item.value_with(|v| Some(v.len() as u64)),
+        Err(Error::KeyNotFound) => Ok(None),
+        Err(e) => Err(e),
+    })
+}
+
+/// Iterates over every key once; prints keys/s and MB/s.
+fn full_scan(db: &Db, args: &BenchReadArgs) -> CliResult {
+    let progress = Progress::start("bench read --full-scan", Goal::Open, "keys");
+    let start = Instant::now();
+    let scanned = scan_all(db, !args.keys_only, &progress.counter());
+    let elapsed = start.elapsed();
+    progress.finish();
+    let (keys, bytes) = scanned.map_err(|e| args.dirs.error(e))?;
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let what = if args.keys_only {
+        "keys only"
+    } else {
+        "keys and values"
+    };
+    println!(
+        "bench read --full-scan: {} keys, {} of {what} in {}",
+        fmt_count(keys),
+        fmt_bytes(bytes),
+        fmt_duration(elapsed)
+    );
+    println!(
+        "  throughput  {} keys/s, {:.1} MB/s",
+        fmt_rate(keys as f64 / secs),
+        bytes as f64 / secs / 1e6
+    );
+    Ok(())
+}
+
+/// One pass in a read-only transaction: (keys, bytes of keys and of values when `values`).
+fn scan_all(db: &Db, values: bool, counter: &AtomicU64) -> settdb::Result<(u64, u64)> {
+    let txn = db.new_transaction(false)?;
+    let mut it = txn.iter(IteratorOptions::default().with_prefetch_values(values))?;
+    let (mut keys, mut bytes) = (0u64, 0u64);
+    it.rewind()?;
+    while it.valid() {
+        let item = it.item();
+        bytes += item.key().len() as u64;
+        if values {
+            bytes += item.value_with(|v| v.len() as u64)?;
+        }
+        keys += 1;
+        if keys.is_multiple_of(PROGRESS_EVERY * 64) {
+            counter.fetch_add(PROGRESS_EVERY * 64, Ordering::Relaxed);
+        }
+        it.next()?;
+    }
+    Ok((keys, bytes))
+}
+
 fn print_report(
     args: &BenchReadArgs,
     reports: &[ReaderReport],
     elapsed: Duration,
-    sampled: usize,
+    sample: &KeySample,
 ) -> CliResult {
     let mut latency = Histogram::<u64>::new_with_bounds(1, MAX_LATENCY_NS, LATENCY_DIGITS)
         .map_err(|e| CliError::new(format!("histogram: {e}")))?;
@@ -184,21 +259,24 @@ fn print_report(
             .map_err(|e| CliError::new(format!("histogram: {e}")))?;
         found += r.found;
         missing += r.missing;
-        bytes += r.value_bytes;
+        bytes += r.bytes;
     }
     let reads = found + missing;
     let secs = elapsed.as_secs_f64().max(1e-9);
     println!(
-        "bench read: {} reads from {} threads in {} over {} sampled keys",
+        "bench read: {} reads{} from {} threads in {} over {} keys sampled from {}",
         fmt_count(reads),
+        if args.keys_only { " (keys only)" } else { "" },
         args.goroutines,
         fmt_duration(elapsed),
-        fmt_count(sampled as u64),
+        fmt_count(sample.keys().len() as u64),
+        fmt_count(sample.seen()),
     );
     println!(
-        "  throughput  {} reads/s, {:.1} MB/s of values",
+        "  throughput  {} reads/s, {:.1} MB/s of {}",
         fmt_rate(reads as f64 / secs),
-        bytes as f64 / secs / 1e6
+        bytes as f64 / secs / 1e6,
+        if args.keys_only { "keys" } else { "values" }
     );
     if reads > 0 {
         println!(
@@ -214,7 +292,7 @@ fn print_report(
         fmt_count(found),
         fmt_count(missing),
         if missing > 0 {
-            ": deleted or overwritten since `bench write`?"
+            ": expired since sampling?"
         } else {
             ""
         }

@@ -1,8 +1,8 @@
 //! `settdb bench write`: Badger's `benchmark write`. Random keys (or sorted ones) with random
 //! values, written in batches through `Db::write` by several threads, so that concurrent
 //! batches share group commits; then `close`, which flushes the memtable. Prints entries/s,
-//! MB/s, elapsed time, peak memory and the bytes on disk per file kind, and leaves a
-//! `BENCH_KEYS_SEED` file for `bench read`.
+//! MB/s, elapsed time, peak memory and the bytes on disk per file kind. `bench read` then
+//! samples the keys from the database itself.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,8 +29,8 @@ const MAX_KEYS_MIL: f64 = 1e6;
 /// Flags of `bench write` (Badger's names and defaults).
 #[derive(Debug, clap::Args)]
 pub struct BenchWriteArgs {
-    /// Database directory (an existing database is written into, and its BENCH_KEYS_SEED
-    /// replaced); without it, a temporary directory that is removed afterwards.
+    /// Database directory (an existing database is written into); without it, a temporary
+    /// directory that is removed afterwards.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
     /// Value-log directory, when it is not --dir.
@@ -66,7 +66,7 @@ pub struct BenchWriteArgs {
     /// Threads writing batches at the same time.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub writers: u32,
-    /// Seed of the keys (random when absent); recorded in BENCH_KEYS_SEED.
+    /// Seed of the keys and values (random when absent), for a reproducible run.
     #[arg(long)]
     pub seed: Option<u64>,
 }
@@ -122,7 +122,6 @@ pub fn run(args: BenchWriteArgs) -> CliResult {
         .with_value_threshold(args.value_threshold)
         .with_compression(args.compression.to_compression(1));
     let report = load(&dirs, opts, &keys, &args)?;
-    keys.write_file(&dirs.dir)?;
     let usage = DiskUsage::scan(&[&dirs.dir, dirs.value_dir()])
         .map_err(|e| CliError::new(format!("cannot list {}: {e}", dirs.dir.display())))?;
     print_report(&args, &keys, &report, &usage, &dirs.dir, temp.is_some());

@@ -1,9 +1,11 @@
 //! The subcommands, one per file; each has its flags (`*Args`, clap derive) and a `run`.
 //!
-//! To add one (`scan`, `bank test`, ... with the transaction and iterator API): a file here
-//! with its `Args` and `run`, a `pub mod` line below, and a variant and a match arm in
-//! `main.rs`.
+//! To add one: a file here with its `Args` and `run`, a `pub mod` line below, and a variant
+//! and a match arm in `main.rs`.
 
+pub mod bank;
+pub mod bank_disect;
+pub mod bank_test;
 pub mod bench;
 pub mod bench_read;
 pub mod bench_write;
@@ -11,5 +13,6 @@ pub mod delete;
 pub mod flatten;
 pub mod get;
 pub mod info;
+pub mod scan;
 pub mod set;
 pub mod verify;
