@@ -567,3 +567,35 @@ fn bank_test_catches_an_injected_fault_and_disect_finds_its_transaction() {
     let before: u64 = before.rsplit(' ').next().unwrap().parse().unwrap();
     assert_eq!(after.parse::<u64>().unwrap(), before + 5, "{text}");
 }
+
+#[test]
+fn info_show_keys_lists_every_version_under_a_prefix() {
+    // Proves info --show-keys --prefix lists each version of the matching keys with its state,
+    // and leaves out keys outside the prefix.
+    let dir = tempfile::tempdir().unwrap();
+    for (cmd, args) in [
+        ("set", vec!["app:a", "1"]),
+        ("set", vec!["app:a", "22"]),
+        ("set", vec!["other", "x"]),
+        ("delete", vec!["app:a"]),
+    ] {
+        settdb()
+            .arg(cmd)
+            .arg("--dir")
+            .arg(dir.path())
+            .args(args)
+            .assert()
+            .success();
+    }
+    settdb()
+        .args(["info", "--show-keys", "--prefix", "app:", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(
+            contains("app:a\tv4\tdeleted")
+                .and(contains("app:a\tv2\tset\t2 B"))
+                .and(contains("3 versions")),
+        )
+        .stdout(contains("  other\tv").not());
+}

@@ -4,11 +4,12 @@
 //! `--show-tables` every table. Exits 1 if the MANIFEST is unreadable, lists a missing file, or
 //! the database does not open.
 
-use settdb::Db;
+use settdb::{Db, IteratorOptions};
 
 use crate::cli_error::{CliError, CliResult};
 use crate::db_dir::DirArgs;
 use crate::disk_usage::DiskUsage;
+use crate::encoding::{encode_hex, escape_text, Encoding};
 use crate::levels_report::{all_totals, print_levels, print_tables};
 use crate::manifest_check::ManifestCheck;
 use crate::units::{fmt_bytes, fmt_count, plural};
@@ -21,6 +22,15 @@ pub struct InfoArgs {
     /// List every table: id, level, size, entries, newest version, key range.
     #[arg(long)]
     pub show_tables: bool,
+    /// List keys with every version: version, set / deleted / expired, value size.
+    #[arg(long)]
+    pub show_keys: bool,
+    /// With --show-keys: only keys starting with this prefix.
+    #[arg(long, requires = "show_keys")]
+    pub prefix: Option<String>,
+    /// Keys and --prefix in hexadecimal instead of escaped text.
+    #[arg(long)]
+    pub hex: bool,
 }
 
 /// Runs `info`.
@@ -45,6 +55,13 @@ pub fn run(args: InfoArgs) -> CliResult {
     let opened = dirs.open_read_only();
     if let Ok(db) = &opened {
         print_open(db, &usage, args.show_tables);
+        if args.show_keys {
+            show_keys(
+                db,
+                args.prefix.as_deref(),
+                Encoding::from_hex_flag(args.hex),
+            )?;
+        }
     }
     let closed = opened.and_then(|db| db.close().map_err(|e| dirs.error(e)));
     if let Err(e) = &closed {
@@ -57,6 +74,51 @@ pub fn run(args: InfoArgs) -> CliResult {
         )));
     }
     closed.map_err(|e| CliError::new(format!("cannot open the database: {e}")))
+}
+
+/// Every version of every key (under `prefix`), as the database's newest snapshot sees it.
+fn show_keys(db: &Db, prefix: Option<&str>, encoding: Encoding) -> CliResult {
+    let prefix = match prefix {
+        Some(p) => encoding.decode(p, "prefix")?,
+        None => Vec::new(),
+    };
+    let opts = IteratorOptions::default()
+        .with_prefix(prefix)
+        .with_all_versions(true)
+        .with_prefetch_values(false);
+    println!("keys (every version):");
+    let shown = db
+        .view(|txn| {
+            let mut n = 0u64;
+            for item in txn.iter(opts)? {
+                let item = item?;
+                let state = if item.meta() & settdb::value::meta::DELETE != 0 {
+                    "deleted"
+                } else if item.is_deleted_or_expired() {
+                    "expired"
+                } else {
+                    "set"
+                };
+                let key = match encoding {
+                    Encoding::Hex => encode_hex(item.key()),
+                    Encoding::Text => {
+                        let mut k = String::new();
+                        escape_text(item.key(), &mut k);
+                        k
+                    }
+                };
+                println!(
+                    "  {key}\tv{}\t{state}\t{} B",
+                    item.version(),
+                    item.value_size()
+                );
+                n += 1;
+            }
+            Ok(n)
+        })
+        .map_err(|e| CliError::new(format!("cannot list keys: {e}")))?;
+    println!("{}", plural(shown, "version"));
+    Ok(())
 }
 
 /// What the open database reports.
