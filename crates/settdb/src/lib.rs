@@ -19,6 +19,8 @@ mod db;
 mod entry;
 pub mod error;
 mod flush;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod io;
 pub mod key;
 pub mod levels;

@@ -574,51 +574,6 @@ mod tests {
         LOG.get_or_init(|| three([true, true, false]).bytes())
     }
 
-    fn typed(e: &Error) -> bool {
-        e.is_corruption() || matches!(e, Error::UnsupportedVersion { .. })
-    }
-
-    /// The body of fuzz/fuzz_targets/log_replay.rs, with MemFile for its in-memory file.
-    fn fuzz_log_replay(data: &[u8]) {
-        let Some((&selector, rest)) = data.split_first() else {
-            return;
-        };
-        let kind = if selector & 1 == 0 {
-            LogKind::Wal
-        } else {
-            LogKind::ValueLog
-        };
-        let file = MemFile::new(rest.to_vec());
-        let file_len = rest.len() as u64;
-        let mut records = 0u64;
-        let replayed = replay(&file, kind, |batch| {
-            assert!(batch.end() <= file_len && !batch.is_empty());
-            for (pos, rec) in batch.iter() {
-                assert!(pos.end() <= batch.end() && crate::key::is_valid_internal_key(rec.key));
-                let again = read_record(&file, pos).expect("a replayed record reads back");
-                assert_eq!(again.as_record(), rec);
-                records += 1;
-            }
-            Ok(())
-        });
-        match replayed {
-            Ok(end) => assert!(end.valid_end <= file_len && end.records == records),
-            Err(e) => assert!(typed(&e), "{e}"),
-        }
-        if let Ok((rec, used)) = crate::log::decode_record(rest) {
-            assert!(used <= rest.len() && crate::key::is_valid_internal_key(rec.key));
-        }
-        if let (Some(offset), Some(len)) = (rest.get(..8), rest.get(8..12)) {
-            let pos = RecordPos {
-                offset: u64::from_le_bytes(offset.try_into().unwrap_or_default()),
-                len: u32::from_le_bytes(len.try_into().unwrap_or_default()),
-            };
-            if let Err(e) = read_record(&file, pos) {
-                assert!(typed(&e), "{e}");
-            }
-        }
-    }
-
     #[test]
     fn fuzz_body_accepts_a_valid_log_and_its_damage() {
         // Proves the fuzz target's checks hold on a valid log of each kind (records read back
@@ -627,11 +582,11 @@ mod tests {
             let b = build(kind, &[(recs(0, 2), true), (recs(2, 3), false)]);
             let mut input = vec![selector];
             input.extend_from_slice(&b.bytes());
-            fuzz_log_replay(&input);
+            crate::fuzzing::log_replay(&input);
             for at in 1..input.len() {
                 let mut m = input.clone();
                 m[at] = m[at].wrapping_add(0x5b);
-                fuzz_log_replay(&m);
+                crate::fuzzing::log_replay(&m);
             }
         }
     }
@@ -716,7 +671,7 @@ mod tests {
                 data.extend_from_slice(&LogHeader::new(kind, 1).encode());
             }
             data.extend_from_slice(&bytes);
-            fuzz_log_replay(&data);
+            crate::fuzzing::log_replay(&data);
         }
     }
 }

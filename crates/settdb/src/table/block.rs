@@ -351,7 +351,7 @@ mod tests {
         #[test]
         fn fuzz_target_body_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
             // Proves the block_decode fuzz target's body accepts or refuses arbitrary bytes.
-            super::super::test_support::fuzz_block_decode(&bytes);
+            crate::fuzzing::block_decode(&bytes);
         }
 
         #[test]

@@ -616,7 +616,7 @@ mod tests {
                 bytes[n - 8..].copy_from_slice(&TABLE_MAGIC.to_le_bytes());
                 reseal(&mut bytes);
             }
-            fuzz_table_open(&bytes);
+            crate::fuzzing::table_open(&bytes);
         }
 
         #[test]
@@ -635,7 +635,7 @@ mod tests {
             if seal {
                 reseal(&mut bytes);
             }
-            fuzz_table_open(&bytes);
+            crate::fuzzing::table_open(&bytes);
         }
     }
 

@@ -1,5 +1,5 @@
-//! Fixtures shared by the table tests: files, random sorted entries, table builds, a byte-level
-//! re-sealer for corruption tests, and the body of the `table_open` fuzz target.
+//! Fixtures shared by the table tests: files, random sorted entries, table builds, and a
+//! byte-level re-sealer for corruption tests. The fuzz bodies are in `crate::fuzzing`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,15 +10,12 @@ use proptest::prelude::*;
 use super::block_frame::BLOCK_TRAILER_LEN;
 use super::footer::FOOTER_LEN;
 use super::index::BlockIndex;
-use super::{
-    KvIterator, Table, TableBuilder, TableBuilderOptions, TableIterator, TableOpenOptions,
-    TableSummary,
-};
+use super::{KvIterator, Table, TableBuilder, TableBuilderOptions, TableOpenOptions, TableSummary};
 use crate::checksum::crc32c;
 use crate::error::{Error, Result};
 use crate::io::{FsStorage, OpenMode, Storage, StorageFile};
 use crate::key::{compare_keys, key_with_version};
-use crate::options::{ChecksumVerificationMode, Compression};
+use crate::options::Compression;
 use crate::value::{meta, ValueRef, ValueStruct};
 
 /// One entry: internal key and value.
@@ -168,7 +165,7 @@ pub fn collect_backward(it: &mut dyn KvIterator) -> Result<Vec<Entry>> {
     Ok(out)
 }
 
-/// An in-memory file (the fuzz target's file; no syscalls, so many cases run fast).
+/// A writable in-memory file (no syscalls, so many cases run fast).
 #[derive(Debug)]
 pub struct MemFile {
     path: PathBuf,
@@ -271,71 +268,4 @@ fn reseal_block(bytes: &mut [u8], off: u64, len: u64) {
     };
     let crc = crc32c(&bytes[off..end - 4]);
     bytes[end - 4..end].copy_from_slice(&crc.to_le_bytes());
-}
-
-/// The body of fuzz/fuzz_targets/table_open.rs: any bytes open as a table and iterate both
-/// ways with every verification mode, or fail with a typed error; never a panic.
-pub fn fuzz_table_open(data: &[u8]) {
-    let file = MemFile::new(data.to_vec());
-    for mode in [
-        ChecksumVerificationMode::NoVerification,
-        ChecksumVerificationMode::OnTableAndBlockRead,
-    ] {
-        let opts = TableOpenOptions {
-            checksum_verification_mode: mode,
-        };
-        let table = match Table::open(file.clone(), 1, opts) {
-            Ok(t) => t,
-            Err(e) => {
-                assert!(
-                    e.is_corruption() || matches!(e, Error::UnsupportedVersion { .. }),
-                    "{e}"
-                );
-                continue;
-            }
-        };
-        let mut it = TableIterator::new(table.clone());
-        for r in [collect_forward(&mut it), collect_backward(&mut it)] {
-            if let Err(e) = r {
-                assert!(e.is_corruption(), "{e}");
-            }
-        }
-        for key in [table.smallest().to_vec(), table.biggest().to_vec()] {
-            if let Err(e) = table
-                .get(&key)
-                .and_then(|_| it.seek(&key))
-                .and_then(|_| it.seek_for_prev(&key))
-            {
-                assert!(e.is_corruption(), "{e}");
-            }
-        }
-        let _ = table.verify_checksums();
-    }
-}
-
-/// The body of fuzz/fuzz_targets/block_decode.rs: any bytes, as a raw data block or as a
-/// stored block (checksum not checked, so the decompressors see the bytes), decode to a block
-/// that iterates both ways, or fail with Corruption; never a panic.
-pub fn fuzz_block_decode(data: &[u8]) {
-    let path = Path::new("fuzz");
-    let mut candidates = vec![data.to_vec()];
-    match super::decode_stored_block(path, 0, data.to_vec(), false, true) {
-        Ok(raw) => candidates.push(raw),
-        Err(e) => assert!(e.is_corruption(), "{e}"),
-    }
-    for bytes in candidates {
-        match super::Block::decode(bytes, path, 0) {
-            Ok(block) => {
-                let mut it = super::BlockIterator::new(Arc::new(block));
-                let fwd = collect_forward(&mut it).unwrap();
-                let bwd = collect_backward(&mut it).unwrap();
-                assert_eq!(fwd, bwd);
-                for (k, _) in &fwd {
-                    it.seek(k).unwrap();
-                    assert_eq!(it.key(), &k[..]);
-                }
-            }
-            Err(e) => assert!(e.is_corruption(), "{e}"),
-        }
-    }
 }
