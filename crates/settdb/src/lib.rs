@@ -11,6 +11,19 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+/// Generates a builder method `$name(self, v) -> Self` setting `self.$field`, for the option
+/// structs (`Options`, `IteratorOptions`). Declared before the modules so they all see it.
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident, $field:ident: $ty:ty) => {
+        $(#[$doc])*
+        #[must_use]
+        pub fn $name(mut self, v: $ty) -> Self {
+            self.$field = v;
+            self
+        }
+    };
+}
+
 mod batch;
 pub mod checksum;
 pub mod coding;

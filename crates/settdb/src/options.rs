@@ -178,17 +178,6 @@ impl std::fmt::Debug for Options {
     }
 }
 
-macro_rules! setter {
-    ($(#[$doc:meta])* $name:ident, $field:ident: $ty:ty) => {
-        $(#[$doc])*
-        #[must_use]
-        pub fn $name(mut self, v: $ty) -> Self {
-            self.$field = v;
-            self
-        }
-    };
-}
-
 impl Options {
     /// Badger's defaults (except a 1 KiB value threshold) for a database in `dir`.
     pub fn new(dir: impl Into<PathBuf>) -> Self {

@@ -40,17 +40,6 @@ impl Default for IteratorOptions {
     }
 }
 
-macro_rules! setter {
-    ($(#[$doc:meta])* $name:ident, $field:ident: $ty:ty) => {
-        $(#[$doc])*
-        #[must_use]
-        pub fn $name(mut self, v: $ty) -> Self {
-            self.$field = v;
-            self
-        }
-    };
-}
-
 impl IteratorOptions {
     setter!(/// Sets [`IteratorOptions::prefetch_values`].
         with_prefetch_values, prefetch_values: bool);
