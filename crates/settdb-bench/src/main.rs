@@ -52,6 +52,9 @@ enum Cmd {
         /// Seed of the key generator (reads use the same).
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Keep everything in memory (no files; `--dir` is ignored).
+        #[arg(long)]
+        in_memory: bool,
     },
     /// Uncontended `Db::update` transactions, each setting one key (one thread).
     Update {
@@ -108,7 +111,15 @@ fn main() {
             batch,
             writers,
             seed,
-        } => load(&dir, keys, key_size, value_size, batch, writers, seed),
+            in_memory,
+        } => {
+            let opts = if in_memory {
+                Options::in_memory()
+            } else {
+                Options::new(&dir)
+            };
+            load(opts, &dir, keys, key_size, value_size, batch, writers, seed)
+        }
         Cmd::Update {
             dir,
             n,
@@ -139,7 +150,9 @@ fn key_at(seed: u64, i: u64, key_size: usize) -> Vec<u8> {
     k
 }
 
+#[allow(clippy::too_many_arguments)]
 fn load(
+    opts: Options,
     dir: &Path,
     keys: u64,
     key_size: usize,
@@ -148,7 +161,6 @@ fn load(
     writers: usize,
     seed: u64,
 ) -> settdb::Result<()> {
-    let opts = Options::new(dir);
     // Keep a batch at half the write limit, so the batch size never trips TxnTooBig.
     let per_entry = (key_size + value_size + 32) as u64;
     let batch = batch.min((opts.max_batch_size() / 2 / per_entry).max(1) as usize);

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use crate::compaction::Compactor;
 use crate::error::{Error, Result};
 use crate::flush::flush_memtable;
-use crate::io::{LockKind, SimStorage, Storage, StorageLock};
+use crate::io::{LockKind, MemStorage, Storage, StorageLock};
 use crate::key::{key_with_version, INTERNAL_KEY_PREFIX, MAX_KEY_SIZE};
 use crate::levels::{Levels, LevelsSnapshot};
 use crate::memtable::{parse_wal_file_name, Memtable, Memtables};
@@ -690,10 +690,11 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .map_err(|e| Error::io("spawn thread", PathBuf::from(name), e))
 }
 
-/// In-memory mode runs on a private simulated storage (no files); the value log is not used.
+/// In-memory mode runs on a private in-memory storage (no files, one copy of every byte); the
+/// value log is not used (every value stays inline).
 fn effective_options(mut opts: Options) -> Options {
     if opts.in_memory {
-        opts.storage = Arc::new(SimStorage::new());
+        opts.storage = Arc::new(MemStorage::new());
         opts.dir = PathBuf::from(IN_MEMORY_DIR);
         opts.value_dir = opts.dir.clone();
     }

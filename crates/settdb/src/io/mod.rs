@@ -1,15 +1,18 @@
 //! All file I/O of SettDB goes through [`Storage`].
 //!
-//! Two implementations: [`FsStorage`], the real filesystem, and [`SimStorage`], an in-memory
+//! Three implementations: [`FsStorage`], the real filesystem; [`MemStorage`], one copy of every
+//! byte in memory, for in-memory mode; and [`SimStorage`], an in-memory
 //! filesystem that keeps synced and unsynced bytes and directory entries apart, can
 //! [`SimStorage::crash`] into a copy that keeps only part of what was not synced, and can inject
 //! I/O faults. Engine tests run on the simulated one to prove the durability rules of
 //! DESIGN.md; the same code runs on the real one.
 
 mod fs;
+mod mem;
 mod sim;
 mod storage;
 
 pub use fs::FsStorage;
+pub use mem::MemStorage;
 pub use sim::{CrashMode, Fault, FaultKind, FaultOp, SimStorage};
 pub use storage::{parent_dir, LockKind, OpenMode, Storage, StorageFile, StorageLock};
