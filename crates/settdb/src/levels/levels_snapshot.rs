@@ -75,14 +75,6 @@ impl LevelsSnapshot {
         self.level_sizes_bytes().iter().sum()
     }
 
-    /// The deepest level holding any table (0 if all are empty).
-    pub fn last_non_empty_level(&self) -> usize {
-        (0..self.levels.len())
-            .rev()
-            .find(|&l| !self.levels[l].is_empty())
-            .unwrap_or(0)
-    }
-
     /// In a sorted level, the table that may hold `user_key`.
     pub fn table_for_key(&self, level: usize, user_key: &[u8]) -> Option<&Arc<LevelTable>> {
         debug_assert!(level > 0);
@@ -99,11 +91,6 @@ impl LevelsSnapshot {
         let start = tables.partition_point(|t| t.biggest_user_key() < lo);
         let end = tables.partition_point(|t| t.smallest_user_key() <= hi);
         start..end.max(start)
-    }
-
-    /// True if any level deeper than `level` holds a table overlapping `[lo, hi]`.
-    pub fn deeper_levels_overlap(&self, level: usize, lo: &[u8], hi: &[u8]) -> bool {
-        (level + 1..self.levels.len()).any(|l| !self.overlapping_range(l, lo, hi).is_empty())
     }
 
     /// A new snapshot with `edit` applied. Returns `None` if the edit removes a table that is

@@ -54,8 +54,10 @@ impl PartialOrd for KeyRef {
 }
 
 impl Ord for MemKey {
+    /// The borrowed form's order, so `Borrow<KeyRef>` agrees with it by construction.
     fn cmp(&self, other: &Self) -> Ordering {
-        compare_keys(&self.0, &other.0)
+        let (a, b): (&KeyRef, &KeyRef) = (self.borrow(), other.borrow());
+        a.cmp(b)
     }
 }
 

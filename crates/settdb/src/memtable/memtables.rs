@@ -93,12 +93,6 @@ impl Memtables {
         n
     }
 
-    /// True if rotating now would have to wait for a flush.
-    pub fn is_full(&self) -> bool {
-        let st = self.lock();
-        1 + st.immutable.len() >= self.max_memtables
-    }
-
     /// The oldest immutable memtable, waiting for one unless closed (then `None` when none).
     pub fn wait_oldest_immutable(&self) -> Option<Arc<Memtable>> {
         let mut st = self.lock();
@@ -111,11 +105,6 @@ impl Memtables {
             }
             st = self.flushable.wait(st).unwrap_or_else(|e| e.into_inner());
         }
-    }
-
-    /// The oldest immutable memtable, if any, without waiting.
-    pub fn oldest_immutable(&self) -> Option<Arc<Memtable>> {
-        self.lock().immutable.front().cloned()
     }
 
     /// Removes the oldest immutable memtable after it was flushed. REQUIRES: `id` is it.

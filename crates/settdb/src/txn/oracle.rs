@@ -171,12 +171,6 @@ impl Oracle {
         Ok(ts)
     }
 
-    /// Raises the next timestamp above `version` (after loading data with its own versions).
-    pub fn bump_past(&self, version: u64) {
-        let mut st = self.lock();
-        st.next_ts = st.next_ts.max(version + 1);
-    }
-
     /// Forgets committed transactions no live reader can conflict with.
     fn forget_old(&self, st: &mut OracleState) {
         let oldest_reader = self.read_mark.pending_min().unwrap_or(u64::MAX);
