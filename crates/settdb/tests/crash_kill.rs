@@ -87,7 +87,13 @@ fn sigkill_loses_no_acknowledged_write() {
     let mut next = 0u64;
     for cycle in 0..24 {
         let mut child = Command::new(&exe)
-            .args(["--exact", "child_writer", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "child_writer",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("SETTDB_KILL_CHILD_DIR", dir.path())
             .env("SETTDB_KILL_START", next.to_string())
             .stdout(Stdio::piped())
