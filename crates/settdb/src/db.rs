@@ -2,9 +2,10 @@
 //! algorithms live here; each step calls a component or a path.
 //!
 //! Open, in order (docs/design/engine.md), writing nothing until everything validated
-//! (rule 7): options → directories and `LOCK` → MANIFEST and tables → value log → WAL replay →
-//! (read-write only) orphan removal, flush of the replayed memtables, a fresh memtable →
-//! timestamps → threads.
+//! (rule 7): options → directories and `LOCK` → MANIFEST replay → inventory of the files
+//! against it (missing or unknown files refuse the open) → tables → value log → WAL replay →
+//! (read-write only) the MANIFEST made writable, proven garbage removed, the value log started,
+//! the replayed memtables flushed, a fresh memtable → timestamps → threads.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,10 +18,12 @@ use bytes::Bytes;
 use crate::compaction::Compactor;
 use crate::error::{Error, Result};
 use crate::flush::flush_memtable;
+use crate::inventory::{take_inventory, Dirs};
 use crate::io::{LockKind, MemStorage, Storage, StorageLock};
 use crate::key::{key_with_version, INTERNAL_KEY_PREFIX, MAX_KEY_SIZE};
 use crate::levels::{Levels, LevelsSnapshot};
-use crate::memtable::{parse_wal_file_name, Memtable, Memtables};
+use crate::manifest::{ManifestChange, ManifestFile, ManifestOptions, SharedManifest};
+use crate::memtable::{Memtable, Memtables};
 use crate::options::Options;
 use crate::read::{get_newest, DbIterator, Item, IteratorOptions, ReadSnapshot};
 use crate::table::{TableBuilderOptions, VecIterator};
@@ -64,6 +67,8 @@ pub(crate) struct DbInner {
     /// queue's lock.
     pub(crate) oracle: Arc<Oracle>,
     pub(crate) compactor: Arc<Compactor>,
+    /// The MANIFEST, shared with the levels, the value log and the writer.
+    manifest: Arc<SharedManifest>,
     /// Runs the callbacks of asynchronous commits.
     pub(crate) callbacks: CallbackRunner,
     writeback: Arc<Signal>,
@@ -102,23 +107,39 @@ impl Db {
         let opts = effective_options(opts);
         let storage = opts.storage.clone();
         let locks = lock_dirs(storage.as_ref(), &opts)?;
-        let levels = Arc::new(Levels::open(storage.clone(), &opts)?);
-        let vlog = recover_value_log(&storage, &opts)?;
-        let replayed = replay_wals(storage.as_ref(), &opts, vlog.as_deref())?;
+        let (manifest_file, state) = ManifestFile::open(
+            storage.clone(),
+            &opts.dir,
+            ManifestOptions::from_options(&opts),
+        )?;
+        let dirs = Dirs {
+            dir: &opts.dir,
+            value_dir: &opts.value_dir,
+        };
+        let mut inventory = take_inventory(storage.as_ref(), dirs, &state, manifest_file.existed())?;
+        inventory.check()?;
+        let manifest = Arc::new(SharedManifest::new(manifest_file));
+        let levels = Arc::new(Levels::open(storage.clone(), &opts, manifest.clone(), &state)?);
+        let vlog = recover_value_log(&storage, &opts, &inventory.vlogs, &manifest)?;
+        let replayed = replay_wals(storage.as_ref(), &opts, &inventory.wals, vlog.as_deref())?;
         let max_version = max_version(&levels.snapshot(), &replayed);
-        let mut next_mem_id = replayed.iter().map(|m| m.id() + 1).max().unwrap_or(1);
+        let mut next_mem_id = replayed
+            .iter()
+            .map(|m| m.id() + 1)
+            .fold(state.next_wal_id(), u64::max);
         let memtables = if opts.read_only {
             let mutable = Arc::new(Memtable::in_memory(next_mem_id));
             next_mem_id += 1;
             Memtables::new(mutable, replayed, usize::MAX)
         } else {
             // Everything validated: now (and only now) write.
+            manifest.start_writing()?;
+            inventory.remove_garbage(storage.as_ref(), &manifest)?;
             if let Some(v) = &vlog {
                 v.start_writing()?;
             }
-            levels.remove_orphans()?;
             flush_replayed(&levels, vlog.as_deref(), &opts, &replayed)?;
-            let mutable = Arc::new(new_memtable(storage.as_ref(), &opts, next_mem_id)?);
+            let mutable = Arc::new(new_memtable(storage.as_ref(), &opts, next_mem_id, &manifest)?);
             next_mem_id += 1;
             Memtables::new(mutable, Vec::new(), opts.num_memtables)
         };
@@ -146,6 +167,7 @@ impl Db {
             storage,
             levels,
             vlog,
+            manifest,
             opts,
         });
         if !inner.opts.read_only {
@@ -539,6 +561,7 @@ impl DbInner {
                 max_bytes: self.opts.max_batch_size(),
             },
             wal_dir: (!self.opts.in_memory).then(|| self.opts.dir.clone()),
+            manifest: self.manifest.clone(),
             storage: self.storage.clone(),
             queue: self.queue.clone(),
             memtables: self.memtables.clone(),
@@ -735,39 +758,53 @@ fn lock_dirs(storage: &dyn Storage, opts: &Options) -> Result<Vec<Box<dyn Storag
     Ok(locks)
 }
 
-/// Recovers the value log without writing (the engine starts writing after WAL replay).
-fn recover_value_log(storage: &Arc<dyn Storage>, opts: &Options) -> Result<Option<Arc<ValueLog>>> {
+/// Recovers the value log's `listed` files without writing (the engine starts writing after
+/// WAL replay).
+fn recover_value_log(
+    storage: &Arc<dyn Storage>,
+    opts: &Options,
+    listed: &[u32],
+    manifest: &Arc<SharedManifest>,
+) -> Result<Option<Arc<ValueLog>>> {
     if opts.in_memory {
         return Ok(None);
     }
-    let (vlog, _recovery) = ValueLog::recover(
+    let (vlog, _recovery) = ValueLog::recover_listed(
         storage.clone(),
         &opts.value_dir,
         ValueLogOptions::from_options(opts),
+        listed,
+        manifest.clone(),
     )?;
     Ok(Some(Arc::new(vlog)))
 }
 
-/// Replays every `.mem` file in id order into memtables (oldest first).
+/// Replays the live WALs (`wals`, ascending) into memtables (oldest first). Every WAL but the
+/// newest was sealed when its memtable became immutable; one that does not end in its seal was
+/// cut or damaged at its end (rule 12).
 fn replay_wals(
     storage: &dyn Storage,
     opts: &Options,
+    wals: &[u64],
     vlog: Option<&ValueLog>,
 ) -> Result<Vec<Arc<Memtable>>> {
     if opts.in_memory {
         return Ok(Vec::new());
     }
-    let mut ids: Vec<u64> = storage
-        .list_dir(&opts.dir)?
-        .iter()
-        .filter_map(|n| parse_wal_file_name(n))
-        .collect();
-    ids.sort_unstable();
     let valid = |vp: &ValuePointer| vlog.is_some_and(|v| v.pointer_is_valid(vp));
     let mut out = Vec::new();
-    for id in ids {
+    for (i, &id) in wals.iter().enumerate() {
         let path = opts.dir.join(crate::memtable::wal_file_name(id));
-        let (mem, _end) = Memtable::replay(storage, &path, id, &valid)?;
+        let (mem, end) = Memtable::replay(storage, &path, id, &valid)?;
+        if i + 1 < wals.len() && !end.sealed {
+            let why = format!(
+                "WAL {id} was rotated (WAL {} is newer) but does not end in its seal: it was cut \
+                 or damaged at its end ({})",
+                wals[i + 1],
+                end.stop
+            );
+            return Err(Error::corruption(&path, end.valid_end, why));
+        }
         out.push(Arc::new(mem));
     }
     Ok(out)
@@ -786,12 +823,19 @@ fn flush_replayed(
     Ok(())
 }
 
-fn new_memtable(storage: &dyn Storage, opts: &Options, id: u64) -> Result<Memtable> {
+/// A fresh memtable with id `id`; its WAL is created durably, then recorded in the MANIFEST.
+fn new_memtable(
+    storage: &dyn Storage,
+    opts: &Options,
+    id: u64,
+    manifest: &SharedManifest,
+) -> Result<Memtable> {
     if opts.in_memory {
-        Ok(Memtable::in_memory(id))
-    } else {
-        Memtable::create(storage, &opts.dir, id)
+        return Ok(Memtable::in_memory(id));
     }
+    let mem = Memtable::create(storage, &opts.dir, id)?;
+    manifest.edit(&[ManifestChange::CreateWal { wal_id: id }])?;
+    Ok(mem)
 }
 
 fn max_version(levels: &LevelsSnapshot, memtables: &[Arc<Memtable>]) -> u64 {

@@ -1,14 +1,17 @@
 //! Flush: an immutable memtable becomes an L0 table.
 //!
-//! Order (DESIGN.md rule 5): the value log is synced first (the table will point into it);
-//! the table is written and synced, its directory entry synced; the manifest edit adding it
-//! is synced; readers see it; only then is the memtable's WAL deleted. A crash before the
-//! manifest edit leaves an orphan table (removed on open) and the WAL (replayed again); after
-//! it, a WAL that replays into a duplicate of the same versions (merges drop equal keys).
+//! Order (DESIGN.md rules 5 and 11): the value log is synced first (the table will point into
+//! it); the operation begins in the MANIFEST (its table id reserved, its source WAL named); the
+//! table is written and synced, its directory entry synced; the manifest edit adding it, ending
+//! the operation and deleting the WAL is synced; readers see it; only then is the WAL file
+//! deleted. A crash before the edit leaves an unfinished output that the next open proves
+//! garbage (its WAL is still there) and removes; after it, at most a WAL file the manifest no
+//! longer lists, which is garbage too.
 
 use crate::error::Result;
 use crate::io::{parent_dir, OpenMode};
 use crate::levels::{Levels, LevelsEdit};
+use crate::manifest::{ManifestChange, OpSource};
 use crate::memtable::Memtable;
 use crate::table::{KvIterator, TableBuilder, TableBuilderOptions};
 use crate::vlog::ValueLog;
@@ -22,14 +25,22 @@ pub fn flush_memtable(
     builder_opts: TableBuilderOptions,
 ) -> Result<Option<u64>> {
     let storage = levels.storage().clone();
+    let wal = mem.wal_path().map(|_| mem.id());
     if mem.list().is_empty() {
+        if let Some(wal_id) = wal {
+            levels
+                .manifest()
+                .edit(&[ManifestChange::DeleteWal { wal_id }])?;
+        }
         mem.delete_wal(storage.as_ref())?;
         return Ok(None);
     }
     if let Some(v) = vlog {
         v.sync()?;
     }
-    let id = levels.new_table_id();
+    let source = wal.map_or(OpSource::None, OpSource::Wal);
+    let mut ids = levels.begin_op(1, source)?;
+    let id = levels.new_table_id(&mut ids)?;
     let path = levels.table_path(id);
     let file = storage.open(&path, OpenMode::CreateNew)?;
     let mut builder = TableBuilder::new(file, builder_opts)?;
@@ -45,6 +56,8 @@ pub fn flush_memtable(
     levels.apply_edit(&LevelsEdit {
         added: vec![(0, table)],
         removed: Vec::new(),
+        end_op: Some(ids.op_id()),
+        delete_wal: wal,
     })?;
     mem.delete_wal(storage.as_ref())?;
     Ok(Some(id))

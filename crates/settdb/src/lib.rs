@@ -34,6 +34,7 @@ pub mod error;
 mod flush;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod inventory;
 pub mod io;
 pub mod key;
 pub mod levels;

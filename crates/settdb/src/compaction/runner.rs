@@ -2,8 +2,11 @@
 //! split at the level's table size (all versions of a key in one table), then one manifest
 //! edit that adds the outputs and removes the inputs.
 //!
-//! Durability (rule 5): outputs are synced and their directory entries synced before the
-//! manifest edit; inputs are deleted only after it (when the last snapshot drops them).
+//! Durability (rules 5 and 11): the compaction begins in the MANIFEST (table ids reserved, its
+//! inputs named) before any output exists; outputs are synced and their directory entries
+//! synced before the manifest edit that adds them and ends the compaction; inputs are deleted
+//! only after it (when the last snapshot drops them). A crash in between leaves outputs the
+//! next open proves garbage (their inputs are all still listed) and removes.
 //! Value-log records of dropped versions are counted in the discard statistics.
 
 use std::sync::Arc;
@@ -13,6 +16,7 @@ use super::task::CompactionTask;
 use crate::error::Result;
 use crate::io::OpenMode;
 use crate::levels::{LevelTable, Levels, LevelsEdit, LevelsSnapshot};
+use crate::manifest::{OpIds, OpSource};
 use crate::table::{
     ConcatIterator, KvIterator, MergeIterator, TableBuilder, TableBuilderOptions, TableIterator,
 };
@@ -39,6 +43,7 @@ pub fn run_compaction(
     policy: RetentionPolicy,
     builder_opts: TableBuilderOptions,
 ) -> Result<CompactionOutcome> {
+    let mut ids = levels.begin_op(expected_outputs(task), OpSource::Tables(input_ids(task)))?;
     let mut merge = merge_inputs(task);
     merge.seek_to_first()?;
     let mut retention = Retention::new(policy);
@@ -64,7 +69,7 @@ pub fn run_compaction(
                     }
                 }
                 if builder.is_none() {
-                    builder = Some(new_builder(levels, opts)?);
+                    builder = Some(new_builder(levels, &mut ids, opts)?);
                 }
                 if let Some((_, b)) = builder.as_mut() {
                     b.add(key, value)?;
@@ -86,8 +91,24 @@ pub fn run_compaction(
         levels.storage().sync_dir(levels.dir())?;
     }
     outcome.tables_out = outputs.len();
-    levels.apply_edit(&edit_for(task, outputs))?;
+    levels.apply_edit(&edit_for(task, outputs, ids.op_id()))?;
     Ok(outcome)
+}
+
+fn input_ids(task: &CompactionTask) -> Vec<u64> {
+    task.top.iter().chain(&task.bottom).map(|t| t.id()).collect()
+}
+
+/// Table ids to reserve up front: the inputs' bytes over the target table size, plus one (more
+/// are reserved if the outputs need them).
+fn expected_outputs(task: &CompactionTask) -> u64 {
+    let bytes: u64 = task
+        .top
+        .iter()
+        .chain(&task.bottom)
+        .map(|t| t.table().size_bytes())
+        .sum();
+    bytes / task.target_table_bytes.max(1) + 1
 }
 
 fn merge_inputs(task: &CompactionTask) -> MergeIterator {
@@ -119,8 +140,12 @@ fn deeper_may_hold(snapshot: &LevelsSnapshot, to_level: usize, uk: &[u8]) -> boo
     })
 }
 
-fn new_builder(levels: &Levels, opts: TableBuilderOptions) -> Result<(u64, TableBuilder)> {
-    let id = levels.new_table_id();
+fn new_builder(
+    levels: &Levels,
+    ids: &mut OpIds,
+    opts: TableBuilderOptions,
+) -> Result<(u64, TableBuilder)> {
+    let id = levels.new_table_id(ids)?;
     let file = levels
         .storage()
         .open(&levels.table_path(id), OpenMode::CreateNew)?;
@@ -132,12 +157,14 @@ fn finish_table(levels: &Levels, id: u64, builder: TableBuilder) -> Result<Arc<L
     levels.open_new_table(id)
 }
 
-fn edit_for(task: &CompactionTask, outputs: Vec<Arc<LevelTable>>) -> LevelsEdit {
+fn edit_for(task: &CompactionTask, outputs: Vec<Arc<LevelTable>>, op_id: u64) -> LevelsEdit {
     let mut removed: Vec<(usize, u64)> =
         task.top.iter().map(|t| (task.from_level, t.id())).collect();
     removed.extend(task.bottom.iter().map(|t| (task.to_level, t.id())));
     LevelsEdit {
         added: outputs.into_iter().map(|t| (task.to_level, t)).collect(),
         removed,
+        end_op: Some(op_id),
+        delete_wal: None,
     }
 }

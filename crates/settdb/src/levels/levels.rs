@@ -1,5 +1,5 @@
-//! The levels controller: the current [`LevelsSnapshot`], the MANIFEST that makes it durable,
-//! and table ids.
+//! The levels controller: the current [`LevelsSnapshot`] and the MANIFEST that makes it
+//! durable.
 //!
 //! Every change goes manifest first (synced), then snapshot swap: a table is in the durable
 //! tree before any reader can see it, and a table leaves a snapshot only after the manifest
@@ -7,11 +7,10 @@
 //! it is dropped ([`LevelTable`]).
 //!
 //! Concurrency: readers call [`Levels::snapshot`] (lock-free `ArcSwap` load). Editors (flush,
-//! compaction) serialise on the manifest mutex, which they hold across the manifest append and
-//! the swap so that edits apply in manifest order.
+//! compaction) serialise on the edit lock, which they hold across the manifest append and the
+//! swap so that edits apply in manifest order. Lock order: the edit lock, then the manifest's.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
@@ -21,7 +20,7 @@ use super::levels_snapshot::{LevelsEdit, LevelsSnapshot};
 use crate::error::{Error, Result};
 use crate::io::{OpenMode, Storage};
 use crate::manifest::{
-    ManifestChange, ManifestFile, ManifestOptions, MANIFEST_FILE_NAME, MANIFEST_REWRITE_FILE_NAME,
+    Manifest, ManifestChange, OpIds, OpSource, SharedManifest, MANIFEST_FILE_NAME,
 };
 use crate::options::Options;
 use crate::table::{Table, TableOpenOptions};
@@ -41,9 +40,9 @@ pub struct Levels {
     storage: Arc<dyn Storage>,
     dir: PathBuf,
     current: ArcSwap<LevelsSnapshot>,
-    /// GUARDED: manifest appends and snapshot swaps happen under this lock.
-    manifest: Mutex<ManifestFile>,
-    next_table_id: AtomicU64,
+    manifest: Arc<SharedManifest>,
+    /// GUARDED: manifest appends of table edits and snapshot swaps happen under this lock.
+    edits: Mutex<()>,
     /// Notified after every edit (L0 shrank, a compaction finished).
     changed: Condvar,
     open_opts: TableOpenOptions,
@@ -59,15 +58,17 @@ impl std::fmt::Debug for Levels {
 }
 
 impl Levels {
-    /// Replays the manifest and opens every table it lists. Writes nothing (rule 7) except
-    /// what [`ManifestFile::open`] does in read-write mode after validating.
-    pub fn open(storage: Arc<dyn Storage>, opts: &Options) -> Result<Levels> {
+    /// Opens every table `state` (the replayed `manifest`) lists. Writes nothing (rule 7).
+    pub fn open(
+        storage: Arc<dyn Storage>,
+        opts: &Options,
+        manifest: Arc<SharedManifest>,
+        state: &Manifest,
+    ) -> Result<Levels> {
         let dir = opts.dir.clone();
-        let (manifest_file, manifest) =
-            ManifestFile::open(storage.clone(), &dir, ManifestOptions::from_options(opts))?;
         let open_opts = TableOpenOptions::from_options(opts);
         let mut levels: Vec<Vec<Arc<LevelTable>>> = vec![Vec::new(); opts.max_levels];
-        for (&id, tm) in manifest.tables() {
+        for (&id, tm) in state.tables() {
             let path = dir.join(table_file_name(id));
             let file = storage.open(&path, OpenMode::Read).map_err(|e| match e {
                 Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
@@ -98,11 +99,11 @@ impl Levels {
             .check()
             .map_err(|why| Error::corruption(dir.join(MANIFEST_FILE_NAME), 0, why))?;
         Ok(Levels {
-            next_table_id: AtomicU64::new(manifest.next_table_id().max(1)),
             storage,
             dir,
             current: ArcSwap::from_pointee(snapshot),
-            manifest: Mutex::new(manifest_file),
+            manifest,
+            edits: Mutex::new(()),
             changed: Condvar::new(),
             open_opts,
         })
@@ -113,9 +114,20 @@ impl Levels {
         self.current.load_full()
     }
 
-    /// A fresh table id.
-    pub fn new_table_id(&self) -> u64 {
-        self.next_table_id.fetch_add(1, Ordering::Relaxed)
+    /// The manifest.
+    pub fn manifest(&self) -> &Arc<SharedManifest> {
+        &self.manifest
+    }
+
+    /// Begins a flush or compaction that reads `source`, reserving `count` table ids
+    /// durably (see [`SharedManifest::begin_op`]).
+    pub fn begin_op(&self, count: u64, source: OpSource) -> Result<OpIds> {
+        self.manifest.begin_op(count, source)
+    }
+
+    /// A fresh table id of `ids`' operation.
+    pub fn new_table_id(&self, ids: &mut OpIds) -> Result<u64> {
+        self.manifest.next_table_id(ids)
     }
 
     /// Path of table `id`.
@@ -141,28 +153,29 @@ impl Levels {
         Ok(LevelTable::new(table, path, Some(self.storage.clone())))
     }
 
-    fn lock_manifest(&self) -> MutexGuard<'_, ManifestFile> {
-        self.manifest.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_edits(&self) -> MutexGuard<'_, ()> {
+        self.edits.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies an edit: manifest record (synced), then the snapshot swap, then the removed
-    /// tables are marked obsolete (their files go when no snapshot holds them). REQUIRES: the
-    /// added tables' files and their directory entries are durable.
+    /// Applies an edit: one manifest record (synced) with the table changes, the operation's
+    /// end and the flushed WAL's deletion, then the snapshot swap, then the removed tables are
+    /// marked obsolete (their files go when no snapshot holds them). REQUIRES: the added
+    /// tables' files and their directory entries are durable.
     pub fn apply_edit(&self, edit: &LevelsEdit) -> Result<()> {
         let changes = manifest_changes(edit);
-        let mut manifest = self.lock_manifest();
+        let guard = self.lock_edits();
         let current = self.current.load_full();
         let next = current.apply(edit).ok_or(Error::InvalidRequest(
             "levels edit removes a table that is not in its level",
         ))?;
-        manifest.add_changes(&changes)?;
+        self.manifest.edit(&changes)?;
         for &(level, id) in &edit.removed {
             if let Some(t) = current.tables(level).iter().find(|t| t.id() == id) {
                 t.mark_obsolete();
             }
         }
         self.current.store(Arc::new(next));
-        drop(manifest);
+        drop(guard);
         self.changed.notify_all();
         Ok(())
     }
@@ -173,7 +186,7 @@ impl Levels {
         timeout: std::time::Duration,
         mut cond: impl FnMut(&LevelsSnapshot) -> bool,
     ) {
-        let mut guard = self.lock_manifest();
+        let mut guard = self.lock_edits();
         while cond(&self.current.load()) {
             let (g, res) = self
                 .changed
@@ -188,38 +201,13 @@ impl Levels {
 
     /// Waits until the next edit or `timeout`, whichever comes first.
     pub fn wait_for_change(&self, timeout: std::time::Duration) {
-        let guard = self.lock_manifest();
+        let guard = self.lock_edits();
         let _ = self.changed.wait_timeout(guard, timeout);
     }
 
     /// Wakes every waiter of [`Levels::wait_while`] (on close).
     pub fn notify_all(&self) {
         self.changed.notify_all();
-    }
-
-    /// Removes `.sst` files the manifest does not list, and a leftover manifest rewrite file.
-    /// REQUIRES: open validated everything; not read-only.
-    pub fn remove_orphans(&self) -> Result<Vec<PathBuf>> {
-        let snapshot = self.snapshot();
-        let live: std::collections::HashSet<u64> = (0..snapshot.level_count())
-            .flat_map(|l| snapshot.tables(l).iter().map(|t| t.id()))
-            .collect();
-        let mut removed = Vec::new();
-        for name in self.storage.list_dir(&self.dir)? {
-            let orphan = match parse_table_file_name(&name) {
-                Some(id) => !live.contains(&id),
-                None => name == MANIFEST_REWRITE_FILE_NAME,
-            };
-            if orphan {
-                let p = self.dir.join(&name);
-                self.storage.remove_file(&p)?;
-                removed.push(p);
-            }
-        }
-        if !removed.is_empty() {
-            self.storage.sync_dir(&self.dir)?;
-        }
-        Ok(removed)
     }
 
     /// The directory.
@@ -241,5 +229,10 @@ fn manifest_changes(edit: &LevelsEdit) -> Vec<ManifestChange> {
             .iter()
             .map(|&(_, id)| ManifestChange::delete(id)),
     );
+    changes.extend(
+        edit.delete_wal
+            .map(|wal_id| ManifestChange::DeleteWal { wal_id }),
+    );
+    changes.extend(edit.end_op.map(|op_id| ManifestChange::EndOp { op_id }));
     changes
 }

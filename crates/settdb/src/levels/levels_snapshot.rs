@@ -18,13 +18,19 @@ pub struct LevelsSnapshot {
     levels: Vec<Vec<Arc<LevelTable>>>,
 }
 
-/// A change to the levels: tables added at levels and tables removed (by id).
+/// A change to the levels: tables added at levels and tables removed (by id), recorded in
+/// the MANIFEST together with the end of the operation that wrote the added tables and, for a
+/// flush, the deletion of the flushed memtable's WAL.
 #[derive(Clone, Debug, Default)]
 pub struct LevelsEdit {
     /// Tables to add, with their level. L0 additions go to the front (newest).
     pub added: Vec<(usize, Arc<LevelTable>)>,
     /// Ids of tables to remove, with their level.
     pub removed: Vec<(usize, u64)>,
+    /// The operation ([`crate::manifest::SharedManifest::begin_op`]) this edit ends.
+    pub end_op: Option<u64>,
+    /// The WAL this edit makes unneeded (a flush's).
+    pub delete_wal: Option<u64>,
 }
 
 impl LevelsSnapshot {

@@ -1,12 +1,12 @@
 //! Checking one batch (header and every record) and the view replay hands out.
 //!
 //! ```text
-//! batch := batch_header (24 bytes, format.rs) record{count}  (exactly body_len bytes)
+//! batch := batch_header (32 bytes, format.rs) record{count}  (exactly body_len bytes)
 //! ```
 //!
 //! Normative page: docs/format/log.md ("Reading: replay").
 
-use super::format::{BatchHeader, BATCH_HEADER_LEN};
+use super::format::{BatchHeader, LogKind, BATCH_HEADER_LEN};
 use super::record::{decode_record, RecordPos, RecordRef, MIN_RECORD_LEN};
 use super::window::Window;
 use crate::error::Result;
@@ -54,9 +54,15 @@ pub struct ReplayBatch<'a> {
 }
 
 impl<'a> ReplayBatch<'a> {
-    /// File offset of the batch header.
+    /// File offset of the batch header (where it was read).
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// The offset the writer put the batch at, as its header records it (equal to
+    /// [`ReplayBatch::offset`] for a batch in place; different for one that damage moved).
+    pub fn written_offset(&self) -> u64 {
+        self.header.batch_offset
     }
 
     /// File offset just past the batch.
@@ -91,25 +97,41 @@ impl<'a> ReplayBatch<'a> {
     }
 }
 
-/// Reads and fully checks the batch at `offset` of a file with id `file_id`.
+/// Where a batch must have been written to be valid at the position it is read from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// At this very position (replay's in-order reading).
+    InPlace,
+    /// Anywhere (recovery's forward scan, looking for batches that damage moved).
+    Anywhere,
+}
+
+/// Reads and fully checks the batch at `offset` of a log of `kind` with id `file_id`.
 ///
 /// `Ok(Ok(batch))` if it is valid (its slots are left in `slots`), `Ok(Err(reason))` if not,
 /// `Err` only for an I/O failure. Lengths are checked against the file before anything is
 /// read or reserved, so the buffers never outgrow the file.
 pub(crate) fn check_batch<'w>(
     win: &'w mut Window<'_>,
-    file_id: u64,
+    (kind, file_id): (LogKind, u64),
     offset: u64,
+    placement: Placement,
     slots: &'w mut Vec<Slot>,
 ) -> Result<Result<ReplayBatch<'w>, String>> {
     let avail = win.file_len().saturating_sub(offset);
     if avail < BATCH_HEADER_LEN as u64 {
         return Ok(Err("batch header cut short by the end of the file".into()));
     }
-    let header = match BatchHeader::decode(win.get(offset, BATCH_HEADER_LEN)?, file_id, offset) {
+    let header = match BatchHeader::decode(win.get(offset, BATCH_HEADER_LEN)?, kind, file_id) {
         Ok(h) => h,
         Err(reason) => return Ok(Err(reason.into())),
     };
+    if placement == Placement::InPlace && header.batch_offset != offset {
+        return Ok(Err(format!(
+            "the batch here was written at offset {}: bytes were inserted or removed before it",
+            header.batch_offset
+        )));
+    }
     if header.batch_len() > avail {
         return Ok(Err(format!(
             "batch body of {} bytes runs past the end of the file",

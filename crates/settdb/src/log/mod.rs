@@ -6,7 +6,9 @@
 //! is how recovery tells a torn tail (the log ends there) from damage to synced bytes
 //! (corruption, reported). Normative page: docs/format/log.md.
 //!
-//! - [`LogWriter`]: create, append batches, sync, reopen after recovery (truncating the tail).
+//! - [`LogWriter`]: create, append batches, sync, seal, reopen after recovery (truncating the
+//!   tail).
+//! - [`ends_sealed`]: whether a complete log ends in its seal (read from its end only).
 //! - [`replay`]: recovery, batch by batch, ending in a [`ReplayEnd`].
 //! - [`read_record`]: one record by its [`RecordPos`] (a value pointer's target).
 //! - [`decode_record`]: the pure record decoder both use.
@@ -16,6 +18,7 @@ mod format;
 mod reader;
 mod record;
 mod replay;
+mod seal;
 #[cfg(test)]
 mod testing;
 mod window;
@@ -32,4 +35,5 @@ pub use record::{
     MIN_RECORD_LEN,
 };
 pub use replay::{replay, ReplayEnd, StopReason};
+pub use seal::{ends_sealed, seal_batch_len};
 pub use writer::LogWriter;

@@ -1,20 +1,28 @@
 //! Recovery: replaying a log's valid batches and deciding where it ends.
 //!
 //! ```text
-//! log_file := file_header batch* tail      tail := nothing | zeros | torn batch
+//! log_file := file_header batch* (seal | tail)   tail := nothing | zeros | torn batch
 //! ```
 //!
 //! Replay reads batches in order and hands out whole valid batches. At the first position `P`
-//! that is not a valid batch it tells a torn tail (end of log) from corruption by the
-//! `synced_offset` of later valid batches (DESIGN.md rules 4 and 6). It never writes (rule 7)
-//! and reads through a bounded [`Window`]. Normative page: docs/format/log.md.
+//! that is not a valid batch it tells a torn tail (end of log) from corruption (DESIGN.md rules
+//! 4 and 6): by the `synced_offset` of later intact batches, found wherever damage moved them
+//! (each header stores the offset it was written at), and by whether the damage can be what a
+//! power loss leaves. It never writes (rule 7) and reads through a bounded [`Window`].
+//! Normative page: docs/format/log.md.
 
-use super::batch::{check_batch, ReplayBatch, Slot};
+use super::batch::{check_batch, Placement, ReplayBatch, Slot};
 use super::format::{BatchHeader, LogHeader, LogKind, BATCH_HEADER_LEN, BATCH_MAGIC_BYTES};
 use super::format::{FILE_HEADER_LEN, FIRST_BATCH_OFFSET};
+use super::seal::is_seal;
 use super::window::Window;
 use crate::error::{Error, Result};
 use crate::io::StorageFile;
+
+/// The unit a power loss keeps or loses whole: damage followed by an intact batch is explained
+/// by a crash only if it holds a sector (or the rest of one) that reads as zeros: a sector the
+/// disk never wrote (see log.md, "Reading: replay").
+pub const SECTOR_BYTES: u64 = 512;
 
 /// Why replay stopped where it did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,8 +35,9 @@ pub enum StopReason {
         /// Where the zeros start.
         offset: u64,
     },
-    /// The bytes at `offset` are not a valid batch and no later valid batch says they were
-    /// synced: a write the crash interrupted. The log ends at `offset`.
+    /// The bytes at `offset` are not a valid batch, nothing after them proves they had been
+    /// synced, and they are what a crash can leave: a write the crash interrupted. The log
+    /// ends at `offset`.
     TornTail {
         /// Where the torn batch starts.
         offset: u64,
@@ -38,32 +47,48 @@ pub enum StopReason {
     Unborn,
 }
 
+impl std::fmt::Display for StopReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StopReason::CleanEnd => write!(f, "clean end"),
+            StopReason::ZeroTail { offset } => write!(f, "zero-filled tail from offset {offset}"),
+            StopReason::TornTail { offset } => write!(f, "torn tail from offset {offset}"),
+            StopReason::Unborn => write!(f, "unborn (no durable header)"),
+        }
+    }
+}
+
 /// What replay found: where the valid log ends and why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplayEnd {
     /// The file header; `None` when the file is [`StopReason::Unborn`].
     pub header: Option<LogHeader>,
-    /// Offset just past the last valid batch (the header's end if none, 0 if unborn): where
-    /// an appending writer continues ([`super::LogWriter::open_append`]).
+    /// Offset just past the last valid batch, seal included (the header's end if none, 0 if
+    /// unborn): where an appending writer continues ([`super::LogWriter::open_append`]).
     pub valid_end: u64,
     /// Why replay stopped.
     pub stop: StopReason,
-    /// Valid batches handed out.
+    /// True if the log ends in its seal ([`super::LogWriter::seal`]): it was complete.
+    pub sealed: bool,
+    /// Valid batches handed out (the seal is not one).
     pub batches: u64,
     /// Records handed out.
     pub records: u64,
 }
 
 /// Replays `file`, expecting a log of kind `expected`: calls `f` once per valid batch, in
-/// file order, and returns where the log ends.
+/// file order (never for the seal), and returns where the log ends.
 ///
-/// Errors: [`Error::Corruption`] / [`Error::ChecksumMismatch`] for a damaged header or damage
-/// in bytes that had been synced, [`Error::UnsupportedVersion`] for a newer format, I/O
-/// errors, and any error `f` returns (which stops replay at once). Replay never writes; the
-/// caller truncates a torn or zero tail by reopening with `LogWriter::open_append`.
+/// Errors: [`Error::Corruption`] / [`Error::ChecksumMismatch`] for a damaged header, for
+/// damage a later batch proves was synced, for damage followed by intact batches that no
+/// crash explains, and for anything after a seal; [`Error::UnsupportedVersion`] for another
+/// format version; I/O errors; and any error `f` returns (which stops replay at once). Replay
+/// never writes; the caller truncates a torn or zero tail by reopening with
+/// `LogWriter::open_append`.
 ///
-/// Damage to the last synced batches with no valid batch after them is indistinguishable from
-/// a torn write: a caller that knows an offset was durable must check `valid_end` against it.
+/// Damage to the last batches of an unsealed log with no intact batch after them is
+/// indistinguishable from a torn write: a caller that knows an offset was durable must check
+/// `valid_end` against it.
 pub fn replay(
     file: &dyn StorageFile,
     expected: LogKind,
@@ -75,14 +100,17 @@ pub fn replay(
             header: None,
             valid_end: 0,
             stop: StopReason::Unborn,
+            sealed: false,
             batches: 0,
             records: 0,
         });
     };
+    let id = (header.kind, header.file_id);
     let mut end = ReplayEnd {
         header: Some(header),
         valid_end: FIRST_BATCH_OFFSET,
         stop: StopReason::CleanEnd,
+        sealed: false,
         batches: 0,
         records: 0,
     };
@@ -90,7 +118,11 @@ pub fn replay(
     let mut pos = FIRST_BATCH_OFFSET;
     let mut prev_synced = FIRST_BATCH_OFFSET;
     while pos < win.file_len() {
-        let reason = match check_batch(&mut win, header.file_id, pos, &mut slots)? {
+        if end.sealed {
+            let why = "bytes follow the seal of a complete log";
+            return Err(Error::corruption(file.path(), pos, why));
+        }
+        let reason = match check_batch(&mut win, id, pos, Placement::InPlace, &mut slots)? {
             Ok(batch) => {
                 if batch.synced_offset() < prev_synced {
                     let why = format!(
@@ -99,16 +131,20 @@ pub fn replay(
                     );
                     return Err(Error::corruption(file.path(), pos, why));
                 }
-                f(&batch)?;
                 prev_synced = batch.synced_offset();
-                end.batches += 1;
-                end.records += batch.len() as u64;
+                if is_seal(&batch) {
+                    end.sealed = true;
+                } else {
+                    f(&batch)?;
+                    end.batches += 1;
+                    end.records += batch.len() as u64;
+                }
                 pos = batch.end();
                 continue;
             }
             Err(reason) => reason,
         };
-        end.stop = classify_tail(&mut win, header.file_id, pos, &reason)?;
+        end.stop = classify_tail(&mut win, id, pos, &reason)?;
         break;
     }
     end.valid_end = pos;
@@ -137,42 +173,58 @@ pub(crate) fn read_header_in(win: &mut Window<'_>, expected: LogKind) -> Result<
 }
 
 /// Decides what the invalid bytes at `p` are: a zero tail, a torn tail, or (returned as
-/// `Err`) corruption of synced bytes.
-fn classify_tail(win: &mut Window<'_>, file_id: u64, p: u64, reason: &str) -> Result<StopReason> {
+/// `Err`) corruption. Corruption when an intact batch of this log, written at or after `p`,
+/// lies after `p` (wherever inserted or removed bytes moved it) and either its header records
+/// `p` as synced, or the bytes between `p` and it hold no lost sector: a crash loses whole
+/// sectors (read back as zeros), never changes bytes, before data it did write.
+fn classify_tail(
+    win: &mut Window<'_>,
+    id: (LogKind, u64),
+    p: u64,
+    reason: &str,
+) -> Result<StopReason> {
     if zeros_from(win, p)? {
         return Ok(StopReason::ZeroTail { offset: p });
     }
-    match find_synced_successor(win, file_id, p)? {
-        None => Ok(StopReason::TornTail { offset: p }),
-        Some((q, synced)) => Err(Error::corruption(
-            win.file().path(),
+    let path = win.file().path();
+    match find_evidence(win, id, p)? {
+        Evidence::None => Ok(StopReason::TornTail { offset: p }),
+        Evidence::Synced { at, synced } => Err(Error::corruption(
+            path,
             p,
             format!(
-                "invalid batch ({reason}), but the valid batch at offset {q} records the log \
+                "invalid batch ({reason}), but the intact batch at offset {at} records the log \
                  as synced up to {synced}: these bytes were durable, not a torn write"
+            ),
+        )),
+        Evidence::Intact { at } => Err(Error::corruption(
+            path,
+            p,
+            format!(
+                "invalid batch ({reason}), and an intact batch follows at offset {at}: the \
+                 bytes between are not what a crash leaves (no lost sector reading as zeros)"
             ),
         )),
     }
 }
 
-/// True if every byte from `offset` to the end of the file is zero.
-fn zeros_from(win: &mut Window<'_>, mut offset: u64) -> Result<bool> {
-    while offset < win.file_len() {
-        let chunk = win.get_some(offset, 1)?;
-        debug_assert!(!chunk.is_empty(), "get_some below the end returns a byte");
-        if chunk.iter().any(|&b| b != 0) {
-            return Ok(false);
-        }
-        offset += chunk.len() as u64;
-    }
-    Ok(true)
+/// What the bytes after a damaged position say about it.
+enum Evidence {
+    /// No intact batch of this log written at or after the damage lies after it.
+    None,
+    /// The intact batch at `at` records the damaged bytes as synced.
+    Synced { at: u64, synced: u64 },
+    /// The intact batch at `at` follows damage that holds no whole zero sector.
+    Intact { at: u64 },
 }
 
-/// Scans forward from `p + 1` for a valid batch whose `synced_offset` is past `p`; returns its
-/// offset and `synced_offset`. Candidates are found by their magic bytes and their header
-/// checked first, so only a header that passes its checksum costs a full batch check.
-fn find_synced_successor(win: &mut Window<'_>, file_id: u64, p: u64) -> Result<Option<(u64, u64)>> {
+/// Scans forward from `p + 1` for intact batches of this log whose header says they were
+/// written at or after `p` (a copy of an earlier batch, inside a value, proves nothing).
+/// Candidates are found by their magic bytes and their header checked first, so only a
+/// header that passes its checksum costs a full batch check. Runs only on damage.
+fn find_evidence(win: &mut Window<'_>, id: (LogKind, u64), p: u64) -> Result<Evidence> {
     let mut slots: Vec<Slot> = Vec::new();
+    let mut first_intact: Option<u64> = None;
     let mut q = p + 1;
     while q + BATCH_HEADER_LEN as u64 <= win.file_len() {
         let chunk = win.get_some(q, BATCH_HEADER_LEN)?;
@@ -190,17 +242,64 @@ fn find_synced_successor(win: &mut Window<'_>, file_id: u64, p: u64) -> Result<O
             break;
         }
         let head = win.get(candidate, BATCH_HEADER_LEN)?;
-        let Ok(h) = BatchHeader::decode(head, file_id, candidate) else {
+        let Ok(h) = BatchHeader::decode(head, id.0, id.1) else {
             continue;
         };
-        if h.synced_offset <= p {
-            continue; // unsynced evidence says nothing about p
+        if h.batch_offset < p {
+            continue; // a copy of a batch from before the damage
         }
-        if let Ok(batch) = check_batch(win, file_id, candidate, &mut slots)? {
-            return Ok(Some((candidate, batch.synced_offset())));
+        let batch = match check_batch(win, id, candidate, Placement::Anywhere, &mut slots)? {
+            Ok(batch) => batch,
+            Err(_) => continue,
+        };
+        if batch.synced_offset() > p {
+            return Ok(Evidence::Synced {
+                at: candidate,
+                synced: batch.synced_offset(),
+            });
+        }
+        q = batch.end();
+        if first_intact.is_none() {
+            first_intact = Some(candidate);
+            if !has_unwritten_piece(win, p, candidate)? {
+                return Ok(Evidence::Intact { at: candidate });
+            }
         }
     }
-    Ok(None)
+    Ok(Evidence::None)
+}
+
+/// True if the damaged bytes `[from, to)` (an intact batch starts at `to`) hold what a power
+/// loss leaves: a disk sector the crash lost reads as zeros, so some piece of the range between
+/// sector boundaries, from `from` or a boundary up to the next boundary, is all zeros. (The
+/// piece ending at `to` does not count: its sector also holds the intact batch's bytes, so it
+/// was written.)
+fn has_unwritten_piece(win: &mut Window<'_>, from: u64, to: u64) -> Result<bool> {
+    let mut a = from;
+    loop {
+        let b = (a / SECTOR_BYTES + 1) * SECTOR_BYTES;
+        if b > to {
+            return Ok(false);
+        }
+        let len = (b - a) as usize;
+        if win.get(a, len)?.iter().all(|&x| x == 0) {
+            return Ok(true);
+        }
+        a = b;
+    }
+}
+
+/// True if every byte from `offset` to the end of the file is zero.
+fn zeros_from(win: &mut Window<'_>, mut offset: u64) -> Result<bool> {
+    while offset < win.file_len() {
+        let chunk = win.get_some(offset, 1)?;
+        debug_assert!(!chunk.is_empty(), "get_some below the end returns a byte");
+        if chunk.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        offset += chunk.len() as u64;
+    }
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -209,7 +308,7 @@ mod tests {
     use crate::io::{FsStorage, OpenMode, Storage};
     use crate::log::format::BatchHeader;
     use crate::log::testing::{build, recs, replay_all, replay_bytes, Built, MemFile, TestRec};
-    use crate::log::{read_record, RecordPos};
+    use crate::log::{read_record, LogWriter, RecordPos};
     use crate::value::{meta, ValuePointer};
     use proptest::prelude::*;
 
@@ -328,7 +427,7 @@ mod tests {
                 assert_eq!(corruption_at(&r), Some(p), "flip at {at}: {r:?}");
                 assert_eq!(seen, expected(&b, victim));
                 let msg = r.unwrap_err().to_string();
-                let evidence = format!("valid batch at offset {}", b.offsets[later]);
+                let evidence = format!("intact batch at offset {}", b.offsets[later]);
                 assert!(msg.contains(&evidence), "{msg}");
             }
         }
@@ -355,42 +454,132 @@ mod tests {
     }
 
     #[test]
-    fn damage_before_only_unsynced_batches_is_a_torn_tail() {
-        // Proves later valid batches whose synced_offset <= P are dropped with the torn tail,
-        // and that one sync after them turns the same damage into corruption.
-        let b = build(
-            WAL,
-            &[
-                (recs(0, 2), true),
-                (recs(2, 2), false),
-                (recs(4, 2), false),
-                (recs(6, 1), false),
-            ],
-        );
+    fn a_hole_before_only_unsynced_batches_is_a_torn_tail() {
+        // Proves the crash model: a whole zeroed sector inside an unsynced batch, or its bytes
+        // up to a sector boundary zeroed, with later intact batches that never recorded it as
+        // synced, is what a power loss leaves (a torn tail: they are dropped with it); one sync
+        // after them turns the same hole into corruption; and a flipped bit instead of the hole
+        // is corruption either way (a crash never changes bytes).
+        let big = |first: u64| vec![TestRec::new(first, 1500)];
+        let layout = |synced_third: bool| {
+            build(
+                WAL,
+                &[
+                    (recs(0, 2), true),
+                    (big(2), false),
+                    (recs(4, 2), synced_third),
+                    (recs(6, 1), false),
+                ],
+            )
+        };
+        let b = layout(false);
         let p = b.offsets[1];
-        let mut m = b.bytes();
-        m[p as usize + 30] ^= 4;
-        let (r, seen) = replay_bytes(m, WAL);
+        let sector = p.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+        assert!(sector + SECTOR_BYTES <= b.offsets[2], "the big batch spans a sector");
+        let mut hole = b.bytes();
+        hole[sector as usize..(sector + SECTOR_BYTES) as usize].fill(0);
+        let (r, seen) = replay_bytes(hole.clone(), WAL);
         let r = r.unwrap();
         assert_eq!(
             (r.stop, r.valid_end, r.batches),
             (StopReason::TornTail { offset: p }, p, 1)
         );
         assert_eq!(seen.len(), 1);
+        let mut flip = b.bytes();
+        flip[p as usize + 40] ^= 4;
+        let r = replay_bytes(flip, WAL).0;
+        assert_eq!(corruption_at(&r), Some(p));
+        assert!(r.unwrap_err().to_string().contains("not what a crash leaves"));
+        let mut rest_of_sector = b.bytes();
+        rest_of_sector[p as usize..sector as usize].fill(0);
+        let r = replay_bytes(rest_of_sector, WAL).0.unwrap();
+        assert_eq!(r.stop, StopReason::TornTail { offset: p });
 
+        let b = layout(true);
+        let mut hole = b.bytes();
+        hole[sector as usize..(sector + SECTOR_BYTES) as usize].fill(0);
+        let r = replay_bytes(hole, WAL).0;
+        assert_eq!(corruption_at(&r), Some(p));
+        assert!(r.unwrap_err().to_string().contains("synced up to"));
+    }
+
+    #[test]
+    fn batches_moved_by_inserted_or_removed_bytes_are_evidence() {
+        // Proves batches are recognised wherever damage moved them: bytes inserted before
+        // batches (a copied region) or removed from the middle, with intact batches after,
+        // are corruption, even when no batch was synced (no sync_writes) and wherever the
+        // damage sits; a copy of an earlier batch after a torn tail proves nothing.
         let b = build(
             WAL,
             &[
-                (recs(0, 2), true),
-                (recs(2, 2), false),
-                (recs(4, 2), true),
-                (recs(6, 1), false),
+                (recs(0, 2), false),
+                (recs(2, 3), false),
+                (recs(5, 2), false),
+                (recs(7, 1), false),
             ],
         );
-        let p = b.offsets[1];
-        let mut m = b.bytes();
-        m[p as usize + 30] ^= 4;
-        assert_eq!(corruption_at(&replay_bytes(m, WAL).0), Some(p));
+        let bytes = b.bytes();
+        for at in [b.offsets[1], b.offsets[1] + 7, b.offsets[2] - 1] {
+            let mut inserted = bytes.clone();
+            let copy = bytes[b.offsets[0] as usize..b.offsets[1] as usize].to_vec();
+            inserted.splice(at as usize..at as usize, copy);
+            assert!(replay_bytes(inserted, WAL).0.unwrap_err().is_corruption(), "at {at}");
+            let mut removed = bytes.clone();
+            removed.drain(at as usize..at as usize + 5);
+            assert!(replay_bytes(removed, WAL).0.unwrap_err().is_corruption(), "at {at}");
+        }
+        let mut copied_after = bytes.clone();
+        let last = b.offsets[3] as usize;
+        copied_after[last + 3] ^= 1;
+        copied_after.extend_from_slice(&bytes[b.offsets[0] as usize..b.offsets[1] as usize]);
+        let r = replay_bytes(copied_after, WAL).0.unwrap();
+        assert_eq!(r.stop, StopReason::TornTail { offset: last as u64 });
+    }
+
+    #[test]
+    fn a_sealed_log_reports_any_damage_and_any_cut() {
+        // Proves the seal: a sealed log replays as sealed and hands out no seal batch; a flip
+        // anywhere before the seal is corruption (the seal records everything as synced); a cut
+        // anywhere leaves a log that does not end sealed; bytes after the seal are corruption.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000001.mem");
+        let mut w = LogWriter::create(&FsStorage, &path, LogHeader::new(WAL, 1)).unwrap();
+        let mut pos = Vec::new();
+        for i in 0..3 {
+            let rs = recs(i * 3, 3);
+            let refs: Vec<_> = rs.iter().map(TestRec::as_ref).collect();
+            w.append_batch(&refs, &mut pos).unwrap();
+        }
+        let data_end = w.offset();
+        w.seal().unwrap();
+        assert!(w.append_batch(&[TestRec::new(1, 1).as_ref()], &mut pos).is_err());
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, data_end + crate::log::seal_batch_len());
+        let (r, seen) = replay_bytes(bytes.clone(), WAL);
+        let r = r.unwrap();
+        assert!(r.sealed);
+        assert_eq!((r.batches, seen.len(), r.valid_end), (3, 3, bytes.len() as u64));
+        let file = FsStorage.open(&path, OpenMode::Read).unwrap();
+        assert!(crate::log::ends_sealed(file.as_ref(), WAL, 1).unwrap());
+        for at in FILE_HEADER_LEN..bytes.len() {
+            let mut m = bytes.clone();
+            m[at] ^= 0x10;
+            let flipped = MemFile::new(m.clone());
+            assert!(!crate::log::ends_sealed(&flipped, WAL, 1).unwrap() || at < data_end as usize);
+            match replay_bytes(m, WAL).0 {
+                Err(e) => assert!(e.is_corruption() && at < data_end as usize, "{at}: {e}"),
+                // A damaged seal itself ends the log after every batch: nothing is lost, and
+                // a log that must be sealed is reported by its caller.
+                Ok(r) => assert!(at >= data_end as usize && !r.sealed && r.batches == 3),
+            }
+            let cut = MemFile::new(bytes[..at].to_vec());
+            assert!(!crate::log::ends_sealed(&cut, WAL, 1).unwrap(), "cut at {at}");
+            let r = replay(&cut, WAL, |_| Ok(())).unwrap();
+            assert!(!r.sealed, "cut at {at}");
+        }
+        let mut after = bytes.clone();
+        after.extend_from_slice(&[0, 0, 0]);
+        assert_eq!(corruption_at(&replay_bytes(after, WAL).0), Some(bytes.len() as u64));
     }
 
     #[test]
@@ -445,7 +634,7 @@ mod tests {
             replay_bytes(m, WAL).0,
             Err(Error::UnsupportedVersion {
                 found: 9,
-                supported: 1,
+                supported: 2,
                 ..
             })
         ));
@@ -461,14 +650,15 @@ mod tests {
         );
         let mut m = b.bytes();
         let p = b.offsets[2];
-        let old = BatchHeader::decode(&m[p as usize..p as usize + 24], 1, p).unwrap();
+        let range = p as usize..p as usize + BATCH_HEADER_LEN;
+        let old = BatchHeader::decode(&m[range.clone()], WAL, 1).unwrap();
         let mut h = Vec::new();
         BatchHeader {
             synced_offset: FIRST_BATCH_OFFSET,
             ..old
         }
-        .encode(1, p, &mut h);
-        m[p as usize..p as usize + 24].copy_from_slice(&h);
+        .encode(WAL, 1, &mut h);
+        m[range].copy_from_slice(&h);
         assert_eq!(corruption_at(&replay_bytes(m, WAL).0), Some(p));
     }
 
@@ -482,9 +672,10 @@ mod tests {
             BatchHeader {
                 count,
                 body_len,
+                batch_offset: 48,
                 synced_offset: 48,
             }
-            .encode(1, 48, &mut bytes);
+            .encode(WAL, 1, &mut bytes);
             bytes.extend_from_slice(&[0xab; 100]);
             let f = MemFile::new(bytes.clone());
             let r = replay(&f, WAL, |_| Ok(())).unwrap();

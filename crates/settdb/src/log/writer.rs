@@ -37,6 +37,8 @@ pub struct LogWriter {
     buf: Vec<u8>,
     /// The first write or sync failure; set once, then every write fails (rule 8).
     poisoned: Option<String>,
+    /// True once [`LogWriter::seal`] wrote the seal: nothing more may be appended.
+    sealed: bool,
 }
 
 impl LogWriter {
@@ -109,6 +111,7 @@ impl LogWriter {
             synced_offset: end,
             buf: Vec::new(),
             poisoned: None,
+            sealed: false,
         }
     }
 
@@ -126,15 +129,19 @@ impl LogWriter {
         positions: &mut Vec<RecordPos>,
     ) -> Result<()> {
         self.check_poisoned()?;
+        if self.sealed {
+            return Err(Error::InvalidRequest("the log is sealed: nothing can follow its seal"));
+        }
+        let batch_offset = self.offset;
         let header = BatchHeader {
             count: u32::try_from(records.len())
                 .map_err(|_| Error::InvalidRequest("a log batch holds at most 2^32 - 1 records"))?,
             body_len: body_len(records)?,
+            batch_offset,
             synced_offset: self.synced_offset,
         };
-        let batch_offset = self.offset;
         self.buf.clear();
-        header.encode(self.header.file_id, batch_offset, &mut self.buf);
+        header.encode(self.header.kind, self.header.file_id, &mut self.buf);
         positions.clear();
         positions.reserve(records.len());
         for rec in records {
@@ -170,6 +177,27 @@ impl LogWriter {
         }
         self.synced_offset = self.offset;
         Ok(())
+    }
+
+    /// Seals the log (DESIGN.md rule 12; [`super::seal`]): syncs it, appends the seal batch,
+    /// whose header records every byte before it as durable, and syncs again. Afterwards
+    /// appends are refused; sealing again is a no-op. A failure poisons the writer.
+    pub fn seal(&mut self) -> Result<()> {
+        if self.sealed {
+            return Ok(());
+        }
+        self.sync()?;
+        let key = super::seal::seal_key();
+        let mut positions = Vec::with_capacity(1);
+        self.append_batch(&[super::seal::seal_record(&key)], &mut positions)?;
+        self.sync()?;
+        self.sealed = true;
+        Ok(())
+    }
+
+    /// True once sealed.
+    pub fn is_sealed(&self) -> bool {
+        self.sealed
     }
 
     /// Records that bytes below `offset` were made durable by a sync of this file made
@@ -320,7 +348,7 @@ mod tests {
         assert_eq!((w.offset(), w.file().len().unwrap()), (48, 48));
         assert!(w.poisoned().is_none());
         w.append_batch(&[good.as_ref()], &mut pos).unwrap();
-        assert_eq!(pos[0].offset, 48 + 24);
+        assert_eq!(pos[0].offset, 48 + 32);
         assert_eq!(pos[0].len as usize, good.as_ref().encoded_len());
     }
 

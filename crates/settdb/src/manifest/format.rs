@@ -4,7 +4,7 @@
 //! file_header := magic u32 | format_version u16 | external_magic u16 | header_crc u32   12 bytes
 //! record      := len u32 | body_crc u32 | header_crc u32 | body                          12 + len
 //!     body_crc   = crc32c(body)
-//!     header_crc = crc32c(len | body_crc)
+//!     header_crc = crc32c(record_offset u64 | len | body_crc)
 //! ```
 //!
 //! All little-endian. The body is a change set (`change.rs`). Normative page, with what a reader
@@ -21,7 +21,7 @@ pub const MANIFEST_REWRITE_FILE_NAME: &str = "MANIFEST-REWRITE";
 /// First four bytes of every MANIFEST: "SDBM".
 pub const MANIFEST_MAGIC: u32 = u32::from_le_bytes(*b"SDBM");
 /// The format version this build writes and the newest it reads.
-pub const MANIFEST_FORMAT_VERSION: u16 = 1;
+pub const MANIFEST_FORMAT_VERSION: u16 = 2;
 
 const MAGIC_LEN: usize = 4;
 const VERSION_LEN: usize = 2;
@@ -100,16 +100,16 @@ pub fn decode_file_header(bytes: &[u8]) -> Result<FileHeader, FileHeaderError> {
     })
 }
 
-/// Appends one record framing `body`.
+/// Appends one record framing `body`, to be written at file offset `record_offset`.
 ///
 /// REQUIRES: `MIN_RECORD_BODY_LEN <= body.len() <= MAX_RECORD_BODY_LEN` (the writer checks).
-pub fn encode_record(out: &mut Vec<u8>, body: &[u8]) {
+pub fn encode_record(out: &mut Vec<u8>, body: &[u8], record_offset: u64) {
     debug_assert!((MIN_RECORD_BODY_LEN..=MAX_RECORD_BODY_LEN).contains(&body.len()));
     let start = out.len();
     // The bound above makes the length fit in a u32; saturate rather than cast regardless.
     coding::put_u32(out, u32::try_from(body.len()).unwrap_or(u32::MAX));
     coding::put_u32(out, crc32c(body));
-    let header_crc = crc32c(&out[start..start + RECORD_HEADER_CHECKED_LEN]);
+    let header_crc = header_crc(record_offset, &out[start..start + RECORD_HEADER_CHECKED_LEN]);
     coding::put_u32(out, header_crc);
     out.extend_from_slice(body);
     debug_assert_eq!(out.len() - start, RECORD_HEADER_LEN + body.len());
@@ -124,13 +124,21 @@ pub struct RecordHeader {
     pub body_crc: u32,
 }
 
-/// Decodes the record header at the start of `bytes`; `None` if fewer than
-/// [`RECORD_HEADER_LEN`] bytes, a header-checksum mismatch, or a length out of bounds.
-pub fn decode_record_header(bytes: &[u8]) -> Option<RecordHeader> {
+/// The header checksum of a record at `record_offset`: seeded with the offset, so a record
+/// is valid only where it was written (a region copied elsewhere, or moved by inserted or
+/// removed bytes, is damage, not records).
+fn header_crc(record_offset: u64, checked: &[u8]) -> u32 {
+    crate::checksum::crc32c_extend(crc32c(&record_offset.to_le_bytes()), checked)
+}
+
+/// Decodes the header of the record at file offset `record_offset`, at the start of `bytes`;
+/// `None` if fewer than [`RECORD_HEADER_LEN`] bytes, a header-checksum mismatch (damage, or a
+/// record written elsewhere), or a length out of bounds.
+pub fn decode_record_header(bytes: &[u8], record_offset: u64) -> Option<RecordHeader> {
     let checked = bytes.get(..RECORD_HEADER_CHECKED_LEN)?;
     let mut r = Reader::new(bytes);
     let (len, body_crc, stored) = (r.u32()?, r.u32()?, r.u32()?);
-    if crc32c(checked) != stored {
+    if header_crc(record_offset, checked) != stored {
         return None;
     }
     let body_len = usize::try_from(len).ok()?;
@@ -146,14 +154,14 @@ mod tests {
 
     #[test]
     fn header_layout_is_explicit_little_endian() {
-        // Proves the file header bytes: "SDBM", version 1 LE, external magic LE, crc of the 8.
+        // Proves the file header bytes: "SDBM", version 2 LE, external magic LE, crc of the 8.
         let h = encode_file_header(0x0102);
-        assert_eq!(&h[..8], b"SDBM\x01\x00\x02\x01");
+        assert_eq!(&h[..8], b"SDBM\x02\x00\x02\x01");
         assert_eq!(coding::get_u32(&h, 8), Some(crc32c(&h[..8])));
         assert_eq!(
             decode_file_header(&h),
             Ok(FileHeader {
-                format_version: 1,
+                format_version: 2,
                 external_magic: 0x0102
             })
         );
@@ -177,20 +185,23 @@ mod tests {
 
     #[test]
     fn record_header_round_trips_and_refuses_bad_lengths() {
-        // Proves a record's header decodes to its body length and that every single-bit flip
-        // in the header is refused (so a damaged length is never trusted).
+        // Proves a record's header decodes to its body length only at the offset it was
+        // written for, and that every single-bit flip in the header is refused (so a damaged
+        // length is never trusted).
         let mut rec = Vec::new();
-        encode_record(&mut rec, b"\x01\x02\x07");
+        encode_record(&mut rec, b"\x01\x02\x07", 40);
         assert_eq!(rec.len(), RECORD_HEADER_LEN + 3);
-        let h = decode_record_header(&rec).unwrap();
+        assert_eq!(decode_record_header(&rec, 41), None);
+        assert_eq!(decode_record_header(&rec, 12), None);
+        let h = decode_record_header(&rec, 40).unwrap();
         assert_eq!(h.body_len, 3);
         assert_eq!(h.body_crc, crc32c(b"\x01\x02\x07"));
         for bit in 0..RECORD_HEADER_LEN * 8 {
             let mut bad = rec.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
-            assert_eq!(decode_record_header(&bad), None, "bit {bit}");
+            assert_eq!(decode_record_header(&bad, 40), None, "bit {bit}");
         }
-        assert_eq!(decode_record_header(&[0u8; RECORD_HEADER_LEN]), None);
-        assert_eq!(decode_record_header(&rec[..RECORD_HEADER_LEN - 1]), None);
+        assert_eq!(decode_record_header(&[0u8; RECORD_HEADER_LEN], 40), None);
+        assert_eq!(decode_record_header(&rec[..RECORD_HEADER_LEN - 1], 40), None);
     }
 }

@@ -1,9 +1,10 @@
-//! [`Manifest`]: the set of live tables that replaying the MANIFEST produces.
+//! [`Manifest`]: the file set that replaying the MANIFEST produces: live tables per level,
+//! open table-writing operations, live WALs and value-log files, and the next ids.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::change::ManifestChange;
+use super::change::{ManifestChange, OpSource};
 use crate::error::{Error, Result};
 use crate::options::Compression;
 
@@ -16,6 +17,41 @@ pub struct TableManifest {
     pub compression: Compression,
     /// Data key that encrypts the table; 0 means plaintext.
     pub key_id: u64,
+}
+
+/// A flush or compaction that began and has not ended: the table ids it may have created
+/// files for, and what it reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenOp {
+    /// `(first_id, count)` ranges of table ids reserved, in order.
+    pub ranges: Vec<(u64, u64)>,
+    /// What the operation reads.
+    pub source: OpSource,
+}
+
+impl OpenOp {
+    /// True if table `id` is one of this operation's.
+    pub fn owns(&self, id: u64) -> bool {
+        self.ranges
+            .iter()
+            .any(|&(first, count)| id >= first && id - first < count)
+    }
+}
+
+/// What the manifest says about a table id (whatever is on disk).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableFate {
+    /// Live in the tree.
+    Live,
+    /// Reserved by the open operation `op_id`: an output it may not have finished.
+    Unfinished {
+        /// The operation.
+        op_id: u64,
+    },
+    /// Handed out and since deleted, or never used by an operation that ended: garbage.
+    Dead,
+    /// Above every id handed out: the manifest does not know it (it lost records).
+    Unknown,
 }
 
 /// Why a change set does not apply to a state.
@@ -36,6 +72,18 @@ pub enum InvalidChange {
     },
     /// The id `u64::MAX` is reserved so that "largest id + 1" never overflows.
     ReservedId,
+    /// A begin of an operation that is open, or an empty or overflowing id range.
+    BadOpRange(u64),
+    /// An extend or end of an operation that is not open.
+    UnknownOp(u64),
+    /// A create of a WAL or value-log file that is live.
+    FileExists(u64),
+    /// A delete of a WAL or value-log file that is not live.
+    FileUnknown(u64),
+    /// A value-log file id over `u32::MAX` (value pointers hold a u32).
+    VlogIdOutOfRange(u64),
+    /// Next ids that go back.
+    NextIdsBackwards,
 }
 
 impl InvalidChange {
@@ -47,7 +95,13 @@ impl InvalidChange {
             InvalidChange::LevelOutOfRange { .. } => {
                 "manifest edit creates a table past max_levels"
             }
-            InvalidChange::ReservedId => "manifest edit uses the reserved table id u64::MAX",
+            InvalidChange::ReservedId => "manifest edit uses the reserved id u64::MAX",
+            InvalidChange::BadOpRange(_) => "manifest edit begins a bad operation",
+            InvalidChange::UnknownOp(_) => "manifest edit names an operation that is not open",
+            InvalidChange::FileExists(_) => "manifest edit creates a log file that exists",
+            InvalidChange::FileUnknown(_) => "manifest edit deletes a log file that does not exist",
+            InvalidChange::VlogIdOutOfRange(_) => "manifest edit uses a value-log id over u32",
+            InvalidChange::NextIdsBackwards => "manifest edit moves the next ids backwards",
         }
     }
 }
@@ -67,16 +121,24 @@ impl fmt::Display for InvalidChange {
                 f,
                 "create of table {table_id} at level {level}, but there are {max_levels} levels"
             ),
-            InvalidChange::ReservedId => write!(f, "table id {} is reserved", u64::MAX),
+            InvalidChange::ReservedId => write!(f, "id {} is reserved", u64::MAX),
+            InvalidChange::BadOpRange(op) => write!(f, "bad begin of operation {op}"),
+            InvalidChange::UnknownOp(op) => write!(f, "operation {op} is not open"),
+            InvalidChange::FileExists(id) => write!(f, "create of log file {id}, which exists"),
+            InvalidChange::FileUnknown(id) => {
+                write!(f, "delete of log file {id}, which does not exist")
+            }
+            InvalidChange::VlogIdOutOfRange(id) => write!(f, "value-log file id {id} over u32"),
+            InvalidChange::NextIdsBackwards => write!(f, "next ids go backwards"),
         }
     }
 }
 
-/// The replayed state: live tables, the ids at each level, and the edit counters.
+/// The replayed state.
 ///
 /// Invariants (checked by `debug_assert_invariants`): every live table is in exactly the level
 /// set of its level and nothing else is in any level set; `creations - deletions` is the number
-/// of live tables; `next_table_id` is above every live id.
+/// of live tables; each `next_*` id is above every id of its kind live, reserved or recorded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Manifest {
     tables: BTreeMap<u64, TableManifest>,
@@ -84,6 +146,11 @@ pub struct Manifest {
     creations: u64,
     deletions: u64,
     next_table_id: u64,
+    ops: BTreeMap<u64, OpenOp>,
+    wals: BTreeSet<u64>,
+    next_wal_id: u64,
+    vlogs: BTreeSet<u64>,
+    next_vlog_id: u64,
 }
 
 impl Manifest {
@@ -94,7 +161,12 @@ impl Manifest {
             levels: vec![BTreeSet::new(); max_levels],
             creations: 0,
             deletions: 0,
-            next_table_id: 0,
+            next_table_id: 1,
+            ops: BTreeMap::new(),
+            wals: BTreeSet::new(),
+            next_wal_id: 1,
+            vlogs: BTreeSet::new(),
+            next_vlog_id: 1,
         }
     }
 
@@ -133,112 +205,237 @@ impl Manifest {
         self.deletions
     }
 
-    /// One more than the largest table id created in this state's history (live or deleted).
+    /// One more than the largest table id ever created or reserved (live or not); at least 1.
     pub fn next_table_id(&self) -> u64 {
         self.next_table_id
     }
 
+    /// The operations that began and did not end.
+    pub fn open_ops(&self) -> &BTreeMap<u64, OpenOp> {
+        &self.ops
+    }
+
+    /// Ids of the WAL files that exist.
+    pub fn wals(&self) -> &BTreeSet<u64> {
+        &self.wals
+    }
+
+    /// One more than the largest WAL id ever recorded; at least 1.
+    pub fn next_wal_id(&self) -> u64 {
+        self.next_wal_id
+    }
+
+    /// Ids of the value-log files that exist.
+    pub fn vlogs(&self) -> &BTreeSet<u64> {
+        &self.vlogs
+    }
+
+    /// One more than the largest value-log file id ever recorded; at least 1.
+    pub fn next_vlog_id(&self) -> u64 {
+        self.next_vlog_id
+    }
+
+    /// What the manifest says about table `id`.
+    pub fn table_fate(&self, id: u64) -> TableFate {
+        if self.tables.contains_key(&id) {
+            return TableFate::Live;
+        }
+        if let Some((&op_id, _)) = self.ops.iter().find(|(_, op)| op.owns(id)) {
+            return TableFate::Unfinished { op_id };
+        }
+        if id < self.next_table_id {
+            TableFate::Dead
+        } else {
+            TableFate::Unknown
+        }
+    }
+
     /// Checks that `changes`, applied in order, are valid; changes nothing.
     pub fn validate(&self, changes: &[ManifestChange]) -> Result<()> {
-        self.check(changes)
+        self.clone()
+            .try_apply(changes)
             .map_err(|e| Error::InvalidRequest(e.as_static_str()))
     }
 
-    /// Applies a change set atomically: validated as a whole first, so on `Err`
-    /// ([`Error::InvalidRequest`]) nothing changed.
+    /// Applies a change set atomically: on `Err` ([`Error::InvalidRequest`]) nothing changed.
     pub fn apply(&mut self, changes: &[ManifestChange]) -> Result<()> {
+        self.validate(changes)?;
         self.try_apply(changes)
             .map_err(|e| Error::InvalidRequest(e.as_static_str()))
     }
 
-    /// [`Manifest::apply`] with the precise reason of a refusal (replay turns it into a
-    /// corruption naming the record).
+    /// Applies `changes` in order, stopping at the first invalid one, which it returns with
+    /// its precise reason (replay turns it into a corruption naming the record). On `Err` the
+    /// state holds the changes before the invalid one: callers that need atomicity use
+    /// [`Manifest::apply`].
     pub fn try_apply(&mut self, changes: &[ManifestChange]) -> Result<(), InvalidChange> {
-        self.check(changes)?;
         for c in changes {
-            self.apply_one(c);
+            self.apply_one(c)?;
         }
         self.debug_assert_invariants();
         Ok(())
     }
 
-    /// Validates in order against an overlay of the ids the set touches, so that a delete
-    /// followed by a create of the same id (a level move) is valid and nothing is mutated.
-    fn check(&self, changes: &[ManifestChange]) -> Result<(), InvalidChange> {
-        let mut overlay: HashMap<u64, bool> = HashMap::new();
-        for c in changes {
-            let id = c.table_id();
-            if id == u64::MAX {
-                return Err(InvalidChange::ReservedId);
-            }
-            let live = overlay
-                .get(&id)
-                .copied()
-                .unwrap_or_else(|| self.tables.contains_key(&id));
-            match *c {
-                ManifestChange::Create { level, .. } => {
-                    if live {
-                        return Err(InvalidChange::CreateExisting(id));
-                    }
-                    if usize::from(level) >= self.levels.len() {
-                        return Err(InvalidChange::LevelOutOfRange {
-                            table_id: id,
-                            level,
-                            max_levels: self.levels.len(),
-                        });
-                    }
-                    overlay.insert(id, true);
-                }
-                ManifestChange::Delete { .. } => {
-                    if !live {
-                        return Err(InvalidChange::DeleteUnknown(id));
-                    }
-                    overlay.insert(id, false);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// REQUIRES: the change was validated in sequence by `check`.
-    fn apply_one(&mut self, change: &ManifestChange) {
-        match *change {
+    fn apply_one(&mut self, change: &ManifestChange) -> Result<(), InvalidChange> {
+        match change {
             ManifestChange::Create {
                 table_id,
                 level,
                 compression,
                 key_id,
-            } => {
-                let t = TableManifest {
-                    level,
-                    compression,
-                    key_id,
-                };
-                let old = self.tables.insert(table_id, t);
-                debug_assert!(old.is_none(), "create of live table {table_id}");
-                if let Some(set) = self.levels.get_mut(usize::from(level)) {
-                    set.insert(table_id);
-                }
-                self.creations += 1;
-                self.next_table_id = self.next_table_id.max(table_id + 1);
+            } => self.create_table(
+                *table_id,
+                TableManifest {
+                    level: *level,
+                    compression: *compression,
+                    key_id: *key_id,
+                },
+            ),
+            ManifestChange::Delete { table_id } => self.delete_table(*table_id),
+            ManifestChange::BeginOp {
+                op_id,
+                count,
+                source,
+            } => self.begin_op(*op_id, *count, source),
+            ManifestChange::ExtendOp {
+                op_id,
+                first_id,
+                count,
+            } => self.extend_op(*op_id, *first_id, *count),
+            ManifestChange::EndOp { op_id } => self
+                .ops
+                .remove(op_id)
+                .map(drop)
+                .ok_or(InvalidChange::UnknownOp(*op_id)),
+            ManifestChange::CreateWal { wal_id } => {
+                create_file(&mut self.wals, &mut self.next_wal_id, *wal_id)
             }
-            ManifestChange::Delete { table_id } => {
-                let old = self.tables.remove(&table_id);
-                debug_assert!(old.is_some(), "delete of unknown table {table_id}");
-                if let Some(set) = old.and_then(|t| self.levels.get_mut(usize::from(t.level))) {
-                    set.remove(&table_id);
+            ManifestChange::DeleteWal { wal_id } => delete_file(&mut self.wals, *wal_id),
+            ManifestChange::CreateVlog { file_id } => {
+                if *file_id > u64::from(u32::MAX) {
+                    return Err(InvalidChange::VlogIdOutOfRange(*file_id));
                 }
-                self.deletions += 1;
+                create_file(&mut self.vlogs, &mut self.next_vlog_id, *file_id)
             }
+            ManifestChange::DeleteVlog { file_id } => delete_file(&mut self.vlogs, *file_id),
+            ManifestChange::NextIds { table, wal, vlog } => self.raise_next_ids(*table, *wal, *vlog),
         }
     }
 
-    /// The change set that recreates every live table (the body of a rewrite), in id order.
+    fn create_table(&mut self, id: u64, t: TableManifest) -> Result<(), InvalidChange> {
+        if id == u64::MAX {
+            return Err(InvalidChange::ReservedId);
+        }
+        if self.tables.contains_key(&id) {
+            return Err(InvalidChange::CreateExisting(id));
+        }
+        let Some(set) = self.levels.get_mut(usize::from(t.level)) else {
+            return Err(InvalidChange::LevelOutOfRange {
+                table_id: id,
+                level: t.level,
+                max_levels: self.levels.len(),
+            });
+        };
+        set.insert(id);
+        self.tables.insert(id, t);
+        self.creations += 1;
+        self.next_table_id = self.next_table_id.max(id + 1);
+        Ok(())
+    }
+
+    fn delete_table(&mut self, id: u64) -> Result<(), InvalidChange> {
+        let t = self
+            .tables
+            .remove(&id)
+            .ok_or(InvalidChange::DeleteUnknown(id))?;
+        if let Some(set) = self.levels.get_mut(usize::from(t.level)) {
+            set.remove(&id);
+        }
+        self.deletions += 1;
+        Ok(())
+    }
+
+    fn begin_op(&mut self, op_id: u64, count: u64, source: &OpSource) -> Result<(), InvalidChange> {
+        if self.ops.contains_key(&op_id) {
+            return Err(InvalidChange::BadOpRange(op_id));
+        }
+        let end = range_end(op_id, count).ok_or(InvalidChange::BadOpRange(op_id))?;
+        self.ops.insert(
+            op_id,
+            OpenOp {
+                ranges: vec![(op_id, count)],
+                source: source.clone(),
+            },
+        );
+        self.next_table_id = self.next_table_id.max(end);
+        Ok(())
+    }
+
+    fn extend_op(&mut self, op_id: u64, first: u64, count: u64) -> Result<(), InvalidChange> {
+        let end = range_end(first, count).ok_or(InvalidChange::BadOpRange(op_id))?;
+        let op = self
+            .ops
+            .get_mut(&op_id)
+            .ok_or(InvalidChange::UnknownOp(op_id))?;
+        op.ranges.push((first, count));
+        self.next_table_id = self.next_table_id.max(end);
+        Ok(())
+    }
+
+    fn raise_next_ids(&mut self, table: u64, wal: u64, vlog: u64) -> Result<(), InvalidChange> {
+        if table < self.next_table_id || wal < self.next_wal_id || vlog < self.next_vlog_id {
+            return Err(InvalidChange::NextIdsBackwards);
+        }
+        if [table, wal, vlog].contains(&u64::MAX) {
+            return Err(InvalidChange::ReservedId);
+        }
+        (self.next_table_id, self.next_wal_id, self.next_vlog_id) = (table, wal, vlog);
+        Ok(())
+    }
+
+    /// The changes that recreate this state in an empty MANIFEST (the body of a rewrite): the
+    /// live WALs and value-log files, the next ids, the live tables in id order, then the open
+    /// operations.
     pub fn snapshot(&self) -> Vec<ManifestChange> {
-        self.tables
-            .iter()
-            .map(|(&id, t)| ManifestChange::create(id, t.level, t.compression, t.key_id))
-            .collect()
+        let mut out: Vec<ManifestChange> = Vec::new();
+        out.extend(
+            self.wals
+                .iter()
+                .map(|&wal_id| ManifestChange::CreateWal { wal_id }),
+        );
+        out.extend(
+            self.vlogs
+                .iter()
+                .map(|&file_id| ManifestChange::CreateVlog { file_id }),
+        );
+        out.push(ManifestChange::NextIds {
+            table: self.next_table_id,
+            wal: self.next_wal_id,
+            vlog: self.next_vlog_id,
+        });
+        out.extend(
+            self.tables
+                .iter()
+                .map(|(&id, t)| ManifestChange::create(id, t.level, t.compression, t.key_id)),
+        );
+        for (&op_id, op) in &self.ops {
+            for (i, &(first_id, count)) in op.ranges.iter().enumerate() {
+                out.push(if i == 0 {
+                    ManifestChange::BeginOp {
+                        op_id,
+                        count,
+                        source: op.source.clone(),
+                    }
+                } else {
+                    ManifestChange::ExtendOp {
+                        op_id,
+                        first_id,
+                        count,
+                    }
+                });
+            }
+        }
+        out
     }
 
     /// After a rewrite the file holds one creation per live table and no deletion.
@@ -256,8 +453,33 @@ impl Manifest {
                 debug_assert!(self.levels[usize::from(t.level)].contains(id));
                 debug_assert!(*id < self.next_table_id);
             }
-            debug_assert_eq!(self.creations - self.deletions, self.live_tables());
+            debug_assert!(self.wals.iter().all(|&w| w < self.next_wal_id));
+            debug_assert!(self.vlogs.iter().all(|&v| v < self.next_vlog_id));
         }
+    }
+}
+
+/// `first + count`, if the range is non-empty and ends below the reserved id.
+fn range_end(first: u64, count: u64) -> Option<u64> {
+    first.checked_add(count).filter(|&e| count > 0 && e < u64::MAX)
+}
+
+fn create_file(live: &mut BTreeSet<u64>, next: &mut u64, id: u64) -> Result<(), InvalidChange> {
+    if id == u64::MAX {
+        return Err(InvalidChange::ReservedId);
+    }
+    if !live.insert(id) {
+        return Err(InvalidChange::FileExists(id));
+    }
+    *next = (*next).max(id + 1);
+    Ok(())
+}
+
+fn delete_file(live: &mut BTreeSet<u64>, id: u64) -> Result<(), InvalidChange> {
+    if live.remove(&id) {
+        Ok(())
+    } else {
+        Err(InvalidChange::FileUnknown(id))
     }
 }
 
@@ -274,8 +496,18 @@ mod tests {
         // Proves atomicity: a set whose last change is invalid leaves the state untouched, for
         // each kind of invalid change.
         let mut m = Manifest::new(3);
-        m.apply(&[create(1, 0), create(2, 1)]).unwrap();
+        m.apply(&[
+            create(1, 0),
+            create(2, 1),
+            ManifestChange::CreateWal { wal_id: 4 },
+        ])
+        .unwrap();
         let before = m.clone();
+        let begin = |op_id, count| ManifestChange::BeginOp {
+            op_id,
+            count,
+            source: OpSource::None,
+        };
         let bad_sets = [
             vec![create(3, 0), create(1, 0)],
             vec![ManifestChange::delete(2), ManifestChange::delete(9)],
@@ -283,6 +515,19 @@ mod tests {
             vec![create(6, 0), create(6, 1)],
             vec![ManifestChange::delete(1), ManifestChange::delete(1)],
             vec![create(u64::MAX, 0)],
+            vec![begin(10, 2), begin(10, 1)],
+            vec![begin(10, 0)],
+            vec![begin(u64::MAX - 1, 1)],
+            vec![ManifestChange::EndOp { op_id: 3 }],
+            vec![ManifestChange::CreateWal { wal_id: 4 }],
+            vec![ManifestChange::DeleteWal { wal_id: 5 }],
+            vec![ManifestChange::CreateVlog { file_id: 1 << 33 }],
+            vec![ManifestChange::DeleteVlog { file_id: 1 }],
+            vec![ManifestChange::NextIds {
+                table: 1,
+                wal: 9,
+                vlog: 9,
+            }],
         ];
         for set in bad_sets {
             assert!(
@@ -307,14 +552,84 @@ mod tests {
     }
 
     #[test]
-    fn next_table_id_remembers_deleted_ids() {
-        // Proves next_table_id is max id ever created + 1, even after that table is deleted.
-        let mut m = Manifest::new(2);
-        assert_eq!(m.next_table_id(), 0);
-        m.apply(&[create(4, 0), create(9, 1)]).unwrap();
-        m.apply(&[ManifestChange::delete(9)]).unwrap();
+    fn table_fates_follow_operations() {
+        // Proves the fate of a table id through an operation's life: unknown before its begin,
+        // unfinished while open (extensions included), live once created, dead once deleted or
+        // once its operation ended without using it.
+        let mut m = Manifest::new(3);
+        assert_eq!(m.table_fate(5), TableFate::Unknown);
+        m.apply(&[ManifestChange::BeginOp {
+            op_id: 5,
+            count: 2,
+            source: OpSource::Wal(3),
+        }])
+        .unwrap();
+        m.apply(&[ManifestChange::ExtendOp {
+            op_id: 5,
+            first_id: 9,
+            count: 1,
+        }])
+        .unwrap();
         assert_eq!(m.next_table_id(), 10);
-        assert_eq!(m.snapshot(), vec![create(4, 0)]);
+        for id in [5, 6, 9] {
+            assert_eq!(m.table_fate(id), TableFate::Unfinished { op_id: 5 });
+        }
+        assert_eq!(m.table_fate(7), TableFate::Dead);
+        assert_eq!(m.table_fate(10), TableFate::Unknown);
+        m.apply(&[create(5, 0), ManifestChange::EndOp { op_id: 5 }])
+            .unwrap();
+        assert_eq!(m.table_fate(5), TableFate::Live);
+        assert_eq!(m.table_fate(6), TableFate::Dead);
+        assert_eq!(m.table_fate(9), TableFate::Dead);
+        m.apply(&[ManifestChange::delete(5)]).unwrap();
+        assert_eq!(m.table_fate(5), TableFate::Dead);
+        assert!(m.open_ops().is_empty());
+    }
+
+    #[test]
+    fn snapshot_recreates_the_state() {
+        // Proves a rewrite's snapshot, replayed into an empty state, gives the same live
+        // tables, files, open operations and next ids (the fates of every id agree).
+        let mut m = Manifest::new(3);
+        m.apply(&[
+            ManifestChange::CreateWal { wal_id: 2 },
+            ManifestChange::CreateVlog { file_id: 7 },
+            ManifestChange::BeginOp {
+                op_id: 1,
+                count: 3,
+                source: OpSource::Wal(2),
+            },
+        ])
+        .unwrap();
+        m.apply(&[create(1, 0), ManifestChange::EndOp { op_id: 1 }])
+            .unwrap();
+        m.apply(&[
+            ManifestChange::BeginOp {
+                op_id: 4,
+                count: 1,
+                source: OpSource::Tables(vec![1]),
+            },
+            ManifestChange::ExtendOp {
+                op_id: 4,
+                first_id: 5,
+                count: 2,
+            },
+            ManifestChange::CreateWal { wal_id: 3 },
+            ManifestChange::DeleteWal { wal_id: 3 },
+        ])
+        .unwrap();
+        let mut fresh = Manifest::new(3);
+        fresh.apply(&m.snapshot()).unwrap();
+        assert_eq!(fresh.tables(), m.tables());
+        assert_eq!(fresh.open_ops(), m.open_ops());
+        assert_eq!((fresh.wals(), fresh.vlogs()), (m.wals(), m.vlogs()));
+        assert_eq!(
+            (fresh.next_table_id(), fresh.next_wal_id(), fresh.next_vlog_id()),
+            (7, 4, 8)
+        );
+        for id in 0..10 {
+            assert_eq!(fresh.table_fate(id), m.table_fate(id), "table {id}");
+        }
         m.reset_counters();
         assert_eq!((m.creations(), m.deletions()), (1, 0));
     }

@@ -106,7 +106,8 @@ pub fn manifest_bytes(sets: &[Vec<ManifestChange>], external_magic: u16) -> (Vec
         offsets.push(out.len());
         let mut body = Vec::new();
         encode_change_set(&mut body, s);
-        encode_record(&mut out, &body);
+        let at = out.len() as u64;
+        encode_record(&mut out, &body, at);
     }
     (out, offsets)
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::change::{change_set_encoded_len, encode_change_set, ManifestChange};
 use super::format::{
-    encode_file_header, encode_record, MANIFEST_FILE_NAME, MANIFEST_REWRITE_FILE_NAME,
+    encode_file_header, encode_record, FILE_HEADER_LEN, MANIFEST_FILE_NAME, MANIFEST_REWRITE_FILE_NAME,
     MAX_RECORD_BODY_LEN, RECORD_HEADER_LEN,
 };
 use super::reader::replay_file;
@@ -23,14 +23,11 @@ use crate::options::Options;
 pub const DEFAULT_DELETIONS_REWRITE_THRESHOLD: u64 = 10_000;
 /// Default of [`ManifestOptions::deletions_ratio`] (Badger's `manifestDeletionsRatio`).
 pub const DEFAULT_DELETIONS_RATIO: u64 = 10;
-/// Most changes in one record of a rewrite snapshot: keeps each record far below
+/// A rewrite's snapshot is split into records of about this many body bytes, far below
 /// [`MAX_RECORD_BODY_LEN`] however many tables are live.
-pub const SNAPSHOT_CHANGES_PER_RECORD: usize = 100_000;
+pub const SNAPSHOT_RECORD_BODY_BYTES: usize = 1 << 20;
 
-const _: () = assert!(
-    SNAPSHOT_CHANGES_PER_RECORD * super::change::MAX_CHANGE_LEN + crate::coding::MAX_VARINT64_LEN
-        <= MAX_RECORD_BODY_LEN
-);
+const _: () = assert!(2 * SNAPSHOT_RECORD_BODY_BYTES <= MAX_RECORD_BODY_LEN);
 
 /// How a MANIFEST is opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,7 +89,11 @@ pub struct ManifestFile {
     storage: Arc<dyn Storage>,
     dir: PathBuf,
     opts: ManifestOptions,
-    /// `None` when read-only: nothing is ever written.
+    /// Whether a MANIFEST existed when opened (a missing one is created by `start_writing`).
+    existed: bool,
+    /// Bytes of a torn or zero tail to cut before the first append (`start_writing`).
+    tail_dropped: bool,
+    /// `None` until [`ManifestFile::start_writing`], and always when read-only.
     file: Option<Arc<dyn StorageFile>>,
     append_offset: u64,
     manifest: Manifest,
@@ -101,12 +102,11 @@ pub struct ManifestFile {
 }
 
 impl ManifestFile {
-    /// Opens (or, unless read-only, creates) the MANIFEST in `dir` and replays it.
-    ///
-    /// Read-write: a missing MANIFEST is created durably; after a successful replay a leftover
-    /// `MANIFEST-REWRITE` is removed and a torn or zero tail is truncated (and synced) before
-    /// anything is appended (rule 7: nothing is written before the file validated).
-    /// Read-only: no byte is written, and a missing MANIFEST is an [`Error::Io`] (not found).
+    /// Opens and replays the MANIFEST in `dir`, writing nothing (DESIGN rule 7): a missing
+    /// MANIFEST gives the empty state ([`ManifestFile::existed`] says which), a torn or zero
+    /// tail is dropped from the state but left in the file. [`ManifestFile::start_writing`]
+    /// then makes the file ready for edits, once the caller has validated everything else.
+    /// Read-only: a missing MANIFEST is an [`Error::Io`] (not found).
     pub fn open(
         storage: Arc<dyn Storage>,
         dir: &Path,
@@ -114,45 +114,68 @@ impl ManifestFile {
     ) -> Result<(ManifestFile, Manifest)> {
         opts.validate()?;
         let path = dir.join(MANIFEST_FILE_NAME);
-        let exists = storage.exists(&path)?;
+        let existed = storage.exists(&path)?;
         let mut mf = ManifestFile {
             storage,
             dir: dir.to_path_buf(),
             opts,
+            existed,
+            tail_dropped: false,
             file: None,
-            append_offset: 0,
+            append_offset: FILE_HEADER_LEN as u64,
             manifest: Manifest::new(opts.max_levels),
             poisoned: None,
         };
-        match (exists, opts.read_only) {
-            (false, true) => return Err(missing_read_only(&path)),
-            // Replaces any leftover MANIFEST-REWRITE of a crashed create.
-            (false, false) => mf.write_from_scratch()?,
-            (true, _) => mf.replay_existing(&path)?,
+        if existed {
+            let file = mf.storage.open(&path, OpenMode::Read)?;
+            let replayed = replay_file(&*file, opts.max_levels, opts.external_magic)?;
+            mf.tail_dropped = replayed.tail_dropped();
+            mf.append_offset = replayed.valid_len;
+            mf.manifest = replayed.manifest;
+        } else if opts.read_only {
+            return Err(missing_read_only(&path));
         }
         let state = mf.manifest.clone();
         Ok((mf, state))
     }
 
-    fn replay_existing(&mut self, path: &Path) -> Result<()> {
-        let mode = if self.opts.read_only {
-            OpenMode::Read
-        } else {
-            OpenMode::ReadWrite
-        };
-        let file = self.storage.open(path, mode)?;
-        let replayed = replay_file(&*file, self.opts.max_levels, self.opts.external_magic)?;
-        if !self.opts.read_only {
-            self.remove_leftover_rewrite()?;
-            if replayed.tail_dropped() {
-                // Appends must follow the valid log, not the dropped bytes.
-                file.set_len(replayed.valid_len)?;
-                file.sync_data()?;
-            }
-            self.file = Some(file);
+    /// True if a MANIFEST existed when [`ManifestFile::open`] ran.
+    pub fn existed(&self) -> bool {
+        self.existed
+    }
+
+    /// Makes the file ready for edits (read-write only, once): creates a missing MANIFEST
+    /// durably (replacing any leftover `MANIFEST-REWRITE` of a crashed create); for an existing
+    /// one, removes a leftover `MANIFEST-REWRITE` and truncates a dropped torn or zero tail
+    /// (synced) so appends follow the valid log.
+    ///
+    /// Errors: [`Error::InvalidRequest`] when read-only or already started; I/O errors, which
+    /// poison the handle.
+    pub fn start_writing(&mut self) -> Result<()> {
+        if self.opts.read_only {
+            return Err(Error::InvalidRequest(READ_ONLY));
         }
-        self.manifest = replayed.manifest;
-        self.append_offset = replayed.valid_len;
+        if self.file.is_some() {
+            return Err(Error::InvalidRequest("the manifest is already writing"));
+        }
+        let result = self.start();
+        self.poison_on_err(result)
+    }
+
+    fn start(&mut self) -> Result<()> {
+        if !self.existed {
+            return self.write_from_scratch();
+        }
+        self.remove_leftover_rewrite()?;
+        let file = self
+            .storage
+            .open(&self.dir.join(MANIFEST_FILE_NAME), OpenMode::ReadWrite)?;
+        if self.tail_dropped {
+            // Appends must follow the valid log, not the dropped bytes.
+            file.set_len(self.append_offset)?;
+            file.sync_data()?;
+        }
+        self.file = Some(file);
         Ok(())
     }
 
@@ -196,7 +219,7 @@ impl ManifestFile {
         let mut body = Vec::with_capacity(change_set_encoded_len(changes));
         encode_change_set(&mut body, changes);
         let mut record = Vec::with_capacity(RECORD_HEADER_LEN + body.len());
-        encode_record(&mut record, &body);
+        encode_record(&mut record, &body, self.append_offset);
         let result = self.append(&record);
         self.poison_on_err(result)?;
         let applied = self.manifest.apply(changes);
@@ -217,7 +240,10 @@ impl ManifestFile {
     }
 
     fn append(&mut self, record: &[u8]) -> Result<()> {
-        let file = self.file.as_ref().ok_or(Error::InvalidRequest(READ_ONLY))?;
+        let file = self
+            .file
+            .as_ref()
+            .ok_or(Error::InvalidRequest("the manifest is not writing"))?;
         file.write_at(self.append_offset, record)?;
         file.sync_data()?;
         self.append_offset += record.len() as u64;
@@ -260,6 +286,11 @@ impl ManifestFile {
         if self.opts.read_only {
             return Err(Error::InvalidRequest(READ_ONLY));
         }
+        if self.file.is_none() {
+            return Err(Error::InvalidRequest(
+                "the manifest is not writing: start_writing has not run",
+            ));
+        }
         Ok(())
     }
 
@@ -273,15 +304,26 @@ impl ManifestFile {
 
 const READ_ONLY: &str = "the manifest is open read-only";
 
-/// The whole content of a freshly written MANIFEST holding `manifest`'s live tables.
+/// The whole content of a freshly written MANIFEST holding `manifest`'s state: its snapshot,
+/// in records of about [`SNAPSHOT_RECORD_BODY_BYTES`].
 fn snapshot_bytes(manifest: &Manifest, external_magic: u16) -> Vec<u8> {
     let mut out = encode_file_header(external_magic).to_vec();
     let snapshot = manifest.snapshot();
+    let mut rest = &snapshot[..];
     let mut body = Vec::new();
-    for chunk in snapshot.chunks(SNAPSHOT_CHANGES_PER_RECORD) {
+    while !rest.is_empty() {
+        let mut n = 0;
+        let mut len = 0;
+        while n < rest.len() && (n == 0 || len + rest[n].encoded_len() <= SNAPSHOT_RECORD_BODY_BYTES)
+        {
+            len += rest[n].encoded_len();
+            n += 1;
+        }
         body.clear();
-        encode_change_set(&mut body, chunk);
-        encode_record(&mut out, &body);
+        encode_change_set(&mut body, &rest[..n]);
+        let at = out.len() as u64;
+        encode_record(&mut out, &body, at);
+        rest = &rest[n..];
     }
     out
 }
@@ -320,8 +362,21 @@ mod tests {
         ManifestChange::create(id, level, Compression::Snappy, 0)
     }
 
+    /// Opens, and unless read-only makes the file writable, as the engine does.
     fn open(dir: &Path, o: ManifestOptions) -> Result<(ManifestFile, Manifest)> {
-        ManifestFile::open(fs(), dir, o)
+        open_on(fs(), dir, o)
+    }
+
+    fn open_on(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        o: ManifestOptions,
+    ) -> Result<(ManifestFile, Manifest)> {
+        let (mut mf, m) = ManifestFile::open(storage, dir, o)?;
+        if !o.read_only {
+            mf.start_writing()?;
+        }
+        Ok((mf, m))
     }
 
     fn manifest_path(dir: &Path) -> PathBuf {
@@ -330,8 +385,8 @@ mod tests {
 
     #[test]
     fn fresh_open_creates_a_header_only_manifest() {
-        // Proves a missing MANIFEST is created (header only, no temp file left) and reopens
-        // empty with the external magic it was stamped with.
+        // Proves a missing MANIFEST is created (its header and the empty state's snapshot, no
+        // temp file left) and reopens empty with the external magic it was stamped with.
         let dir = tempfile::tempdir().unwrap();
         let o = ManifestOptions {
             external_magic: 77,
@@ -343,10 +398,8 @@ mod tests {
         drop(mf);
         let names: Vec<_> = dir_snapshot(dir.path()).into_iter().map(|e| e.0).collect();
         assert_eq!(names, vec![MANIFEST_FILE_NAME.to_string()]);
-        assert_eq!(
-            std::fs::read(manifest_path(dir.path())).unwrap(),
-            encode_file_header(77)
-        );
+        let bytes = std::fs::read(manifest_path(dir.path())).unwrap();
+        assert_eq!(bytes[..FILE_HEADER_LEN], encode_file_header(77));
         assert!(matches!(
             open(dir.path(), opts()),
             Err(Error::InvalidOptions(_))
@@ -508,7 +561,8 @@ mod tests {
         // records that replay to the same tables.
         let dir = tempfile::tempdir().unwrap();
         let (mut mf, _) = open(dir.path(), opts()).unwrap();
-        let n = SNAPSHOT_CHANGES_PER_RECORD as u64 + 3;
+        // Each create is about 7 bytes: this needs two snapshot records at least.
+        let n = (SNAPSHOT_RECORD_BODY_BYTES / 6) as u64 + 3;
         let set: Vec<_> = (0..n).map(|id| create(id, (id % 4) as u8)).collect();
         mf.add_changes(&set).unwrap();
         mf.rewrite().unwrap();
@@ -532,7 +586,7 @@ mod tests {
         for step in 0.. {
             let dir = tempfile::tempdir().unwrap();
             let storage = FaultStorage::new();
-            let (mut mf, _) = ManifestFile::open(Arc::new(storage.clone()), dir.path(), o).unwrap();
+            let (mut mf, _) = open_on(Arc::new(storage.clone()), dir.path(), o).unwrap();
             mf.add_changes(&[create(1, 0), create(2, 0), create(3, 1)])
                 .unwrap();
             mf.add_changes(&[ManifestChange::delete(1)]).unwrap();
@@ -633,7 +687,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage = FaultStorage::new();
         let (mut mf, _) =
-            ManifestFile::open(Arc::new(storage.clone()), dir.path(), opts()).unwrap();
+            open_on(Arc::new(storage.clone()), dir.path(), opts()).unwrap();
         mf.add_changes(&[create(1, 0)]).unwrap();
         storage.fail_in(1); // 0 = the write, 1 = its sync
         assert!(matches!(

@@ -5,7 +5,9 @@
 //! group, so applying a group allocates once, not per entry.
 //!
 //! On open, a WAL is replayed into a memtable that is immediately flushed and deleted; WALs
-//! are never reopened for append, so a torn tail never needs truncating.
+//! are never reopened for append, so a torn tail never needs truncating. A memtable's WAL is
+//! sealed when the memtable becomes immutable (rotation), so damage anywhere in an older WAL is
+//! corruption, and one that does not end in its seal was cut.
 //!
 //! Concurrency: `apply` and `sync_wal` are called only by the writer thread (the WAL is behind
 //! a mutex for that thread's exclusive use, never contended); reads go to the map.
@@ -140,6 +142,15 @@ impl Memtable {
     pub fn sync_wal(&self) -> Result<()> {
         match &self.wal {
             Some(w) => lock(w).writer.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Seals the WAL (DESIGN.md rule 12): syncs it and appends its seal, after which nothing
+    /// more is appended. Called when the memtable becomes immutable. REQUIRES: the writer.
+    pub fn seal_wal(&self) -> Result<()> {
+        match &self.wal {
+            Some(w) => lock(w).writer.seal(),
             None => Ok(()),
         }
     }

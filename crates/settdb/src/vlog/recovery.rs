@@ -1,8 +1,8 @@
 //! Recovery of a value-log directory: which files exist and where each one's valid bytes end.
 //!
 //! ```text
-//! value_dir := (NNNNNN.vlog)*   every file but the newest complete; the newest may be
-//!                               unborn, empty, or end in a torn or zero tail
+//! value_dir := (NNNNNN.vlog)*   every file but the newest complete and sealed; the newest
+//!                               may be empty, sealed, or end in a torn or zero tail
 //! ```
 //!
 //! Pure validation: nothing here writes (DESIGN.md rule 7). Normative page:
@@ -17,18 +17,15 @@ use super::vlog_file::VlogFile;
 use crate::error::{Error, Result};
 use crate::io::{OpenMode, Storage, StorageFile};
 use crate::log::{
-    read_header, replay, LogHeader, LogKind, ReplayEnd, StopReason, FIRST_BATCH_OFFSET,
-    FIRST_RECORD_OFFSET, MIN_RECORD_LEN,
+    ends_sealed, read_header, replay, seal_batch_len, LogHeader, LogKind, ReplayEnd, StopReason,
+    FIRST_BATCH_OFFSET,
 };
-
-/// Smallest length of a file holding one batch: header, batch header, smallest record.
-const MIN_NON_EMPTY_FILE_LEN: u64 = FIRST_RECORD_OFFSET + MIN_RECORD_LEN as u64;
 
 /// How recovery checked one file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileCheck {
-    /// An older file: its header was checked and it is taken as valid to its full length (it
-    /// was synced completely before a newer file was created). Not replayed.
+    /// An older file: its header was checked and it ends in its seal, so it is valid to its
+    /// full length (it was sealed before a newer file was created). Not replayed.
     Sealed,
     /// The newest file, replayed; why its replay stopped ([`StopReason::Unborn`] for a file
     /// whose header never became durable).
@@ -42,8 +39,8 @@ pub struct RecoveredFile {
     pub id: u32,
     /// Its length in bytes when it was opened.
     pub file_len: u64,
-    /// Offset past its last valid batch: a value pointer into this file is valid only if it
-    /// ends at or below it. 0 for an unborn file.
+    /// Offset past its last valid data batch (its seal excluded): a value pointer into this
+    /// file is valid only if it ends at or below it. 0 for an unborn file.
     pub valid_end: u64,
     /// How the file was checked.
     pub check: FileCheck,
@@ -60,9 +57,16 @@ impl RecoveredFile {
         self.check == FileCheck::Replayed(StopReason::Unborn)
     }
 
-    /// Bytes past the valid end (a torn or zero tail of the newest file).
+    /// Bytes past the valid end that are not its seal (a torn or zero tail of the newest
+    /// file).
     pub fn tail_bytes(&self) -> u64 {
-        self.file_len.saturating_sub(self.valid_end)
+        let seal = match self.check {
+            FileCheck::Sealed | FileCheck::Replayed(StopReason::CleanEnd) => {
+                self.file_len - self.valid_end
+            }
+            _ => 0,
+        };
+        self.file_len.saturating_sub(self.valid_end + seal)
     }
 }
 
@@ -106,28 +110,41 @@ pub(crate) struct Recovered {
     pub newest_end: Option<(u32, ReplayEnd)>,
 }
 
-/// Lists `dir` and checks every value-log file in it; writes nothing. A missing `dir` holds no
+/// Which value-log files recovery opens.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Files<'a> {
+    /// The files the MANIFEST lists (the engine): each one was durable before it was listed,
+    /// so an unborn one is corruption.
+    Listed(&'a [u32]),
+    /// Every `.vlog` file in the directory (a value log used without a MANIFEST, in tests and
+    /// tools): an unborn newest file is a crash between its creation and its header's sync.
+    InDirectory,
+}
+
+/// Checks the value-log files of `dir` (`files`); writes nothing. A missing `dir` holds no
 /// files. Errors: a malformed `.vlog` name, a damaged header, a header naming another file id,
-/// an older file that is unborn or too short to hold a batch, corruption in the newest file's
-/// synced bytes (replay), I/O errors.
-pub(crate) fn recover_dir(storage: &dyn Storage, dir: &Path) -> Result<Recovered> {
+/// an older file that is not sealed, a listed file that is unborn, corruption in the newest
+/// file's synced bytes (replay), I/O errors.
+pub(crate) fn recover_dir(storage: &dyn Storage, dir: &Path, files: Files<'_>) -> Result<Recovered> {
     let mut out = Recovered::default();
-    if !storage.exists(dir)? {
-        return Ok(out);
-    }
-    let mut ids = Vec::new();
-    for name in storage.list_dir(dir)? {
-        if let Some(id) = parse_vlog_file_name(dir, &name)? {
-            ids.push(id);
+    let ids = match files {
+        Files::Listed(ids) => {
+            let mut ids = ids.to_vec();
+            ids.sort_unstable();
+            ids
         }
-    }
-    ids.sort_unstable();
+        Files::InDirectory => list_dir(storage, dir)?,
+    };
     let newest = ids.last().copied();
     for id in ids {
         let path = dir.join(vlog_file_name(id));
         let file = storage.open(&path, OpenMode::Read)?;
         let (found, header) = if Some(id) == newest {
             let end = replay(file.as_ref(), LogKind::ValueLog, |_| Ok(()))?;
+            if end.header.is_none() && matches!(files, Files::Listed(_)) {
+                let why = "a listed value-log file is unborn: it was durable before it was listed";
+                return Err(Error::corruption(&path, 0, why));
+            }
             out.newest_end = end.header.is_some().then_some((id, end));
             (replayed(id, file.len()?, &end), end.header)
         } else {
@@ -143,34 +160,50 @@ pub(crate) fn recover_dir(storage: &dyn Storage, dir: &Path) -> Result<Recovered
     Ok(out)
 }
 
+fn list_dir(storage: &dyn Storage, dir: &Path) -> Result<Vec<u32>> {
+    let mut ids = Vec::new();
+    if storage.exists(dir)? {
+        for name in storage.list_dir(dir)? {
+            if let Some(id) = parse_vlog_file_name(dir, &name)? {
+                ids.push(id);
+            }
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
 /// The report of the newest file from its replay.
 fn replayed(id: u32, file_len: u64, end: &ReplayEnd) -> RecoveredFile {
+    let seal = if end.sealed { seal_batch_len() } else { 0 };
     RecoveredFile {
         id,
         file_len,
-        valid_end: end.valid_end,
+        valid_end: end.valid_end - seal,
         check: FileCheck::Replayed(end.stop),
     }
 }
 
-/// Checks a file older than the newest: a header, and a length that is the header alone or
-/// holds at least one batch.
+/// Checks a file older than the newest: a header, and the seal at its end (it was sealed when
+/// the next file was created, so a file that was cut, grew or was damaged at its end is not).
 fn check_older(id: u32, file: &dyn StorageFile) -> Result<(RecoveredFile, Option<LogHeader>)> {
     let Some(header) = read_header(file, LogKind::ValueLog)? else {
-        let why = "an older value-log file is unborn; it was synced before a newer file existed";
+        let why = "an older value-log file is unborn; it was sealed before a newer file existed";
         return Err(Error::corruption(file.path(), 0, why));
     };
+    check_id(&header, id, file.path())?;
     let file_len = file.len()?;
-    if file_len > FIRST_BATCH_OFFSET && file_len < MIN_NON_EMPTY_FILE_LEN {
+    if !ends_sealed(file, LogKind::ValueLog, header.file_id)? {
         let why = format!(
-            "an older value-log file of {file_len} bytes is too short to hold a batch: torn"
+            "an older value-log file of {file_len} bytes does not end in its seal: it was cut, \
+             grew, or its end is damaged"
         );
-        return Err(Error::corruption(file.path(), FIRST_BATCH_OFFSET, why));
+        return Err(Error::corruption(file.path(), file_len, why));
     }
     let found = RecoveredFile {
         id,
         file_len,
-        valid_end: file_len,
+        valid_end: file_len - seal_batch_len(),
         check: FileCheck::Sealed,
     };
     Ok((found, Some(header)))
@@ -193,7 +226,7 @@ fn check_id(header: &LogHeader, id: u32, path: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use crate::io::{CrashMode, Fault, FaultKind, FaultOp, SimStorage};
-    use crate::log::{LogWriter, FILE_HEADER_LEN};
+    use crate::log::{LogWriter, FILE_HEADER_LEN, FIRST_RECORD_OFFSET};
     use crate::vlog::testing::{append, gen_group, open_sim, opts, read_only, rng, DIR};
 
     /// A value directory with files 1..=3, each holding two groups, all synced.
@@ -214,7 +247,7 @@ mod tests {
     }
 
     fn corruption_at(sim: &SimStorage) -> (std::path::PathBuf, u64) {
-        match recover_dir(sim, Path::new(DIR)) {
+        match recover_dir(sim, Path::new(DIR), Files::InDirectory) {
             Err(Error::Corruption { file, offset, .. }) => (file, offset),
             other => panic!("expected Corruption, got {other:?}"),
         }
@@ -229,7 +262,7 @@ mod tests {
             .unwrap();
         sim.set_bytes(&Path::new(DIR).join("000009.vlog.tmp"), b"x")
             .unwrap();
-        let rec = recover_dir(&sim, Path::new(DIR)).unwrap();
+        let rec = recover_dir(&sim, Path::new(DIR), Files::InDirectory).unwrap();
         let checks: Vec<_> = rec.report.files.iter().map(|f| (f.id, f.check)).collect();
         assert_eq!(
             checks,
@@ -240,19 +273,20 @@ mod tests {
             ]
         );
         for f in &rec.report.files {
-            assert_eq!(f.valid_end, f.file_len);
+            assert_eq!(f.valid_end + seal_batch_len(), f.file_len);
+            assert_eq!(f.tail_bytes(), 0);
             assert_eq!(rec.open[&f.id].readable_end(), f.valid_end);
             assert_eq!(rec.report.valid_end(f.id), Some(f.valid_end));
         }
-        let none = recover_dir(&sim, Path::new("/nowhere")).unwrap();
+        let none = recover_dir(&sim, Path::new("/nowhere"), Files::InDirectory).unwrap();
         assert!(none.report.files.is_empty() && none.open.is_empty());
     }
 
     #[test]
     fn damaged_older_files_and_names_are_corruption() {
-        // Proves an unborn older file, one too short for a batch, one whose header names
-        // another id, a WAL under a .vlog name and a malformed name are each Corruption
-        // naming the file (and the offset of the damage).
+        // Proves an unborn older file, one cut short (no longer ending in its seal), one whose
+        // header names another id, a WAL under a .vlog name and a malformed name are each
+        // Corruption naming the file (and the offset of the damage).
         type Case = (&'static str, fn(&SimStorage), std::path::PathBuf, u64);
         let cases: [Case; 5] = [
             (
@@ -268,7 +302,7 @@ mod tests {
                     s.set_bytes(&path(2), &b[..60]).unwrap();
                 },
                 path(2),
-                48,
+                60,
             ),
             (
                 "renamed",
@@ -308,7 +342,7 @@ mod tests {
         // read-only leaves it, and a writing open removes it and starts past its id.
         let sim = three_files();
         sim.set_bytes(&path(4), &[0; FILE_HEADER_LEN - 1]).unwrap();
-        let rec = recover_dir(&sim, Path::new(DIR)).unwrap();
+        let rec = recover_dir(&sim, Path::new(DIR), Files::InDirectory).unwrap();
         let newest = rec.report.newest().unwrap();
         assert!(newest.is_unborn() && newest.is_empty());
         assert_eq!(newest.id, 4);
@@ -349,14 +383,15 @@ mod tests {
     #[test]
     fn a_torn_newest_file_is_sealed_at_its_valid_end() {
         // Proves a torn tail on the newest file is reported (valid end below the length),
-        // left alone read-only, and truncated durably when opened for writing, so the file
-        // is complete once it is no longer the newest.
+        // left alone read-only, and truncated and sealed durably when opened for writing, so
+        // the file is complete and sealed once it is no longer the newest.
         let sim = three_files();
         let mut b = sim.durable_bytes(&path(3)).unwrap();
+        b.truncate(b.len() - seal_batch_len() as usize); // as if the process had crashed
         let valid = b.len() as u64;
         b.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7]);
         sim.set_bytes(&path(3), &b).unwrap();
-        let rec = recover_dir(&sim, Path::new(DIR)).unwrap();
+        let rec = recover_dir(&sim, Path::new(DIR), Files::InDirectory).unwrap();
         let newest = rec.report.newest().unwrap();
         assert_eq!((newest.valid_end, newest.tail_bytes()), (valid, 7));
         assert_eq!(
@@ -366,8 +401,9 @@ mod tests {
         drop(open_sim(&sim, read_only(opts(1 << 20, 4))).unwrap());
         assert_eq!(sim.live_bytes(&path(3)).unwrap().len() as u64, valid + 7);
         drop(open_sim(&sim, opts(1 << 20, 4)).unwrap());
-        assert_eq!(sim.durable_bytes(&path(3)).unwrap().len() as u64, valid);
-        let rec = recover_dir(&sim, Path::new(DIR)).unwrap();
+        let sealed = valid + seal_batch_len();
+        assert_eq!(sim.durable_bytes(&path(3)).unwrap().len() as u64, sealed);
+        let rec = recover_dir(&sim, Path::new(DIR), Files::InDirectory).unwrap();
         assert_eq!(rec.report.get(3).unwrap().check, FileCheck::Sealed);
         assert_eq!(rec.report.get(3).unwrap().valid_end, valid);
     }
@@ -417,7 +453,7 @@ mod tests {
             sim.create_dir_all(Path::new(DIR)).unwrap();
             sim.set_bytes(&path(1), &older).unwrap();
             sim.set_bytes(&path(2), &newest).unwrap();
-            if let Ok(rec) = recover_dir(&sim, Path::new(DIR)) {
+            if let Ok(rec) = recover_dir(&sim, Path::new(DIR), Files::InDirectory) {
                 for f in &rec.report.files {
                     proptest::prop_assert!(f.valid_end <= f.file_len);
                 }

@@ -14,13 +14,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::file_name::{vlog_file_name, FIRST_VLOG_FILE_ID};
-use super::recovery::{recover_dir, Recovered, VlogRecovery};
+use super::recovery::{recover_dir, Files, Recovered, VlogRecovery};
 use super::vlog_file::VlogFile;
 use super::vlog_writer::{Placement, RotationLimits, VlogWriter};
 use crate::error::{Error, Result};
 use crate::io::Storage;
 use crate::log::FIRST_BATCH_OFFSET;
-use crate::log::{replay, LogKind, LogWriter, OwnedRecord, RecordRef, ReplayEnd};
+use crate::log::{replay, seal_batch_len, LogKind, LogWriter, OwnedRecord, RecordRef, ReplayEnd};
+use crate::manifest::{ManifestChange, SharedManifest};
 use crate::options::Options;
 use crate::value::ValuePointer;
 
@@ -65,11 +66,13 @@ enum WriteState {
 
 /// What [`ValueLog::start_writing`] does, decided by recovery.
 struct PendingStart {
-    /// The newest file's id and replay end, if it holds a batch: it is sealed there.
+    /// The newest file's id and replay end, if it holds a batch and is not sealed yet: it is
+    /// truncated to its valid end and sealed.
     seal: Option<(u32, ReplayEnd)>,
     /// Files holding no batch (and an unborn newest file): removed.
     remove: Vec<u32>,
-    /// Id of the new active file: one past every id found.
+    /// Id of the new active file: one past every id found (and every id the MANIFEST
+    /// handed out).
     next_id: Option<u32>,
 }
 
@@ -104,6 +107,9 @@ pub struct ValueLog {
     state: Mutex<WriteState>,
     /// (file id, offset) up to which the last background writeback synced.
     written_back: Mutex<(u32, u64)>,
+    /// Where file creations and removals are recorded (the engine's MANIFEST); `None` for a
+    /// value log used on its own (tests, tools), which finds its files by listing.
+    manifest: Option<Arc<SharedManifest>>,
 }
 
 impl fmt::Debug for ValueLog {
@@ -135,10 +141,11 @@ impl ValueLog {
 
     /// Checks every value-log file in `dir` and opens them for reading, writing nothing (in
     /// any mode): the newest file is replayed to find its valid end, older ones have their
-    /// header checked (docs/format/vlog.md, "Recovery"). Reads and
+    /// header and seal checked (docs/format/vlog.md, "Recovery"). Reads and
     /// [`ValueLog::pointer_is_valid`] work at once; appends wait for
     /// [`ValueLog::start_writing`], so the engine can validate its WALs against the
-    /// recovery before anything is written (engine.md, "Open").
+    /// recovery before anything is written (engine.md, "Open"). The files are found by
+    /// listing `dir`; the engine uses [`ValueLog::recover_listed`].
     ///
     /// Errors: [`Error::Corruption`], [`Error::ChecksumMismatch`], [`Error::UnsupportedVersion`]
     /// for a damaged file or directory entry; I/O errors.
@@ -147,16 +154,42 @@ impl ValueLog {
         dir: &Path,
         opts: ValueLogOptions,
     ) -> Result<(ValueLog, VlogRecovery)> {
+        ValueLog::recover_with(storage, dir, opts, Files::InDirectory, None)
+    }
+
+    /// [`ValueLog::recover`] for the engine: opens exactly the files `listed` in `manifest`
+    /// (each must exist and have a durable header), and records in `manifest` every file it
+    /// later creates or removes (before the file is used, after it is gone).
+    pub fn recover_listed(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        opts: ValueLogOptions,
+        listed: &[u32],
+        manifest: Arc<SharedManifest>,
+    ) -> Result<(ValueLog, VlogRecovery)> {
+        ValueLog::recover_with(storage, dir, opts, Files::Listed(listed), Some(manifest))
+    }
+
+    fn recover_with(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        opts: ValueLogOptions,
+        files: Files<'_>,
+        manifest: Option<Arc<SharedManifest>>,
+    ) -> Result<(ValueLog, VlogRecovery)> {
         let Recovered {
             report,
             open,
             newest_end,
-        } = recover_dir(storage.as_ref(), dir)?;
+        } = recover_dir(storage.as_ref(), dir, files)?;
+        let handed_out = manifest
+            .as_ref()
+            .map_or(0, |m| m.state().next_vlog_id().min(u64::from(u32::MAX)) as u32);
         let state = if opts.read_only {
             WriteState::ReadOnly
         } else {
             WriteState::Recovered(PendingStart {
-                seal: newest_end.filter(|(_, e)| e.valid_end > FIRST_BATCH_OFFSET),
+                seal: newest_end.filter(|(_, e)| e.valid_end > FIRST_BATCH_OFFSET && !e.sealed),
                 remove: report
                     .files
                     .iter()
@@ -164,8 +197,8 @@ impl ValueLog {
                     .map(|f| f.id)
                     .collect(),
                 next_id: match report.newest() {
-                    Some(f) => f.id.checked_add(1),
-                    None => Some(FIRST_VLOG_FILE_ID),
+                    Some(f) => f.id.checked_add(1).map(|n| n.max(handed_out)),
+                    None => Some(FIRST_VLOG_FILE_ID.max(handed_out)),
                 },
             })
         };
@@ -180,13 +213,23 @@ impl ValueLog {
             active_id: AtomicU32::new(0),
             state: Mutex::new(state),
             written_back: Mutex::new((0, 0)),
+            manifest,
         };
         Ok((vlog, report))
     }
 
-    /// After [`ValueLog::recover`]: seals the newest recovered file (truncates its torn tail
-    /// and syncs it, so it is complete before a newer file exists), removes files that hold
-    /// no batch, and creates a new active file, one past the highest id found, durably.
+    /// Records a file creation or removal in the MANIFEST, if there is one.
+    fn record(&self, change: ManifestChange) -> Result<()> {
+        match &self.manifest {
+            Some(m) => m.edit(&[change]),
+            None => Ok(()),
+        }
+    }
+
+    /// After [`ValueLog::recover`]: seals the newest recovered file (truncates its torn tail,
+    /// syncs it and appends its seal, so it is complete before a newer file exists), removes
+    /// files that hold no batch (recorded in the MANIFEST first), and creates a new active
+    /// file, one past the highest id found or handed out, durably (then records it).
     /// Returns the active file's id.
     ///
     /// Errors: [`Error::InvalidRequest`] when read-only or already started, [`Error::Closed`],
@@ -220,11 +263,15 @@ impl ValueLog {
             .next_id
             .ok_or(Error::InvalidRequest("value-log file ids are exhausted"))?;
         if let Some((id, end)) = p.seal {
-            // Truncates to the valid end and syncs; the writer is dropped unused.
+            // Truncates to the valid end and syncs, then seals (rule 12).
             let path = self.path_of(id);
-            LogWriter::open_append(self.storage.as_ref(), &path, LogKind::ValueLog, &end)?;
+            LogWriter::open_append(self.storage.as_ref(), &path, LogKind::ValueLog, &end)?
+                .seal()?;
         }
         for id in &p.remove {
+            self.record(ManifestChange::DeleteVlog {
+                file_id: u64::from(*id),
+            })?;
             self.lock_files_mut().remove(id);
             self.storage.remove_file(&self.path_of(*id))?;
         }
@@ -236,7 +283,11 @@ impl ValueLog {
         } else {
             self.storage.sync_dir(&self.dir)?;
         }
-        VlogWriter::create(Arc::clone(&self.storage), &self.dir, next_id, self.limits)
+        let writer = VlogWriter::create(Arc::clone(&self.storage), &self.dir, next_id, self.limits)?;
+        self.record(ManifestChange::CreateVlog {
+            file_id: u64::from(next_id),
+        })?;
+        Ok(writer)
     }
 
     /// Appends `records` (internal keys and their values) as ONE batch, with one write, to
@@ -261,6 +312,12 @@ impl ValueLog {
         }
         if writer.place(records)? == Placement::NewFile {
             let next = writer.rotate(&self.dir)?;
+            // Recorded before any pointer into it can exist (rule 5): a crash before the record
+            // leaves an unlisted file holding no batch, which the next open proves garbage.
+            let file_id = u64::from(next.id());
+            if let Err(e) = self.record(ManifestChange::CreateVlog { file_id }) {
+                return Err(writer.poison("recording a new file", e));
+            }
             self.publish(next);
         }
         let (wb_id, wb_end) = *self
@@ -405,12 +462,14 @@ impl ValueLog {
             }
             Ok(())
         })?;
-        if end.valid_end != valid_end {
+        let data_end = end.valid_end - if end.sealed { seal_batch_len() } else { 0 };
+        if data_end != valid_end {
             let why = format!(
-                "a sealed value-log file's batches end at {} but the file is valid to {valid_end} ({:?})",
-                end.valid_end, end.stop
+                "the value-log file's batches end at {data_end} but it is valid to \
+                 {valid_end} ({})",
+                end.stop
             );
-            return Err(bad(end.valid_end, why));
+            return Err(bad(data_end, why));
         }
         Ok(())
     }
@@ -538,7 +597,7 @@ impl WriteState {
 mod tests {
     use super::*;
     use crate::io::{Fault, FaultKind, FaultOp, FsStorage, SimStorage};
-    use crate::log::{StopReason, FIRST_RECORD_OFFSET};
+    use crate::log::{StopReason, BATCH_HEADER_LEN, FIRST_RECORD_OFFSET};
     use crate::vlog::testing::{
         append, assert_reads, gen_group, open_sim, opts, read_only, rng, test_seed, Entry, Written,
         DIR,
@@ -582,7 +641,7 @@ mod tests {
                     entries_in_file = 0;
                     assert_eq!(u64::from(w.ptrs[0].offset), FIRST_RECORD_OFFSET);
                 } else {
-                    assert_eq!(u64::from(w.ptrs[0].offset), end + 24);
+                    assert_eq!(u64::from(w.ptrs[0].offset), end + BATCH_HEADER_LEN as u64);
                 }
             }
             entries_in_file += w.ptrs.len() as u64;
@@ -925,31 +984,47 @@ mod tests {
     }
 
     #[test]
-    fn iterating_a_sealed_file_with_a_garbage_tail_is_corruption() {
-        // Proves a sealed file whose replay does not end at its length is Corruption at the
-        // end of its valid batches, after the records before it were handed out.
+    fn an_older_file_that_is_not_sealed_or_damaged_inside_is_reported() {
+        // Proves the seal of an older file: bytes appended after it, or the file cut, refuse
+        // the open (Corruption at the file's length); damage inside a sealed file is found by
+        // iterate_file as Corruption at the damaged batch, after the records before it.
         let sim = SimStorage::new();
         let (vlog, _) = open_sim(&sim, opts(1 << 20, 1)).unwrap();
         let mut r = rng(11);
         let w = append(&vlog, gen_group(&mut r, 0, 1, 30)).unwrap();
-        append(&vlog, gen_group(&mut r, 1, 1, 30)).unwrap();
+        let w2 = append(&vlog, gen_group(&mut r, 1, 1, 30)).unwrap();
+        append(&vlog, gen_group(&mut r, 2, 1, 30)).unwrap();
         vlog.close().unwrap();
         drop(vlog);
         let path = Path::new(DIR).join("000001.vlog");
-        let mut bytes = sim.durable_bytes(&path).unwrap();
-        let end = bytes.len() as u64;
-        bytes.extend_from_slice(&[0xab; 100]);
-        sim.set_bytes(&path, &bytes).unwrap();
+        let good = sim.durable_bytes(&path).unwrap();
+        for damaged in [
+            [good.clone(), vec![0xab; 100]].concat(),
+            good[..good.len() - 1].to_vec(),
+        ] {
+            sim.set_bytes(&path, &damaged).unwrap();
+            match open_sim(&sim, read_only(opts(1 << 20, 1))) {
+                Err(Error::Corruption { offset, .. }) => assert_eq!(offset, damaged.len() as u64),
+                other => panic!("expected Corruption, got {other:?}"),
+            }
+        }
+        let path2 = Path::new(DIR).join("000002.vlog");
+        let mut bytes = sim.durable_bytes(&path2).unwrap();
+        bytes[w2.ptrs[0].offset as usize + 5] ^= 1;
+        sim.set_bytes(&path2, &bytes).unwrap();
+        sim.set_bytes(&path, &good).unwrap();
         let (vlog, _) = open_sim(&sim, read_only(opts(1 << 20, 1))).unwrap();
         let mut n = 0;
-        match vlog.iterate_file(1, |_, _| {
+        vlog.iterate_file(1, |_, _| {
             n += 1;
             Ok(())
-        }) {
-            Err(Error::Corruption { offset, .. }) => assert_eq!(offset, end),
-            other => panic!("expected Corruption, got {other:?}"),
-        }
+        })
+        .unwrap();
         assert_eq!(n, w.ptrs.len());
+        match vlog.iterate_file(2, |_, _| Ok(())) {
+            Err(e) => assert!(e.is_corruption(), "{e}"),
+            Ok(()) => panic!("damage in a sealed file iterated cleanly"),
+        }
     }
 
     #[test]

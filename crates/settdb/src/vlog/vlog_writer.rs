@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! active file := file_header batch*        one batch per write group (log.md)
-//! rotation    := fdatasync(active) ; create(active id + 1)     only between groups
+//! rotation    := seal(active) ; create(active id + 1)     only between groups
 //! ```
 //!
 //! Normative page: docs/format/vlog.md ("Writing").
@@ -139,7 +139,7 @@ impl VlogWriter {
         )
     }
 
-    /// Syncs the active file to its end, then creates the next one and makes it active;
+    /// Seals the active file, then creates the next one and makes it active;
     /// returns it, for the caller to publish to readers before any pointer into it escapes.
     /// Any failure poisons the writer.
     pub(crate) fn rotate(&mut self, dir: &Path) -> Result<Arc<VlogFile>> {
@@ -149,10 +149,11 @@ impl VlogWriter {
             let e = Error::InvalidRequest("value-log file ids are exhausted");
             return Err(self.poison("rotation", e));
         };
-        if let Err(e) = self.log.sync() {
-            return Err(self.poison("sync before rotation", e));
-        }
-        debug_assert_eq!(self.log.synced_offset(), self.active.readable_end());
+        self.seal()?;
+        debug_assert_eq!(
+            self.log.synced_offset(),
+            self.active.readable_end() + crate::log::seal_batch_len()
+        );
         match create_file(self.storage.as_ref(), dir, next) {
             Ok((log, active)) => {
                 self.log = log;
@@ -210,29 +211,22 @@ impl VlogWriter {
         self.log.note_synced(offset);
     }
 
-    /// Seals the active file on a clean close: syncs it, then appends one internal seal record
-    /// and syncs again. The seal's batch header records that everything before it was
-    /// durable, so recovery reports damage anywhere in the file as corruption instead of
-    /// taking it for a torn tail and cutting synced values off. A file with no batch is left
-    /// as it is (it holds nothing to protect).
+    /// Seals the active file (a clean close, or a rotation): syncs it, then appends the log's
+    /// seal batch ([`LogWriter::seal`]) and syncs again. The seal's batch header records that
+    /// everything before it was durable, so recovery reports damage anywhere in the file as
+    /// corruption instead of taking it for a torn tail and cutting synced values off, and a
+    /// sealed file that was cut no longer ends in its seal. A file with no batch is only
+    /// synced (it holds nothing to protect, and is removed at the next open).
     pub(crate) fn seal(&mut self) -> Result<()> {
         self.sync()?;
         if self.log.offset() == crate::log::FIRST_BATCH_OFFSET {
             return Ok(());
         }
-        let key = crate::key::key_with_version(SEAL_KEY, 0);
-        let seal = RecordRef {
-            meta: 0,
-            user_meta: 0,
-            expires_at: 0,
-            key: &key,
-            value: &[],
-        };
-        if let Err(e) = self.log.append_batch(&[seal], &mut self.positions) {
+        // The seal is not data: readers' end (value-pointer validity) stays before it.
+        if let Err(e) = self.log.seal() {
             return Err(self.poison("seal", e));
         }
-        self.active.publish_end(self.log.offset());
-        self.sync()
+        Ok(())
     }
 
     /// The first failure, if poisoned.
@@ -255,10 +249,6 @@ impl VlogWriter {
         e
     }
 }
-
-/// User key of the record that seals a value-log file on a clean close (internal: no user key
-/// can start with the reserved prefix).
-pub(crate) const SEAL_KEY: &[u8] = b"!settdb!vlog-seal";
 
 /// Creates value-log file `id` in `dir` durably; its writer and its reader view.
 fn create_file(storage: &dyn Storage, dir: &Path, id: u32) -> Result<(LogWriter, Arc<VlogFile>)> {

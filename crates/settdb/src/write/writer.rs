@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::io::Storage;
 use crate::key;
 use crate::log::RecordRef;
+use crate::manifest::{ManifestChange, SharedManifest};
 use crate::memtable::{MemMap, Memtable, Memtables};
 use crate::txn::WaterMark;
 use crate::value::{meta, ValuePointer};
@@ -64,6 +65,8 @@ pub struct WriterContext {
     pub limits: GroupLimits,
     /// Directory for new WALs (`None`: in-memory memtables).
     pub wal_dir: Option<PathBuf>,
+    /// Where each new WAL is recorded once durable.
+    pub manifest: Arc<SharedManifest>,
     /// The storage.
     pub storage: Arc<dyn Storage>,
     /// The request queue.
@@ -243,17 +246,24 @@ fn build_records<'a>(group: &'a [WriteRequest], s: &'a Scratch) -> Vec<RecordRef
 
 /// Makes the mutable memtable immutable and installs a new one (waiting for room).
 ///
-/// The old WAL (and the value log it points into) is synced first, once per memtable: then
-/// anything in a newer WAL implies every older WAL survived whole, so a crash always recovers
-/// a prefix of the groups written, even without `sync_writes`.
+/// The old WAL is sealed first (the value log it points into synced before it, rule 5), once
+/// per memtable: then anything in a newer WAL implies every older WAL survived whole, so a
+/// crash always recovers a prefix of the groups written, even without `sync_writes`, and damage
+/// anywhere in an older WAL is reported. The new WAL is created durably, then recorded in the
+/// MANIFEST, before any group goes to it.
 fn rotate_memtable(ctx: &WriterContext) -> Result<Arc<Memtable>> {
     if let Some(vlog) = &ctx.vlog {
         vlog.sync()?;
     }
-    ctx.memtables.mutable().sync_wal()?;
+    ctx.memtables.mutable().seal_wal()?;
     let id = ctx.next_memtable_id.fetch_add(1, Ordering::Relaxed);
     let next = match &ctx.wal_dir {
-        Some(dir) => Memtable::create(ctx.storage.as_ref(), dir, id)?,
+        Some(dir) => {
+            let mem = Memtable::create(ctx.storage.as_ref(), dir, id)?;
+            ctx.manifest
+                .edit(&[ManifestChange::CreateWal { wal_id: id }])?;
+            mem
+        }
         None => Memtable::in_memory(id),
     };
     let next = Arc::new(next);

@@ -1,0 +1,347 @@
+//! [`Inventory`]: the files of a database directory against what its MANIFEST says, at open.
+//!
+//! Recovery removes only what it can prove is garbage (DESIGN.md rule 11) and reports the rest:
+//!
+//! | file on disk | MANIFEST says | verdict |
+//! |---|---|---|
+//! | table | live | live |
+//! | table | reserved by an operation that did not end, whose source (a WAL it lists, or input tables it lists) is still there | garbage: an unfinished output, its data is in the source |
+//! | table | reserved by such an operation whose source is gone | problem: the MANIFEST lost the record that ended it |
+//! | table | below the next table id, not live, not reserved | garbage: deleted, or abandoned by an operation that ended |
+//! | table | at or above the next table id | problem: the MANIFEST lost records |
+//! | WAL / value-log file | live | live |
+//! | WAL / value-log file | below the next id, not live | garbage: deleted by a durable edit |
+//! | WAL / value-log file | at or above the next id, holding no batch | garbage: created by a crash before its record |
+//! | WAL / value-log file | at or above the next id, holding data | problem: the MANIFEST lost records |
+//! | nothing | a live table, WAL or value-log file | problem: missing |
+//! | tables, WALs or value-log files | no MANIFEST at all | problem: the MANIFEST is lost |
+//!
+//! Pure inspection: nothing here writes but [`Inventory::remove_garbage`], which recovery calls
+//! only after everything validated (rule 7). Normative page: docs/design/recovery.md.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::io::{OpenMode, Storage};
+use crate::levels::{parse_table_file_name, table_file_name};
+use crate::log::{replay, LogKind};
+use crate::manifest::{
+    Manifest, ManifestChange, OpSource, SharedManifest, TableFate, MANIFEST_FILE_NAME,
+};
+use crate::memtable::{parse_wal_file_name, wal_file_name};
+use crate::vlog::{parse_vlog_file_name, vlog_file_name, DISCARD_FILE_NAME};
+
+/// A file recovery may remove, and why it is garbage.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Garbage {
+    /// The file.
+    pub path: PathBuf,
+    /// Why it is provably garbage (for logs and `settdb verify`'s notes).
+    pub why: String,
+}
+
+/// What [`take_inventory`] found.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// Files that are provably garbage.
+    pub garbage: Vec<Garbage>,
+    /// Operations that began and did not end, all of whose outputs are garbage: ended in the
+    /// MANIFEST once their files are removed.
+    pub abandoned_ops: Vec<u64>,
+    /// Everything that means data may be lost (each a typed `Corruption` naming a file).
+    pub problems: Vec<Error>,
+    /// Ids of the live WALs, ascending (the newest is the active one's).
+    pub wals: Vec<u64>,
+    /// Ids of the live value-log files, ascending.
+    pub vlogs: Vec<u32>,
+}
+
+/// The directories and names an inventory looks at.
+#[derive(Clone, Copy, Debug)]
+pub struct Dirs<'a> {
+    /// Tables, WALs, MANIFEST.
+    pub dir: &'a Path,
+    /// Value-log files.
+    pub value_dir: &'a Path,
+}
+
+impl Inventory {
+    /// `Ok` if nothing is wrong, else the first problem (the open's error), taken out, with
+    /// how many more there are.
+    pub fn check(&mut self) -> Result<()> {
+        if self.problems.is_empty() {
+            return Ok(());
+        }
+        let more = self.problems.len() - 1;
+        match self.problems.remove(0) {
+            Error::Corruption {
+                file,
+                offset,
+                reason,
+            } if more > 0 => Err(Error::Corruption {
+                file,
+                offset,
+                reason: format!("{reason}; and {more} more problems (`settdb verify` lists them)"),
+            }),
+            e => Err(e),
+        }
+    }
+
+    /// Removes every garbage file, syncs the directories, then ends the abandoned operations
+    /// in the MANIFEST. REQUIRES: read-write, the MANIFEST writing, no problems.
+    pub fn remove_garbage(&self, storage: &dyn Storage, manifest: &SharedManifest) -> Result<()> {
+        let mut dirs = BTreeSet::new();
+        for g in &self.garbage {
+            storage.remove_file(&g.path)?;
+            dirs.insert(crate::io::parent_dir(&g.path));
+        }
+        for d in dirs {
+            storage.sync_dir(&d)?;
+        }
+        let ends: Vec<ManifestChange> = self
+            .abandoned_ops
+            .iter()
+            .map(|&op_id| ManifestChange::EndOp { op_id })
+            .collect();
+        manifest.edit(&ends)
+    }
+}
+
+/// The database files found in the directories.
+#[derive(Debug, Default)]
+struct Listing {
+    tables: BTreeSet<u64>,
+    wals: BTreeSet<u64>,
+    vlogs: BTreeSet<u32>,
+    discard: bool,
+}
+
+fn list(storage: &dyn Storage, dirs: Dirs<'_>) -> Result<(Listing, Vec<Error>)> {
+    let mut found = Listing::default();
+    let mut problems = Vec::new();
+    if storage.exists(dirs.dir)? {
+        for name in storage.list_dir(dirs.dir)? {
+            if let Some(id) = parse_table_file_name(&name).filter(|&i| table_file_name(i) == name)
+            {
+                found.tables.insert(id);
+            } else if let Some(id) = parse_wal_file_name(&name).filter(|&i| wal_file_name(i) == name)
+            {
+                found.wals.insert(id);
+            }
+        }
+    }
+    if storage.exists(dirs.value_dir)? {
+        for name in storage.list_dir(dirs.value_dir)? {
+            match parse_vlog_file_name(dirs.value_dir, &name) {
+                Ok(Some(id)) => {
+                    found.vlogs.insert(id);
+                }
+                Ok(None) => found.discard |= name == DISCARD_FILE_NAME,
+                Err(e) => problems.push(e),
+            }
+        }
+    }
+    Ok((found, problems))
+}
+
+/// Compares the directories with `manifest` (the replayed state; `existed` says whether a
+/// MANIFEST file was there at all). Reads only: a WAL or value-log file the MANIFEST does not
+/// know is replayed to see whether it holds data.
+pub fn take_inventory(
+    storage: &dyn Storage,
+    dirs: Dirs<'_>,
+    manifest: &Manifest,
+    existed: bool,
+) -> Result<Inventory> {
+    let (found, problems) = list(storage, dirs)?;
+    let mut inv = Inventory {
+        problems,
+        ..Inventory::default()
+    };
+    if !existed {
+        let files = found.tables.len() + found.wals.len() + found.vlogs.len();
+        if files > 0 || found.discard {
+            inv.problems.push(Error::corruption(
+                dirs.dir.join(MANIFEST_FILE_NAME),
+                0,
+                format!(
+                    "the MANIFEST is missing but the directory holds {} tables, {} WALs and {} \
+                     value-log files: it is not a new database (run `settdb repair`)",
+                    found.tables.len(),
+                    found.wals.len(),
+                    found.vlogs.len()
+                ),
+            ));
+        }
+        return Ok(inv);
+    }
+    check_tables(&found, dirs.dir, manifest, &mut inv);
+    check_logs(storage, &found, dirs, manifest, &mut inv)?;
+    Ok(inv)
+}
+
+fn check_tables(found: &Listing, dir: &Path, m: &Manifest, inv: &mut Inventory) {
+    for &id in m.tables().keys() {
+        if !found.tables.contains(&id) {
+            inv.problems.push(missing(dir.join(table_file_name(id)), "table"));
+        }
+    }
+    let mut unfinished: BTreeSet<u64> = BTreeSet::new();
+    for &id in &found.tables {
+        let path = dir.join(table_file_name(id));
+        match m.table_fate(id) {
+            TableFate::Live => {}
+            TableFate::Dead => inv.garbage.push(Garbage {
+                path,
+                why: format!("table {id} was deleted (or abandoned) by a durable edit"),
+            }),
+            TableFate::Unfinished { op_id } => match source_intact(m, op_id, found) {
+                Ok(()) => {
+                    unfinished.insert(op_id);
+                    inv.garbage.push(Garbage {
+                        path,
+                        why: format!(
+                            "table {id} is an unfinished output of operation {op_id}, whose \
+                             source still holds its data"
+                        ),
+                    });
+                }
+                Err(why) => inv.problems.push(Error::corruption(
+                    path,
+                    0,
+                    format!(
+                        "table {id} was written by operation {op_id}, which the MANIFEST never \
+                         saw finish, but {why}: the MANIFEST lost the record that finished it \
+                         (run `settdb repair`)"
+                    ),
+                )),
+            },
+            TableFate::Unknown => inv.problems.push(Error::corruption(
+                path,
+                0,
+                format!(
+                    "table {id} is not in the MANIFEST, which never handed out its id (next \
+                     {}): the MANIFEST lost records (run `settdb repair`)",
+                    m.next_table_id()
+                ),
+            )),
+        }
+    }
+    // Operations with no output on disk are abandoned too, once their source is intact.
+    for &op_id in m.open_ops().keys() {
+        if source_intact(m, op_id, found).is_ok() {
+            unfinished.insert(op_id);
+        }
+    }
+    inv.abandoned_ops = unfinished.into_iter().collect();
+}
+
+/// `Ok` if the source of open operation `op_id` still holds the data its outputs were written
+/// from; else what is gone.
+fn source_intact(m: &Manifest, op_id: u64, found: &Listing) -> Result<(), String> {
+    let op = m
+        .open_ops()
+        .get(&op_id)
+        .ok_or_else(|| format!("operation {op_id} is not open"))?;
+    match &op.source {
+        OpSource::None => Err("it recorded no source".into()),
+        OpSource::Wal(w) => {
+            if m.wals().contains(w) && found.wals.contains(w) {
+                Ok(())
+            } else {
+                Err(format!("its source, WAL {w}, is gone"))
+            }
+        }
+        OpSource::Tables(ids) => match ids
+            .iter()
+            .find(|&&t| m.table(t).is_none() || !found.tables.contains(&t))
+        {
+            None => Ok(()),
+            Some(t) => Err(format!("its input table {t} is gone")),
+        },
+    }
+}
+
+fn check_logs(
+    storage: &dyn Storage,
+    found: &Listing,
+    dirs: Dirs<'_>,
+    m: &Manifest,
+    inv: &mut Inventory,
+) -> Result<()> {
+    for &w in m.wals() {
+        if found.wals.contains(&w) {
+            inv.wals.push(w);
+        } else {
+            inv.problems.push(missing(dirs.dir.join(wal_file_name(w)), "WAL"));
+        }
+    }
+    for &v in m.vlogs() {
+        let id = u32::try_from(v).unwrap_or(u32::MAX);
+        if found.vlogs.contains(&id) {
+            inv.vlogs.push(id);
+        } else {
+            inv.problems
+                .push(missing(dirs.value_dir.join(vlog_file_name(id)), "value-log file"));
+        }
+    }
+    for &w in found.wals.iter().filter(|w| !m.wals().contains(w)) {
+        let path = dirs.dir.join(wal_file_name(w));
+        classify_unlisted(storage, &path, LogKind::Wal, w, m.next_wal_id(), inv)?;
+    }
+    for &v in found.vlogs.iter().filter(|&&v| !m.vlogs().contains(&u64::from(v))) {
+        let path = dirs.value_dir.join(vlog_file_name(v));
+        let next = m.next_vlog_id();
+        classify_unlisted(storage, &path, LogKind::ValueLog, u64::from(v), next, inv)?;
+    }
+    Ok(())
+}
+
+/// A WAL or value-log file the MANIFEST does not list: garbage if its id was handed out (it
+/// was deleted) or if it holds no batch (a crash between its creation and its record);
+/// otherwise a problem.
+fn classify_unlisted(
+    storage: &dyn Storage,
+    path: &Path,
+    kind: LogKind,
+    id: u64,
+    next: u64,
+    inv: &mut Inventory,
+) -> Result<()> {
+    let what = kind.name();
+    if id < next {
+        inv.garbage.push(Garbage {
+            path: path.to_path_buf(),
+            why: format!("{what} {id} was deleted by a durable edit"),
+        });
+        return Ok(());
+    }
+    let file = storage.open(path, OpenMode::Read)?;
+    let holds_data = match replay(file.as_ref(), kind, |_| Ok(())) {
+        Ok(end) => end.batches > 0 || end.sealed,
+        Err(e) if e.is_corruption() => true,
+        Err(e) => return Err(e),
+    };
+    if holds_data {
+        inv.problems.push(Error::corruption(
+            path,
+            0,
+            format!(
+                "{what} {id} holds data but is not in the MANIFEST, which never handed out its \
+                 id (next {next}): the MANIFEST lost records (run `settdb repair`)"
+            ),
+        ));
+    } else {
+        inv.garbage.push(Garbage {
+            path: path.to_path_buf(),
+            why: format!("{what} {id} holds no batch: a crash came before its creation was recorded"),
+        });
+    }
+    Ok(())
+}
+
+fn missing(path: PathBuf, what: &str) -> Error {
+    let why = format!("the MANIFEST lists this {what}, but the file is missing");
+    Error::corruption(path, 0, why)
+}
