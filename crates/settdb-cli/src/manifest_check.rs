@@ -131,11 +131,11 @@ impl ManifestCheck {
         }
         for name in &self.unlisted {
             println!(
-                "  not in the MANIFEST: {name} (an orphan; the next read-write open removes it)"
+                "  not in the MANIFEST: {name} (an open removes it only if the MANIFEST proves it garbage; `settdb verify` says which)"
             );
         }
         if self.rewrite_leftover {
-            println!("  {MANIFEST_REWRITE_FILE_NAME} present: an interrupted rewrite; the next read-write open removes it");
+            println!("  {MANIFEST_REWRITE_FILE_NAME} present: an interrupted rewrite (the MANIFEST is intact); the next read-write open removes it");
         }
         if self.is_consistent() && self.unlisted.is_empty() {
             println!("  every listed table has its file, and no .sst file is unlisted");

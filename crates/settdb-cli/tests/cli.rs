@@ -327,7 +327,11 @@ fn damaged_value_log_is_reported_as_corruption() {
         .arg(dir.path())
         .assert()
         .code(1)
-        .stdout(contains("CORRUPT: value log").and(contains("these bytes were durable")));
+        .stdout(
+            contains("CORRUPT: corruption in")
+                .and(contains(".vlog at offset"))
+                .and(contains("these bytes were durable")),
+        );
     settdb()
         .args(["info", "--dir"])
         .arg(dir.path())

@@ -116,10 +116,16 @@ impl Db {
             dir: &opts.dir,
             value_dir: &opts.value_dir,
         };
-        let mut inventory = take_inventory(storage.as_ref(), dirs, &state, manifest_file.existed())?;
+        let mut inventory =
+            take_inventory(storage.as_ref(), dirs, &state, manifest_file.existed())?;
         inventory.check()?;
         let manifest = Arc::new(SharedManifest::new(manifest_file));
-        let levels = Arc::new(Levels::open(storage.clone(), &opts, manifest.clone(), &state)?);
+        let levels = Arc::new(Levels::open(
+            storage.clone(),
+            &opts,
+            manifest.clone(),
+            &state,
+        )?);
         let vlog = recover_value_log(&storage, &opts, &inventory.vlogs, &manifest)?;
         let replayed = replay_wals(storage.as_ref(), &opts, &inventory.wals, vlog.as_deref())?;
         let max_version = max_version(&levels.snapshot(), &replayed);
@@ -139,7 +145,12 @@ impl Db {
                 v.start_writing()?;
             }
             flush_replayed(&levels, vlog.as_deref(), &opts, &replayed)?;
-            let mutable = Arc::new(new_memtable(storage.as_ref(), &opts, next_mem_id, &manifest)?);
+            let mutable = Arc::new(new_memtable(
+                storage.as_ref(),
+                &opts,
+                next_mem_id,
+                &manifest,
+            )?);
             next_mem_id += 1;
             Memtables::new(mutable, Vec::new(), opts.num_memtables)
         };
@@ -724,7 +735,10 @@ fn effective_options(mut opts: Options) -> Options {
     opts
 }
 
-fn lock_dirs(storage: &dyn Storage, opts: &Options) -> Result<Vec<Box<dyn StorageLock>>> {
+pub(crate) fn lock_dirs(
+    storage: &dyn Storage,
+    opts: &Options,
+) -> Result<Vec<Box<dyn StorageLock>>> {
     let mut dirs = vec![opts.dir.clone()];
     if opts.value_dir != opts.dir {
         dirs.push(opts.value_dir.clone());
@@ -794,18 +808,10 @@ fn replay_wals(
     let valid = |vp: &ValuePointer| vlog.is_some_and(|v| v.pointer_is_valid(vp));
     let mut out = Vec::new();
     for (i, &id) in wals.iter().enumerate() {
-        let path = opts.dir.join(crate::memtable::wal_file_name(id));
-        let (mem, end) = Memtable::replay(storage, &path, id, &valid)?;
-        if i + 1 < wals.len() && !end.sealed {
-            let why = format!(
-                "WAL {id} was rotated (WAL {} is newer) but does not end in its seal: it was cut \
-                 or damaged at its end ({})",
-                wals[i + 1],
-                end.stop
-            );
-            return Err(Error::corruption(&path, end.valid_end, why));
-        }
-        out.push(Arc::new(mem));
+        let newer = wals.get(i + 1).copied();
+        out.push(Arc::new(Memtable::replay_live(
+            storage, &opts.dir, id, newer, &valid,
+        )?));
     }
     Ok(out)
 }

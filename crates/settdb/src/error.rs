@@ -134,6 +134,13 @@ pub enum Error {
     #[error("the database is closed")]
     Closed,
 
+    /// The directory is not a SettDB database: it has no MANIFEST and no database files.
+    #[error("{} is not a SettDB database: it has no MANIFEST and no database files", dir.display())]
+    NotADatabase {
+        /// The directory.
+        dir: PathBuf,
+    },
+
     /// A call is not valid in the current state (for example managed and normal calls mixed).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),

@@ -122,10 +122,10 @@ fn list(storage: &dyn Storage, dirs: Dirs<'_>) -> Result<(Listing, Vec<Error>)> 
     let mut problems = Vec::new();
     if storage.exists(dirs.dir)? {
         for name in storage.list_dir(dirs.dir)? {
-            if let Some(id) = parse_table_file_name(&name).filter(|&i| table_file_name(i) == name)
-            {
+            if let Some(id) = parse_table_file_name(&name).filter(|&i| table_file_name(i) == name) {
                 found.tables.insert(id);
-            } else if let Some(id) = parse_wal_file_name(&name).filter(|&i| wal_file_name(i) == name)
+            } else if let Some(id) =
+                parse_wal_file_name(&name).filter(|&i| wal_file_name(i) == name)
             {
                 found.wals.insert(id);
             }
@@ -184,7 +184,8 @@ pub fn take_inventory(
 fn check_tables(found: &Listing, dir: &Path, m: &Manifest, inv: &mut Inventory) {
     for &id in m.tables().keys() {
         if !found.tables.contains(&id) {
-            inv.problems.push(missing(dir.join(table_file_name(id)), "table"));
+            inv.problems
+                .push(missing(dir.join(table_file_name(id)), "table"));
         }
     }
     let mut unfinished: BTreeSet<u64> = BTreeSet::new();
@@ -274,7 +275,8 @@ fn check_logs(
         if found.wals.contains(&w) {
             inv.wals.push(w);
         } else {
-            inv.problems.push(missing(dirs.dir.join(wal_file_name(w)), "WAL"));
+            inv.problems
+                .push(missing(dirs.dir.join(wal_file_name(w)), "WAL"));
         }
     }
     for &v in m.vlogs() {
@@ -282,15 +284,21 @@ fn check_logs(
         if found.vlogs.contains(&id) {
             inv.vlogs.push(id);
         } else {
-            inv.problems
-                .push(missing(dirs.value_dir.join(vlog_file_name(id)), "value-log file"));
+            inv.problems.push(missing(
+                dirs.value_dir.join(vlog_file_name(id)),
+                "value-log file",
+            ));
         }
     }
     for &w in found.wals.iter().filter(|w| !m.wals().contains(w)) {
         let path = dirs.dir.join(wal_file_name(w));
         classify_unlisted(storage, &path, LogKind::Wal, w, m.next_wal_id(), inv)?;
     }
-    for &v in found.vlogs.iter().filter(|&&v| !m.vlogs().contains(&u64::from(v))) {
+    for &v in found
+        .vlogs
+        .iter()
+        .filter(|&&v| !m.vlogs().contains(&u64::from(v)))
+    {
         let path = dirs.value_dir.join(vlog_file_name(v));
         let next = m.next_vlog_id();
         classify_unlisted(storage, &path, LogKind::ValueLog, u64::from(v), next, inv)?;
@@ -335,7 +343,9 @@ fn classify_unlisted(
     } else {
         inv.garbage.push(Garbage {
             path: path.to_path_buf(),
-            why: format!("{what} {id} holds no batch: a crash came before its creation was recorded"),
+            why: format!(
+                "{what} {id} holds no batch: a crash came before its creation was recorded"
+            ),
         });
     }
     Ok(())

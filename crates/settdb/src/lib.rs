@@ -48,6 +48,7 @@ mod transaction;
 pub mod txn;
 mod txn_iterator;
 pub mod value;
+mod verify;
 pub mod vlog;
 pub mod write;
 
@@ -59,3 +60,4 @@ pub use options::{ChecksumVerificationMode, Compression, Options};
 pub use read::{DbIterator, Item, IteratorOptions};
 pub use transaction::Txn;
 pub use txn_iterator::TxnIterator;
+pub use verify::{verify, verify_with_progress, VerifyReport};

@@ -96,7 +96,11 @@ pub fn run_compaction(
 }
 
 fn input_ids(task: &CompactionTask) -> Vec<u64> {
-    task.top.iter().chain(&task.bottom).map(|t| t.id()).collect()
+    task.top
+        .iter()
+        .chain(&task.bottom)
+        .map(|t| t.id())
+        .collect()
 }
 
 /// Table ids to reserve up front: the inputs' bytes over the target table size, plus one (more

@@ -475,7 +475,10 @@ mod tests {
         let b = layout(false);
         let p = b.offsets[1];
         let sector = p.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
-        assert!(sector + SECTOR_BYTES <= b.offsets[2], "the big batch spans a sector");
+        assert!(
+            sector + SECTOR_BYTES <= b.offsets[2],
+            "the big batch spans a sector"
+        );
         let mut hole = b.bytes();
         hole[sector as usize..(sector + SECTOR_BYTES) as usize].fill(0);
         let (r, seen) = replay_bytes(hole.clone(), WAL);
@@ -489,7 +492,10 @@ mod tests {
         flip[p as usize + 40] ^= 4;
         let r = replay_bytes(flip, WAL).0;
         assert_eq!(corruption_at(&r), Some(p));
-        assert!(r.unwrap_err().to_string().contains("not what a crash leaves"));
+        assert!(r
+            .unwrap_err()
+            .to_string()
+            .contains("not what a crash leaves"));
         let mut rest_of_sector = b.bytes();
         rest_of_sector[p as usize..sector as usize].fill(0);
         let r = replay_bytes(rest_of_sector, WAL).0.unwrap();
@@ -523,17 +529,28 @@ mod tests {
             let mut inserted = bytes.clone();
             let copy = bytes[b.offsets[0] as usize..b.offsets[1] as usize].to_vec();
             inserted.splice(at as usize..at as usize, copy);
-            assert!(replay_bytes(inserted, WAL).0.unwrap_err().is_corruption(), "at {at}");
+            assert!(
+                replay_bytes(inserted, WAL).0.unwrap_err().is_corruption(),
+                "at {at}"
+            );
             let mut removed = bytes.clone();
             removed.drain(at as usize..at as usize + 5);
-            assert!(replay_bytes(removed, WAL).0.unwrap_err().is_corruption(), "at {at}");
+            assert!(
+                replay_bytes(removed, WAL).0.unwrap_err().is_corruption(),
+                "at {at}"
+            );
         }
         let mut copied_after = bytes.clone();
         let last = b.offsets[3] as usize;
         copied_after[last + 3] ^= 1;
         copied_after.extend_from_slice(&bytes[b.offsets[0] as usize..b.offsets[1] as usize]);
         let r = replay_bytes(copied_after, WAL).0.unwrap();
-        assert_eq!(r.stop, StopReason::TornTail { offset: last as u64 });
+        assert_eq!(
+            r.stop,
+            StopReason::TornTail {
+                offset: last as u64
+            }
+        );
     }
 
     #[test]
@@ -552,13 +569,18 @@ mod tests {
         }
         let data_end = w.offset();
         w.seal().unwrap();
-        assert!(w.append_batch(&[TestRec::new(1, 1).as_ref()], &mut pos).is_err());
+        assert!(w
+            .append_batch(&[TestRec::new(1, 1).as_ref()], &mut pos)
+            .is_err());
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len() as u64, data_end + crate::log::seal_batch_len());
         let (r, seen) = replay_bytes(bytes.clone(), WAL);
         let r = r.unwrap();
         assert!(r.sealed);
-        assert_eq!((r.batches, seen.len(), r.valid_end), (3, 3, bytes.len() as u64));
+        assert_eq!(
+            (r.batches, seen.len(), r.valid_end),
+            (3, 3, bytes.len() as u64)
+        );
         let file = FsStorage.open(&path, OpenMode::Read).unwrap();
         assert!(crate::log::ends_sealed(file.as_ref(), WAL, 1).unwrap());
         for at in FILE_HEADER_LEN..bytes.len() {
@@ -573,13 +595,19 @@ mod tests {
                 Ok(r) => assert!(at >= data_end as usize && !r.sealed && r.batches == 3),
             }
             let cut = MemFile::new(bytes[..at].to_vec());
-            assert!(!crate::log::ends_sealed(&cut, WAL, 1).unwrap(), "cut at {at}");
+            assert!(
+                !crate::log::ends_sealed(&cut, WAL, 1).unwrap(),
+                "cut at {at}"
+            );
             let r = replay(&cut, WAL, |_| Ok(())).unwrap();
             assert!(!r.sealed, "cut at {at}");
         }
         let mut after = bytes.clone();
         after.extend_from_slice(&[0, 0, 0]);
-        assert_eq!(corruption_at(&replay_bytes(after, WAL).0), Some(bytes.len() as u64));
+        assert_eq!(
+            corruption_at(&replay_bytes(after, WAL).0),
+            Some(bytes.len() as u64)
+        );
     }
 
     #[test]

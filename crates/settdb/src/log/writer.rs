@@ -130,7 +130,9 @@ impl LogWriter {
     ) -> Result<()> {
         self.check_poisoned()?;
         if self.sealed {
-            return Err(Error::InvalidRequest("the log is sealed: nothing can follow its seal"));
+            return Err(Error::InvalidRequest(
+                "the log is sealed: nothing can follow its seal",
+            ));
         }
         let batch_offset = self.offset;
         let header = BatchHeader {

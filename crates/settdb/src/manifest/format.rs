@@ -109,7 +109,10 @@ pub fn encode_record(out: &mut Vec<u8>, body: &[u8], record_offset: u64) {
     // The bound above makes the length fit in a u32; saturate rather than cast regardless.
     coding::put_u32(out, u32::try_from(body.len()).unwrap_or(u32::MAX));
     coding::put_u32(out, crc32c(body));
-    let header_crc = header_crc(record_offset, &out[start..start + RECORD_HEADER_CHECKED_LEN]);
+    let header_crc = header_crc(
+        record_offset,
+        &out[start..start + RECORD_HEADER_CHECKED_LEN],
+    );
     coding::put_u32(out, header_crc);
     out.extend_from_slice(body);
     debug_assert_eq!(out.len() - start, RECORD_HEADER_LEN + body.len());
@@ -202,6 +205,9 @@ mod tests {
             assert_eq!(decode_record_header(&bad, 40), None, "bit {bit}");
         }
         assert_eq!(decode_record_header(&[0u8; RECORD_HEADER_LEN], 40), None);
-        assert_eq!(decode_record_header(&rec[..RECORD_HEADER_LEN - 1], 40), None);
+        assert_eq!(
+            decode_record_header(&rec[..RECORD_HEADER_LEN - 1], 40),
+            None
+        );
     }
 }

@@ -170,9 +170,11 @@ fn step(bytes: &[u8], pos: usize, file: &Path) -> Result<Step> {
 fn unreadable_header(bytes: &[u8], pos: usize, file: &Path) -> Result<Step> {
     let rest = bytes.get(pos..).unwrap_or_default();
     let boundary = (pos / SECTOR_BYTES + 1) * SECTOR_BYTES;
-    let first_piece = bytes.get(pos..boundary.min(bytes.len())).unwrap_or_default();
-    let cut_by_sector = boundary < pos + RECORD_HEADER_LEN
-        && all_zero(bytes.get(boundary..).unwrap_or_default());
+    let first_piece = bytes
+        .get(pos..boundary.min(bytes.len()))
+        .unwrap_or_default();
+    let cut_by_sector =
+        boundary < pos + RECORD_HEADER_LEN && all_zero(bytes.get(boundary..).unwrap_or_default());
     if all_zero(rest) || all_zero(first_piece) || cut_by_sector {
         return Ok(Step::End);
     }
@@ -312,7 +314,11 @@ mod tests {
         let before = manifest_after(&sets[..sets.len() - 1]);
         for cut in last..bytes.len() {
             let r = run(&bytes[..cut]).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
-            assert_eq!((&r.manifest, r.valid_len), (&before, last as u64), "cut {cut}");
+            assert_eq!(
+                (&r.manifest, r.valid_len),
+                (&before, last as u64),
+                "cut {cut}"
+            );
             assert_eq!(r.tail_dropped(), cut > last);
             let mut zeroed = bytes[..cut].to_vec();
             zeroed.resize(bytes.len() + 100, 0);
@@ -342,7 +348,10 @@ mod tests {
         let sets = vec![vec![create(1000, 0)], big];
         let (bytes, offsets) = manifest_bytes(&sets, 0);
         let last = offsets[1];
-        assert!(bytes.len() > 2 * SECTOR_BYTES + last, "the last record spans sectors");
+        assert!(
+            bytes.len() > 2 * SECTOR_BYTES + last,
+            "the last record spans sectors"
+        );
         let before = manifest_after(&sets[..1]);
         let mut hole = bytes.clone();
         hole[SECTOR_BYTES..2 * SECTOR_BYTES].fill(0);
@@ -356,7 +365,10 @@ mod tests {
         straddle[..FILE_HEADER_LEN].copy_from_slice(&encode_file_header(0));
         straddle[SECTOR_BYTES - 5..SECTOR_BYTES].copy_from_slice(&[9, 9, 9, 9, 9]);
         let at = SECTOR_BYTES - 5;
-        assert!(matches!(unreadable_header(&straddle, at, Path::new(FILE)), Ok(Step::End)));
+        assert!(matches!(
+            unreadable_header(&straddle, at, Path::new(FILE)),
+            Ok(Step::End)
+        ));
         straddle[SECTOR_BYTES + 100] = 1;
         assert!(unreadable_header(&straddle, at, Path::new(FILE)).is_err());
     }
@@ -385,7 +397,10 @@ mod tests {
         let (bytes, offsets) = manifest_bytes(&sets, 0);
         let mut inserted = bytes.clone();
         inserted.splice(offsets[1]..offsets[1], [0xAA; 9]);
-        assert_eq!(corruption_offset(&run(&inserted).unwrap_err()), Some(offsets[1] as u64));
+        assert_eq!(
+            corruption_offset(&run(&inserted).unwrap_err()),
+            Some(offsets[1] as u64)
+        );
         let mut copied = bytes.clone();
         let (a, len) = (offsets[2], offsets[3] - offsets[2]);
         let second = bytes[offsets[3]..offsets[3] + len].to_vec();

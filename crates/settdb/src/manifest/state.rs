@@ -318,7 +318,9 @@ impl Manifest {
                 create_file(&mut self.vlogs, &mut self.next_vlog_id, *file_id)
             }
             ManifestChange::DeleteVlog { file_id } => delete_file(&mut self.vlogs, *file_id),
-            ManifestChange::NextIds { table, wal, vlog } => self.raise_next_ids(*table, *wal, *vlog),
+            ManifestChange::NextIds { table, wal, vlog } => {
+                self.raise_next_ids(*table, *wal, *vlog)
+            }
         }
     }
 
@@ -461,7 +463,9 @@ impl Manifest {
 
 /// `first + count`, if the range is non-empty and ends below the reserved id.
 fn range_end(first: u64, count: u64) -> Option<u64> {
-    first.checked_add(count).filter(|&e| count > 0 && e < u64::MAX)
+    first
+        .checked_add(count)
+        .filter(|&e| count > 0 && e < u64::MAX)
 }
 
 fn create_file(live: &mut BTreeSet<u64>, next: &mut u64, id: u64) -> Result<(), InvalidChange> {
@@ -624,7 +628,11 @@ mod tests {
         assert_eq!(fresh.open_ops(), m.open_ops());
         assert_eq!((fresh.wals(), fresh.vlogs()), (m.wals(), m.vlogs()));
         assert_eq!(
-            (fresh.next_table_id(), fresh.next_wal_id(), fresh.next_vlog_id()),
+            (
+                fresh.next_table_id(),
+                fresh.next_wal_id(),
+                fresh.next_vlog_id()
+            ),
             (7, 4, 8)
         );
         for id in 0..10 {

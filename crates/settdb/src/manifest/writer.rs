@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use super::change::{change_set_encoded_len, encode_change_set, ManifestChange};
 use super::format::{
-    encode_file_header, encode_record, FILE_HEADER_LEN, MANIFEST_FILE_NAME, MANIFEST_REWRITE_FILE_NAME,
-    MAX_RECORD_BODY_LEN, RECORD_HEADER_LEN,
+    encode_file_header, encode_record, FILE_HEADER_LEN, MANIFEST_FILE_NAME,
+    MANIFEST_REWRITE_FILE_NAME, MAX_RECORD_BODY_LEN, RECORD_HEADER_LEN,
 };
 use super::reader::replay_file;
 use super::state::Manifest;
@@ -314,7 +314,8 @@ fn snapshot_bytes(manifest: &Manifest, external_magic: u16) -> Vec<u8> {
     while !rest.is_empty() {
         let mut n = 0;
         let mut len = 0;
-        while n < rest.len() && (n == 0 || len + rest[n].encoded_len() <= SNAPSHOT_RECORD_BODY_BYTES)
+        while n < rest.len()
+            && (n == 0 || len + rest[n].encoded_len() <= SNAPSHOT_RECORD_BODY_BYTES)
         {
             len += rest[n].encoded_len();
             n += 1;
@@ -686,8 +687,7 @@ mod tests {
         // with Poisoned (even though the storage works again) and the state lacks the edit.
         let dir = tempfile::tempdir().unwrap();
         let storage = FaultStorage::new();
-        let (mut mf, _) =
-            open_on(Arc::new(storage.clone()), dir.path(), opts()).unwrap();
+        let (mut mf, _) = open_on(Arc::new(storage.clone()), dir.path(), opts()).unwrap();
         mf.add_changes(&[create(1, 0)]).unwrap();
         storage.fail_in(1); // 0 = the write, 1 = its sync
         assert!(matches!(

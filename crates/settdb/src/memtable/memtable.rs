@@ -201,6 +201,31 @@ impl Memtable {
         Ok((mem, end))
     }
 
+    /// Replays live WAL `id` of `dir` as recovery does: `newer` is the id of the next live WAL,
+    /// if any. A WAL that was rotated (one with a newer WAL) was sealed first, so one that does
+    /// not end in its seal was cut or damaged at its end: corruption (DESIGN rule 12).
+    pub(crate) fn replay_live(
+        storage: &dyn Storage,
+        dir: &Path,
+        id: u64,
+        newer: Option<u64>,
+        vptr_ok: &dyn Fn(&ValuePointer) -> bool,
+    ) -> Result<Memtable> {
+        let path = dir.join(wal_file_name(id));
+        let (mem, end) = Memtable::replay(storage, &path, id, vptr_ok)?;
+        match newer {
+            Some(newer) if !end.sealed => {
+                let why = format!(
+                    "WAL {id} was rotated (WAL {newer} is newer) but does not end in its seal: \
+                     it was cut or damaged at its end ({})",
+                    end.stop
+                );
+                Err(Error::corruption(&path, end.valid_end, why))
+            }
+            _ => Ok(mem),
+        }
+    }
+
     /// Deletes the WAL file (after the memtable's table is durable in the manifest).
     pub fn delete_wal(&self, storage: &dyn Storage) -> Result<()> {
         match &self.wal_path {

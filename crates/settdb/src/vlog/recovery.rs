@@ -125,7 +125,11 @@ pub(crate) enum Files<'a> {
 /// files. Errors: a malformed `.vlog` name, a damaged header, a header naming another file id,
 /// an older file that is not sealed, a listed file that is unborn, corruption in the newest
 /// file's synced bytes (replay), I/O errors.
-pub(crate) fn recover_dir(storage: &dyn Storage, dir: &Path, files: Files<'_>) -> Result<Recovered> {
+pub(crate) fn recover_dir(
+    storage: &dyn Storage,
+    dir: &Path,
+    files: Files<'_>,
+) -> Result<Recovered> {
     let mut out = Recovered::default();
     let ids = match files {
         Files::Listed(ids) => {

@@ -182,9 +182,9 @@ impl ValueLog {
             open,
             newest_end,
         } = recover_dir(storage.as_ref(), dir, files)?;
-        let handed_out = manifest
-            .as_ref()
-            .map_or(0, |m| m.state().next_vlog_id().min(u64::from(u32::MAX)) as u32);
+        let handed_out = manifest.as_ref().map_or(0, |m| {
+            m.state().next_vlog_id().min(u64::from(u32::MAX)) as u32
+        });
         let state = if opts.read_only {
             WriteState::ReadOnly
         } else {
@@ -283,7 +283,8 @@ impl ValueLog {
         } else {
             self.storage.sync_dir(&self.dir)?;
         }
-        let writer = VlogWriter::create(Arc::clone(&self.storage), &self.dir, next_id, self.limits)?;
+        let writer =
+            VlogWriter::create(Arc::clone(&self.storage), &self.dir, next_id, self.limits)?;
         self.record(ManifestChange::CreateVlog {
             file_id: u64::from(next_id),
         })?;

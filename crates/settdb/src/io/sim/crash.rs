@@ -56,7 +56,10 @@ pub(super) fn plan(mode: CrashMode, seed: u64, log: &[Op]) -> Vec<(usize, Keep)>
         CrashMode::Subset => {
             let mut kept: Vec<bool> = (0..n).map(|_| rng.random_bool(0.5)).collect();
             keep_sector_mates(log, &mut kept);
-            (0..n).filter(|&i| kept[i]).map(|i| (i, Keep::Whole)).collect()
+            (0..n)
+                .filter(|&i| kept[i])
+                .map(|i| (i, Keep::Whole))
+                .collect()
         }
         CrashMode::TornTail => {
             if n == 0 {
@@ -303,7 +306,10 @@ mod tests {
             for (at, byte) in [(0u64, 1u8), (100, 2), (600, 3), (700, 4)] {
                 f.write_at(at, &[byte; 10]).unwrap();
             }
-            let c = s.crash(CrashMode::Subset, seed).live_bytes(p("/d/f")).unwrap();
+            let c = s
+                .crash(CrashMode::Subset, seed)
+                .live_bytes(p("/d/f"))
+                .unwrap();
             let has = |at: usize, byte: u8| c.get(at) == Some(&byte);
             assert!(!has(100, 2) || has(0, 1), "seed {seed}");
             assert!(!has(700, 4) || has(600, 3), "seed {seed}");
