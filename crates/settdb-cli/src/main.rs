@@ -24,7 +24,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmd::{bank, bench, delete, flatten, get, info, scan, set, verify};
+use cmd::{bank, bench, delete, flatten, get, info, repair, scan, set, verify};
 
 /// SettDB command-line tool.
 #[derive(Debug, Parser)]
@@ -63,6 +63,8 @@ enum Command {
     Flatten(flatten::FlattenArgs),
     /// Check every checksum of every table, value-log file and WAL.
     Verify(verify::VerifyArgs),
+    /// Rebuild a damaged database from what can still be read; old files go to lost/N/.
+    Repair(repair::RepairArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +79,7 @@ fn main() -> ExitCode {
         Command::Delete(a) => delete::run(a),
         Command::Flatten(a) => flatten::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Repair(a) => repair::run(a),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

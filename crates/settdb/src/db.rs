@@ -270,6 +270,33 @@ impl Db {
         self.inner.write(entries)
     }
 
+    /// Writes `entries` at the versions they carry, as one atomic group. Managed mode only:
+    /// `settdb repair` rebuilds a database this way. Keys are not checked (a rebuilt
+    /// database may hold SettDB's own keys).
+    pub(crate) fn write_versioned(&self, entries: Vec<WriteEntry>) -> Result<()> {
+        self.require_managed("write_versioned needs a database opened with open_managed")?;
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let size = entries.iter().map(WriteEntry::estimated_size).sum();
+        inner.check_batch_limits(entries.len() as u64, size)?;
+        let req = WriteRequest::new(entries);
+        let completion = inner.queue.push_with(|| {
+            for v in crate::write::distinct_versions(&req) {
+                inner.applied.begin(v);
+            }
+            Ok(req)
+        })?;
+        completion.wait()
+    }
+
+    /// True if `entries` fit the limits of one write.
+    pub(crate) fn fits_one_batch(&self, entries: &[WriteEntry]) -> bool {
+        let size = entries.iter().map(WriteEntry::estimated_size).sum();
+        self.inner
+            .check_batch_limits(entries.len() as u64, size)
+            .is_ok()
+    }
+
     /// Sets `key` to `value`.
     pub fn set(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<u64> {
         self.write(vec![plain_entry(key.into(), value.into(), 0)])

@@ -15,6 +15,7 @@
 //! | WAL / value-log file | at or above the next id, holding data | problem: the MANIFEST lost records |
 //! | nothing | a live table, WAL or value-log file | problem: missing |
 //! | tables, WALs or value-log files | no MANIFEST at all | problem: the MANIFEST is lost |
+//! | `REPAIR` | (any) | problem: an interrupted `settdb repair`; running it again finishes it |
 //!
 //! Pure inspection: nothing here writes but [`Inventory::remove_garbage`], which recovery calls
 //! only after everything validated (rule 7). Normative page: docs/design/recovery.md.
@@ -30,6 +31,7 @@ use crate::manifest::{
     Manifest, ManifestChange, OpSource, SharedManifest, TableFate, MANIFEST_FILE_NAME,
 };
 use crate::memtable::{parse_wal_file_name, wal_file_name};
+use crate::repair::REPAIR_MARKER_FILE_NAME;
 use crate::vlog::{parse_vlog_file_name, vlog_file_name, DISCARD_FILE_NAME};
 
 /// A file recovery may remove, and why it is garbage.
@@ -115,6 +117,8 @@ struct Listing {
     wals: BTreeSet<u64>,
     vlogs: BTreeSet<u32>,
     discard: bool,
+    /// A `settdb repair` stopped in its swap.
+    repair_marker: bool,
 }
 
 fn list(storage: &dyn Storage, dirs: Dirs<'_>) -> Result<(Listing, Vec<Error>)> {
@@ -128,6 +132,8 @@ fn list(storage: &dyn Storage, dirs: Dirs<'_>) -> Result<(Listing, Vec<Error>)> 
                 parse_wal_file_name(&name).filter(|&i| wal_file_name(i) == name)
             {
                 found.wals.insert(id);
+            } else if name == REPAIR_MARKER_FILE_NAME {
+                found.repair_marker = true;
             }
         }
     }
@@ -159,6 +165,14 @@ pub fn take_inventory(
         problems,
         ..Inventory::default()
     };
+    if found.repair_marker {
+        inv.problems.push(Error::corruption(
+            dirs.dir.join(REPAIR_MARKER_FILE_NAME),
+            0,
+            "a `settdb repair` was interrupted while it swapped the rebuilt files in: run \
+             `settdb repair` again to finish it",
+        ));
+    }
     if !existed {
         let files = found.tables.len() + found.wals.len() + found.vlogs.len();
         if files > 0 || found.discard {

@@ -76,8 +76,15 @@ pub fn verify_with_progress(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
     let mut opts = opts.clone();
     opts.read_only = true;
     opts.validate()?;
+    let _locks = crate::db::lock_dirs(opts.storage.as_ref(), &opts)?;
+    verify_locked(&opts, progress)
+}
+
+/// [`verify_with_progress`] for a caller that holds a lock on the directories already.
+pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<VerifyReport> {
+    let mut opts = opts.clone();
+    opts.read_only = true;
     let storage = opts.storage.clone();
-    let _locks = crate::db::lock_dirs(storage.as_ref(), &opts)?;
     let dirs = Dirs {
         dir: &opts.dir,
         value_dir: &opts.value_dir,
@@ -91,7 +98,15 @@ pub fn verify_with_progress(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
         });
     }
     let manifest_opts = ManifestOptions::from_options(&opts);
-    let (live, vlog) = match ManifestFile::open(storage.clone(), &opts.dir, manifest_opts) {
+    let opened = if storage.exists(&manifest_path)? {
+        ManifestFile::open(storage.clone(), &opts.dir, manifest_opts)
+    } else {
+        // The inventory's words: a MANIFEST lost from a directory of database files.
+        let empty = crate::manifest::Manifest::new(opts.max_levels);
+        let mut inv = take_inventory(storage.as_ref(), dirs, &empty, false)?;
+        Err(inv.problems.remove(0))
+    };
+    let (live, vlog) = match opened {
         Ok((file, state)) => {
             let mut inv = take_inventory(storage.as_ref(), dirs, &state, file.existed())?;
             report.problems.append(&mut inv.problems);

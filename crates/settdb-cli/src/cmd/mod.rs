@@ -13,6 +13,7 @@ pub mod delete;
 pub mod flatten;
 pub mod get;
 pub mod info;
+pub mod repair;
 pub mod scan;
 pub mod set;
 pub mod verify;

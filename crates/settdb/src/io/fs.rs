@@ -126,6 +126,10 @@ impl Storage for FsStorage {
         fs::remove_file(path).map_err(|e| Error::io("remove", path, e))
     }
 
+    fn remove_dir(&self, dir: &Path) -> Result<()> {
+        fs::remove_dir(dir).map_err(|e| Error::io("remove dir", dir, e))
+    }
+
     fn sync_dir(&self, dir: &Path) -> Result<()> {
         File::open(dir)
             .and_then(|d| d.sync_all())

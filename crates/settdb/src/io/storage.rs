@@ -95,6 +95,13 @@ pub trait Storage: Send + Sync + Debug + 'static {
     /// Removes a file. Durable after `sync_dir` of the parent.
     fn remove_file(&self, path: &Path) -> Result<()>;
 
+    /// Removes the empty directory `dir`. Durable after `sync_dir` of the parent. Storages
+    /// that keep no directories of their own refuse it (`Unsupported`).
+    fn remove_dir(&self, dir: &Path) -> Result<()> {
+        let unsupported = std::io::Error::from(std::io::ErrorKind::Unsupported);
+        Err(crate::Error::io("remove dir", dir, unsupported))
+    }
+
     /// Makes the entries of `dir` (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> Result<()>;
 

@@ -10,6 +10,7 @@
 //!   tail).
 //! - [`ends_sealed`]: whether a complete log ends in its seal (read from its end only).
 //! - [`replay`]: recovery, batch by batch, ending in a [`ReplayEnd`].
+//! - [`salvage`]: every intact batch of a damaged log, wherever it lies (`settdb repair`).
 //! - [`read_record`]: one record by its [`RecordPos`] (a value pointer's target).
 //! - [`decode_record`]: the pure record decoder both use.
 
@@ -18,6 +19,7 @@ mod format;
 mod reader;
 mod record;
 mod replay;
+mod salvage;
 mod seal;
 #[cfg(test)]
 mod testing;
@@ -35,5 +37,6 @@ pub use record::{
     MIN_RECORD_LEN,
 };
 pub use replay::{replay, ReplayEnd, StopReason};
+pub use salvage::{salvage, Salvaged};
 pub use seal::{ends_sealed, seal_batch_len};
 pub use writer::LogWriter;

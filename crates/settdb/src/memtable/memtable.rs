@@ -201,6 +201,29 @@ impl Memtable {
         Ok((mem, end))
     }
 
+    /// Every intact batch of the WAL at `path` (id `id`), wherever it lies, for repair: a
+    /// memtable of what could be read, and what was lost ([`log::salvage`]).
+    pub(crate) fn salvage(
+        storage: &dyn Storage,
+        path: &Path,
+        id: u64,
+    ) -> Result<(Self, log::Salvaged)> {
+        let file = storage.open(path, OpenMode::Read)?;
+        let list = Arc::new(MemMap::new());
+        let found = log::salvage(file.as_ref(), LogKind::Wal, id, |batch| {
+            let records: Vec<RecordRef<'_>> = batch.iter().map(|(_, r)| r).collect();
+            insert_batch(&list, &records);
+            Ok(())
+        })?;
+        let mem = Memtable {
+            id,
+            list,
+            wal: None,
+            wal_path: Some(path.to_path_buf()),
+        };
+        Ok((mem, found))
+    }
+
     /// Replays live WAL `id` of `dir` as recovery does: `newer` is the id of the next live WAL,
     /// if any. A WAL that was rotated (one with a newer WAL) was sealed first, so one that does
     /// not end in its seal was cut or damaged at its end: corruption (DESIGN rule 12).

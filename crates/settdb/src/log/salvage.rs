@@ -1,0 +1,118 @@
+//! [`salvage`]: every intact batch of a damaged log, for `settdb repair`.
+//!
+//! Replay stops at the first bad byte, since what follows may be a torn tail. Salvage is for a
+//! log already known to be damaged: it hands out every batch that passes its checks wherever
+//! it lies, so an operator loses only the damaged batches, never the intact ones after them.
+//! A batch is recognised by its magic and its header checksum, which is seeded with the log's
+//! kind and file id (the id comes from the file name: the file header may be the damage); each
+//! header stores the offset it was written at, so a copy of a batch (say, inside a value, or a
+//! region copied over another) is handed out once, at its first intact copy, and only batches
+//! in ascending written-offset order are taken.
+
+use super::batch::{check_batch, Placement, ReplayBatch, Slot};
+use super::format::{
+    BatchHeader, LogKind, BATCH_HEADER_LEN, BATCH_MAGIC_BYTES, FIRST_BATCH_OFFSET,
+};
+use super::seal::is_seal;
+use super::window::Window;
+use crate::error::Result;
+use crate::io::StorageFile;
+
+/// What [`salvage`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Salvaged {
+    /// Intact batches handed out (the seal not counted).
+    pub batches: u64,
+    /// Records in them.
+    pub records: u64,
+    /// Bytes after the file header that belong to no intact batch (the damage, and any torn
+    /// tail).
+    pub lost_bytes: u64,
+    /// True if the log ends in an intact seal.
+    pub sealed: bool,
+}
+
+/// Calls `f` with every intact batch of the log in `file` (kind `kind`, id `file_id`), in
+/// file order, skipping damaged bytes. Errors: I/O errors, and any error of `f`.
+pub fn salvage(
+    file: &dyn StorageFile,
+    kind: LogKind,
+    file_id: u64,
+    mut f: impl FnMut(&ReplayBatch<'_>) -> Result<()>,
+) -> Result<Salvaged> {
+    let mut win = Window::new(file, file.len()?);
+    let mut out = Salvaged::default();
+    let mut slots: Vec<Slot> = Vec::new();
+    let mut pos = FIRST_BATCH_OFFSET;
+    // Written offsets below this were handed out already (or lie before a batch that was).
+    let mut next_written = FIRST_BATCH_OFFSET;
+    let mut covered = FIRST_BATCH_OFFSET.min(win.file_len());
+    while pos + BATCH_HEADER_LEN as u64 <= win.file_len() {
+        if let Some(end) = take_batch(
+            &mut win,
+            (kind, file_id),
+            pos,
+            next_written,
+            &mut slots,
+            |b| {
+                if is_seal(b) {
+                    out.sealed = true;
+                    return Ok(());
+                }
+                out.sealed = false;
+                out.batches += 1;
+                out.records += b.len() as u64;
+                f(b)
+            },
+        )? {
+            covered += end.1 - pos;
+            next_written = end.0;
+            pos = end.1;
+            continue;
+        }
+        pos = next_candidate(&mut win, pos + 1)?;
+    }
+    out.lost_bytes = win.file_len().saturating_sub(covered);
+    Ok(out)
+}
+
+/// If an intact batch written at or after `next_written` starts at `pos`, hands it to `f` and
+/// returns (its written end, its end here).
+fn take_batch(
+    win: &mut Window<'_>,
+    id: (LogKind, u64),
+    pos: u64,
+    next_written: u64,
+    slots: &mut Vec<Slot>,
+    f: impl FnOnce(&ReplayBatch<'_>) -> Result<()>,
+) -> Result<Option<(u64, u64)>> {
+    let head = win.get(pos, BATCH_HEADER_LEN)?;
+    match BatchHeader::decode(head, id.0, id.1) {
+        Ok(h) if h.batch_offset >= next_written => {}
+        _ => return Ok(None),
+    }
+    let batch = match check_batch(win, id, pos, Placement::Anywhere, slots)? {
+        Ok(b) => b,
+        Err(_) => return Ok(None),
+    };
+    let written_end = batch.written_offset() + (batch.end() - batch.offset());
+    let end = batch.end();
+    f(&batch)?;
+    Ok(Some((written_end, end)))
+}
+
+/// The next offset at or after `from` where a batch magic starts (or the end of the file).
+fn next_candidate(win: &mut Window<'_>, mut from: u64) -> Result<u64> {
+    while from + BATCH_HEADER_LEN as u64 <= win.file_len() {
+        let chunk = win.get_some(from, BATCH_HEADER_LEN)?;
+        match chunk
+            .windows(BATCH_MAGIC_BYTES.len())
+            .position(|w| w == BATCH_MAGIC_BYTES)
+        {
+            Some(i) => return Ok(from + i as u64),
+            // Keep the last 3 bytes: a magic may straddle the chunk boundary.
+            None => from += (chunk.len().saturating_sub(BATCH_MAGIC_BYTES.len() - 1)).max(1) as u64,
+        }
+    }
+    Ok(win.file_len())
+}
