@@ -22,7 +22,9 @@ use crate::inventory::{take_inventory, Dirs};
 use crate::io::{LockKind, MemStorage, Storage, StorageLock};
 use crate::key::{key_with_version, INTERNAL_KEY_PREFIX, MAX_KEY_SIZE};
 use crate::levels::{Levels, LevelsSnapshot};
-use crate::manifest::{ManifestChange, ManifestFile, ManifestOptions, SharedManifest};
+use crate::manifest::{
+    ManifestChange, ManifestFile, ManifestOptions, SharedManifest, MANIFEST_FILE_NAME,
+};
 use crate::memtable::{Memtable, Memtables};
 use crate::options::Options;
 use crate::read::{get_newest, DbIterator, Item, IteratorOptions, ReadSnapshot};
@@ -107,15 +109,21 @@ impl Db {
         let opts = effective_options(opts);
         let storage = opts.storage.clone();
         let locks = lock_dirs(storage.as_ref(), &opts)?;
+        let dirs = Dirs {
+            dir: &opts.dir,
+            value_dir: &opts.value_dir,
+        };
+        if opts.read_only && !storage.exists(&opts.dir.join(MANIFEST_FILE_NAME))? {
+            // A lost MANIFEST is corruption whatever the mode; only a directory without
+            // database files is the "nothing to open" a read-only open reports below.
+            let empty = crate::manifest::Manifest::new(opts.max_levels);
+            take_inventory(storage.as_ref(), dirs, &empty, false)?.check()?;
+        }
         let (manifest_file, state) = ManifestFile::open(
             storage.clone(),
             &opts.dir,
             ManifestOptions::from_options(&opts),
         )?;
-        let dirs = Dirs {
-            dir: &opts.dir,
-            value_dir: &opts.value_dir,
-        };
         let mut inventory =
             take_inventory(storage.as_ref(), dirs, &state, manifest_file.existed())?;
         inventory.check()?;

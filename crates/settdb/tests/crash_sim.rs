@@ -83,6 +83,7 @@ fn crash_cycle(seed: u64, mode: CrashMode, sync_writes: bool) {
     let slow = SlowTableStorage {
         inner: Arc::new(sim.clone()),
         delay: std::time::Duration::from_millis(100),
+        gate: None,
     };
     let opts = small_options(dir, Arc::new(slow)).with_sync_writes(sync_writes);
     let db = Db::open(opts).unwrap();
@@ -143,6 +144,7 @@ fn rotation_makes_the_older_wal_durable() {
     let slow = SlowTableStorage {
         inner: Arc::new(sim.clone()),
         delay: std::time::Duration::from_secs(2),
+        gate: None,
     };
     let db = Db::open(small_options(dir, Arc::new(slow))).unwrap();
     let wals = || -> Vec<String> {

@@ -58,6 +58,30 @@ pub struct SlowTableStorage {
     pub inner: Arc<dyn Storage>,
     /// Delay per table file created.
     pub delay: std::time::Duration,
+    /// If set, table-file creations also wait until it opens.
+    pub gate: Option<Arc<Gate>>,
+}
+
+/// A gate threads wait at until it is opened (once, for good).
+#[derive(Debug, Default)]
+pub struct Gate {
+    open: std::sync::Mutex<bool>,
+    cond: std::sync::Condvar,
+}
+
+impl Gate {
+    /// Lets every waiter through, now and later.
+    pub fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cond.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut open = self.open.lock().unwrap();
+        while !*open {
+            open = self.cond.wait(open).unwrap();
+        }
+    }
 }
 
 impl Storage for SlowTableStorage {
@@ -71,6 +95,9 @@ impl Storage for SlowTableStorage {
     ) -> settdb::Result<Arc<dyn settdb::io::StorageFile>> {
         if mode == settdb::io::OpenMode::CreateNew && path.extension().is_some_and(|e| e == "sst") {
             std::thread::sleep(self.delay);
+            if let Some(g) = &self.gate {
+                g.wait();
+            }
         }
         self.inner.open(path, mode)
     }
@@ -85,6 +112,9 @@ impl Storage for SlowTableStorage {
     }
     fn remove_file(&self, path: &Path) -> settdb::Result<()> {
         self.inner.remove_file(path)
+    }
+    fn remove_dir(&self, dir: &Path) -> settdb::Result<()> {
+        self.inner.remove_dir(dir)
     }
     fn sync_dir(&self, dir: &Path) -> settdb::Result<()> {
         self.inner.sync_dir(dir)

@@ -411,6 +411,31 @@ impl Storage for SimStorage {
         Ok(())
     }
 
+    fn remove_dir(&self, path: &Path) -> Result<()> {
+        let mut s = self.state();
+        s.fail_if(FaultOp::Remove, "remove dir", path)?;
+        let io = |e| Error::io("remove dir", path, e);
+        let (dir, name) = s.tree.parent(&PathKey::new(path)).map_err(io)?;
+        let ino = s
+            .tree
+            .child(dir, &name, View::Live)
+            .ok_or_else(|| not_found("remove dir", path))?;
+        if !s.tree.is_dir(ino) {
+            return Err(io(fs_error(
+                std::io::ErrorKind::NotADirectory,
+                "not a directory",
+            )));
+        }
+        if !s.tree.entries(ino).is_empty() {
+            return Err(io(fs_error(
+                std::io::ErrorKind::DirectoryNotEmpty,
+                "directory not empty",
+            )));
+        }
+        s.tree.mutate(Op::Unlink { dir, name });
+        Ok(())
+    }
+
     fn sync_dir(&self, dir: &Path) -> Result<()> {
         let mut s = self.state();
         s.fail_if(FaultOp::SyncDir, "sync dir", dir)?;
