@@ -335,7 +335,7 @@ fn workload_step(db: &Db, i: u64, model: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>
         db.delete(key.clone()).unwrap();
         model.insert(key, None);
     } else {
-        let v = value_for(&key, i, if i % 3 == 0 { 300 } else { 24 });
+        let v = value_for(&key, i, if i.is_multiple_of(3) { 300 } else { 24 });
         db.set(key.clone(), v.clone()).unwrap();
         model.insert(key, Some(v));
     }

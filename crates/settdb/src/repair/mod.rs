@@ -82,6 +82,18 @@ pub fn repair(opts: &Options) -> Result<RepairReport> {
             return Err(Error::io("repair", dir, not_found));
         }
     }
+    let dirs = Dirs {
+        dir: &opts.dir,
+        value_dir: &opts.value_dir,
+    };
+    // Checked before the lock, which would create a LOCK file among someone else's files.
+    let files = DirFiles::list(storage.as_ref(), dirs)?;
+    let marked = storage.exists(&opts.dir.join(REPAIR_MARKER_FILE_NAME))?;
+    if !marked && !storage.exists(&opts.dir.join(MANIFEST_FILE_NAME))? && files.is_empty() {
+        return Err(Error::NotADatabase {
+            dir: opts.dir.clone(),
+        });
+    }
     let _locks = crate::db::lock_dirs(storage.as_ref(), &opts)?;
     let mut report = RepairReport::default();
     if let Some(marker) = swap::Marker::read(storage.as_ref(), &opts.dir)? {
@@ -89,16 +101,6 @@ pub fn repair(opts: &Options) -> Result<RepairReport> {
         report.repaired = true;
         swap::finish(storage.as_ref(), &opts, &marker, &mut report)?;
         return Ok(report);
-    }
-    let dirs = Dirs {
-        dir: &opts.dir,
-        value_dir: &opts.value_dir,
-    };
-    let files = DirFiles::list(storage.as_ref(), dirs)?;
-    if !storage.exists(&opts.dir.join(MANIFEST_FILE_NAME))? && files.is_empty() {
-        return Err(Error::NotADatabase {
-            dir: opts.dir.clone(),
-        });
     }
     let verified = verify_locked(&opts, &|_| {})?;
     if verified.is_ok() {

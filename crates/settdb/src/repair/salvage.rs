@@ -228,13 +228,16 @@ fn storage_open(storage: &dyn Storage, path: &Path) -> Result<Arc<dyn StorageFil
     storage.open(path, OpenMode::Read)
 }
 
+/// An open value-log file and its length.
+type OpenLog = (Arc<dyn StorageFile>, u64);
+
 /// Reads values by pointer straight from the value-log files, checking each record's checksum
 /// and key: a file may be damaged elsewhere, or missing.
 struct ValueReader<'a> {
     storage: &'a dyn Storage,
     dir: &'a Path,
     /// Open files and their lengths; `None` for a file that cannot be opened.
-    files: HashMap<u32, Option<(Arc<dyn StorageFile>, u64)>>,
+    files: HashMap<u32, Option<OpenLog>>,
     /// Values that could not be read, by file.
     lost: BTreeMap<u32, u64>,
     /// Bytes of those values' records.
