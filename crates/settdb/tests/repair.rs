@@ -252,3 +252,38 @@ fn a_swap_cut_short_is_refused_by_opens_and_finished_by_a_rerun() {
         k += 1;
     }
 }
+
+#[test]
+fn repair_on_the_file_system_with_a_separate_value_log_directory() {
+    // Proves repair on a real file system with the value log in its own directory: old files
+    // go to lost/1 of their own directory, the staging directories are gone, every key reads.
+    let dir = tempfile::tempdir().unwrap();
+    let vdir = tempfile::tempdir().unwrap();
+    let o = small_options(dir.path(), Arc::new(settdb::io::FsStorage::new()))
+        .with_value_dir(vdir.path().to_path_buf());
+    let db = Db::open(o.clone()).unwrap();
+    let mut model = Model::new();
+    for i in 0..4_000u64 {
+        let key = format!("key{i:05}").into_bytes();
+        let v = value_for(&key, i, if i % 2 == 0 { 300 } else { 24 });
+        db.set(key.clone(), v.clone()).unwrap();
+        model.insert(key, Some(v));
+    }
+    db.close().unwrap();
+    std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
+    let report = settdb::repair(&o).unwrap();
+    assert!(report.repaired);
+    assert_eq!(report.keys_kept, 4_000);
+    assert!(settdb::verify(&o).unwrap().is_ok());
+    assert!(!dir.path().join("repair.tmp").exists());
+    assert!(!vdir.path().join("repair.tmp").exists());
+    let moved_vlogs = std::fs::read_dir(vdir.path().join("lost/1"))
+        .unwrap()
+        .count();
+    assert!(moved_vlogs > 0);
+    let db = Db::open(o).unwrap();
+    for (k, v) in &model {
+        assert_eq!(&db.get(k).unwrap(), v);
+    }
+    db.close().unwrap();
+}
