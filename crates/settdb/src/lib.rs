@@ -48,6 +48,7 @@ pub mod table;
 mod transaction;
 pub mod txn;
 mod txn_iterator;
+mod unbuilt;
 pub mod value;
 mod verify;
 pub mod vlog;

@@ -5,7 +5,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::io::{FsStorage, Storage};
@@ -95,10 +94,8 @@ pub struct Options {
     pub compression: Compression,
     /// Keep everything in memory, no files.
     pub in_memory: bool,
-    /// Collect metrics.
+    /// Collect metrics. Not built yet (issue 10): `true` is refused.
     pub metrics_enabled: bool,
-    /// Worker threads for streams.
-    pub num_goroutines: usize,
     /// Size of one memtable in bytes.
     pub mem_table_size: u64,
     /// Target size of tables at the base level.
@@ -111,7 +108,8 @@ pub struct Options {
     pub table_size_multiplier: u64,
     /// Number of levels, L0 included.
     pub max_levels: usize,
-    /// Percentile for the dynamic value threshold (0 disables).
+    /// Percentile for a dynamic value threshold. Not built yet: only 0 (a fixed threshold)
+    /// is accepted.
     pub vlog_percentile: f64,
     /// Values of this many bytes or more are stored in the value log.
     pub value_threshold: u64,
@@ -121,9 +119,11 @@ pub struct Options {
     pub block_size: usize,
     /// False-positive rate of table bloom filters (0 disables them).
     pub bloom_false_positive: f64,
-    /// Bytes of the block cache (0 disables).
+    /// Bytes of the block cache. Not built yet (issue 10): only 0 (no cache; blocks are read
+    /// from the file system's page cache) is accepted.
     pub block_cache_size: u64,
-    /// Bytes of the index cache (0 keeps indexes in memory).
+    /// Bytes of the index cache. Not built yet (issue 10): only 0 (every open table keeps its
+    /// index in memory) is accepted.
     pub index_cache_size: u64,
     /// L0 tables that make L0 compaction urgent.
     pub num_level_zero_tables: usize,
@@ -138,23 +138,25 @@ pub struct Options {
     pub num_compactors: usize,
     /// Compact L0 when closing.
     pub compact_l0_on_close: bool,
-    /// Compact the last level into itself to reclaim stale data.
+    /// Compact the last level into itself to reclaim stale data. Not built yet: `true` is
+    /// refused.
     pub lmax_compaction: bool,
     /// Level of ZSTD compression when [`Compression::Zstd`] is chosen by name only.
     pub zstd_compression_level: i32,
-    /// Verify value-log record checksums on every read.
+    /// Verify value-log record checksums on every read. SettDB always does (a damaged value
+    /// is an error, never returned): `false` is refused.
     pub verify_value_checksum: bool,
-    /// Master key for encryption at rest (empty: off). 16, 24 or 32 bytes.
+    /// Master key for encryption at rest. Not built yet (issue 10): only empty (plaintext) is
+    /// accepted.
     pub encryption_key: Vec<u8>,
-    /// How often data keys rotate.
-    pub encryption_key_rotation_duration: Duration,
     /// Skip the directory lock (for tools that know what they do).
     pub bypass_lock_guard: bool,
     /// When table checksums are verified.
     pub checksum_verification_mode: ChecksumVerificationMode,
     /// Track reads for serializable conflict detection.
     pub detect_conflicts: bool,
-    /// Byte offset of an 8-byte big-endian namespace in keys (-1 off).
+    /// Byte offset of an 8-byte big-endian namespace in keys. Not built yet: only -1 (off) is
+    /// accepted.
     pub namespace_offset: i64,
     /// Extra magic a host application stamps into its files.
     pub external_magic_version: u16,
@@ -190,8 +192,7 @@ impl Options {
             read_only: false,
             compression: Compression::Snappy,
             in_memory: false,
-            metrics_enabled: true,
-            num_goroutines: 8,
+            metrics_enabled: false,
             mem_table_size: 64 * MIB,
             base_table_size: 2 * MIB,
             base_level_size: 10 * MIB,
@@ -203,7 +204,7 @@ impl Options {
             num_memtables: 5,
             block_size: 4 * KIB as usize,
             bloom_false_positive: 0.01,
-            block_cache_size: 256 * MIB,
+            block_cache_size: 0,
             index_cache_size: 0,
             num_level_zero_tables: 5,
             num_level_zero_tables_stall: 15,
@@ -213,9 +214,8 @@ impl Options {
             compact_l0_on_close: false,
             lmax_compaction: false,
             zstd_compression_level: 1,
-            verify_value_checksum: false,
+            verify_value_checksum: true,
             encryption_key: Vec::new(),
-            encryption_key_rotation_duration: Duration::from_secs(10 * 24 * 3600),
             bypass_lock_guard: false,
             checksum_verification_mode: ChecksumVerificationMode::default(),
             detect_conflicts: true,
@@ -254,8 +254,6 @@ impl Options {
         with_in_memory, in_memory: bool);
     setter!(/// Sets [`Options::metrics_enabled`].
         with_metrics_enabled, metrics_enabled: bool);
-    setter!(/// Sets [`Options::num_goroutines`].
-        with_num_goroutines, num_goroutines: usize);
     setter!(/// Sets [`Options::mem_table_size`].
         with_mem_table_size, mem_table_size: u64);
     setter!(/// Sets [`Options::base_table_size`].
@@ -302,8 +300,6 @@ impl Options {
         with_verify_value_checksum, verify_value_checksum: bool);
     setter!(/// Sets [`Options::encryption_key`].
         with_encryption_key, encryption_key: Vec<u8>);
-    setter!(/// Sets [`Options::encryption_key_rotation_duration`].
-        with_encryption_key_rotation_duration, encryption_key_rotation_duration: Duration);
     setter!(/// Sets [`Options::bypass_lock_guard`].
         with_bypass_lock_guard, bypass_lock_guard: bool);
     setter!(/// Sets [`Options::checksum_verification_mode`].
@@ -444,27 +440,12 @@ impl Options {
         if !(0.0..1.0).contains(&self.bloom_false_positive) {
             return invalid("bloom_false_positive must be in [0, 1)");
         }
-        if !(0.0..1.0).contains(&self.vlog_percentile) {
-            return invalid("vlog_percentile must be in [0, 1)");
-        }
-        if !self.encryption_key.is_empty() && ![16, 24, 32].contains(&self.encryption_key.len()) {
-            return invalid(format!(
-                "encryption_key must be 16, 24 or 32 bytes, got {}",
-                self.encryption_key.len()
-            ));
-        }
         if let Compression::Zstd(level) = self.effective_compression() {
             if !(-7..=22).contains(&level) {
                 return invalid(format!("zstd level {level} must be in [-7, 22]"));
             }
         }
-        if self.num_goroutines == 0 {
-            return invalid("num_goroutines must be at least 1");
-        }
-        if self.namespace_offset < -1 {
-            return invalid("namespace_offset must be -1 (off) or a byte offset");
-        }
-        Ok(())
+        crate::unbuilt::refuse_unbuilt(self)
     }
 }
 
@@ -508,7 +489,7 @@ mod tests {
                 "value_log_file_size",
             ),
             (base().with_value_threshold(2 * MIB), "value_threshold"),
-            (base().with_encryption_key(vec![0; 7]), "encryption_key"),
+            (base().with_encryption_key(vec![0; 16]), "encryption_key"),
             (
                 base().with_bloom_false_positive(1.5),
                 "bloom_false_positive",
