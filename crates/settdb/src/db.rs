@@ -285,7 +285,10 @@ impl Db {
         self.require_managed("write_versioned needs a database opened with open_managed")?;
         let inner = &self.inner;
         inner.check_writable()?;
-        let size = entries.iter().map(WriteEntry::estimated_size).sum();
+        let size = entries
+            .iter()
+            .map(|e| inner.opts.entry_charge(e.key.len(), e.value.len()))
+            .sum();
         inner.check_batch_limits(entries.len() as u64, size)?;
         let req = WriteRequest::new(entries);
         let completion = inner.queue.push_with(|| {
@@ -299,7 +302,10 @@ impl Db {
 
     /// True if `entries` fit the limits of one write.
     pub(crate) fn fits_one_batch(&self, entries: &[WriteEntry]) -> bool {
-        let size = entries.iter().map(WriteEntry::estimated_size).sum();
+        let size = entries
+            .iter()
+            .map(|e| self.inner.opts.entry_charge(e.key.len(), e.value.len()))
+            .sum();
         self.inner
             .check_batch_limits(entries.len() as u64, size)
             .is_ok()
@@ -455,7 +461,10 @@ impl DbInner {
             validate_key(&e.key)?;
             self.check_value_size(e.value.len())?;
         }
-        let size = entries.iter().map(WriteEntry::estimated_size).sum();
+        let size = entries
+            .iter()
+            .map(|e| self.opts.entry_charge(e.key.len(), e.value.len()))
+            .sum();
         self.check_batch_limits(entries.len() as u64, size)
     }
 

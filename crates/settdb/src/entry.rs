@@ -90,9 +90,9 @@ impl Entry {
         self.user_meta
     }
 
-    /// Bytes this entry counts against a transaction's size limit (same measure as the write
-    /// path's: key, version suffix, value and a record header).
-    pub fn estimated_size(&self) -> u64 {
-        (self.key.len() + crate::key::VERSION_LEN + self.value.len() + 16) as u64
+    /// Bytes this entry counts against a transaction's size limit
+    /// ([`Options::entry_charge`](crate::Options)).
+    pub(crate) fn charge(&self, opts: &crate::Options) -> u64 {
+        opts.entry_charge(self.key.len(), self.value.len())
     }
 }

@@ -331,6 +331,18 @@ impl Options {
         self.max_batch_size() / SKIPLIST_NODE_OVERHEAD_BYTES
     }
 
+    /// Bytes an entry counts against a batch's or transaction's size limit: what it costs the
+    /// memtable and its WAL. A value the value log will hold counts as its 12-byte pointer (as
+    /// in Badger), so a value of any size up to the value-log file size fits a transaction.
+    pub(crate) fn entry_charge(&self, key_len: usize, value_len: usize) -> u64 {
+        let stored = if !self.in_memory && value_len as u64 >= self.value_threshold {
+            crate::value::ValuePointer::ENCODED_LEN
+        } else {
+            value_len
+        };
+        (key_len + crate::key::VERSION_LEN + stored + 16) as u64
+    }
+
     /// Largest value threshold: 1 MiB, or less if a batch is smaller.
     pub fn max_value_threshold(&self) -> u64 {
         MIB.min(self.max_batch_size())
@@ -471,6 +483,19 @@ mod tests {
         assert_eq!(o.value_dir, o.dir);
         Options::in_memory().validate().unwrap();
         Options::lsm_only("/tmp/y").validate().unwrap();
+    }
+
+    #[test]
+    fn value_log_values_count_as_their_pointer() {
+        // Proves the batch charge: a value at or above the threshold costs a 12-byte pointer
+        // (it goes to the value log), below it its bytes; an in-memory database has no value
+        // log, so every value costs its bytes.
+        let o = Options::new("/tmp/x").with_value_threshold(100);
+        assert_eq!(o.entry_charge(3, 99), 3 + 8 + 99 + 16);
+        assert_eq!(o.entry_charge(3, 100), 3 + 8 + 12 + 16);
+        assert_eq!(o.entry_charge(3, 100 << 20), 3 + 8 + 12 + 16);
+        let m = Options::in_memory().with_value_threshold(100);
+        assert_eq!(m.entry_charge(3, 100 << 20), 3 + 8 + (100 << 20) + 16);
     }
 
     #[test]

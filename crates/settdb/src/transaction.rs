@@ -157,12 +157,12 @@ impl Txn {
                 expires_at: p.expires_at,
                 meta: p.meta,
             }
-            .estimated_size()
+            .charge(&self.db.opts)
         });
         let count = self.pending.len() as u64 + u64::from(replaced.is_none());
         (
             count,
-            self.size_bytes - replaced.unwrap_or(0) + entry.estimated_size(),
+            self.size_bytes - replaced.unwrap_or(0) + entry.charge(&self.db.opts),
         )
     }
 
