@@ -62,9 +62,14 @@ impl TxnIterator {
         }
     }
 
-    /// Positions at the first key `>= key` (reverse: the last `<= key`).
+    /// Positions at the first key `>= key` (reverse: the last `<= key`). Records `key` as
+    /// read (as Badger's `Seek` does): what the transaction learned includes that `key` held
+    /// nothing newer, so a commit that writes `key` meanwhile is a conflict.
     pub fn seek(&mut self, key: &[u8]) -> Result<()> {
         self.started = true;
+        if !key.is_empty() {
+            self.record(key);
+        }
         self.inner.seek(key)
     }
 
