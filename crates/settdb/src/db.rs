@@ -232,6 +232,7 @@ impl Db {
 
     /// Runs `f` in a read-only transaction (a consistent snapshot).
     pub fn view<T>(&self, f: impl FnOnce(&mut Txn) -> Result<T>) -> Result<T> {
+        self.inner.check_open()?;
         let mut txn = if self.is_managed() {
             Txn::begin_at(self.inner.clone(), u64::MAX, false)
         } else {
@@ -242,18 +243,21 @@ impl Db {
 
     /// A new transaction at the latest commit; `update` for read-write. Not in managed mode.
     pub fn new_transaction(&self, update: bool) -> Result<Txn> {
+        self.inner.check_open()?;
         self.refuse_managed("managed mode: use new_transaction_at(read_ts, update)")?;
         Ok(Txn::begin(self.inner.clone(), update))
     }
 
     /// Managed mode: a transaction reading at `read_ts`, committed with `commit_at`.
     pub fn new_transaction_at(&self, read_ts: u64, update: bool) -> Result<Txn> {
+        self.inner.check_open()?;
         self.require_managed("new_transaction_at needs a database opened with open_managed")?;
         Ok(Txn::begin_at(self.inner.clone(), read_ts, update))
     }
 
     /// Managed mode: versions at or below `ts` may be discarded by compaction.
     pub fn set_discard_ts(&self, ts: u64) -> Result<()> {
+        self.inner.check_open()?;
         self.require_managed("set_discard_ts needs a database opened with open_managed")?;
         self.inner.oracle.set_discard_ts(ts);
         Ok(())
@@ -262,12 +266,14 @@ impl Db {
     /// A batch for many writes at high throughput (not atomic as a whole). Not in managed
     /// mode.
     pub fn new_write_batch(&self) -> Result<WriteBatch> {
+        self.inner.check_open()?;
         self.refuse_managed("managed mode: use new_write_batch_at(commit_ts)")?;
         Ok(WriteBatch::new(self.inner.clone(), None))
     }
 
     /// Managed mode: a write batch committing every write at `commit_ts`.
     pub fn new_write_batch_at(&self, commit_ts: u64) -> Result<WriteBatch> {
+        self.inner.check_open()?;
         self.require_managed("new_write_batch_at needs a database opened with open_managed")?;
         Ok(WriteBatch::new(self.inner.clone(), Some(commit_ts)))
     }
@@ -344,6 +350,7 @@ impl Db {
 
     /// Runs compaction steps until no level needs one (tests, tools and `flatten`).
     pub fn compact_until_settled(&self) -> Result<()> {
+        self.inner.check_open()?;
         while self.inner.compactor.run_once(self.inner.discard_ts())? {}
         Ok(())
     }
@@ -420,6 +427,14 @@ pub(crate) fn now_secs() -> u64 {
 }
 
 impl DbInner {
+    /// `Err(Closed)` once [`Db::close`] began: every call after it fails so.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_writable(&self) -> Result<()> {
         if self.opts.read_only {
             return Err(Error::InvalidRequest("the database is open read-only"));
@@ -488,6 +503,7 @@ impl DbInner {
 
     /// The newest live (not deleted, not expired) version of `key` at or below `read_ts`.
     fn lookup(&self, key: &[u8], read_ts: u64) -> Result<Option<(u64, ValueStruct)>> {
+        self.check_open()?;
         validate_key(key)?;
         self.applied
             .wait_for(read_ts.min(self.applied.last_begun()));
@@ -680,9 +696,7 @@ impl DbInner {
         opts: IteratorOptions,
         pending: Option<VecIterator>,
     ) -> Result<DbIterator> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
+        self.check_open()?;
         self.applied
             .wait_for(read_ts.min(self.applied.last_begun()));
         // The memtables before the levels: a flush in between is then seen twice, not missed.
