@@ -137,13 +137,7 @@ impl Storage for FsStorage {
     }
 
     fn lock(&self, path: &Path, kind: LockKind) -> Result<Box<dyn StorageLock>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|e| Error::io("open lock", path, e))?;
+        let file = open_lock_file(path, kind).map_err(|e| Error::io("open lock", path, e))?;
         let res = match kind {
             LockKind::Exclusive => file.try_lock(),
             LockKind::Shared => file.try_lock_shared(),
@@ -155,6 +149,21 @@ impl Storage for FsStorage {
             }),
             Err(fs::TryLockError::Error(e)) => Err(Error::io("lock", path, e)),
         }
+    }
+}
+
+/// The lock file, opened as the lock needs: an exclusive lock (a writer) creates it; a shared
+/// lock (a reader) opens an existing one read-only, which works on read-only media (`flock`
+/// needs no write access).
+fn open_lock_file(path: &Path, kind: LockKind) -> std::io::Result<File> {
+    match kind {
+        LockKind::Exclusive => OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path),
+        LockKind::Shared => OpenOptions::new().read(true).open(path),
     }
 }
 
@@ -203,5 +212,39 @@ mod tests {
         assert_eq!(s.list_dir(&parent_dir(&p)).unwrap(), vec!["f".to_string()]);
         f.sync_data().unwrap();
         s.sync_dir(&parent_dir(&p)).unwrap();
+    }
+
+    #[test]
+    fn a_shared_lock_opens_its_file_read_only() {
+        // Proves a reader's lock needs no write access (a read-only open on read-only media
+        // once failed with "open lock on LOCK: Read-only file system"): the shared lock's file
+        // is opened O_RDONLY (read from /proc, as root bypasses file permissions), and a
+        // missing lock file is not created by it.
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("LOCK");
+        assert!(open_lock_file(&path, LockKind::Shared).is_err());
+        assert!(!path.exists());
+        let writer = open_lock_file(&path, LockKind::Exclusive).unwrap();
+        let reader = open_lock_file(&path, LockKind::Shared).unwrap();
+        let access_mode = |f: &File| {
+            let info = fs::read_to_string(format!("/proc/self/fdinfo/{}", f.as_raw_fd())).unwrap();
+            let flags = info
+                .lines()
+                .find_map(|l| l.strip_prefix("flags:"))
+                .map(|v| u32::from_str_radix(v.trim(), 8).unwrap())
+                .unwrap();
+            flags & 0o3 // O_ACCMODE: 0 read-only, 2 read-write
+        };
+        assert_eq!(access_mode(&reader), 0);
+        assert_eq!(access_mode(&writer), 2);
+        drop(writer);
+        let s = FsStorage::new();
+        let _shared = s.lock(&path, LockKind::Shared).unwrap();
+        let _shared2 = s.lock(&path, LockKind::Shared).unwrap();
+        assert!(matches!(
+            s.lock(&path, LockKind::Exclusive),
+            Err(Error::Locked { .. })
+        ));
     }
 }
