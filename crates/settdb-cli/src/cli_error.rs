@@ -1,7 +1,8 @@
 //! [`CliError`]: the one error a subcommand returns. `main` prints it as one line,
 //! `settdb: <message>`, on stderr and exits with its code: 1 for a failure
-//! ([`EXIT_FAILURE`]), 3 when a consistency check found the data wrong ([`EXIT_CHECK_FAILED`]:
-//! `bank test`, `bank disect`). Code 2 stays clap's, for bad usage.
+//! ([`EXIT_FAILURE`]), 2 for bad usage ([`EXIT_USAGE`]: clap's code, also for flags that parse
+//! but do not make sense together, and for options the library refuses), 3 when a
+//! consistency check found the data wrong ([`EXIT_CHECK_FAILED`]: `bank test`, `bank disect`).
 //!
 //! Library errors are translated here into messages a newcomer can act on: a locked
 //! directory says who may hold it, a missing directory says so, and corruption points at
@@ -12,6 +13,8 @@ use std::path::Path;
 
 /// Exit code of a failed command: bad directory, I/O, corruption, key not found, ...
 pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of bad usage: clap's, and ours for flags that parse but cannot be honoured.
+pub const EXIT_USAGE: u8 = 2;
 /// Exit code when a consistency check ran and found the data wrong (a bank total changed).
 /// Distinct from 1 (the check could not run) and from clap's 2 (bad usage), so scripts can
 /// tell a found bug from a broken setup.
@@ -36,6 +39,14 @@ impl CliError {
         }
     }
 
+    /// Bad usage (flags that cannot be honoured): exit code [`EXIT_USAGE`].
+    pub fn usage(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+            exit_code: EXIT_USAGE,
+        }
+    }
+
     /// A consistency check found the data wrong: exit code [`EXIT_CHECK_FAILED`].
     pub fn check_failed(message: impl Into<String>) -> Self {
         CliError {
@@ -45,8 +56,13 @@ impl CliError {
     }
 
     /// Translates a library error that happened while working on the database in `dir`.
+    /// Options the library refuses came from the flags: bad usage.
     pub fn from_db(err: settdb::Error, dir: &Path) -> Self {
-        CliError::new(describe_db_error(&err, dir))
+        let message = describe_db_error(&err, dir);
+        match err {
+            settdb::Error::InvalidOptions(_) => CliError::usage(message),
+            _ => CliError::new(message),
+        }
     }
 
     /// The message, without the `settdb: ` prefix.

@@ -72,6 +72,24 @@ impl DirArgs {
         }
     }
 
+    /// For a command that writes: fails if the directory holds files but no database (it
+    /// must not create one among someone else's files). A missing or empty directory, or a
+    /// database, is fine.
+    pub fn refuse_foreign_files(&self) -> CliResult {
+        if self.dir.join(MANIFEST_FILE_NAME).exists() {
+            return Ok(());
+        }
+        let holds_files = std::fs::read_dir(&self.dir).is_ok_and(|mut e| e.next().is_some());
+        match holds_files {
+            true => Err(CliError::new(format!(
+                "{} is not empty and is not a SettDB database (it has no {MANIFEST_FILE_NAME}): \
+                 refusing to create a database among its files; use a new or empty directory",
+                self.dir.display()
+            ))),
+            false => Ok(()),
+        }
+    }
+
     /// Opens an existing database read-only (a shared lock: other readers may run too).
     pub fn open_read_only(&self) -> CliResult<Db> {
         self.require_existing()?;

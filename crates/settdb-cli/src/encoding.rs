@@ -27,8 +27,9 @@ impl Encoding {
     pub fn decode(self, arg: &str, what: &str) -> CliResult<Vec<u8>> {
         match self {
             Encoding::Text => Ok(arg.as_bytes().to_vec()),
-            Encoding::Hex => decode_hex(arg)
-                .map_err(|why| CliError::new(format!("{what} {arg:?} is not hexadecimal: {why}"))),
+            Encoding::Hex => decode_hex(arg).map_err(|why| {
+                CliError::usage(format!("{what} {arg:?} is not hexadecimal: {why}"))
+            }),
         }
     }
 

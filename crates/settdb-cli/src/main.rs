@@ -18,6 +18,7 @@ mod key_sample;
 mod levels_report;
 mod manifest_check;
 mod progress;
+mod temp_dir;
 mod units;
 
 use std::process::ExitCode;

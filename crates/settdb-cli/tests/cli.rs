@@ -163,7 +163,7 @@ fn set_get_delete_round_trip_in_text_and_hex() {
     settdb()
         .args(["get", "--dir", &d, "--hex", "0g"])
         .assert()
-        .code(1)
+        .code(2)
         .stderr(contains("settdb: key \"0g\" is not hexadecimal"));
 }
 
@@ -475,7 +475,7 @@ fn scan_errors_are_explained() {
         .args(["scan", "--hex", "--prefix", "xyz", "--dir"])
         .arg(dir.path())
         .assert()
-        .code(1)
+        .code(2)
         .stderr(contains("prefix \"xyz\" is not hexadecimal"));
     settdb()
         .args(["scan", "--limit", "many", "--dir"])
@@ -641,4 +641,93 @@ fn repair_rebuilds_a_database_that_lost_its_manifest() {
         .success()
         .stdout(contains("OK: no corruption found"));
     assert!(dir.path().join("lost/1/000001.sst").exists());
+}
+
+#[test]
+fn flags_that_cannot_be_honoured_exit_2() {
+    // Proves bad usage exits 2 in every form: flags clap accepts but that contradict each
+    // other (-k 4 --sorted) or that the library refuses (-t over the maximum), and a key that
+    // is not hexadecimal with --hex (these exited 1, as a failure, before).
+    for args in [
+        vec!["bench", "write", "-k", "4", "--sorted", "-m", "0.001"],
+        vec!["bench", "write", "-t", "99999999", "-m", "0.001"],
+    ] {
+        settdb()
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(contains("settdb: "));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    settdb()
+        .args(["set", "--hex", "--dir"])
+        .arg(dir.path())
+        .args(["zz", "00"])
+        .assert()
+        .code(2)
+        .stderr(contains("not hexadecimal"));
+}
+
+#[test]
+fn writing_commands_refuse_a_directory_of_someone_elses_files() {
+    // Proves set and bench write never create a database among a user's files, and verify
+    // says the directory is not a database (not "CORRUPT").
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    for args in [vec!["set", "a", "b"], vec!["bench", "write", "-m", "0.001"]] {
+        settdb()
+            .args(&args)
+            .arg("--dir")
+            .arg(dir.path())
+            .assert()
+            .code(1)
+            .stderr(contains("is not empty and is not a SettDB database"));
+    }
+    settdb()
+        .args(["verify", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stdout(contains("CORRUPT").not())
+        .stderr(contains("is not a SettDB database"));
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(names.len(), 1, "only notes.txt");
+}
+
+#[test]
+fn an_interrupted_benchmark_removes_its_temporary_directory() {
+    // Proves SIGINT and SIGTERM remove the temporary directory of `bench write` and `bank
+    // test` (runs without --dir once left 100 MB behind per second of benchmark).
+    for (cmd, signal) in [
+        (vec!["bench", "write", "-m", "50"], "-INT"),
+        (vec!["bench", "write", "-m", "50"], "-TERM"),
+        (vec!["bank", "test", "-d", "60s"], "-INT"),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("settdb"))
+            .args(&cmd)
+            .env("TMPDIR", tmp.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::fs::read_dir(tmp.path()).unwrap().count() == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{cmd:?}: no temporary directory"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        let killed = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(130), "{cmd:?} {signal}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{cmd:?} {signal}: left {left:?}");
+    }
 }

@@ -169,6 +169,16 @@ pub struct ValuePointer {
     pub len: u32,
 }
 
+impl std::fmt::Display for ValuePointer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "value-log file {} offset {} length {}",
+            self.file_id, self.offset, self.len
+        )
+    }
+}
+
 impl ValuePointer {
     /// Bytes of an encoded pointer.
     pub const ENCODED_LEN: usize = 12;

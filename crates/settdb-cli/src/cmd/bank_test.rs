@@ -26,6 +26,7 @@ use crate::bank_accounts::{
 use crate::cli_error::{CliError, CliResult};
 use crate::db_dir::DirArgs;
 use crate::progress::{Goal, Progress};
+use crate::temp_dir::TempDbDir;
 use crate::units::{fmt_count, fmt_duration, fmt_rate};
 
 /// Flags of `bank test` (Badger's names).
@@ -134,9 +135,7 @@ pub fn run(args: BankTestArgs) -> CliResult {
         None => {
             print_directory(&dirs.dir, temp.is_some(), true);
             if let Some(t) = temp {
-                t.close().map_err(|e| {
-                    CliError::new(format!("cannot remove the temporary directory: {e}"))
-                })?;
+                t.close()?;
             }
             Ok(())
         }
@@ -149,7 +148,7 @@ pub fn run(args: BankTestArgs) -> CliResult {
 }
 
 /// The directory to use: `--dir` (new or empty) or a temporary one.
-fn test_dir(dir: Option<&PathBuf>) -> CliResult<(DirArgs, Option<tempfile::TempDir>)> {
+fn test_dir(dir: Option<&PathBuf>) -> CliResult<(DirArgs, Option<TempDbDir>)> {
     let (dir, temp) = match dir {
         Some(d) => {
             let non_empty = std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some());
@@ -163,10 +162,7 @@ fn test_dir(dir: Option<&PathBuf>) -> CliResult<(DirArgs, Option<tempfile::TempD
             (d.clone(), None)
         }
         None => {
-            let t = tempfile::Builder::new()
-                .prefix("settdb-bank-")
-                .tempdir()
-                .map_err(|e| CliError::new(format!("cannot create a temporary directory: {e}")))?;
+            let t = TempDbDir::create("settdb-bank-")?;
             (t.path().to_path_buf(), Some(t))
         }
     };

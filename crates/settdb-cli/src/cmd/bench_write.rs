@@ -19,6 +19,7 @@ use crate::compression_arg::CompressionArg;
 use crate::db_dir::DirArgs;
 use crate::disk_usage::{peak_memory_bytes, DiskUsage};
 use crate::progress::{Goal, Progress};
+use crate::temp_dir::TempDbDir;
 use crate::units::{fmt_bytes, fmt_count, fmt_duration, fmt_rate};
 
 /// Bytes of the random pool values are sliced from, beyond one value.
@@ -92,17 +93,21 @@ struct LoadReport {
 /// Runs `bench write`.
 pub fn run(args: BenchWriteArgs) -> CliResult {
     if args.sorted && (args.key_size as usize) < SORTED_PREFIX_LEN {
-        return Err(CliError::new(format!(
+        return Err(CliError::usage(format!(
             "--sorted needs keys of at least {SORTED_PREFIX_LEN} bytes (-k)"
         )));
+    }
+    if let Some(d) = &args.dir {
+        DirArgs {
+            dir: d.clone(),
+            vlog_dir: args.vlog_dir.clone(),
+        }
+        .refuse_foreign_files()?;
     }
     let (dir, temp) = match &args.dir {
         Some(d) => (d.clone(), None),
         None => {
-            let t = tempfile::Builder::new()
-                .prefix("settdb-bench-")
-                .tempdir()
-                .map_err(|e| CliError::new(format!("cannot create a temporary directory: {e}")))?;
+            let t = TempDbDir::create("settdb-bench-")?;
             (t.path().to_path_buf(), Some(t))
         }
     };
@@ -121,13 +126,13 @@ pub fn run(args: BenchWriteArgs) -> CliResult {
         .with_sync_writes(args.sync)
         .with_value_threshold(args.value_threshold)
         .with_compression(args.compression.to_compression(1));
+    opts.validate().map_err(|e| dirs.error(e))?;
     let report = load(&dirs, opts, &keys, &args)?;
     let usage = DiskUsage::scan(&[&dirs.dir, dirs.value_dir()])
         .map_err(|e| CliError::new(format!("cannot list {}: {e}", dirs.dir.display())))?;
     print_report(&args, &keys, &report, &usage, &dirs.dir, temp.is_some());
     if let Some(t) = temp {
-        t.close()
-            .map_err(|e| CliError::new(format!("cannot remove the temporary directory: {e}")))?;
+        t.close()?;
     }
     Ok(())
 }

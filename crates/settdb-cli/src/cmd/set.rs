@@ -1,4 +1,5 @@
-//! `settdb set`: sets one key to a value, creating the database if the directory has none.
+//! `settdb set`: sets one key to a value, creating the database if the directory is new or
+//! empty (never among someone else's files).
 
 use crate::cli_error::CliResult;
 use crate::db_dir::DirArgs;
@@ -23,6 +24,7 @@ pub fn run(args: SetArgs) -> CliResult {
     let encoding = Encoding::from_hex_flag(args.hex);
     let key = encoding.decode(&args.key, "key")?;
     let value = encoding.decode(&args.value, "value")?;
+    args.dirs.refuse_foreign_files()?;
     let db = args.dirs.open(args.dirs.options())?;
     let version = db.set(key, value);
     // Close even after a failed write: it releases the lock and flushes what was written.

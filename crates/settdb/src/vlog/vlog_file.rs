@@ -95,7 +95,7 @@ impl VlogFile {
         let rec = read_record_at(self.file.as_ref(), self.readable_end(), RecordPos::from(vp))?;
         if rec.key() != expected_key {
             let why = format!(
-                "value pointer {vp:?} was stored under key {} but its record holds key {}",
+                "the value pointer ({vp}) was stored under key {} but its record holds key {}",
                 show_key(expected_key),
                 show_key(rec.key())
             );
