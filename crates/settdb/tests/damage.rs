@@ -224,6 +224,8 @@ fn damage_followed_by_an_intact_batch_in_the_active_wal_is_an_error() {
     zeroed[at..at + 1024].fill(0);
     base.sim.set_bytes(&active, &zeroed).unwrap();
     base.assert_refused("zeroed range before intact synced batches");
+    base.sim.set_bytes(&active, &good[..20]).unwrap();
+    base.assert_refused("active WAL cut inside its header");
     base.sim.remove_file(&active).unwrap();
     base.assert_refused("active WAL deleted");
     base.sim.set_bytes(&active, &good).unwrap();

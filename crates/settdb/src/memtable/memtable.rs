@@ -226,7 +226,8 @@ impl Memtable {
 
     /// Replays live WAL `id` of `dir` as recovery does: `newer` is the id of the next live WAL,
     /// if any. A WAL that was rotated (one with a newer WAL) was sealed first, so one that does
-    /// not end in its seal was cut or damaged at its end: corruption (DESIGN rule 12).
+    /// not end in its seal was cut or damaged at its end: corruption (DESIGN rule 12). So is a
+    /// live WAL without a header (unborn), which the MANIFEST lists only once it is durable.
     pub(crate) fn replay_live(
         storage: &dyn Storage,
         dir: &Path,
@@ -236,6 +237,11 @@ impl Memtable {
     ) -> Result<Memtable> {
         let path = dir.join(wal_file_name(id));
         let (mem, end) = Memtable::replay(storage, &path, id, vptr_ok)?;
+        if end.header.is_none() {
+            let why = "a live WAL has no header: it was created with a durable header before the \
+                       MANIFEST listed it, so it was cut or zeroed since";
+            return Err(Error::corruption(&path, 0, why));
+        }
         match newer {
             Some(newer) if !end.sealed => {
                 let why = format!(
