@@ -296,6 +296,7 @@ impl Db {
             .map(|e| inner.opts.entry_charge(e.key.len(), e.value.len()))
             .sum();
         inner.check_batch_limits(entries.len() as u64, size)?;
+        inner.check_value_log_fit(&entries)?;
         let req = WriteRequest::new(entries);
         let completion = inner.queue.push_with(|| {
             for v in crate::write::distinct_versions(&req) {
@@ -471,6 +472,23 @@ impl DbInner {
         Ok(())
     }
 
+    /// Refuses a write whose value-log values would not fit one value-log file: the writer
+    /// puts one group's values in one file, and a pointer's offset is a u32.
+    pub(crate) fn check_value_log_fit(&self, entries: &[WriteEntry]) -> Result<()> {
+        let size: u64 = entries
+            .iter()
+            .filter(|e| e.meta & meta::DELETE == 0 && self.opts.goes_to_value_log(e.value.len()))
+            .map(|e| e.value.len() as u64)
+            .sum();
+        if size > self.opts.value_log_file_size {
+            return Err(Error::ValueLogWriteTooBig {
+                size_bytes: size,
+                max_size_bytes: self.opts.value_log_file_size,
+            });
+        }
+        Ok(())
+    }
+
     pub(crate) fn validate_entries(&self, entries: &[WriteEntry]) -> Result<()> {
         for e in entries {
             validate_key(&e.key)?;
@@ -480,7 +498,8 @@ impl DbInner {
             .iter()
             .map(|e| self.opts.entry_charge(e.key.len(), e.value.len()))
             .sum();
-        self.check_batch_limits(entries.len() as u64, size)
+        self.check_batch_limits(entries.len() as u64, size)?;
+        self.check_value_log_fit(entries)
     }
 
     fn write(&self, mut entries: Vec<WriteEntry>) -> Result<u64> {
@@ -627,9 +646,13 @@ impl DbInner {
             value_threshold: self.opts.value_threshold,
             mem_table_size: self.opts.mem_table_size,
             sync_writes: self.opts.sync_writes,
+            // Raw bytes, values included: a group's value-log values then fit one file too.
             limits: GroupLimits {
                 max_entries: self.opts.max_batch_count(),
-                max_bytes: self.opts.max_batch_size(),
+                max_bytes: self
+                    .opts
+                    .max_batch_size()
+                    .min(self.opts.value_log_file_size),
             },
             wal_dir: (!self.opts.in_memory).then(|| self.opts.dir.clone()),
             manifest: self.manifest.clone(),

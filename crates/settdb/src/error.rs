@@ -36,6 +36,16 @@ pub enum Error {
         max_size_bytes: u64,
     },
 
+    /// One write's values bound for the value log are more than one value-log file holds (a
+    /// write's values go into one file, so that their pointers fit).
+    #[error("one write holds {size_bytes} bytes of values for the value log; at most {max_size_bytes} (value_log_file_size) fit in one write: split it")]
+    ValueLogWriteTooBig {
+        /// Bytes of the write's value-log values.
+        size_bytes: u64,
+        /// Limit: the value-log file size.
+        max_size_bytes: u64,
+    },
+
     /// Keys must not be empty.
     #[error("key cannot be empty")]
     EmptyKey,

@@ -335,12 +335,18 @@ impl Options {
     /// memtable and its WAL. A value the value log will hold counts as its 12-byte pointer (as
     /// in Badger), so a value of any size up to the value-log file size fits a transaction.
     pub(crate) fn entry_charge(&self, key_len: usize, value_len: usize) -> u64 {
-        let stored = if !self.in_memory && value_len as u64 >= self.value_threshold {
+        let stored = if self.goes_to_value_log(value_len) {
             crate::value::ValuePointer::ENCODED_LEN
         } else {
             value_len
         };
         (key_len + crate::key::VERSION_LEN + stored + 16) as u64
+    }
+
+    /// True if a value of `value_len` bytes is stored in the value log (the write path's rule;
+    /// a delete's empty value never is, as no threshold is 0).
+    pub(crate) fn goes_to_value_log(&self, value_len: usize) -> bool {
+        !self.in_memory && value_len > 0 && value_len as u64 >= self.value_threshold
     }
 
     /// Largest value threshold: 1 MiB, or less if a batch is smaller.

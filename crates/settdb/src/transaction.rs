@@ -312,6 +312,7 @@ impl Txn {
                 value: p.value,
             })
             .collect();
+        self.db.check_value_log_fit(&entries)?;
         let (oracle, read_ts) = (&self.db.oracle, self.read_ts);
         let reads = std::mem::take(&mut *self.reads.lock().unwrap_or_else(|e| e.into_inner()));
         let writes = &self.writes;

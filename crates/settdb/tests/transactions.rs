@@ -353,3 +353,34 @@ fn closing_from_a_commit_callback_does_not_deadlock() {
         "close from the callback failed or hung"
     );
 }
+
+#[test]
+fn a_write_whose_values_overflow_a_value_log_file_is_refused_up_front() {
+    // Proves a write's value-log values must fit one value-log file: refused with a typed
+    // error before anything is written (the writer would otherwise fail and poison the
+    // database), while each value alone is fine and the database stays usable.
+    let db = db(); // value-log files of 1 MiB
+    let v = vec![7u8; 600 << 10];
+    let e = db
+        .update(|t| {
+            t.set("a", v.clone())?;
+            t.set("b", v.clone())
+        })
+        .unwrap_err();
+    assert!(matches!(e, Error::ValueLogWriteTooBig { .. }), "{e}");
+    let e = db.write(vec![
+        settdb::write::WriteEntry {
+            key: "a".into(),
+            value: v.clone().into(),
+            version: 0,
+            meta: 0,
+            user_meta: 0,
+            expires_at: 0,
+        };
+        2
+    ]);
+    assert!(matches!(e, Err(Error::ValueLogWriteTooBig { .. })));
+    db.update(|t| t.set("a", v.clone())).unwrap();
+    db.update(|t| t.set("b", v.clone())).unwrap();
+    assert_eq!(db.get(b"b").unwrap(), Some(v));
+}
