@@ -55,7 +55,7 @@ fn write_of(i: u64) -> (Vec<u8>, Option<Vec<u8>>) {
     if i % 13 == 6 {
         return (key, None);
     }
-    let len = if i % 3 == 0 { 1_500 } else { 40 };
+    let len = if i.is_multiple_of(3) { 1_500 } else { 40 };
     let v = value_for(&key, i, len);
     (key, Some(v))
 }
@@ -115,7 +115,11 @@ fn build_crashed(dir: &Path, image: &Path) -> Vec<Write> {
             let v = if i % 13 == 6 {
                 None
             } else {
-                Some(value_for(&key, i, if i % 5 == 0 { 3_000 } else { 1_000 }))
+                Some(value_for(
+                    &key,
+                    i,
+                    if i.is_multiple_of(5) { 3_000 } else { 1_000 },
+                ))
             };
             batch.push(entry(&key, &v));
             history.push((b, key, v));
