@@ -28,6 +28,17 @@ fn bench_dir() -> tempfile::TempDir {
     dir
 }
 
+/// A fresh directory holding 2,000 benchmark keys with 2 KiB values (in the value log).
+fn value_log_bench_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    settdb()
+        .args(["bench", "write", "-m", "0.002", "-v", "2048", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    dir
+}
+
 /// The table files in `dir`.
 fn tables(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -307,12 +318,7 @@ fn damaged_value_log_is_reported_as_corruption() {
     // Proves damage in the middle of a cleanly closed value-log file is reported as
     // corruption by verify and refused by info (the close sealed the file, so recovery knows
     // the bytes were durable), and that nothing is deleted on the way.
-    let dir = tempfile::tempdir().unwrap();
-    settdb()
-        .args(["bench", "write", "-m", "0.002", "-v", "2048", "--dir"])
-        .arg(dir.path())
-        .assert()
-        .success();
+    let dir = value_log_bench_dir();
     let vlog = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -350,12 +356,7 @@ fn bench_read_keys_only_and_full_scan() {
     // Proves --keys-only point reads find every sampled key without reading values, and
     // --full-scan visits every key with its value (and without, with --keys-only); a small
     // --sample-size samples that many of all the keys.
-    let dir = tempfile::tempdir().unwrap();
-    settdb()
-        .args(["bench", "write", "-m", "0.002", "-v", "2048", "--dir"])
-        .arg(dir.path())
-        .assert()
-        .success();
+    let dir = value_log_bench_dir();
     settdb()
         .args(["bench", "read", "--keys-only", "-d", "1s", "-g", "2"])
         .args(["--sample-size", "500", "--dir"])
@@ -609,12 +610,7 @@ fn repair_rebuilds_a_database_that_lost_its_manifest() {
     // Proves `settdb repair`: on a database verify passes it changes nothing; after the
     // MANIFEST is deleted, verify fails, repair rebuilds it (old files kept in lost/1), and
     // verify passes with every key there.
-    let dir = tempfile::tempdir().unwrap();
-    settdb()
-        .args(["bench", "write", "-m", "0.002", "-v", "2048", "--dir"])
-        .arg(dir.path())
-        .assert()
-        .success();
+    let dir = value_log_bench_dir();
     settdb()
         .args(["repair", "--dir"])
         .arg(dir.path())

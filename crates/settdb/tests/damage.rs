@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{seed, small_options, value_for, Gate, SlowTableStorage};
+use common::{seed, small_options, workload_step, Gate, SlowTableStorage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use settdb::io::{CrashMode, SimStorage, Storage};
@@ -327,18 +327,5 @@ fn crash_images_verify_clean_and_recovery_never_deletes_a_needed_table() {
             "seed {s} {mode:?}: after reopen: {:?}",
             report.problems
         );
-    }
-}
-
-/// Transaction `i`: an overwrite or a delete, inline or value-log values.
-fn workload_step(db: &Db, i: u64, model: &mut BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
-    let key = format!("key{:05}", (i * 7919) % 1500).into_bytes();
-    if i % 11 == 5 {
-        db.delete(key.clone()).unwrap();
-        model.insert(key, None);
-    } else {
-        let v = value_for(&key, i, if i.is_multiple_of(3) { 300 } else { 24 });
-        db.set(key.clone(), v.clone()).unwrap();
-        model.insert(key, Some(v));
     }
 }

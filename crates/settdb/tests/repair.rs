@@ -8,13 +8,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use common::{small_options, value_for};
+use common::{small_options, value_for, workload_step, Model};
 use settdb::io::{Fault, FaultKind, FaultOp, SimStorage, Storage};
 use settdb::{Db, Error, Options};
 
 const DIR: &str = "/db";
-
-type Model = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
 fn opts(sim: &SimStorage) -> Options {
     small_options(Path::new(DIR), Arc::new(sim.clone()))
@@ -27,15 +25,7 @@ fn base() -> (SimStorage, Model) {
     let db = Db::open(opts(&sim)).unwrap();
     let mut model = Model::new();
     for i in 0..12_000u64 {
-        let key = format!("key{:05}", (i * 7919) % 1500).into_bytes();
-        if i % 11 == 5 {
-            db.delete(key.clone()).unwrap();
-            model.insert(key, None);
-        } else {
-            let v = value_for(&key, i, if i.is_multiple_of(3) { 300 } else { 24 });
-            db.set(key.clone(), v.clone()).unwrap();
-            model.insert(key, Some(v));
-        }
+        workload_step(&db, i, &mut model);
     }
     db.close().unwrap();
     (sim, model)
@@ -49,22 +39,13 @@ fn file(name: &str) -> PathBuf {
     Path::new(DIR).join(name)
 }
 
-fn first_ending(sim: &SimStorage, suffix: &str) -> PathBuf {
-    file(
-        &names(sim, Path::new(DIR))
-            .into_iter()
-            .find(|n| n.ends_with(suffix))
-            .unwrap(),
-    )
-}
-
-fn last_ending(sim: &SimStorage, suffix: &str) -> PathBuf {
-    file(
-        &names(sim, Path::new(DIR))
-            .into_iter()
-            .rfind(|n| n.ends_with(suffix))
-            .unwrap(),
-    )
+/// The files of the database whose names end in `suffix`, in name (id) order.
+fn ending(sim: &SimStorage, suffix: &str) -> Vec<PathBuf> {
+    names(sim, Path::new(DIR))
+        .into_iter()
+        .filter(|n| n.ends_with(suffix))
+        .map(|n| file(&n))
+        .collect()
 }
 
 /// What a read-only open reads for each model key (`None` for the whole map when it fails).
@@ -149,7 +130,7 @@ fn a_damaged_table_block_loses_only_that_block() {
     // Proves repair keeps every readable block of a damaged table: the report counts the lost
     // block's bytes, and every other key still reads.
     let (sim, model) = base();
-    let sst = first_ending(&sim, ".sst");
+    let sst = ending(&sim, ".sst").remove(0);
     let mut bytes = sim.live_bytes(&sst).unwrap();
     bytes[200] ^= 0x55;
     sim.set_bytes(&sst, &bytes).unwrap();
@@ -172,7 +153,7 @@ fn lost_values_become_tombstones_and_are_listed() {
     // as deleted (never an older value), their keys are listed in lost-keys.txt, and every
     // other key reads as written.
     let (sim, model) = base();
-    let vlog = last_ending(&sim, ".vlog");
+    let vlog = ending(&sim, ".vlog").pop().unwrap();
     sim.remove_file(&vlog).unwrap();
     let report = repair_and_check(&sim, &model, "value-log file deleted");
     assert!(report.values_lost > 0);

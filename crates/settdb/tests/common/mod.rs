@@ -50,6 +50,23 @@ pub fn value_for(key: &[u8], tag: u64, len: usize) -> Vec<u8> {
     v
 }
 
+/// What a model of single-key writes holds: each key's latest value (`None`: deleted).
+pub type Model = std::collections::BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// Write `i` of a workload over 1,500 keys: a delete every 11th, otherwise a set with a
+/// value-log value (300 B, with `small_options`) every 3rd and an inline one (24 B) else.
+pub fn workload_step(db: &settdb::Db, i: u64, model: &mut Model) {
+    let key = format!("key{:05}", (i * 7919) % 1500).into_bytes();
+    if i % 11 == 5 {
+        db.delete(key.clone()).unwrap();
+        model.insert(key, None);
+    } else {
+        let v = value_for(&key, i, if i.is_multiple_of(3) { 300 } else { 24 });
+        db.set(key.clone(), v.clone()).unwrap();
+        model.insert(key, Some(v));
+    }
+}
+
 /// A storage that delays the creation of table files, so flushes lag behind writes and a
 /// crash often finds immutable memtables not yet flushed (the window where WAL order matters).
 #[derive(Debug)]
