@@ -154,7 +154,7 @@ mod tests {
         let (firsts, out) = run(b.bytes());
         assert_eq!(firsts, vec![0, 2, 5, 7, 8]);
         assert_eq!(out.lost_bytes, 0);
-        assert_eq!(out.records, 10);
+        assert_eq!((out.batches, out.records, out.sealed), (5, 10, false));
     }
 
     #[test]
@@ -177,6 +177,7 @@ mod tests {
                     .collect();
                 assert_eq!(firsts, want, "batch {i}, byte {at}");
                 assert_eq!(out.lost_bytes, end - start, "batch {i}, byte {at}");
+                assert_eq!(out.batches, 4, "batch {i}, byte {at}");
             }
         }
     }
@@ -198,5 +199,35 @@ mod tests {
         let mut header = bytes.clone();
         header[3] ^= 1;
         assert_eq!(run(header).0, vec![0, 2, 5, 7, 8], "a damaged file header");
+    }
+
+    #[test]
+    fn the_seal_is_reported_not_handed_out() {
+        // Proves a sealed log's seal batch is not handed out as data and is reported, and a
+        // damaged seal is just lost bytes.
+        use crate::io::{FsStorage, OpenMode, Storage};
+        use crate::log::{LogHeader, LogWriter, RecordRef};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("000001.mem");
+        let mut w = LogWriter::create(&FsStorage, &path, LogHeader::new(LogKind::Wal, 1)).unwrap();
+        let recs = recs(0, 3);
+        let refs: Vec<RecordRef<'_>> = recs.iter().map(TestRec::as_ref).collect();
+        w.append_batch(&refs, &mut Vec::new()).unwrap();
+        w.seal().unwrap();
+        let bytes = FsStorage
+            .open(&path, OpenMode::Read)
+            .and_then(|f| f.read_vec_at(0, f.len()? as usize))
+            .unwrap();
+        let (firsts, out) = run(bytes.clone());
+        assert_eq!(
+            (firsts, out.batches, out.sealed, out.lost_bytes),
+            (vec![0], 1, true, 0)
+        );
+        let mut damaged = bytes;
+        let last = damaged.len() - 2;
+        damaged[last] ^= 1;
+        let (firsts, out) = run(damaged);
+        assert_eq!((firsts, out.batches, out.sealed), (vec![0], 1, false));
+        assert_eq!(out.lost_bytes, crate::log::seal_batch_len());
     }
 }
