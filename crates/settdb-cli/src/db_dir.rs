@@ -72,6 +72,30 @@ impl DirArgs {
         }
     }
 
+    /// For a command that inspects a possibly damaged database: fails, saying so, when the
+    /// directories hold neither a MANIFEST nor any table, WAL or value-log file.
+    pub fn require_database_files(&self) -> CliResult {
+        if self.dir.join(MANIFEST_FILE_NAME).exists() {
+            return Ok(());
+        }
+        let has_db_file = |dir: &Path| {
+            std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries.filter_map(|e| e.ok()).any(|e| {
+                    let name = e.file_name();
+                    let name = name.to_string_lossy();
+                    [".sst", ".mem", ".vlog"].iter().any(|x| name.ends_with(x))
+                })
+            })
+        };
+        if has_db_file(&self.dir) || has_db_file(self.value_dir()) {
+            return Ok(());
+        }
+        let e = settdb::Error::NotADatabase {
+            dir: self.dir.clone(),
+        };
+        Err(CliError::from_db(e, &self.dir))
+    }
+
     /// For a command that writes: fails if the directory holds files but no database (it
     /// must not create one among someone else's files). A missing or empty directory, or a
     /// database, is fine.

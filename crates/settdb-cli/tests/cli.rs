@@ -612,6 +612,12 @@ fn repair_rebuilds_a_database_that_lost_its_manifest() {
     // verify passes with every key there.
     let dir = value_log_bench_dir();
     settdb()
+        .args(["info", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains("past the valid records").not());
+    settdb()
         .args(["repair", "--dir"])
         .arg(dir.path())
         .assert()
@@ -685,6 +691,12 @@ fn writing_commands_refuse_a_directory_of_someone_elses_files() {
         .assert()
         .code(1)
         .stdout(contains("CORRUPT").not())
+        .stderr(contains("is not a SettDB database"));
+    settdb()
+        .args(["info", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
         .stderr(contains("is not a SettDB database"));
     let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(names.len(), 1, "only notes.txt");

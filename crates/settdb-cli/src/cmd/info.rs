@@ -37,6 +37,7 @@ pub struct InfoArgs {
 pub fn run(args: InfoArgs) -> CliResult {
     let dirs = &args.dirs;
     dirs.require_existing()?;
+    dirs.require_database_files()?;
     // Shared, as a read-only open: a writer cannot change the files while we read them.
     let _locks = dirs.lock_shared()?;
     println!("directory {}", dirs.dir.display());
@@ -132,7 +133,9 @@ fn print_open(db: &Db, usage: &DiskUsage, show_tables: bool) {
         plural(usage.vlog.files, "file"),
         fmt_bytes(vlog_bytes)
     );
-    if usage.vlog.bytes > vlog_bytes {
+    // Each file may end in its seal (written when it was rotated or closed): not data.
+    let seals = usage.vlog.files * settdb::log::seal_batch_len();
+    if usage.vlog.bytes > vlog_bytes + seals {
         println!(
             "  {} on disk past the valid records is ignored: the torn tail of a crash, or damage \
              (`settdb verify` tells which)",
