@@ -668,6 +668,17 @@ fn flags_that_cannot_be_honoured_exit_2() {
         .assert()
         .code(2)
         .stderr(contains("not hexadecimal"));
+    settdb()
+        .args(["set", "--dir"])
+        .arg(dir.path().join("new"))
+        .args(["!settdb!x", "v"])
+        .assert()
+        .code(2)
+        .stderr(contains("reserved prefix"));
+    assert!(
+        !dir.path().join("new").exists(),
+        "no database created for a refused key"
+    );
 }
 
 #[test]

@@ -402,8 +402,10 @@ fn plain_entry(key: Bytes, value: Bytes, meta_bits: u8) -> WriteEntry {
     }
 }
 
-/// Refuses keys a user may not write or read.
-pub(crate) fn validate_key(key: &[u8]) -> Result<()> {
+/// Refuses keys a user may not write or read: empty, longer than 65,000 bytes, or starting
+/// with SettDB's reserved prefix `!settdb!`. Every read and write checks this; a tool can check
+/// a key before it opens a database.
+pub fn validate_key(key: &[u8]) -> Result<()> {
     if key.is_empty() {
         return Err(Error::EmptyKey);
     }

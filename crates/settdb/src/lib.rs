@@ -55,7 +55,7 @@ pub mod vlog;
 pub mod write;
 
 pub use batch::{WriteBatch, DEFAULT_MAX_PENDING_TXNS};
-pub use db::{Db, LOCK_FILE_NAME};
+pub use db::{validate_key, Db, LOCK_FILE_NAME};
 pub use entry::Entry;
 pub use error::{Error, Result};
 pub use options::{ChecksumVerificationMode, Compression, Options};

@@ -1,7 +1,7 @@
 //! `settdb set`: sets one key to a value, creating the database if the directory is new or
 //! empty (never among someone else's files).
 
-use crate::cli_error::CliResult;
+use crate::cli_error::{CliError, CliResult};
 use crate::db_dir::DirArgs;
 use crate::encoding::Encoding;
 
@@ -24,6 +24,8 @@ pub fn run(args: SetArgs) -> CliResult {
     let encoding = Encoding::from_hex_flag(args.hex);
     let key = encoding.decode(&args.key, "key")?;
     let value = encoding.decode(&args.value, "value")?;
+    // A key the library refuses is bad usage, found before a database is created for it.
+    settdb::validate_key(&key).map_err(|e| CliError::usage(format!("key: {e}")))?;
     args.dirs.refuse_foreign_files()?;
     let db = args.dirs.open(args.dirs.options())?;
     let version = db.set(key, value);
