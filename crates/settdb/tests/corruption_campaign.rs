@@ -333,6 +333,7 @@ fn campaign_child() {
     let mut lines = Vec::new();
     let mut readable: Option<BTreeMap<Vec<u8>, Option<Vec<u8>>>> = None;
     for (mode, read_only) in [("RO", true), ("RW", false)] {
+        let before = read_only.then(|| dir_state(&dir));
         match Db::open(opts(&dir).with_read_only(read_only)) {
             Ok(db) => {
                 let o = observe(&db, &keys);
@@ -360,10 +361,33 @@ fn campaign_child() {
                 lines.push(format!("{mode} {kind} open: {}", one_line(&e.to_string())));
             }
         }
+        if before.is_some_and(|b| b != dir_state(&dir)) {
+            // Rule 7: a read-only open writes nothing, whatever it finds (the last line of a
+            // mode is its outcome).
+            lines.push(format!(
+                "{mode} WRONG a read-only open changed the directory"
+            ));
+        }
     }
     lines.push(repair_phase(&dir, &h, &keys, readable.as_ref()));
     lines.push("DONE".into());
     std::fs::write(out, lines.join("\n")).unwrap();
+}
+
+/// Every file of `dir` but LOCK, with its bytes.
+fn dir_state(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "LOCK")
+        .map(|n| {
+            let bytes = std::fs::read(dir.join(&n)).unwrap_or_default();
+            (n, bytes)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 fn one_line(s: &str) -> String {
