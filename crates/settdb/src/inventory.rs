@@ -369,3 +369,30 @@ fn missing(path: PathBuf, what: &str) -> Error {
     let why = format!("the MANIFEST lists this {what}, but the file is missing");
     Error::corruption(path, 0, why)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_reports_the_first_problem_and_counts_the_others() {
+        // Proves the open's error: the first problem, and how many more verify will list.
+        assert!(Inventory::default().check().is_ok());
+        let problem = |what: &str| Error::corruption("/db/x", 0, what);
+        let mut one = Inventory {
+            problems: vec![problem("first")],
+            ..Inventory::default()
+        };
+        let e = one.check().unwrap_err().to_string();
+        assert!(e.ends_with(": first"), "{e}");
+        let mut three = Inventory {
+            problems: vec![problem("first"), problem("second"), problem("third")],
+            ..Inventory::default()
+        };
+        let e = three.check().unwrap_err().to_string();
+        assert!(
+            e.ends_with(": first; and 2 more problems (`settdb verify` lists them)"),
+            "{e}"
+        );
+    }
+}
