@@ -13,6 +13,9 @@ use common::{seed, small_options, workload_step, Gate, SlowTableStorage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use settdb::io::{CrashMode, SimStorage, Storage};
+use settdb::levels::table_file_name;
+use settdb::manifest::{ManifestFile, ManifestOptions};
+use settdb::vlog::vlog_file_name;
 use settdb::{Db, Error, Options};
 
 const DIR: &str = "/db";
@@ -328,4 +331,43 @@ fn crash_images_verify_clean_and_recovery_never_deletes_a_needed_table() {
             report.problems
         );
     }
+}
+
+#[test]
+fn a_read_write_open_removes_only_proven_garbage() {
+    // Proves the other half of the orphan rule: what the MANIFEST proves garbage (an output
+    // of a flush that never finished while its source WAL is intact, a value-log file created
+    // by a crash before any batch) is left alone by a read-only open and removed by a
+    // read-write open, which then ends the abandoned operation; nothing else goes.
+    let base = crashed_base();
+    let storage: Arc<dyn Storage> = Arc::new(base.sim.clone());
+    let (_, state) =
+        ManifestFile::open(storage.clone(), Path::new(DIR), ManifestOptions::new(7)).unwrap();
+    let (&op_id, _) = state
+        .open_ops()
+        .iter()
+        .next()
+        .expect("a flush waits at the gate with its operation begun");
+    let unfinished = Path::new(DIR).join(table_file_name(op_id));
+    base.sim.set_bytes(&unfinished, b"half a table").unwrap();
+    let next_vlog = u32::try_from(state.next_vlog_id()).unwrap() + 5;
+    let unborn_vlog = Path::new(DIR).join(vlog_file_name(next_vlog));
+    base.sim.set_bytes(&unborn_vlog, &[]).unwrap();
+    let before = base.names();
+    let db = Db::open(opts(base.sim.clone()).with_read_only(true)).unwrap();
+    assert_eq!(base.count_wrong(&db), 0);
+    db.close().unwrap();
+    assert_eq!(base.names(), before, "a read-only open removed something");
+    let db = Db::open(opts(base.sim.clone())).unwrap();
+    assert_eq!(base.count_wrong(&db), 0);
+    db.close().unwrap();
+    let after = base.names();
+    assert!(!after.iter().any(|n| Path::new(DIR).join(n) == unfinished));
+    assert!(!after.iter().any(|n| Path::new(DIR).join(n) == unborn_vlog));
+    let (_, state) = ManifestFile::open(storage, Path::new(DIR), ManifestOptions::new(7)).unwrap();
+    assert!(
+        !state.open_ops().contains_key(&op_id),
+        "the abandoned operation was not ended"
+    );
+    assert!(settdb::verify(&opts(base.sim.clone())).unwrap().is_ok());
 }
