@@ -395,4 +395,41 @@ mod tests {
             "{e}"
         );
     }
+
+    /// The inventory of a directory holding exactly `files` (empty ones) and no MANIFEST.
+    fn without_manifest(files: &[&str]) -> Inventory {
+        let sim = crate::io::SimStorage::new();
+        let dir = Path::new("/db");
+        sim.create_dir_all(dir).unwrap();
+        for f in files {
+            sim.set_bytes(&dir.join(f), b"").unwrap();
+        }
+        let dirs = Dirs {
+            dir,
+            value_dir: dir,
+        };
+        take_inventory(&sim, dirs, &Manifest::new(7), false).unwrap()
+    }
+
+    #[test]
+    fn any_database_file_without_a_manifest_is_a_problem() {
+        // Proves a lost MANIFEST is found whichever single kind of database file is left
+        // (a table, a WAL, a value-log file, the DISCARD statistics), and an empty directory
+        // (or one of other files) is a new database.
+        for file in ["000003.sst", "000002.mem", "000001.vlog", "DISCARD"] {
+            let inv = without_manifest(&[file]);
+            assert_eq!(inv.problems.len(), 1, "{file}");
+            assert!(inv.problems[0].to_string().contains("MANIFEST is missing"));
+        }
+        assert!(without_manifest(&[]).problems.is_empty());
+        assert!(without_manifest(&["notes.txt"]).problems.is_empty());
+    }
+
+    #[test]
+    fn a_malformed_value_log_name_is_a_problem() {
+        // Proves a `.vlog` name that is no file id's (another program's file, or damage) is
+        // reported by the inventory, not ignored.
+        let inv = without_manifest(&["12x.vlog"]);
+        assert!(inv.problems[0].to_string().contains("12x.vlog"));
+    }
 }
