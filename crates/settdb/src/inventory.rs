@@ -432,4 +432,85 @@ mod tests {
         let inv = without_manifest(&["12x.vlog"]);
         assert!(inv.problems[0].to_string().contains("12x.vlog"));
     }
+
+    /// The inventory of a directory holding exactly `files` (empty ones) against the state
+    /// `changes` build.
+    fn inventory_with(changes: &[ManifestChange], files: &[&str]) -> Inventory {
+        let sim = crate::io::SimStorage::new();
+        let dir = Path::new("/db");
+        sim.create_dir_all(dir).unwrap();
+        for f in files {
+            sim.set_bytes(&dir.join(f), b"").unwrap();
+        }
+        let mut m = Manifest::new(7);
+        m.apply(changes).unwrap();
+        let dirs = Dirs {
+            dir,
+            value_dir: dir,
+        };
+        take_inventory(&sim, dirs, &m, true).unwrap()
+    }
+
+    fn says(inv: &Inventory, what: &str) -> bool {
+        inv.problems.iter().any(|p| p.to_string().contains(what))
+    }
+
+    #[test]
+    fn an_unfinished_output_is_garbage_only_while_its_source_is_intact() {
+        // Proves the orphan rule's condition: the output of an operation that never ended is
+        // garbage while its source (the flushed WAL, the compacted tables) is listed and
+        // present, and a problem once it is not (the record that ended the operation is lost,
+        // so the output may hold the only copy of the data).
+        use crate::options::Compression;
+        use ManifestChange::{BeginOp, CreateWal, Delete, DeleteWal};
+        let flush = [
+            CreateWal { wal_id: 1 },
+            BeginOp {
+                op_id: 5,
+                count: 1,
+                source: OpSource::Wal(1),
+            },
+        ];
+        let inv = inventory_with(&flush, &["000001.mem", "000005.sst"]);
+        assert!(inv.problems.is_empty(), "{:?}", inv.problems);
+        assert_eq!(inv.garbage.len(), 1);
+        assert_eq!(inv.abandoned_ops, vec![5]);
+        let mut wal_deleted = flush.to_vec();
+        wal_deleted.push(DeleteWal { wal_id: 1 });
+        let inv = inventory_with(&wal_deleted, &["000005.sst"]);
+        assert!(says(&inv, "lost the record that finished it"));
+        assert!(inv.garbage.is_empty() && inv.abandoned_ops.is_empty());
+        let inv = inventory_with(&flush, &["000005.sst"]);
+        assert!(says(&inv, "lost the record that finished it") && says(&inv, "missing"));
+        assert!(inv.garbage.is_empty());
+
+        let none = Compression::None;
+        let compaction = [
+            ManifestChange::create(2, 1, none, 0),
+            ManifestChange::create(3, 1, none, 0),
+            BeginOp {
+                op_id: 9,
+                count: 2,
+                source: OpSource::Tables(vec![2, 3]),
+            },
+        ];
+        let tables = ["000002.sst", "000003.sst", "000009.sst", "000010.sst"];
+        let inv = inventory_with(&compaction, &tables);
+        assert!(inv.problems.is_empty(), "{:?}", inv.problems);
+        assert_eq!(inv.garbage.len(), 2);
+        let mut input_deleted = compaction.to_vec();
+        input_deleted.push(Delete { table_id: 3 });
+        let inv = inventory_with(&input_deleted, &["000002.sst", "000009.sst"]);
+        assert!(says(&inv, "input table 3 is gone"));
+        assert!(inv.garbage.is_empty());
+        let inv = inventory_with(&compaction, &["000002.sst", "000009.sst"]);
+        assert!(says(&inv, "input table 3 is gone") && says(&inv, "missing"));
+        let none_source = [BeginOp {
+            op_id: 4,
+            count: 1,
+            source: OpSource::None,
+        }];
+        let inv = inventory_with(&none_source, &["000004.sst"]);
+        assert!(says(&inv, "recorded no source"));
+    }
 }
