@@ -307,7 +307,7 @@ impl Db {
         completion.wait()
     }
 
-    /// True if `entries` fit the limits of one write.
+    /// True if `entries` fit the limits of one write (entries, bytes, value-log bytes).
     pub(crate) fn fits_one_batch(&self, entries: &[WriteEntry]) -> bool {
         let size = entries
             .iter()
@@ -315,6 +315,7 @@ impl Db {
             .sum();
         self.inner
             .check_batch_limits(entries.len() as u64, size)
+            .and_then(|()| self.inner.check_value_log_fit(entries))
             .is_ok()
     }
 

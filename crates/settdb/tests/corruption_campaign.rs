@@ -13,8 +13,8 @@
 //! (the data is the model after some earlier write: allowed only for damage to base B's active
 //! WAL or newest value-log file, the unsynced ends a crash can tear, docs/format/log.md), and
 //! the failures `WRONG`, `PANIC`, `HANG`. Repair: `KEPT` (every key readable before reads the
-//! same or its final value after, and verify passes), `REFUSED` (repair returned an error, nothing
-//! changed), and the failures `LOST`, `PANIC`, `HANG`; `KEPT-UNCHANGED` (verify found nothing
+//! same or its final value after, and verify passes), and the failures `REFUSED` (repair
+//! returned an error: one damaged file must never stop it), `LOST`, `PANIC`, `HANG`; `KEPT-UNCHANGED` (verify found nothing
 //! to repair) after an open failed is a failure too (verify said OK about a refused database).
 //!
 //! `SETTDB_SEED` fixes the seed (printed), `SETTDB_CAMPAIGN_COPIES` the number of copies (CI:
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use common::{seed, small_options, value_for, Gate, SlowTableStorage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use settdb::io::FsStorage;
+use settdb::io::{FsStorage, Storage};
 use settdb::write::WriteEntry;
 use settdb::{Db, IteratorOptions, Options};
 
@@ -482,8 +482,21 @@ const DAMAGES: [Damage; 7] = [
 fn damage(path: &Path, d: Damage, rng: &mut StdRng) -> String {
     let mut b = std::fs::read(path).unwrap();
     let len = b.len();
-    let at = |rng: &mut StdRng| rng.random_range(0..len.max(1));
+    // Random damage rarely lands on a log's structure; a third of the positions are a batch
+    // boundary (or the end of the file header) plus a few bytes.
+    let marks = log_marks(path);
+    let at = |rng: &mut StdRng| match marks.is_empty() || rng.random_bool(0.67) {
+        true => rng.random_range(0..len.max(1)),
+        false => (marks[rng.random_range(0..marks.len())] + rng.random_range(0..24)).min(len - 1),
+    };
     let span = |rng: &mut StdRng| rng.random_range(1..=len.clamp(1, 4096));
+    // A whole batch, for copies and insertions of valid-looking bytes.
+    let batch = |rng: &mut StdRng| {
+        (marks.len() >= 2).then(|| {
+            let i = rng.random_range(0..marks.len() - 1);
+            (marks[i], marks[i + 1])
+        })
+    };
     let what = match d {
         Damage::Delete => {
             std::fs::remove_file(path).unwrap();
@@ -513,13 +526,22 @@ fn damage(path: &Path, d: Damage, rng: &mut StdRng) -> String {
             format!("random bytes over [{a}, {e})")
         }
         Damage::Truncate => {
-            let n = rng.random_range(0..len);
+            let n = match rng.random_range(0..10) {
+                0..=1 => rng.random_range(0..len.min(48)), // inside a log's file header
+                2..=4 if !marks.is_empty() => marks[rng.random_range(0..marks.len())],
+                _ => rng.random_range(0..len),
+            };
             b.truncate(n);
             format!("truncated to {n} of {len}")
         }
         Damage::CopyRegion => {
-            let (from, n) = (at(rng), span(rng));
-            let e = (from + n).min(len);
+            let (from, e) = match batch(rng).filter(|_| rng.random_bool(0.3)) {
+                Some(whole) => whole,
+                None => {
+                    let (from, n) = (at(rng), span(rng));
+                    (from, (from + n).min(len))
+                }
+            };
             let region = b[from..e].to_vec();
             let to = at(rng);
             let end = (to + region.len()).min(len);
@@ -527,16 +549,50 @@ fn damage(path: &Path, d: Damage, rng: &mut StdRng) -> String {
             format!("[{from}, {e}) copied over offset {to}")
         }
         Damage::InsertRegion => {
-            let (from, n) = (at(rng), span(rng));
-            let e = (from + n).min(len);
+            let (from, e) = match batch(rng).filter(|_| rng.random_bool(0.3)) {
+                Some(whole) => whole,
+                None => {
+                    let (from, n) = (at(rng), span(rng));
+                    (from, (from + n).min(len))
+                }
+            };
             let region = b[from..e].to_vec();
-            let to = rng.random_range(0..=len);
+            let to = match rng.random_range(0..4) {
+                0 => len,
+                1 if !marks.is_empty() => marks[rng.random_range(0..marks.len())],
+                _ => rng.random_range(0..=len),
+            };
             b.splice(to..to, region);
             format!("[{from}, {e}) inserted at offset {to}")
         }
     };
     std::fs::write(path, &b).unwrap();
     what
+}
+
+/// The end of the file header and every batch offset of a log file (`.mem`, `.vlog`), and
+/// its valid end; empty for other files.
+fn log_marks(path: &Path) -> Vec<usize> {
+    let kind = match path.extension().and_then(|e| e.to_str()) {
+        Some("mem") => settdb::log::LogKind::Wal,
+        Some("vlog") => settdb::log::LogKind::ValueLog,
+        _ => return Vec::new(),
+    };
+    let Ok(file) = settdb::io::FsStorage::new().open(path, settdb::io::OpenMode::Read) else {
+        return Vec::new();
+    };
+    let mut marks = vec![settdb::log::FILE_HEADER_LEN];
+    let end = settdb::log::replay(file.as_ref(), kind, |b| {
+        marks.push(b.offset() as usize);
+        Ok(())
+    });
+    if let Ok(end) = end {
+        marks.push(end.valid_end as usize);
+    }
+    let len = file.len().unwrap_or(0) as usize;
+    marks.retain(|&m| m < len);
+    marks.dedup();
+    marks
 }
 
 /// The kind of a database file, for the tables.
@@ -670,7 +726,7 @@ fn run_child(copy_dir: &Path, model: &Path) -> Result1 {
             "REPAIR" => r.repair = outcome.into(),
             _ => {}
         }
-        if matches!(outcome, "WRONG" | "LOST") {
+        if matches!(outcome, "WRONG" | "LOST" | "REFUSED") {
             let _ = write!(r.detail, "{tag}: {} ", rest.unwrap_or(""));
         }
     }
@@ -815,7 +871,7 @@ fn is_failure(r: &Result1, base: &str, kind: &str) -> bool {
     bad(&r.ro)
         || bad(&r.rw)
         || verify_blind
-        || !matches!(r.repair.as_str(), "KEPT" | "KEPT-UNCHANGED" | "REFUSED")
+        || !matches!(r.repair.as_str(), "KEPT" | "KEPT-UNCHANGED")
 }
 
 fn print_tables(plan: &[Copy], bases: &[Base], results: &[(usize, Result1, String)]) {

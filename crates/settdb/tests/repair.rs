@@ -268,3 +268,27 @@ fn repair_on_the_file_system_with_a_separate_value_log_directory() {
     }
     db.close().unwrap();
 }
+
+#[test]
+fn repair_splits_its_writes_to_fit_value_log_files() {
+    // Proves repair's rebuild respects the value-log limit of one write (a write's values must
+    // fit one value-log file, 1 MiB here): 4 KiB values, 1,024 to a salvage batch, once made
+    // every repair of such a database fail.
+    let sim = SimStorage::new();
+    let db = Db::open(opts(&sim)).unwrap();
+    let mut model = Model::new();
+    for i in 0..2_000u64 {
+        let key = format!("big{i:05}").into_bytes();
+        let v = value_for(&key, i, 4 << 10);
+        db.set(key.clone(), v.clone()).unwrap();
+        model.insert(key, Some(v));
+    }
+    db.close().unwrap();
+    sim.remove_file(&file("MANIFEST")).unwrap();
+    repair_and_check(&sim, &model, "4 KiB values");
+    let db = Db::open(opts(&sim)).unwrap();
+    for (k, v) in &model {
+        assert_eq!(&db.get(k).unwrap(), v);
+    }
+    db.close().unwrap();
+}
