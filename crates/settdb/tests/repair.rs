@@ -292,3 +292,47 @@ fn repair_splits_its_writes_to_fit_value_log_files() {
     }
     db.close().unwrap();
 }
+
+#[test]
+fn each_repair_keeps_its_old_files_in_a_new_lost_directory() {
+    // Proves a second repair never mixes its old files into an earlier repair's lost/N: it
+    // takes the first N free in both directories (here lost/2 exists in the value-log
+    // directory only, so it takes lost/3), and the first repair's files stay in lost/1.
+    let dir = tempfile::tempdir().unwrap();
+    let vdir = tempfile::tempdir().unwrap();
+    let o = small_options(dir.path(), Arc::new(settdb::io::FsStorage::new()))
+        .with_value_dir(vdir.path().to_path_buf());
+    let db = Db::open(o.clone()).unwrap();
+    for i in 0..2_000u64 {
+        let key = format!("key{i:05}").into_bytes();
+        db.set(key.clone(), value_for(&key, i, 300)).unwrap();
+    }
+    db.close().unwrap();
+    std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
+    settdb::repair(&o).unwrap();
+    let first: Vec<_> = std::fs::read_dir(dir.path().join("lost/1"))
+        .unwrap()
+        .collect();
+    std::fs::create_dir_all(vdir.path().join("lost/2")).unwrap();
+    std::fs::remove_file(dir.path().join("MANIFEST")).unwrap();
+    let report = settdb::repair(&o).unwrap();
+    assert_eq!(report.lost_dir, Some(dir.path().join("lost/3")));
+    assert!(
+        std::fs::read_dir(dir.path().join("lost/3"))
+            .unwrap()
+            .count()
+            > 0
+    );
+    assert!(
+        std::fs::read_dir(vdir.path().join("lost/3"))
+            .unwrap()
+            .count()
+            > 0
+    );
+    let still: Vec<_> = std::fs::read_dir(dir.path().join("lost/1"))
+        .unwrap()
+        .collect();
+    assert_eq!(first.len(), still.len());
+    assert!(settdb::verify(&o).unwrap().is_ok());
+    assert_eq!(report.keys_kept, 2_000);
+}
