@@ -42,7 +42,7 @@ pub struct VerifyReport {
     pub blocks: u64,
     /// Value-log files whose every record passed, their bytes and records.
     pub vlog_files: u64,
-    /// Bytes of those value-log files.
+    /// Bytes of those value-log files up to their valid end (their seals not counted).
     pub vlog_bytes: u64,
     /// Records of those value-log files.
     pub vlog_records: u64,
