@@ -110,18 +110,26 @@ impl Inventory {
     }
 }
 
-/// The database files found in the directories.
+/// The database files found in the directories (by id).
 #[derive(Debug, Default)]
-struct Listing {
-    tables: BTreeSet<u64>,
-    wals: BTreeSet<u64>,
-    vlogs: BTreeSet<u32>,
+pub(crate) struct Listing {
+    pub(crate) tables: BTreeSet<u64>,
+    pub(crate) wals: BTreeSet<u64>,
+    pub(crate) vlogs: BTreeSet<u32>,
     discard: bool,
     /// A `settdb repair` stopped in its swap.
     repair_marker: bool,
 }
 
-fn list(storage: &dyn Storage, dirs: Dirs<'_>) -> Result<(Listing, Vec<Error>)> {
+impl Listing {
+    /// True if there is no table, WAL or value-log file.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.tables.is_empty() && self.wals.is_empty() && self.vlogs.is_empty()
+    }
+}
+
+/// Lists the database files of `dirs`, with a problem for each malformed value-log name.
+pub(crate) fn list(storage: &dyn Storage, dirs: Dirs<'_>) -> Result<(Listing, Vec<Error>)> {
     let mut found = Listing::default();
     let mut problems = Vec::new();
     if storage.exists(dirs.dir)? {
@@ -174,8 +182,7 @@ pub fn take_inventory(
         ));
     }
     if !existed {
-        let files = found.tables.len() + found.wals.len() + found.vlogs.len();
-        if files > 0 || found.discard {
+        if !found.is_empty() || found.discard {
             inv.problems.push(Error::corruption(
                 dirs.dir.join(MANIFEST_FILE_NAME),
                 0,

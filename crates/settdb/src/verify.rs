@@ -20,16 +20,16 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
-use crate::inventory::{take_inventory, Dirs};
+use crate::inventory::{list, take_inventory, Dirs};
 use crate::io::{OpenMode, Storage};
 use crate::key::user_key;
-use crate::levels::{parse_table_file_name, table_file_name};
+use crate::levels::table_file_name;
 use crate::manifest::{ManifestFile, ManifestOptions, SharedManifest, MANIFEST_FILE_NAME};
-use crate::memtable::{parse_wal_file_name, Memtable};
+use crate::memtable::Memtable;
 use crate::options::Options;
 use crate::table::{KvIterator, Table, TableIterator, TableOpenOptions};
 use crate::value::{meta, ValuePointer};
-use crate::vlog::{parse_vlog_file_name, DiscardStats, ValueLog, ValueLogOptions};
+use crate::vlog::{DiscardStats, ValueLog, ValueLogOptions};
 
 /// What [`verify`] checked and found.
 #[derive(Debug, Default)]
@@ -90,7 +90,7 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
         value_dir: &opts.value_dir,
     };
     let mut report = VerifyReport::default();
-    let files = DirFiles::list(storage.as_ref(), dirs)?;
+    let (files, _) = list(storage.as_ref(), dirs)?;
     let manifest_path = opts.dir.join(MANIFEST_FILE_NAME);
     if !storage.exists(&manifest_path)? && files.is_empty() {
         return Err(Error::NotADatabase {
@@ -145,8 +145,8 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
             );
             (
                 Live {
-                    tables: files.tables.clone(),
-                    wals: files.wals.clone(),
+                    tables: files.tables.iter().copied().collect(),
+                    wals: files.wals.iter().copied().collect(),
                 },
                 vlog,
             )
@@ -200,48 +200,6 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
 struct Live {
     tables: Vec<u64>,
     wals: Vec<u64>,
-}
-
-/// The database files in the directories, by id, ascending.
-#[derive(Debug, Default)]
-pub(crate) struct DirFiles {
-    pub(crate) tables: Vec<u64>,
-    pub(crate) wals: Vec<u64>,
-    pub(crate) vlogs: Vec<u32>,
-}
-
-impl DirFiles {
-    pub(crate) fn list(storage: &dyn Storage, dirs: Dirs<'_>) -> Result<DirFiles> {
-        let mut out = DirFiles::default();
-        if storage.exists(dirs.dir)? {
-            for name in storage.list_dir(dirs.dir)? {
-                if let Some(id) =
-                    parse_table_file_name(&name).filter(|&i| table_file_name(i) == name)
-                {
-                    out.tables.push(id);
-                } else if let Some(id) = parse_wal_file_name(&name)
-                    .filter(|&i| crate::memtable::wal_file_name(i) == name)
-                {
-                    out.wals.push(id);
-                }
-            }
-        }
-        if storage.exists(dirs.value_dir)? {
-            for name in storage.list_dir(dirs.value_dir)? {
-                if let Ok(Some(id)) = parse_vlog_file_name(dirs.value_dir, &name) {
-                    out.vlogs.push(id);
-                }
-            }
-        }
-        out.tables.sort_unstable();
-        out.wals.sort_unstable();
-        out.vlogs.sort_unstable();
-        Ok(out)
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.tables.is_empty() && self.wals.is_empty() && self.vlogs.is_empty()
-    }
 }
 
 /// Opens table `id`, checks every checksum and the value pointer of each key's newest version.

@@ -95,7 +95,10 @@ fn take_batch(
         Ok(b) => b,
         Err(_) => return Ok(None),
     };
-    let written_end = batch.written_offset() + (batch.end() - batch.offset());
+    // The stored offset is checksummed but still bytes from disk: no overflow.
+    let written_end = batch
+        .written_offset()
+        .saturating_add(batch.end() - batch.offset());
     let end = batch.end();
     f(&batch)?;
     Ok(Some((written_end, end)))

@@ -25,12 +25,13 @@ use std::path::{Path, PathBuf};
 
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::inventory::list;
 use crate::inventory::Dirs;
 use crate::io::Storage;
 use crate::manifest::MANIFEST_FILE_NAME;
 use crate::options::Options;
 use crate::read::IteratorOptions;
-use crate::verify::{verify_locked, DirFiles};
+use crate::verify::verify_locked;
 
 pub(crate) use swap::REPAIR_MARKER_FILE_NAME;
 
@@ -87,7 +88,7 @@ pub fn repair(opts: &Options) -> Result<RepairReport> {
         value_dir: &opts.value_dir,
     };
     // Checked before the lock, which would create a LOCK file among someone else's files.
-    let files = DirFiles::list(storage.as_ref(), dirs)?;
+    let (files, _) = list(storage.as_ref(), dirs)?;
     let marked = storage.exists(&opts.dir.join(REPAIR_MARKER_FILE_NAME))?;
     if !marked && !storage.exists(&opts.dir.join(MANIFEST_FILE_NAME))? && files.is_empty() {
         return Err(Error::NotADatabase {

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use super::{shown, RepairReport};
 use crate::db::Db;
 use crate::error::Result;
-use crate::inventory::{take_inventory, Dirs};
+use crate::inventory::{list, take_inventory, Dirs};
 use crate::io::{OpenMode, Storage, StorageFile};
 use crate::key::{user_key, version};
 use crate::levels::table_file_name;
@@ -20,7 +20,6 @@ use crate::memtable::{wal_file_name, Memtable};
 use crate::options::Options;
 use crate::table::{KvIterator, Table, TableOpenOptions};
 use crate::value::{meta, ValuePointer, ValueRef};
-use crate::verify::DirFiles;
 use crate::vlog::vlog_file_name;
 use crate::write::WriteEntry;
 use crate::ChecksumVerificationMode;
@@ -41,7 +40,7 @@ pub(super) fn salvage_into(
         dir: &opts.dir,
         value_dir: &opts.value_dir,
     };
-    let files = DirFiles::list(storage, dirs)?;
+    let (files, _) = list(storage, dirs)?;
     let garbage = proven_garbage(storage, opts, dirs)?;
     let mut out = Salvager {
         db,

@@ -25,6 +25,8 @@ use crate::vlog::{parse_vlog_file_name, DISCARD_FILE_NAME};
 pub(crate) const REPAIR_MARKER_FILE_NAME: &str = "REPAIR";
 const MARKER_TMP_FILE_NAME: &str = "REPAIR.tmp";
 const MARKER_MAGIC_LINE: &str = "settdb-repair 1";
+/// A marker is three short lines; a longer file is not one (and is not read whole).
+const MARKER_MAX_BYTES: u64 = 256;
 /// Where the rebuilt database is built, in each directory.
 const STAGING_DIR_NAME: &str = "repair.tmp";
 /// Where old files go, in each directory: `lost/N/`.
@@ -100,11 +102,15 @@ impl Marker {
         if !storage.exists(&path)? {
             return Ok(None);
         }
+        let bad = || Error::corruption(&path, 0, "not a repair marker SettDB wrote");
         let file = storage.open(&path, OpenMode::Read)?;
-        let bytes = file.read_vec_at(0, file.len()? as usize)?;
+        let len = file.len()?;
+        if len > MARKER_MAX_BYTES {
+            return Err(bad());
+        }
+        let bytes = file.read_vec_at(0, len as usize)?;
         let text = String::from_utf8_lossy(&bytes);
         let mut lines = text.lines();
-        let bad = || Error::corruption(&path, 0, "not a repair marker SettDB wrote");
         if lines.next() != Some(MARKER_MAGIC_LINE) {
             return Err(bad());
         }
@@ -172,12 +178,11 @@ pub(super) fn swap(
             text.extend(k.escape_ascii());
             text.push(b'\n');
         }
-        let file = storage.open(
-            &lost_dir(&opts.dir, n).join(LOST_KEYS_FILE_NAME),
-            OpenMode::CreateNew,
-        )?;
+        let dir = lost_dir(&opts.dir, n);
+        let file = storage.open(&dir.join(LOST_KEYS_FILE_NAME), OpenMode::CreateNew)?;
         file.write_at(0, &text)?;
         file.sync_data()?;
+        storage.sync_dir(&dir)?;
     }
     let marker = Marker {
         lost: n,
