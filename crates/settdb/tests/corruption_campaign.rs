@@ -497,6 +497,14 @@ fn damage(path: &Path, d: Damage, rng: &mut StdRng) -> String {
             (marks[i], marks[i + 1])
         })
     };
+    // The region a copy or an insertion takes: a whole batch 30% of the time, else anywhere.
+    let region = |rng: &mut StdRng| match batch(rng).filter(|_| rng.random_bool(0.3)) {
+        Some(whole) => whole,
+        None => {
+            let (from, n) = (at(rng), span(rng));
+            (from, (from + n).min(len))
+        }
+    };
     let what = match d {
         Damage::Delete => {
             std::fs::remove_file(path).unwrap();
@@ -535,34 +543,22 @@ fn damage(path: &Path, d: Damage, rng: &mut StdRng) -> String {
             format!("truncated to {n} of {len}")
         }
         Damage::CopyRegion => {
-            let (from, e) = match batch(rng).filter(|_| rng.random_bool(0.3)) {
-                Some(whole) => whole,
-                None => {
-                    let (from, n) = (at(rng), span(rng));
-                    (from, (from + n).min(len))
-                }
-            };
-            let region = b[from..e].to_vec();
+            let (from, e) = region(rng);
+            let bytes = b[from..e].to_vec();
             let to = at(rng);
-            let end = (to + region.len()).min(len);
-            b[to..end].copy_from_slice(&region[..end - to]);
+            let end = (to + bytes.len()).min(len);
+            b[to..end].copy_from_slice(&bytes[..end - to]);
             format!("[{from}, {e}) copied over offset {to}")
         }
         Damage::InsertRegion => {
-            let (from, e) = match batch(rng).filter(|_| rng.random_bool(0.3)) {
-                Some(whole) => whole,
-                None => {
-                    let (from, n) = (at(rng), span(rng));
-                    (from, (from + n).min(len))
-                }
-            };
-            let region = b[from..e].to_vec();
+            let (from, e) = region(rng);
+            let bytes = b[from..e].to_vec();
             let to = match rng.random_range(0..4) {
                 0 => len,
                 1 if !marks.is_empty() => marks[rng.random_range(0..marks.len())],
                 _ => rng.random_range(0..=len),
             };
-            b.splice(to..to, region);
+            b.splice(to..to, bytes);
             format!("[{from}, {e}) inserted at offset {to}")
         }
     };
