@@ -20,17 +20,17 @@ use crate::error::{Error, Result};
 use crate::flush::flush_memtable;
 use crate::inventory::{take_inventory, Dirs};
 use crate::io::{LockKind, MemStorage, Storage, StorageLock};
-use crate::key::{key_with_version, INTERNAL_KEY_PREFIX, MAX_KEY_SIZE};
+use crate::key::validate_key;
 use crate::levels::{Levels, LevelsSnapshot};
 use crate::manifest::{
     ManifestChange, ManifestFile, ManifestOptions, SharedManifest, MANIFEST_FILE_NAME,
 };
 use crate::memtable::{Memtable, Memtables};
 use crate::options::Options;
-use crate::read::{get_newest, DbIterator, Item, IteratorOptions, ReadSnapshot};
+use crate::read::{DbIterator, Item, IteratorOptions, Reader};
 use crate::table::{TableBuilderOptions, VecIterator};
 use crate::txn::{Oracle, WaterMark};
-use crate::value::{is_expired, meta, ValuePointer, ValueRef, ValueStruct};
+use crate::value::{meta, ValuePointer};
 use crate::vlog::{ValueLog, ValueLogOptions};
 use crate::write::{
     run_writer, GroupLimits, Poison, WriteEntry, WriteQueue, WriteRequest, WriterContext,
@@ -69,6 +69,8 @@ pub(crate) struct DbInner {
     /// queue's lock.
     pub(crate) oracle: Arc<Oracle>,
     pub(crate) compactor: Arc<Compactor>,
+    /// The read side: snapshots, point reads, iterators.
+    pub(crate) reader: Arc<Reader>,
     /// The MANIFEST, shared with the levels, the value log and the writer.
     manifest: Arc<SharedManifest>,
     /// Runs the callbacks of asynchronous commits.
@@ -169,7 +171,16 @@ impl Db {
             opts.detect_conflicts,
             applied.clone(),
         ));
+        let memtables = Arc::new(memtables);
+        let reader = Arc::new(Reader::new(
+            memtables.clone(),
+            levels.clone(),
+            vlog.clone(),
+            applied.clone(),
+            opts.dir.clone(),
+        ));
         let inner = Arc::new(DbInner {
+            reader,
             compactor: Arc::new(Compactor::new(&opts, levels.clone(), vlog.is_some())?),
             queue: Arc::new(WriteQueue::new(WRITE_QUEUE_CAPACITY)),
             poison: Arc::new(Poison::default()),
@@ -177,7 +188,7 @@ impl Db {
             callbacks: CallbackRunner::start()?,
             applied,
             oracle,
-            memtables: Arc::new(memtables),
+            memtables,
             next_mem_id: Arc::new(AtomicU64::new(next_mem_id)),
             closing: Arc::new(AtomicBool::new(false)),
             closed: AtomicBool::new(false),
@@ -299,7 +310,7 @@ impl Db {
         inner.check_value_log_fit(&entries)?;
         let req = WriteRequest::new(entries);
         let completion = inner.queue.push_with(|| {
-            for v in crate::write::distinct_versions(&req) {
+            for v in req.begun_versions() {
                 inner.applied.begin(v);
             }
             Ok(req)
@@ -403,33 +414,6 @@ fn plain_entry(key: Bytes, value: Bytes, meta_bits: u8) -> WriteEntry {
     }
 }
 
-/// Refuses keys a user may not write or read: empty, longer than 65,000 bytes, or starting
-/// with SettDB's reserved prefix `!settdb!`. Every read and write checks this; a tool can check
-/// a key before it opens a database.
-pub fn validate_key(key: &[u8]) -> Result<()> {
-    if key.is_empty() {
-        return Err(Error::EmptyKey);
-    }
-    if key.len() > MAX_KEY_SIZE {
-        return Err(Error::InvalidKey {
-            reason: "longer than 65,000 bytes",
-        });
-    }
-    if key.starts_with(INTERNAL_KEY_PREFIX) {
-        return Err(Error::InvalidKey {
-            reason: "starts with the reserved prefix !settdb!",
-        });
-    }
-    Ok(())
-}
-
-/// Unix time in seconds.
-pub(crate) fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl DbInner {
     /// `Err(Closed)` once [`Db::close`] began: every call after it fails so.
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -523,65 +507,18 @@ impl DbInner {
         Ok(version)
     }
 
-    /// The newest live (not deleted, not expired) version of `key` at or below `read_ts`.
-    fn lookup(&self, key: &[u8], read_ts: u64) -> Result<Option<(u64, ValueStruct)>> {
-        self.check_open()?;
-        validate_key(key)?;
-        self.applied
-            .wait_for(read_ts.min(self.applied.last_begun()));
-        // Memtables before levels: a flush in between is seen twice, never missed.
-        let view = self.memtables.view();
-        let snapshot = self.levels.snapshot();
-        Ok(get_newest(&view, &snapshot, key, read_ts)?
-            .filter(|(_, vs)| !vs.is_delete() && !is_expired(vs.expires_at, now_secs())))
-    }
-
-    /// The value pointer of `vs` and the value log it points into, if it holds one.
-    fn pointer_of(&self, vs: &ValueStruct) -> Result<Option<(ValuePointer, &Arc<ValueLog>)>> {
-        if vs.meta & meta::VALUE_POINTER == 0 {
-            return Ok(None);
-        }
-        let vp = ValuePointer::decode(&vs.value).ok_or_else(|| {
-            Error::corruption(&self.opts.dir, 0, "malformed value pointer in the LSM tree")
-        })?;
-        let vlog = self.vlog.as_ref().ok_or_else(|| {
-            Error::corruption(
-                &self.opts.dir,
-                0,
-                "value pointer in a database without a value log",
-            )
-        })?;
-        Ok(Some((vp, vlog)))
-    }
-
     /// The newest live version of `key` at or below `read_ts`, with its value.
     pub(crate) fn get_versioned(&self, key: &[u8], read_ts: u64) -> Result<Option<(u64, Vec<u8>)>> {
-        let Some((ver, vs)) = self.lookup(key, read_ts)? else {
-            return Ok(None);
-        };
-        match self.pointer_of(&vs)? {
-            None => Ok(Some((ver, vs.value))),
-            Some((vp, vlog)) => Ok(Some((
-                ver,
-                vlog.read(vp, &key_with_version(key, ver))?.into_value(),
-            ))),
-        }
+        self.check_open()?;
+        validate_key(key)?;
+        self.reader.get(key, read_ts)
     }
 
-    /// The newest live version of `key` at or below `read_ts` as an [`Item`] (a value-log value
-    /// is read when the item's value is asked for).
+    /// The newest live version of `key` at or below `read_ts` as an [`Item`].
     pub(crate) fn get_item(&self, key: &[u8], read_ts: u64) -> Result<Option<Item>> {
-        let Some((ver, vs)) = self.lookup(key, read_ts)? else {
-            return Ok(None);
-        };
-        let pointer = self.pointer_of(&vs)?;
-        let value = ValueRef {
-            meta: vs.meta,
-            user_meta: vs.user_meta,
-            expires_at: vs.expires_at,
-            value: &vs.value,
-        };
-        Ok(Some(Item::from_entry(key, ver, value, pointer, now_secs())))
+        self.check_open()?;
+        validate_key(key)?;
+        self.reader.get_item(key, read_ts)
     }
 
     /// Versions at or below this may be discarded by compaction: no reader can see them.
@@ -591,7 +528,9 @@ impl DbInner {
 
     fn flush(&self) -> Result<()> {
         self.check_writable()?;
-        let completion = self.queue.push_with(|| Ok(WriteRequest::new(Vec::new())))?;
+        let completion = self
+            .queue
+            .push_with(|| Ok(WriteRequest::rotate_memtable()))?;
         completion.wait()?;
         self.wait_flushed()
     }
@@ -681,7 +620,7 @@ impl DbInner {
         // Writes already queued are applied; the barrier then rotates the last memtable.
         let flushed = self
             .queue
-            .push_with(|| Ok(WriteRequest::new(Vec::new())))
+            .push_with(|| Ok(WriteRequest::rotate_memtable()))
             .and_then(|c| c.wait())
             .and_then(|()| self.wait_flushed());
         self.closing.store(true, Ordering::Release);
@@ -712,10 +651,7 @@ impl DbInner {
         self.locks.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
-    /// An iterator at `read_ts` over one snapshot of the engine, with a transaction's
-    /// `pending` writes merged in (any version in their keys: they are always visible and
-    /// shadow every committed version of their key; see `read::sources`). Waits until every
-    /// version up to `read_ts` that has begun is applied, as point reads do.
+    /// An iterator at `read_ts` (see [`Reader::iter`]).
     pub(crate) fn new_iterator(
         &self,
         read_ts: u64,
@@ -723,24 +659,7 @@ impl DbInner {
         pending: Option<VecIterator>,
     ) -> Result<DbIterator> {
         self.check_open()?;
-        self.applied
-            .wait_for(read_ts.min(self.applied.last_begun()));
-        // The memtables before the levels: a flush in between is then seen twice, not missed.
-        let memtables = self.memtables.view();
-        let levels = self.levels.snapshot();
-        let snapshot = ReadSnapshot {
-            memtables,
-            levels,
-            vlog: self.vlog.clone(),
-            dir: self.opts.dir.clone(),
-        };
-        Ok(DbIterator::new(
-            snapshot,
-            read_ts,
-            now_secs(),
-            opts,
-            pending,
-        ))
+        Ok(self.reader.iter(read_ts, opts, pending))
     }
 }
 

@@ -34,7 +34,7 @@ impl Entry {
     #[must_use]
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
-        self.expires_at = crate::db::now_secs().saturating_add(secs.max(1));
+        self.expires_at = crate::clock::now_secs().saturating_add(secs.max(1));
         self
     }
 

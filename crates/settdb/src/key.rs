@@ -14,6 +14,8 @@
 
 use std::cmp::Ordering;
 
+use crate::error::{Error, Result};
+
 /// Bytes of the version suffix.
 pub const VERSION_LEN: usize = 8;
 
@@ -124,6 +126,26 @@ impl std::fmt::Debug for InternalKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}@{}", self.user_key().escape_ascii(), self.version())
     }
+}
+
+/// Refuses keys a user may not write or read: empty, longer than 65,000 bytes, or starting
+/// with SettDB's reserved prefix `!settdb!`. Every read and write checks this; a tool can check
+/// a key before it opens a database.
+pub fn validate_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::EmptyKey);
+    }
+    if key.len() > MAX_KEY_SIZE {
+        return Err(Error::InvalidKey {
+            reason: "longer than 65,000 bytes",
+        });
+    }
+    if key.starts_with(INTERNAL_KEY_PREFIX) {
+        return Err(Error::InvalidKey {
+            reason: "starts with the reserved prefix !settdb!",
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ macro_rules! setter {
 
 mod batch;
 pub mod checksum;
+mod clock;
 pub mod coding;
 pub mod compaction;
 mod db;
@@ -55,9 +56,10 @@ pub mod vlog;
 pub mod write;
 
 pub use batch::{WriteBatch, DEFAULT_MAX_PENDING_TXNS};
-pub use db::{validate_key, Db, LOCK_FILE_NAME};
+pub use db::{Db, LOCK_FILE_NAME};
 pub use entry::Entry;
 pub use error::{Error, Result};
+pub use key::validate_key;
 pub use options::{ChecksumVerificationMode, Compression, Options};
 pub use read::{DbIterator, Item, IteratorOptions};
 pub use repair::{repair, RepairReport};

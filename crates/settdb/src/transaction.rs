@@ -16,10 +16,12 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use crate::db::{now_secs, validate_key, DbInner};
+use crate::clock::now_secs;
+use crate::db::DbInner;
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::key::key_with_version;
+use crate::key::validate_key;
 use crate::read::{Item, IteratorOptions};
 use crate::table::VecIterator;
 use crate::txn::fingerprint;

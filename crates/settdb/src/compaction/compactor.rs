@@ -157,7 +157,7 @@ impl Compactor {
         let policy = RetentionPolicy {
             discard_ts,
             num_versions_to_keep: self.num_versions_to_keep,
-            now_secs: crate::db::now_secs(),
+            now_secs: crate::clock::now_secs(),
         };
         let result = run_compaction(task, snapshot, &self.levels, policy, self.builder_opts);
         self.lock_in_flight().release(task);

@@ -8,14 +8,14 @@
 //! is, every time it is asked for (Badger instead logs and returns an empty value).
 
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 use crate::coding::uvarint_len;
 use crate::error::{Error, Result};
 use crate::key::{key_with_version, VERSION_LEN};
 use crate::log::RecordRef;
 use crate::value::{is_expired, meta, ValuePointer, ValueRef};
-use crate::vlog::ValueLog;
+use crate::vlog::VlogPin;
 
 /// One version of one key.
 #[derive(Clone, Default)]
@@ -32,7 +32,7 @@ pub struct Item {
     /// Where the value lives in the value log, if it does.
     pointer: Option<ValuePointer>,
     /// The log `pointer` points into; `Some` exactly when `pointer` is.
-    vlog: Option<Arc<ValueLog>>,
+    vlog: Option<VlogPin>,
     /// The value read through `pointer`, once read.
     resolved: OnceLock<Vec<u8>>,
 }
@@ -60,7 +60,7 @@ pub(crate) struct EntryView<'a> {
     /// The value struct as stored.
     pub value: ValueRef<'a>,
     /// The decoded pointer when `value` holds one (checked by the caller).
-    pub pointer: Option<(ValuePointer, &'a Arc<ValueLog>)>,
+    pub pointer: Option<(ValuePointer, &'a VlogPin)>,
 }
 
 impl Item {
@@ -69,7 +69,7 @@ impl Item {
         user_key: &[u8],
         version: u64,
         value: ValueRef<'_>,
-        pointer: Option<(ValuePointer, &Arc<ValueLog>)>,
+        pointer: Option<(ValuePointer, &VlogPin)>,
         now_secs: u64,
     ) -> Item {
         let mut item = Item::default();
@@ -100,7 +100,7 @@ impl Item {
         match e.pointer {
             Some((vp, vlog)) => {
                 self.pointer = Some(vp);
-                if !self.vlog.as_ref().is_some_and(|v| Arc::ptr_eq(v, vlog)) {
+                if !self.vlog.as_ref().is_some_and(|v| v.same_as(vlog)) {
                     self.vlog = Some(vlog.clone());
                 }
             }

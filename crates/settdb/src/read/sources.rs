@@ -26,7 +26,7 @@ use crate::levels::{LevelTable, LevelsSnapshot};
 use crate::memtable::MemtablesView;
 use crate::table::{ConcatIterator, KvIterator, Table, TableIterator, VecIterator};
 use crate::value::meta;
-use crate::vlog::ValueLog;
+use crate::vlog::VlogPin;
 
 /// The version pending writes are merged at: above every committed version.
 pub(crate) const PENDING_VERSION: u64 = u64::MAX;
@@ -43,8 +43,8 @@ pub(crate) struct ReadSnapshot {
     pub memtables: MemtablesView,
     /// The tables of every level.
     pub levels: Arc<LevelsSnapshot>,
-    /// The value log, to resolve value pointers (`None` in memory).
-    pub vlog: Option<Arc<ValueLog>>,
+    /// The value-log files this view may read (`None` in memory), pinned with the view.
+    pub vlog: Option<VlogPin>,
     /// The database directory, named by errors that have no file of their own.
     pub dir: PathBuf,
 }

@@ -5,7 +5,7 @@
 //! [`crate::value::ValuePointer`] in their place. Directory rules: docs/format/vlog.md.
 //!
 //! - [`ValueLog`]: recovery, appends (one batch per write group, rotation between groups),
-//!   sync, reads by pointer, and the hooks of value-log GC (`iterate_file`, `delete_file`).
+//!   sync, reads by pointer, and the hooks of value-log GC (`iterate_file`, `retire_file`), and [`VlogPin`]: the files one read snapshot keeps.
 //! - [`VlogRecovery`]: what recovery found, per file its valid end.
 //! - [`DiscardStats`]: dead bytes per file, persisted in `DISCARD`.
 
@@ -25,4 +25,5 @@ pub use file_name::{
     parse_vlog_file_name, vlog_file_name, FIRST_VLOG_FILE_ID, VLOG_FILE_EXTENSION,
 };
 pub use recovery::{FileCheck, RecoveredFile, VlogRecovery};
+pub(crate) use value_log::VlogPin;
 pub use value_log::{ValueLog, ValueLogOptions};

@@ -76,6 +76,47 @@ struct PendingStart {
     next_id: Option<u32>,
 }
 
+/// The open files by id. Shared copy-on-write: a [`VlogPin`] holds one version of the map.
+type FileMap = BTreeMap<u32, Arc<VlogFile>>;
+
+/// The value-log files one read snapshot may read: those open when it was taken
+/// ([`ValueLog::pinned`]). Holding it keeps every one of them on disk, even after value-log GC
+/// retired it; cheap to clone (one `Arc`).
+#[derive(Clone)]
+pub(crate) struct VlogPin {
+    files: Arc<FileMap>,
+    dir: Arc<Path>,
+}
+
+impl fmt::Debug for VlogPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VlogPin")
+            .field("files", &self.files.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl VlogPin {
+    /// Reads the record `vp` names, as [`ValueLog::read`] does, from the pinned files.
+    pub(crate) fn read(&self, vp: ValuePointer, expected_key: &[u8]) -> Result<OwnedRecord> {
+        match self.files.get(&vp.file_id) {
+            Some(f) => f.read(vp, expected_key),
+            None => Err(missing_file(&self.dir, vp.file_id, u64::from(vp.offset))),
+        }
+    }
+
+    /// True if both pins hold the same files.
+    pub(crate) fn same_as(&self, other: &VlogPin) -> bool {
+        Arc::ptr_eq(&self.files, &other.files)
+    }
+}
+
+/// The Corruption of a pointer to file `id`, which does not exist.
+fn missing_file(dir: &Path, id: u32, offset: u64) -> Error {
+    let why = format!("value pointer names value-log file {id}, which does not exist");
+    Error::corruption(dir.join(vlog_file_name(id)), offset, why)
+}
+
 /// The value log: files `NNNNNN.vlog` in one directory holding the values of at least
 /// `value_threshold` bytes, which the LSM tree stores as [`ValuePointer`]s.
 ///
@@ -97,9 +138,13 @@ struct PendingStart {
 pub struct ValueLog {
     storage: Arc<dyn Storage>,
     dir: PathBuf,
+    /// `dir` again, shared with every [`VlogPin`] for its error messages.
+    shared_dir: Arc<Path>,
     limits: RotationLimits,
-    /// Every open file by id. Written only by rotation and start (adding) and by removal.
-    files: RwLock<BTreeMap<u32, Arc<VlogFile>>>,
+    /// Every open file by id, copy-on-write. Written only by rotation and start (adding) and
+    /// by retirement; its read lock is what makes [`ValueLog::pinned`] atomic with respect to
+    /// [`ValueLog::retire_file`].
+    files: RwLock<Arc<FileMap>>,
     /// Id of the active file; 0 (never a file id) when there is none.
     active_id: AtomicU32,
     /// The writer side: taken by `start_writing`, `append`, `sync`, `close` and `poisoned`,
@@ -205,11 +250,12 @@ impl ValueLog {
         let vlog = ValueLog {
             storage,
             dir: dir.to_path_buf(),
+            shared_dir: Arc::from(dir),
             limits: RotationLimits {
                 max_file_size_bytes: opts.max_file_size_bytes,
                 max_entries: opts.max_entries,
             },
-            files: RwLock::new(open),
+            files: RwLock::new(Arc::new(open)),
             active_id: AtomicU32::new(0),
             state: Mutex::new(state),
             written_back: Mutex::new((0, 0)),
@@ -272,7 +318,7 @@ impl ValueLog {
             self.record(ManifestChange::DeleteVlog {
                 file_id: u64::from(*id),
             })?;
-            self.lock_files_mut().remove(id);
+            Arc::make_mut(&mut self.lock_files_mut()).remove(id);
             self.storage.remove_file(&self.path_of(*id))?;
         }
         // The removals are made durable before the new file can be: else a crash could keep
@@ -475,35 +521,53 @@ impl ValueLog {
         Ok(())
     }
 
-    /// Deletes file `id` (value-log GC, after the moved values and the manifest edit are
-    /// durable: rule 5): forgets it, removes it, and syncs the directory. Readers that already
-    /// hold the open file finish their reads (an open file stays readable after its name is
-    /// removed, on Unix and in `SimStorage`); later reads of pointers into it are
-    /// `Corruption`. A failure is returned but does not poison the value log (appends do not
-    /// depend on it; a removal that did not become durable is redone by the next GC).
+    /// Runs `f` (which takes the engine's LSM view) and pins the open files, atomically with
+    /// respect to [`ValueLog::retire_file`]: a file retired before the pin was taken had its
+    /// live values rewritten, and the rewrite applied, before `f` ran, so `f`'s view reads
+    /// them in their new place; a file retired after stays readable through the pin.
+    pub(crate) fn pinned<T>(&self, f: impl FnOnce() -> T) -> (T, VlogPin) {
+        let files = self.lock_files();
+        let out = f();
+        let pin = VlogPin {
+            files: Arc::clone(&files),
+            dir: Arc::clone(&self.shared_dir),
+        };
+        (out, pin)
+    }
+
+    /// Retires file `id` (value-log GC, once the values it moved are durable: rule 5): records
+    /// its removal in the MANIFEST, forgets it, and leaves its removal from disk to the last
+    /// holder ([`VlogPin`], item or read in progress). Later reads of pointers into it through
+    /// the value log or a newer pin are `Corruption`. A failure to record does not poison the
+    /// value log (appends do not depend on it); the file then stays, and stays readable.
     ///
-    /// Errors: [`Error::InvalidRequest`] when not writing, for the active file, or for an id
-    /// that is not open; I/O errors.
-    pub fn delete_file(&self, id: u32) -> Result<()> {
+    /// Errors: [`Error::InvalidRequest`] when not writing, for the active file (or a later
+    /// id), or for an id that is not open; the MANIFEST's errors.
+    pub(crate) fn retire_file(&self, id: u32) -> Result<()> {
         let active = self.active_id.load(Ordering::Acquire);
         if active == 0 {
             return Err(Error::InvalidRequest(
-                "value-log files are deleted only by a writing value log",
+                "value-log files are retired only by a writing value log",
             ));
         }
         if id >= active {
             return Err(Error::InvalidRequest(
-                "the active value-log file cannot be deleted",
+                "the active value-log file cannot be retired",
             ));
         }
-        let Some(file) = self.lock_files_mut().remove(&id) else {
+        if !self.lock_files().contains_key(&id) {
             return Err(Error::InvalidRequest("no such value-log file"));
-        };
-        if let Err(e) = self.storage.remove_file(file.path()) {
-            self.lock_files_mut().insert(id, file);
-            return Err(e);
         }
-        self.storage.sync_dir(&self.dir)
+        // Durable before the file can go (a crash after the removal must not leave a listed
+        // file missing). Only GC retires files, one at a time, so the file is still open here.
+        self.record(ManifestChange::DeleteVlog {
+            file_id: u64::from(id),
+        })?;
+        let removed = Arc::make_mut(&mut self.lock_files_mut()).remove(&id);
+        if let Some(file) = removed {
+            file.retire(Arc::clone(&self.storage));
+        }
+        Ok(())
     }
 
     /// Ids of the open files, ascending.
@@ -544,28 +608,25 @@ impl ValueLog {
     fn publish(&self, file: Arc<VlogFile>) {
         let id = file.id();
         debug_assert!(id > self.active_id.load(Ordering::Acquire));
-        self.lock_files_mut().insert(id, file);
+        Arc::make_mut(&mut self.lock_files_mut()).insert(id, file);
         self.active_id.store(id, Ordering::Release);
     }
 
     /// The open file `id`, or the Corruption of a pointer to a file that does not exist.
     fn file_or_missing(&self, id: u32, offset: u64) -> Result<Arc<VlogFile>> {
         let found = self.lock_files().get(&id).cloned();
-        found.ok_or_else(|| {
-            let why = format!("value pointer names value-log file {id}, which does not exist");
-            Error::corruption(self.path_of(id), offset, why)
-        })
+        found.ok_or_else(|| missing_file(&self.dir, id, offset))
     }
 
     fn lock_state(&self) -> MutexGuard<'_, WriteState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_files(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u32, Arc<VlogFile>>> {
+    fn lock_files(&self) -> std::sync::RwLockReadGuard<'_, Arc<FileMap>> {
         self.files.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_files_mut(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u32, Arc<VlogFile>>> {
+    fn lock_files_mut(&self) -> std::sync::RwLockWriteGuard<'_, Arc<FileMap>> {
         self.files.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -919,15 +980,15 @@ mod tests {
         let (ro, _) = ValueLog::open(storage, dir, read_only(opts(1 << 20, 9))).unwrap();
         assert!(matches!(append(&ro, g()), Err(Error::InvalidRequest(_))));
         assert!(matches!(ro.start_writing(), Err(Error::InvalidRequest(_))));
-        assert!(matches!(ro.delete_file(1), Err(Error::InvalidRequest(_))));
+        assert!(matches!(ro.retire_file(1), Err(Error::InvalidRequest(_))));
     }
 
     #[test]
-    fn iterate_and_delete_are_the_gc_hooks() {
+    fn iterate_and_retire_are_the_gc_hooks() {
         // Proves iterate_file yields a sealed file's records with the pointers append gave,
-        // refuses the active file, and delete_file refuses the active file, removes a sealed
-        // one durably, after which its pointers are Corruption, while an Arc taken before
-        // still reads (Unix semantics).
+        // refuses the active file, and retire_file refuses the active file, forgets a sealed
+        // one (its pointers are then Corruption through the value log and newer pins) while a
+        // pin taken before still reads it and keeps it on disk until the pin drops.
         let sim = SimStorage::new();
         let (vlog, _) = open_sim(&sim, opts(1 << 20, 4)).unwrap();
         let mut r = rng(10);
@@ -959,18 +1020,23 @@ mod tests {
             Err(Error::InvalidRequest(_))
         ));
         assert!(matches!(
-            vlog.delete_file(active),
+            vlog.retire_file(active),
             Err(Error::InvalidRequest(_))
         ));
         assert!(matches!(
-            vlog.delete_file(active + 1),
+            vlog.retire_file(active + 1),
             Err(Error::InvalidRequest(_))
         ));
-        let held = vlog.lock_files().get(&1).cloned().unwrap();
-        vlog.delete_file(1).unwrap();
-        assert!(matches!(vlog.delete_file(1), Err(Error::InvalidRequest(_))));
+        let ((), held) = vlog.pinned(|| ());
+        vlog.retire_file(1).unwrap();
+        assert!(matches!(vlog.retire_file(1), Err(Error::InvalidRequest(_))));
         assert!(!vlog.file_ids().contains(&1));
-        assert!(sim.durable_bytes(&vlog.path_of(1)).is_none());
+        assert!(
+            sim.exists(&vlog.path_of(1)).unwrap(),
+            "pinned: still on disk"
+        );
+        let ((), after) = vlog.pinned(|| ());
+        assert!(!after.same_as(&held));
         let (vp, e) = &in_file_1[0];
         assert!(!vlog.pointer_is_valid(vp));
         assert!(matches!(
@@ -981,7 +1047,16 @@ mod tests {
             vlog.iterate_file(1, |_, _| Ok(())),
             Err(Error::Corruption { .. })
         ));
+        assert!(matches!(
+            after.read(*vp, &e.key),
+            Err(Error::Corruption { .. })
+        ));
         assert_eq!(held.read(*vp, &e.key).unwrap().value(), &e.value[..]);
+        drop(held);
+        assert!(
+            !sim.exists(&vlog.path_of(1)).unwrap(),
+            "last pin dropped: removed"
+        );
     }
 
     #[test]

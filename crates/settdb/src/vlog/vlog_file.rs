@@ -10,10 +10,10 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::error::{Error, Result};
-use crate::io::StorageFile;
+use crate::io::{Storage, StorageFile};
 use crate::log::{read_record_at, OwnedRecord, RecordPos, FIRST_RECORD_OFFSET, MIN_RECORD_LEN};
 use crate::value::ValuePointer;
 
@@ -27,10 +27,16 @@ const KEY_SHOWN_BYTES: usize = 64;
 /// changes, so a read needs no `stat`; the active file's end is its writer's offset, published
 /// after each append (Release) and read by readers (Acquire), so a reader never reads a batch
 /// that is still being written. Shared as `Arc` by any number of reader threads.
+///
+/// A file value-log GC replaced is *retired*: the value log forgets it, and the file is
+/// removed when the last `Arc` drops, that is when no read snapshot ([`super::VlogPin`]) or
+/// item can read it any more (as `levels::LevelTable` does for tables).
 pub(crate) struct VlogFile {
     id: u32,
     file: Arc<dyn StorageFile>,
     readable_end: AtomicU64,
+    /// Set once retired: where to remove the file from when the last holder drops it.
+    remove_on_drop: OnceLock<Arc<dyn Storage>>,
 }
 
 impl VlogFile {
@@ -41,7 +47,15 @@ impl VlogFile {
             id,
             file,
             readable_end: AtomicU64::new(readable_end),
+            remove_on_drop: OnceLock::new(),
         }
+    }
+
+    /// Retires the file: it is removed from `storage` when the last `Arc` drops. REQUIRES: its
+    /// removal is recorded durably (the MANIFEST's `DeleteVlog`), so a crash before the
+    /// removal leaves a file the next open proves garbage.
+    pub(crate) fn retire(&self, storage: Arc<dyn Storage>) {
+        let _ = self.remove_on_drop.set(storage);
     }
 
     /// The file id.
@@ -102,6 +116,16 @@ impl VlogFile {
             return Err(Error::corruption(self.path(), u64::from(vp.offset), why));
         }
         Ok(rec)
+    }
+}
+
+impl Drop for VlogFile {
+    fn drop(&mut self) {
+        if let Some(storage) = self.remove_on_drop.get() {
+            // No caller to report to: a file left behind is unlisted in the MANIFEST, and the
+            // next open removes it as proven garbage (docs/design/recovery.md).
+            let _ = storage.remove_file(self.file.path());
+        }
     }
 }
 

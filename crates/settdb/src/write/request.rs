@@ -30,22 +30,81 @@ impl WriteEntry {
     }
 }
 
+/// What a request asks of the writer beyond applying its entries: its duty towards the commit
+/// watermark, or a memtable rotation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Duty {
+    /// A commit at new versions, each begun in the commit watermark by the committer (under
+    /// the queue lock); the writer marks them done once applied, failed or not.
+    Commit,
+    /// A rewrite of versions that are already committed and applied (value-log GC now;
+    /// restore and replication later): the watermark is not touched, and readers see the
+    /// same version before and after, with its value in a new place.
+    Rewrite,
+    /// No entries: after the groups queued before it are applied, the mutable memtable is
+    /// rotated if it holds anything (`Db::flush`, close).
+    RotateMemtable,
+}
+
 /// A group of entries written atomically (all or none survive a crash).
 #[derive(Debug)]
 pub struct WriteRequest {
     /// The entries.
     pub entries: Vec<WriteEntry>,
+    /// What else the writer must do for this request.
+    pub duty: Duty,
+    /// Sync the value log and the WAL once the group holding this request is applied, even
+    /// without `sync_writes`.
+    pub sync: bool,
     /// Signalled once with the outcome.
     pub completion: Arc<Completion>,
 }
 
 impl WriteRequest {
-    /// A request with a fresh completion.
+    /// A commit of `entries` at versions begun in the commit watermark.
     pub fn new(entries: Vec<WriteEntry>) -> Self {
+        WriteRequest::with_duty(entries, Duty::Commit)
+    }
+
+    /// A rewrite of already applied versions ([`Duty::Rewrite`]), made durable before it
+    /// completes.
+    pub fn rewrite(entries: Vec<WriteEntry>) -> Self {
+        let mut req = WriteRequest::with_duty(entries, Duty::Rewrite);
+        req.sync = true;
+        req
+    }
+
+    /// A memtable rotation barrier ([`Duty::RotateMemtable`]).
+    pub fn rotate_memtable() -> Self {
+        WriteRequest::with_duty(Vec::new(), Duty::RotateMemtable)
+    }
+
+    /// A request with no entries that completes once everything queued before it is durable.
+    pub fn sync_barrier() -> Self {
+        let mut req = WriteRequest::with_duty(Vec::new(), Duty::Rewrite);
+        req.sync = true;
+        req
+    }
+
+    fn with_duty(entries: Vec<WriteEntry>, duty: Duty) -> Self {
         WriteRequest {
             entries,
+            duty,
+            sync: false,
             completion: Arc::new(Completion::default()),
         }
+    }
+
+    /// The versions this request began in the commit watermark (one per distinct version):
+    /// those of a commit, none otherwise.
+    pub fn begun_versions(&self) -> Vec<u64> {
+        if self.duty != Duty::Commit {
+            return Vec::new();
+        }
+        let mut v: Vec<u64> = self.entries.iter().map(|e| e.version).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
     }
 
     /// Sum of the entries' estimated sizes.

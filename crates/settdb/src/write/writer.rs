@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::request::WriteRequest;
+use super::request::{Duty, WriteRequest};
 use super::write_queue::{GroupLimits, WriteQueue};
 use crate::error::{Error, Result};
 use crate::io::Storage;
@@ -116,7 +116,7 @@ fn finish_group(ctx: &WriterContext, group: Vec<WriteRequest>, outcome: Result<(
     let msg = outcome.as_ref().err().map(|e| e.to_string());
     let mut first_err = outcome.err();
     for req in group {
-        for v in distinct_versions(&req) {
+        for v in req.begun_versions() {
             ctx.applied.done(v);
         }
         let r = match (&msg, first_err.take()) {
@@ -128,26 +128,25 @@ fn finish_group(ctx: &WriterContext, group: Vec<WriteRequest>, outcome: Result<(
     }
 }
 
-/// The versions a request began in the commit watermark (one per distinct version).
-pub fn distinct_versions(req: &WriteRequest) -> Vec<u64> {
-    let mut v: Vec<u64> = req.entries.iter().map(|e| e.version).collect();
-    v.sort_unstable();
-    v.dedup();
-    v
-}
-
 fn write_group(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -> Result<()> {
     apply_entries(ctx, group, s)?;
     // An empty request is a rotation barrier (`Db::flush`): it rotates after the entries
     // queued before it, on this thread, so no group can land in a memtable being flushed.
-    if group.iter().any(|r| r.entries.is_empty()) && !ctx.memtables.mutable().list().is_empty() {
+    let rotate = group.iter().any(|r| r.duty == Duty::RotateMemtable);
+    if rotate && !ctx.memtables.mutable().list().is_empty() {
         rotate_memtable(ctx)?;
     }
     Ok(())
 }
 
 fn apply_entries(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -> Result<()> {
+    let sync = ctx.sync_writes || group.iter().any(|r| r.sync);
     if group.iter().all(|r| r.entries.is_empty()) {
+        // A sync barrier: everything applied before it becomes durable (on this thread, so
+        // the mutable memtable cannot rotate under the sync).
+        if group.iter().any(|r| r.sync) {
+            sync_applied(ctx, &ctx.memtables.mutable())?;
+        }
         return Ok(());
     }
     encode_keys(group, s);
@@ -162,13 +161,19 @@ fn apply_entries(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -
         mem = rotate_memtable(ctx)?;
     }
     mem.apply(&records)?;
-    if ctx.sync_writes {
-        if let Some(vlog) = &ctx.vlog {
-            vlog.sync()?;
-        }
-        mem.sync_wal()?;
+    if sync {
+        sync_applied(ctx, &mem)?;
     }
     Ok(())
+}
+
+/// Makes every applied group durable: the value log first, then the WAL that points into it
+/// (rule 5). REQUIRES: the writer thread; `mem` is the mutable memtable.
+fn sync_applied(ctx: &WriterContext, mem: &Memtable) -> Result<()> {
+    if let Some(vlog) = &ctx.vlog {
+        vlog.sync()?;
+    }
+    mem.sync_wal()
 }
 
 fn encode_keys(group: &[WriteRequest], s: &mut Scratch) {
