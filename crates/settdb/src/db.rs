@@ -31,7 +31,8 @@ use crate::read::{DbIterator, Item, IteratorOptions, Reader};
 use crate::table::{TableBuilderOptions, VecIterator};
 use crate::txn::{Oracle, WaterMark};
 use crate::value::{meta, ValuePointer};
-use crate::vlog::{ValueLog, ValueLogOptions};
+use crate::vlog::{DiscardTracker, ValueLog, ValueLogOptions};
+use crate::vlog_gc::{GcOutcome, ValueLogGc};
 use crate::write::{
     run_writer, GroupLimits, Poison, WriteEntry, WriteQueue, WriteRequest, WriterContext,
 };
@@ -71,6 +72,12 @@ pub(crate) struct DbInner {
     pub(crate) compactor: Arc<Compactor>,
     /// The read side: snapshots, point reads, iterators.
     pub(crate) reader: Arc<Reader>,
+    /// Dead value-log bytes per file, shared by compaction and GC.
+    discards: Arc<DiscardTracker>,
+    /// Value-log GC (`None` without a value log or when read-only).
+    gc: Option<Arc<ValueLogGc>>,
+    /// Automatic GC runs on a background thread.
+    auto_gc: bool,
     /// The MANIFEST, shared with the levels, the value log and the writer.
     manifest: Arc<SharedManifest>,
     /// Runs the callbacks of asynchronous commits.
@@ -179,10 +186,29 @@ impl Db {
             applied.clone(),
             opts.dir.clone(),
         ));
+        let discards = Arc::new(match &vlog {
+            Some(_) => DiscardTracker::load(storage.clone(), opts.value_dir.clone())?,
+            None => DiscardTracker::in_memory(storage.clone()),
+        });
+        let queue = Arc::new(WriteQueue::new(WRITE_QUEUE_CAPACITY));
+        let gc = match &vlog {
+            Some(v) if !opts.read_only => Some(Arc::new(ValueLogGc::new(
+                reader.clone(),
+                queue.clone(),
+                v.clone(),
+                discards.clone(),
+                oracle.clone(),
+                opts.clone(),
+            ))),
+            _ => None,
+        };
         let inner = Arc::new(DbInner {
+            auto_gc: gc.is_some() && opts.runs_auto_value_log_gc(managed),
+            gc,
+            compactor: Arc::new(Compactor::new(&opts, levels.clone(), discards.clone())),
+            discards,
+            queue,
             reader,
-            compactor: Arc::new(Compactor::new(&opts, levels.clone(), vlog.is_some())?),
-            queue: Arc::new(WriteQueue::new(WRITE_QUEUE_CAPACITY)),
             poison: Arc::new(Poison::default()),
             writeback: Arc::new(Signal::default()),
             callbacks: CallbackRunner::start()?,
@@ -381,11 +407,62 @@ impl Db {
         self.inner.levels.snapshot()
     }
 
-    /// Bytes of tables and bytes of value-log files.
-    pub fn size_bytes(&self) -> (u64, u64) {
-        let lsm = self.inner.levels.snapshot().total_size_bytes();
-        let vlog = self.inner.vlog.as_ref().map_or(0, |v| v.total_size_bytes());
-        (lsm, vlog)
+    /// Bytes on disk: the LSM tree's tables and the value log's files, apart (Badger's
+    /// `Size`). Files retired by value-log GC but still pinned by a snapshot are not counted.
+    pub fn size(&self) -> DbSize {
+        DbSize {
+            lsm_bytes: self.inner.levels.snapshot().total_size_bytes(),
+            vlog_bytes: self.inner.vlog.as_ref().map_or(0, |v| v.total_size_bytes()),
+        }
+    }
+
+    /// Each value-log file with its size and the bytes compaction found dead in it, by id
+    /// (`settdb info --discard`). Empty without a value log.
+    pub fn value_log_files(&self) -> Vec<ValueLogFileInfo> {
+        let Some(vlog) = &self.inner.vlog else {
+            return Vec::new();
+        };
+        let stats = self.inner.discards.snapshot();
+        let active = vlog.active_file_id();
+        vlog.file_ids()
+            .into_iter()
+            .filter_map(|id| {
+                let size_bytes = vlog.file_size_bytes(id)?;
+                Some(ValueLogFileInfo {
+                    file_id: id,
+                    size_bytes,
+                    discard_bytes: stats.get(id).min(size_bytes),
+                    active: active == Some(id),
+                })
+            })
+            .collect()
+    }
+
+    /// Rewrites every sealed value-log file whose discard ratio (dead bytes over its bytes)
+    /// is at least `discard_ratio`, best first, moving its live values to the newest file and
+    /// retiring it (Badger's `RunValueLogGC`, which rewrites one file per call). A file whose
+    /// sample is less dead than its statistics, or that still holds a value an open
+    /// transaction may read, is left for a later call. Safe while reads and writes run.
+    ///
+    /// Errors: [`Error::InvalidRequest`] for a ratio outside (0, 1), a read-only or
+    /// in-memory database; [`Error::Closed`]; [`Error::Poisoned`]; a damaged value-log file.
+    pub fn run_value_log_gc(&self, discard_ratio: f64) -> Result<GcOutcome> {
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let gc = inner.gc.as_ref().ok_or(Error::InvalidRequest(
+            "value-log GC needs an on-disk database opened read-write",
+        ))?;
+        gc.run(discard_ratio, usize::MAX, None, &inner.closing)
+    }
+
+    /// Makes every write acknowledged so far durable (value log, then WAL), whatever
+    /// `sync_writes` says (Badger's `Sync`).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.check_writable()?;
+        self.inner
+            .queue
+            .push_with(|| Ok(WriteRequest::sync_barrier()))?
+            .wait()
     }
 
     /// Stops writes, flushes the memtable, stops background work, syncs and releases the
@@ -400,6 +477,39 @@ impl Db {
     pub fn iter(&self, opts: IteratorOptions) -> Result<DbIterator> {
         self.inner
             .new_iterator(self.inner.applied.done_until(), opts, None)
+    }
+}
+
+/// Bytes a database takes on disk ([`Db::size`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DbSize {
+    /// Bytes of the LSM tree's tables.
+    pub lsm_bytes: u64,
+    /// Bytes of the value log's files.
+    pub vlog_bytes: u64,
+}
+
+/// One value-log file ([`Db::value_log_files`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ValueLogFileInfo {
+    /// The file id (`NNNNNN.vlog`).
+    pub file_id: u32,
+    /// Its valid bytes.
+    pub size_bytes: u64,
+    /// Bytes of its records that compaction dropped (what GC would give back).
+    pub discard_bytes: u64,
+    /// True for the file being appended to (never collected).
+    pub active: bool,
+}
+
+impl ValueLogFileInfo {
+    /// Dead bytes over the file's bytes.
+    pub fn discard_ratio(&self) -> f64 {
+        if self.size_bytes == 0 {
+            0.0
+        } else {
+            self.discard_bytes as f64 / self.size_bytes as f64
+        }
     }
 }
 
@@ -567,6 +677,13 @@ impl DbInner {
                 }
             })?);
         }
+        if let (true, Some(gc)) = (self.auto_gc, self.gc.clone()) {
+            let (closing, poison, opts) =
+                (self.closing.clone(), self.poison.clone(), self.opts.clone());
+            threads.push(spawn("settdb-vlog-gc", move || {
+                run_auto_gc(&gc, &opts, &closing, &poison);
+            })?);
+        }
         for i in 0..self.opts.num_compactors {
             let compactor = self.compactor.clone();
             let (closing, oracle, poison) = (
@@ -717,6 +834,47 @@ impl FlusherContext {
                 }
             }
         }
+    }
+}
+
+/// How often automatic value-log GC looks at the space amplification.
+const AUTO_GC_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The automatic GC thread: while the value log's estimated space amplification is above
+/// the target, rewrites the files worth it, rate-limited; stops at close. An error other
+/// than close poisons the database (rule 8: a damaged value-log file or a failed write must
+/// not go unnoticed).
+fn run_auto_gc(gc: &ValueLogGc, opts: &Options, closing: &AtomicBool, poison: &Poison) {
+    let target = opts.value_log_gc_space_amp;
+    // A file is worth rewriting when its dead fraction is above what the target allows on
+    // average: the value log is over target only if some file is.
+    let min_ratio = (1.0 - 1.0 / target).clamp(0.01, 0.99);
+    while !closing.load(Ordering::Acquire) && poison.check().is_ok() {
+        let (sealed, dead) = gc.sealed_and_discard_bytes();
+        let live = sealed.saturating_sub(dead);
+        let over = dead > 0 && (live == 0 || sealed as f64 / live as f64 > target);
+        if over {
+            match gc.run(min_ratio, 1, Some(opts.value_log_gc_rate_bytes), closing) {
+                Ok(GcOutcome::Rewrote(_)) => continue,
+                Ok(GcOutcome::NothingToRewrite) => {}
+                Err(Error::Closed) => return,
+                Err(e) => {
+                    poison.set(&e);
+                    return;
+                }
+            }
+        }
+        sleep_unless(closing, AUTO_GC_INTERVAL);
+    }
+}
+
+/// Sleeps `total`, waking early once `closing` is set.
+fn sleep_unless(closing: &AtomicBool, total: Duration) {
+    let step = POLL.min(total);
+    let mut slept = Duration::ZERO;
+    while slept < total && !closing.load(Ordering::Acquire) {
+        std::thread::sleep(step);
+        slept += step;
     }
 }
 

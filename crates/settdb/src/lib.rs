@@ -53,10 +53,11 @@ mod unbuilt;
 pub mod value;
 mod verify;
 pub mod vlog;
+mod vlog_gc;
 pub mod write;
 
 pub use batch::{WriteBatch, DEFAULT_MAX_PENDING_TXNS};
-pub use db::{Db, LOCK_FILE_NAME};
+pub use db::{Db, DbSize, ValueLogFileInfo, LOCK_FILE_NAME};
 pub use entry::Entry;
 pub use error::{Error, Result};
 pub use key::validate_key;
@@ -66,3 +67,4 @@ pub use repair::{repair, RepairReport};
 pub use transaction::Txn;
 pub use txn_iterator::TxnIterator;
 pub use verify::{verify, verify_with_progress, VerifyReport};
+pub use vlog_gc::{GcOutcome, GcReport};

@@ -138,6 +138,18 @@ pub struct Options {
     pub num_compactors: usize,
     /// Compact L0 when closing.
     pub compact_l0_on_close: bool,
+    /// Automatic value-log GC on a background thread. `None` (the default): on, except in
+    /// managed mode (where the caller owns the discard timestamp); read-only and in-memory
+    /// databases have nothing to collect. `Some(true)` turns it on in managed mode too
+    /// (refused for read-only and in-memory databases); `Some(false)` turns it off.
+    pub auto_value_log_gc: Option<bool>,
+    /// The space amplification of the value log automatic GC keeps it under: sealed
+    /// value-log bytes over their live bytes (as the discard statistics estimate them). Must
+    /// be above 1.0; the default 1.5 means a value log at most half again the live values.
+    pub value_log_gc_space_amp: f64,
+    /// Bytes of live values automatic GC moves per second at most, so foreground writes keep
+    /// the disk (0: no limit). [`crate::Db::run_value_log_gc`] is never limited.
+    pub value_log_gc_rate_bytes: u64,
     /// Compact the last level into itself to reclaim stale data. Not built yet: `true` is
     /// refused.
     pub lmax_compaction: bool,
@@ -212,6 +224,9 @@ impl Options {
             value_log_max_entries: 1_000_000,
             num_compactors: 4,
             compact_l0_on_close: false,
+            auto_value_log_gc: None,
+            value_log_gc_space_amp: 1.5,
+            value_log_gc_rate_bytes: 256 * MIB,
             lmax_compaction: false,
             zstd_compression_level: 1,
             verify_value_checksum: true,
@@ -288,6 +303,16 @@ impl Options {
         with_value_log_file_size, value_log_file_size: u64);
     setter!(/// Sets [`Options::value_log_max_entries`].
         with_value_log_max_entries, value_log_max_entries: u32);
+    /// Sets [`Options::auto_value_log_gc`] to `Some(on)`.
+    #[must_use]
+    pub fn with_auto_value_log_gc(mut self, on: bool) -> Self {
+        self.auto_value_log_gc = Some(on);
+        self
+    }
+    setter!(/// Sets [`Options::value_log_gc_space_amp`].
+        with_value_log_gc_space_amp, value_log_gc_space_amp: f64);
+    setter!(/// Sets [`Options::value_log_gc_rate_bytes`].
+        with_value_log_gc_rate_bytes, value_log_gc_rate_bytes: u64);
     setter!(/// Sets [`Options::num_compactors`].
         with_num_compactors, num_compactors: usize);
     setter!(/// Sets [`Options::compact_l0_on_close`].
@@ -458,12 +483,29 @@ impl Options {
         if !(0.0..1.0).contains(&self.bloom_false_positive) {
             return invalid("bloom_false_positive must be in [0, 1)");
         }
+        if !(self.value_log_gc_space_amp > 1.0 && self.value_log_gc_space_amp.is_finite()) {
+            return invalid("value_log_gc_space_amp must be a finite number above 1.0");
+        }
+        if self.auto_value_log_gc == Some(true) && (self.read_only || self.in_memory) {
+            return invalid(
+                "auto_value_log_gc = true needs a writable on-disk database (read_only and \
+                 in_memory have no value log to collect)",
+            );
+        }
         if let Compression::Zstd(level) = self.effective_compression() {
             if !(-7..=22).contains(&level) {
                 return invalid(format!("zstd level {level} must be in [-7, 22]"));
             }
         }
         crate::unbuilt::refuse_unbuilt(self)
+    }
+}
+
+impl Options {
+    /// True if automatic value-log GC runs for a database opened with these options
+    /// ([`Options::auto_value_log_gc`]).
+    pub(crate) fn runs_auto_value_log_gc(&self, managed: bool) -> bool {
+        !self.read_only && !self.in_memory && self.auto_value_log_gc.unwrap_or(!managed)
     }
 }
 
@@ -510,6 +552,22 @@ mod tests {
         let base = || Options::new("/tmp/x");
         let cases: Vec<(Options, &str)> = vec![
             (base().with_num_compactors(1), "num_compactors"),
+            (
+                base().with_value_log_gc_space_amp(1.0),
+                "value_log_gc_space_amp",
+            ),
+            (
+                base().with_value_log_gc_space_amp(f64::NAN),
+                "value_log_gc_space_amp",
+            ),
+            (
+                base().with_read_only(true).with_auto_value_log_gc(true),
+                "auto_value_log_gc",
+            ),
+            (
+                Options::in_memory().with_auto_value_log_gc(true),
+                "auto_value_log_gc",
+            ),
             (
                 base().with_num_level_zero_tables_stall(5),
                 "num_level_zero_tables_stall",

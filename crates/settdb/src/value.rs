@@ -59,6 +59,16 @@ impl ValueStruct {
         Some(v.to_owned())
     }
 
+    /// A borrowed view of this value struct.
+    pub fn as_value_ref(&self) -> ValueRef<'_> {
+        ValueRef {
+            meta: self.meta,
+            user_meta: self.user_meta,
+            expires_at: self.expires_at,
+            value: &self.value,
+        }
+    }
+
     /// True if this version is a tombstone.
     pub fn is_delete(&self) -> bool {
         self.meta & meta::DELETE != 0

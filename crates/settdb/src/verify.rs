@@ -277,7 +277,7 @@ fn verify_value_log(vlog: &ValueLog, progress: &dyn Fn(u64), report: &mut Verify
         let outcome = vlog.iterate_file(id, |vp, _record| {
             records += 1;
             progress(u64::from(vp.len));
-            Ok(())
+            Ok(std::ops::ControlFlow::Continue(()))
         });
         match outcome {
             Ok(()) => {

@@ -55,7 +55,7 @@ fn overwrites_settle_under_2x_and_l0_stays_below_stall() {
     sampler.join().unwrap();
     db.flush().unwrap();
     db.compact_until_settled().unwrap();
-    let (lsm, _) = db.size_bytes();
+    let lsm = db.size().lsm_bytes;
     let live = KEYS * (11 + VALUE_LEN as u64);
     let amp = lsm as f64 / live as f64;
     let below_frac =

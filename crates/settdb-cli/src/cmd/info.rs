@@ -127,7 +127,7 @@ fn print_open(db: &Db, usage: &DiskUsage, show_tables: bool) {
     let snapshot = db.levels();
     println!("levels (database opened read-only):");
     print_levels(&snapshot);
-    let (_, vlog_bytes) = db.size_bytes();
+    let vlog_bytes = db.size().vlog_bytes;
     println!(
         "value log: {}, {} of valid records",
         plural(usage.vlog.files, "file"),

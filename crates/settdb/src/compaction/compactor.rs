@@ -4,7 +4,6 @@
 //! deterministically. `num_compactors` threads run [`Compactor::run_loop`]; the in-flight
 //! reservations keep their key ranges apart.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -14,11 +13,10 @@ use super::retention::RetentionPolicy;
 use super::runner::{run_compaction, CompactionOutcome};
 use super::task::{pick_l0, pick_level, CompactionTask, InFlight};
 use crate::error::Result;
-use crate::io::Storage;
 use crate::levels::{Levels, LevelsSnapshot};
 use crate::options::Options;
 use crate::table::TableBuilderOptions;
-use crate::vlog::DiscardStats;
+use crate::vlog::DiscardTracker;
 use crate::write::Poison;
 
 /// How long an idle compactor sleeps before looking again (it also wakes on every edit).
@@ -32,11 +30,8 @@ pub struct Compactor {
     num_versions_to_keep: u32,
     /// GUARDED: ranges and tables of running compactions.
     in_flight: Mutex<InFlight>,
-    /// GUARDED: dead value-log bytes per file, persisted after each compaction that adds some.
-    discard: Mutex<DiscardStats>,
-    /// Where `DISCARD` lives (`None`: no value log).
-    value_dir: Option<PathBuf>,
-    storage: Arc<dyn Storage>,
+    /// Dead value-log bytes per file, added after each compaction that drops some.
+    discards: Arc<DiscardTracker>,
 }
 
 impl std::fmt::Debug for Compactor {
@@ -57,36 +52,20 @@ fn shape_of(snapshot: &LevelsSnapshot, in_flight: &InFlight) -> LevelShape {
 }
 
 impl Compactor {
-    /// A compactor for `levels`; loads the discard statistics when there is a value log.
-    pub fn new(opts: &Options, levels: Arc<Levels>, has_value_log: bool) -> Result<Self> {
-        let storage = levels.storage().clone();
-        let value_dir = has_value_log.then(|| opts.value_dir.clone());
-        let discard = match &value_dir {
-            Some(dir) => DiscardStats::load(storage.as_ref(), dir)?,
-            None => DiscardStats::new(),
-        };
-        Ok(Compactor {
+    /// A compactor for `levels`, adding the value-log bytes it drops to `discards`.
+    pub fn new(opts: &Options, levels: Arc<Levels>, discards: Arc<DiscardTracker>) -> Self {
+        Compactor {
             target_opts: TargetOptions::from_options(opts),
             builder_opts: TableBuilderOptions::from_options(opts, opts.base_table_size),
             num_versions_to_keep: opts.num_versions_to_keep,
             in_flight: Mutex::new(InFlight::new(opts.max_levels)),
-            discard: Mutex::new(discard),
-            value_dir,
-            storage,
+            discards,
             levels,
-        })
+        }
     }
 
     fn lock_in_flight(&self) -> MutexGuard<'_, InFlight> {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The discard statistics so far.
-    pub fn discard_stats(&self) -> DiscardStats {
-        self.discard
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 
     /// Picks and reserves the most urgent compaction, if any level needs one.
@@ -162,20 +141,8 @@ impl Compactor {
         let result = run_compaction(task, snapshot, &self.levels, policy, self.builder_opts);
         self.lock_in_flight().release(task);
         let outcome = result?;
-        self.record_discards(&outcome.discard)?;
+        self.discards.add(&outcome.discard)?;
         Ok(outcome)
-    }
-
-    fn record_discards(&self, found: &DiscardStats) -> Result<()> {
-        let Some(dir) = &self.value_dir else {
-            return Ok(());
-        };
-        if found.is_empty() {
-            return Ok(());
-        }
-        let mut stats = self.discard.lock().unwrap_or_else(|e| e.into_inner());
-        stats.merge(found);
-        stats.persist(&self.storage, dir)
     }
 
     /// Compacts L0 into the base level until L0 is empty (for `compact_l0_on_close`).

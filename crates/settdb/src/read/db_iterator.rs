@@ -6,7 +6,11 @@
 //! that stream into items as Badger's `parseItem` does:
 //! - skipped: internal keys (under [`INTERNAL_KEY_PREFIX`]), versions above `read_ts`, and
 //!   versions at or below `since_ts` (when it is not 0); a pending write is always visible;
-//! - `all_versions`: every visible version is an item, deleted and expired ones included;
+//! - `all_versions`: every visible version is an item, deleted and expired ones included,
+//!   except versions whose value lives in a value-log file GC retired before the iterator was
+//!   created: GC retires a file only once each of its values is moved (the moved copy is the
+//!   one seen) or dead (expired, or shadowed so that compaction may drop it: no reader can
+//!   ask for it), so such a version is garbage compaction has not reached yet;
 //! - otherwise: the newest visible version of each key is its item, and a key whose newest
 //!   visible version is deleted or expired yields nothing. In reverse the versions of a key
 //!   come oldest first, so the cursor walks all of them and keeps the last visible one.
@@ -280,6 +284,10 @@ impl DbIterator {
                 }
                 Entry::Visible(v) => v,
             };
+            if self.opts.all_versions && self.value_was_retired() {
+                self.merged.next()?;
+                continue;
+            }
             self.fill_scratch(v)?;
             self.merged.next()?;
             if self.opts.all_versions {
@@ -310,6 +318,10 @@ impl DbIterator {
                 }
                 Entry::Visible(v) => v,
             };
+            if self.opts.all_versions && self.value_was_retired() {
+                self.merged.prev()?;
+                continue;
+            }
             self.fill_scratch(v)?;
             self.merged.prev()?;
             if self.opts.all_versions {
@@ -324,6 +336,18 @@ impl DbIterator {
             if !self.scratch.is_deleted_or_expired() {
                 return Ok(true);
             }
+        }
+    }
+
+    /// True if the merge's current entry points into a value-log file GC retired (module doc).
+    fn value_was_retired(&self) -> bool {
+        let value = self.merged.value();
+        if value.meta & meta::VALUE_POINTER == 0 {
+            return false;
+        }
+        match (value.value_pointer(), &self.snapshot.vlog) {
+            (Some(vp), Some(pin)) => pin.names_retired_file(&vp),
+            _ => false,
         }
     }
 

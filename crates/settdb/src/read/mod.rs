@@ -12,6 +12,7 @@ mod reader;
 mod sources;
 
 pub use db_iterator::DbIterator;
+pub(crate) use get::get_newest;
 pub use item::Item;
 pub use iterator_options::IteratorOptions;
 pub(crate) use reader::Reader;

@@ -21,7 +21,7 @@ use crate::levels::Levels;
 use crate::memtable::Memtables;
 use crate::table::VecIterator;
 use crate::txn::WaterMark;
-use crate::value::{is_expired, meta, ValuePointer, ValueRef, ValueStruct};
+use crate::value::{is_expired, meta, ValuePointer, ValueStruct};
 use crate::vlog::{ValueLog, VlogPin};
 
 /// The engine's read side. Cheap to share (`Arc`); holds no reference to `Db`.
@@ -52,11 +52,6 @@ impl Reader {
             applied,
             dir,
         }
-    }
-
-    /// The latest applied version.
-    pub(crate) fn applied_ts(&self) -> u64 {
-        self.applied.done_until()
     }
 
     /// One consistent view of the engine now (module doc for the order).
@@ -115,13 +110,13 @@ impl Reader {
             return Ok(None);
         };
         let pointer = snap.pointer_of(&vs)?;
-        let value = ValueRef {
-            meta: vs.meta,
-            user_meta: vs.user_meta,
-            expires_at: vs.expires_at,
-            value: &vs.value,
-        };
-        Ok(Some(Item::from_entry(key, ver, value, pointer, now_secs())))
+        Ok(Some(Item::from_entry(
+            key,
+            ver,
+            vs.as_value_ref(),
+            pointer,
+            now_secs(),
+        )))
     }
 
     /// An iterator at `read_ts` over one view of the engine, with a transaction's `pending`

@@ -7,11 +7,13 @@
 //! - [`ValueLog`]: recovery, appends (one batch per write group, rotation between groups),
 //!   sync, reads by pointer, and the hooks of value-log GC (`iterate_file`, `retire_file`), and [`VlogPin`]: the files one read snapshot keeps.
 //! - [`VlogRecovery`]: what recovery found, per file its valid end.
-//! - [`DiscardStats`]: dead bytes per file, persisted in `DISCARD`.
+//! - [`DiscardStats`]: dead bytes per file, persisted in `DISCARD`; [`DiscardTracker`]: the
+//!   component compaction and GC share.
 
 #[cfg(test)]
 mod crash_tests;
 mod discard_stats;
+mod discard_tracker;
 mod file_name;
 mod recovery;
 #[cfg(test)]
@@ -21,6 +23,7 @@ mod vlog_file;
 mod vlog_writer;
 
 pub use discard_stats::{DiscardStats, DISCARD_FILE_NAME};
+pub use discard_tracker::{DiscardCandidate, DiscardTracker};
 pub use file_name::{
     parse_vlog_file_name, vlog_file_name, FIRST_VLOG_FILE_ID, VLOG_FILE_EXTENSION,
 };

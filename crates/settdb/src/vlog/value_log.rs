@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
@@ -103,6 +104,17 @@ impl VlogPin {
             Some(f) => f.read(vp, expected_key),
             None => Err(missing_file(&self.dir, vp.file_id, u64::from(vp.offset))),
         }
+    }
+
+    /// True if `vp` names a file GC retired before this pin was taken: one that is not
+    /// pinned although a newer file is. (Every file the value log ever opened below its
+    /// newest one is either open or retired; recovery refuses a missing listed file.)
+    pub(crate) fn names_retired_file(&self, vp: &ValuePointer) -> bool {
+        !self.files.contains_key(&vp.file_id)
+            && self
+                .files
+                .last_key_value()
+                .is_some_and(|(&newest, _)| vp.file_id < newest)
     }
 
     /// True if both pins hold the same files.
@@ -468,7 +480,9 @@ impl ValueLog {
     }
 
     /// Calls `f` with every record of file `id` and its pointer, in file order, from a full
-    /// replay of the file (for value-log GC). The file must not be the active one.
+    /// replay of the file (for value-log GC), until `f` breaks. The file must not be the
+    /// active one. The check that the batches end at the file's valid end is made only when
+    /// `f` never breaks.
     ///
     /// Errors: [`Error::InvalidRequest`] for the active file (or a later id);
     /// [`Error::Corruption`] for a missing file, and when the replay does not end exactly at the file's valid end (a
@@ -477,8 +491,9 @@ impl ValueLog {
     pub fn iterate_file(
         &self,
         id: u32,
-        mut f: impl FnMut(ValuePointer, RecordRef<'_>) -> Result<()>,
+        mut f: impl FnMut(ValuePointer, RecordRef<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
+        let mut stopped = false;
         // Ids at or past the active one may be (or become, by a rotation racing this call)
         // the file being appended to; ids below it are sealed for good.
         let active = self.active_id.load(Ordering::Acquire);
@@ -491,6 +506,9 @@ impl ValueLog {
         let valid_end = file.readable_end();
         let bad = |at: u64, why: String| Error::corruption(file.path(), at, why);
         let end = replay(file.file().as_ref(), LogKind::ValueLog, |batch| {
+            if stopped {
+                return Ok(());
+            }
             if batch.end() > valid_end {
                 return Err(bad(
                     batch.offset(),
@@ -505,10 +523,16 @@ impl ValueLog {
                 let vp = pos
                     .value_pointer(id)
                     .ok_or_else(|| bad(pos.offset, "record offset past u32".into()))?;
-                f(vp, rec)?;
+                if f(vp, rec)?.is_break() {
+                    stopped = true;
+                    break;
+                }
             }
             Ok(())
         })?;
+        if stopped {
+            return Ok(());
+        }
         let data_end = end.valid_end - if end.sealed { seal_batch_len() } else { 0 };
         if data_end != valid_end {
             let why = format!(
@@ -1009,14 +1033,14 @@ mod tests {
                     value: rec.value.to_vec(),
                 },
             ));
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })
         .unwrap();
         assert_eq!(seen, in_file_1);
         let active = vlog.active_file_id().unwrap();
         assert!(active > 1);
         assert!(matches!(
-            vlog.iterate_file(active, |_, _| Ok(())),
+            vlog.iterate_file(active, |_, _| Ok(ControlFlow::Continue(()))),
             Err(Error::InvalidRequest(_))
         ));
         assert!(matches!(
@@ -1044,7 +1068,7 @@ mod tests {
             Err(Error::Corruption { .. })
         ));
         assert!(matches!(
-            vlog.iterate_file(1, |_, _| Ok(())),
+            vlog.iterate_file(1, |_, _| Ok(ControlFlow::Continue(()))),
             Err(Error::Corruption { .. })
         ));
         assert!(matches!(
@@ -1093,11 +1117,11 @@ mod tests {
         let mut n = 0;
         vlog.iterate_file(1, |_, _| {
             n += 1;
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })
         .unwrap();
         assert_eq!(n, w.ptrs.len());
-        match vlog.iterate_file(2, |_, _| Ok(())) {
+        match vlog.iterate_file(2, |_, _| Ok(ControlFlow::Continue(()))) {
             Err(e) => assert!(e.is_corruption(), "{e}"),
             Ok(()) => panic!("damage in a sealed file iterated cleanly"),
         }

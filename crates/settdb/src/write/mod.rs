@@ -8,7 +8,7 @@ mod write_queue;
 mod writer;
 
 pub use callbacks::{Callback, CallbackRunner};
-pub use request::{Completion, Duty, WriteEntry, WriteRequest};
+pub use request::{Completion, Duty, RewriteCheck, WriteEntry, WriteRequest};
 pub use signal::Signal;
 pub use write_queue::{GroupLimits, WriteQueue};
 pub use writer::{run_writer, Poison, WriterContext, BYTES_PER_SYNC};

@@ -46,8 +46,13 @@ pub enum Duty {
     RotateMemtable,
 }
 
+/// A rewrite's last check, run by the writer thread just before it applies the group that
+/// holds the request, so no other write comes between the check and the rewrite: it keeps in
+/// `entries` those still to rewrite, or refuses the whole request with an error (which fails
+/// this request alone and poisons nothing).
+pub type RewriteCheck = Box<dyn FnOnce(&mut Vec<WriteEntry>) -> Result<()> + Send>;
+
 /// A group of entries written atomically (all or none survive a crash).
-#[derive(Debug)]
 pub struct WriteRequest {
     /// The entries.
     pub entries: Vec<WriteEntry>,
@@ -56,8 +61,21 @@ pub struct WriteRequest {
     /// Sync the value log and the WAL once the group holding this request is applied, even
     /// without `sync_writes`.
     pub sync: bool,
+    /// For a rewrite: the check the writer runs first (see [`RewriteCheck`]).
+    pub check: Option<RewriteCheck>,
     /// Signalled once with the outcome.
     pub completion: Arc<Completion>,
+}
+
+impl std::fmt::Debug for WriteRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteRequest")
+            .field("entries", &self.entries.len())
+            .field("duty", &self.duty)
+            .field("sync", &self.sync)
+            .field("check", &self.check.is_some())
+            .finish()
+    }
 }
 
 impl WriteRequest {
@@ -66,11 +84,12 @@ impl WriteRequest {
         WriteRequest::with_duty(entries, Duty::Commit)
     }
 
-    /// A rewrite of already applied versions ([`Duty::Rewrite`]), made durable before it
-    /// completes.
-    pub fn rewrite(entries: Vec<WriteEntry>) -> Self {
+    /// A rewrite of already applied versions ([`Duty::Rewrite`]), filtered by `check` on the
+    /// writer thread, and durable before it completes.
+    pub fn rewrite(entries: Vec<WriteEntry>, check: RewriteCheck) -> Self {
         let mut req = WriteRequest::with_duty(entries, Duty::Rewrite);
         req.sync = true;
+        req.check = Some(check);
         req
     }
 
@@ -91,6 +110,7 @@ impl WriteRequest {
             entries,
             duty,
             sync: false,
+            check: None,
             completion: Arc::new(Completion::default()),
         }
     }

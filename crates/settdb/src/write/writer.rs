@@ -99,6 +99,10 @@ struct Scratch {
 pub fn run_writer(ctx: &WriterContext) {
     let mut scratch = Scratch::default();
     while let Some(group) = ctx.queue.pop_group(ctx.limits) {
+        let group = run_checks(group);
+        if group.is_empty() {
+            continue;
+        }
         let outcome = ctx
             .poison
             .check()
@@ -110,6 +114,24 @@ pub fn run_writer(ctx: &WriterContext) {
         }
         finish_group(ctx, group, outcome);
     }
+}
+
+/// Runs the rewrite checks of `group` (nothing has been applied since they were queued that
+/// is not already applied, and nothing is applied while they run); a request whose check
+/// refuses is completed with that error and left out.
+fn run_checks(group: Vec<WriteRequest>) -> Vec<WriteRequest> {
+    let mut kept = Vec::with_capacity(group.len());
+    for mut req in group {
+        if let Some(check) = req.check.take() {
+            if let Err(e) = check(&mut req.entries) {
+                debug_assert!(req.begun_versions().is_empty());
+                req.completion.complete(Err(e));
+                continue;
+            }
+        }
+        kept.push(req);
+    }
+    kept
 }
 
 fn finish_group(ctx: &WriterContext, group: Vec<WriteRequest>, outcome: Result<()>) {

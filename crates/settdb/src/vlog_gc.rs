@@ -1,0 +1,497 @@
+//! Value-log garbage collection: moves the live values out of value-log files that are mostly
+//! dead, then retires those files, so the value log shrinks (the WiscKey idea; Badger's
+//! `RunValueLogGC`, docs/design/vlog-gc.md).
+//!
+//! One run: the candidates are the sealed files whose discard ratio (bytes compaction dropped
+//! over the file's bytes, [`DiscardTracker`]) is at least the caller's ratio, best first. Each
+//! is verified by sampling (the first tenth of its bytes is checked against the LSM tree; a
+//! file that is less dead than the statistics said is skipped), then rewritten: every record
+//! is classified ([`classify`]) and the live ones are written again through the write path as
+//! *rewrites* at their own version, meta, user meta and expiry ([`Duty::Rewrite`]). The
+//! writer classifies each one again just before it applies the group, with no other write in
+//! between, so a value overwritten or deleted meanwhile is not brought back. Once every
+//! rewrite is durable, the file is retired: its removal is recorded in the MANIFEST and the
+//! file goes when the last read snapshot that pinned it drops (rule 5).
+//!
+//! A record of key K at version v pointing at P is:
+//! - **live** when the newest version of K anywhere in the engine is v, still points at P,
+//!   and has not expired: it is rewritten;
+//! - **dead** when K@v is gone, or points elsewhere (moved already), or has expired, or is
+//!   shadowed by newer versions so that compaction may drop it (the retention rules at the
+//!   oracle's discard timestamp): no reader that can come can see it, and every snapshot that
+//!   could see it pinned the file;
+//! - **blocked** when K@v is shadowed but still retained (a transaction that reads below the
+//!   newer version is open, or `num_versions_to_keep` keeps it): the file cannot go yet, and
+//!   this run leaves it for a later one. (Rewriting such a version would place an older
+//!   version above a newer one in the tree, which the per-key tombstone dropping of
+//!   compaction relies on never happening.)
+
+use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::clock::now_secs;
+use crate::compaction::{Decision, Retention, RetentionPolicy};
+use crate::error::{Error, Result};
+use crate::key::{key_with_version, user_key, version};
+use crate::options::Options;
+use crate::read::{get_newest, ReadSnapshot, Reader};
+use crate::txn::Oracle;
+use crate::value::{is_expired, meta, ValuePointer, ValueStruct};
+use crate::vlog::{DiscardTracker, ValueLog};
+use crate::write::{WriteEntry, WriteQueue, WriteRequest};
+
+/// Fraction of a candidate's bytes whose records are checked before it is rewritten.
+const SAMPLE_FRACTION: f64 = 0.1;
+/// Records checked at most per sample.
+const SAMPLE_MAX_RECORDS: u64 = 10_000;
+
+/// What one call of [`crate::Db::run_value_log_gc`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub enum GcOutcome {
+    /// No file was rewritten: none had a discard ratio at or above the one asked for, or
+    /// those that had were found less dead by sampling, or their values are still visible to
+    /// open transactions (Badger's `ErrNoRewrite`, as an outcome rather than an error).
+    NothingToRewrite,
+    /// At least one file was rewritten and retired.
+    Rewrote(GcReport),
+}
+
+/// The work of a GC run that rewrote files.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GcReport {
+    /// Ids of the value-log files retired.
+    pub files_retired: Vec<u32>,
+    /// Bytes of the retired files (given back once no snapshot pins them).
+    pub bytes_retired: u64,
+    /// Values written again (live values moved to the newest file).
+    pub values_moved: u64,
+    /// Bytes of the values moved.
+    pub bytes_moved: u64,
+    /// Candidates left alone: less dead than their statistics said, or still holding a
+    /// version an open transaction may read.
+    pub files_skipped: u64,
+}
+
+impl GcReport {
+    /// Bytes given back: retired minus moved.
+    pub fn bytes_reclaimed(&self) -> u64 {
+        self.bytes_retired.saturating_sub(self.bytes_moved)
+    }
+}
+
+/// How one record stands (module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Standing {
+    Live,
+    Dead,
+    Blocked,
+}
+
+/// What a file's rewrite came to.
+enum FileResult {
+    Retired {
+        bytes: u64,
+        moved: u64,
+        moved_bytes: u64,
+    },
+    Skipped,
+}
+
+/// The value-log garbage collector of one database. Holds no reference to `Db`: it reads
+/// through the [`Reader`] and writes through the write queue.
+pub(crate) struct ValueLogGc {
+    reader: Arc<Reader>,
+    queue: Arc<WriteQueue>,
+    vlog: Arc<ValueLog>,
+    discards: Arc<DiscardTracker>,
+    oracle: Arc<Oracle>,
+    opts: Options,
+    /// One run at a time (manual calls and the background thread share it).
+    running: Mutex<()>,
+}
+
+impl std::fmt::Debug for ValueLogGc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ValueLogGc").finish_non_exhaustive()
+    }
+}
+
+impl ValueLogGc {
+    pub(crate) fn new(
+        reader: Arc<Reader>,
+        queue: Arc<WriteQueue>,
+        vlog: Arc<ValueLog>,
+        discards: Arc<DiscardTracker>,
+        oracle: Arc<Oracle>,
+        opts: Options,
+    ) -> Self {
+        ValueLogGc {
+            reader,
+            queue,
+            vlog,
+            discards,
+            oracle,
+            opts,
+            running: Mutex::new(()),
+        }
+    }
+
+    /// Bytes of the sealed value-log files and the discard bytes recorded for them: the
+    /// inputs of the space-amplification estimate.
+    pub(crate) fn sealed_and_discard_bytes(&self) -> (u64, u64) {
+        let sizes = self.sealed_sizes();
+        let stats = self.discards.snapshot();
+        let total = sizes.iter().map(|&(_, s)| s).sum();
+        let dead = sizes.iter().map(|&(id, s)| stats.get(id).min(s)).sum();
+        (total, dead)
+    }
+
+    fn sealed_sizes(&self) -> Vec<(u32, u64)> {
+        let Some(active) = self.vlog.active_file_id() else {
+            return Vec::new();
+        };
+        self.vlog
+            .file_ids()
+            .into_iter()
+            .filter(|&id| id < active)
+            .filter_map(|id| self.vlog.file_size_bytes(id).map(|s| (id, s)))
+            .collect()
+    }
+
+    /// Rewrites up to `max_files` candidates whose discard ratio is at least `discard_ratio`,
+    /// best first. `rate`: bytes of moved values per second at most (`None`: unlimited);
+    /// `stop`: checked between batches, ends the run early (close).
+    ///
+    /// Errors: [`Error::InvalidRequest`] for a ratio outside (0, 1) or a value log that is
+    /// not writing; the write path's errors ([`Error::Closed`], [`Error::Poisoned`]); a
+    /// damaged value-log file ([`Error::Corruption`], [`Error::ChecksumMismatch`]).
+    pub(crate) fn run(
+        &self,
+        discard_ratio: f64,
+        max_files: usize,
+        rate: Option<u64>,
+        stop: &AtomicBool,
+    ) -> Result<GcOutcome> {
+        if !(discard_ratio > 0.0 && discard_ratio < 1.0) {
+            return Err(Error::InvalidRequest(
+                "value-log GC: discard_ratio must be above 0 and below 1",
+            ));
+        }
+        let _one = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if self.vlog.active_file_id().is_none() {
+            return Err(Error::InvalidRequest(
+                "value-log GC needs a writable value log",
+            ));
+        }
+        let mut report = GcReport::default();
+        let mut limiter = RateLimiter::new(rate);
+        for c in self
+            .discards
+            .candidates(&self.sealed_sizes(), discard_ratio)
+        {
+            if report.files_retired.len() >= max_files || stop.load(Ordering::Acquire) {
+                break;
+            }
+            match self.rewrite_file(c.file_id, discard_ratio, &mut limiter, stop)? {
+                FileResult::Retired {
+                    bytes,
+                    moved,
+                    moved_bytes,
+                } => {
+                    report.files_retired.push(c.file_id);
+                    report.bytes_retired += bytes;
+                    report.values_moved += moved;
+                    report.bytes_moved += moved_bytes;
+                }
+                FileResult::Skipped => report.files_skipped += 1,
+            }
+        }
+        Ok(if report.files_retired.is_empty() {
+            GcOutcome::NothingToRewrite
+        } else {
+            GcOutcome::Rewrote(report)
+        })
+    }
+
+    /// True if a sample of file `id` is at least `discard_ratio` dead (by bytes).
+    fn sample_is_dead_enough(&self, id: u32, size: u64, discard_ratio: f64) -> Result<bool> {
+        let budget = (size as f64 * SAMPLE_FRACTION) as u64;
+        let snap = self.reader.snapshot();
+        let ts = self.oracle.discard_ts();
+        let policy = self.policy(ts, now_secs());
+        let (mut seen, mut live, mut records) = (0u64, 0u64, 0u64);
+        self.vlog.iterate_file(id, |vp, rec| {
+            let len = u64::from(vp.len);
+            seen += len;
+            records += 1;
+            if classify(&snap, rec.key, vp, rec.expires_at, policy)? != Standing::Dead {
+                live += len;
+            }
+            Ok(if seen >= budget || records >= SAMPLE_MAX_RECORDS {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
+        if seen == 0 {
+            return Ok(true);
+        }
+        Ok((seen - live) as f64 / seen as f64 >= discard_ratio)
+    }
+
+    fn policy(&self, discard_ts: u64, now: u64) -> RetentionPolicy {
+        RetentionPolicy {
+            discard_ts,
+            num_versions_to_keep: self.opts.num_versions_to_keep.max(1),
+            now_secs: now,
+        }
+    }
+
+    /// Moves the live values of file `id` and retires it, or leaves it (module doc).
+    fn rewrite_file(
+        &self,
+        id: u32,
+        discard_ratio: f64,
+        limiter: &mut RateLimiter,
+        stop: &AtomicBool,
+    ) -> Result<FileResult> {
+        let Some(size) = self.vlog.file_size_bytes(id) else {
+            return Ok(FileResult::Skipped);
+        };
+        if !self.sample_is_dead_enough(id, size, discard_ratio)? {
+            return Ok(FileResult::Skipped);
+        }
+        let blocked = Arc::new(AtomicBool::new(false));
+        let mut batch = Batch::default();
+        let (mut moved, mut moved_bytes) = (0u64, 0u64);
+        let snap = self.reader.snapshot();
+        let policy = self.policy(self.oracle.discard_ts(), now_secs());
+        let mut submit = |batch: &mut Batch| -> Result<bool> {
+            let (entries, expected) = batch.take();
+            let n = self.submit(entries, expected, &blocked)?;
+            moved += n.0;
+            moved_bytes += n.1;
+            limiter.wait(n.1);
+            Ok(!blocked.load(Ordering::Acquire) && !stop.load(Ordering::Acquire))
+        };
+        let mut go_on = true;
+        self.vlog.iterate_file(id, |vp, rec| {
+            match classify(&snap, rec.key, vp, rec.expires_at, policy)? {
+                Standing::Dead => return Ok(ControlFlow::Continue(())),
+                Standing::Blocked => {
+                    go_on = false;
+                    return Ok(ControlFlow::Break(()));
+                }
+                Standing::Live => {}
+            }
+            let entry = WriteEntry {
+                key: Bytes::copy_from_slice(user_key(rec.key)),
+                version: version(rec.key),
+                meta: rec.meta & !meta::VALUE_POINTER,
+                user_meta: rec.user_meta,
+                expires_at: rec.expires_at,
+                value: Bytes::copy_from_slice(rec.value),
+            };
+            if !batch.fits(&self.opts, &entry) && !batch.is_empty() && !submit(&mut batch)? {
+                go_on = false;
+                return Ok(ControlFlow::Break(()));
+            }
+            batch.push(&self.opts, entry, vp);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        if go_on && !batch.is_empty() {
+            go_on = submit(&mut batch)?;
+        }
+        if !go_on || blocked.load(Ordering::Acquire) {
+            return Ok(FileResult::Skipped);
+        }
+        // Every rewrite is durable (each request synced before it completed): now the file
+        // may go.
+        self.vlog.retire_file(id)?;
+        self.discards.reset(id)?;
+        Ok(FileResult::Retired {
+            bytes: size,
+            moved,
+            moved_bytes,
+        })
+    }
+
+    /// Queues one rewrite and waits for it; returns the values and bytes it moved.
+    fn submit(
+        &self,
+        entries: Vec<WriteEntry>,
+        expected: Vec<ValuePointer>,
+        blocked: &Arc<AtomicBool>,
+    ) -> Result<(u64, u64)> {
+        let (reader, oracle) = (self.reader.clone(), self.oracle.clone());
+        let keep = self.opts.num_versions_to_keep.max(1);
+        let flag = blocked.clone();
+        let moved = Arc::new(Mutex::new((0u64, 0u64)));
+        let moved_out = moved.clone();
+        let check = Box::new(move |entries: &mut Vec<WriteEntry>| -> Result<()> {
+            // On the writer thread: nothing is applied while this runs.
+            let snap = reader.snapshot();
+            let policy = RetentionPolicy {
+                discard_ts: oracle.discard_ts(),
+                num_versions_to_keep: keep,
+                now_secs: now_secs(),
+            };
+            let mut kept = Vec::with_capacity(entries.len());
+            for (e, vp) in std::mem::take(entries).into_iter().zip(expected) {
+                let key = key_with_version(&e.key, e.version);
+                match classify(&snap, &key, vp, e.expires_at, policy)? {
+                    Standing::Live => kept.push(e),
+                    Standing::Dead => {}
+                    Standing::Blocked => {
+                        flag.store(true, Ordering::Release);
+                        return Err(Error::InvalidRequest(
+                            "value-log GC: a value to move is still visible below a newer \
+                             version; the file is left for a later run",
+                        ));
+                    }
+                }
+            }
+            let bytes = kept.iter().map(|e| e.value.len() as u64).sum();
+            *moved_out.lock().unwrap_or_else(|e| e.into_inner()) = (kept.len() as u64, bytes);
+            *entries = kept;
+            Ok(())
+        });
+        let completion = self
+            .queue
+            .push_with(|| Ok(WriteRequest::rewrite(entries, check)))?;
+        match completion.wait() {
+            Ok(()) => Ok(*moved.lock().unwrap_or_else(|e| e.into_inner())),
+            Err(_) if blocked.load(Ordering::Acquire) => Ok((0, 0)),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// How the record of internal key `key` (pointing at `vp`, expiring at `expires_at`) stands
+/// in `snap` under `policy` (module doc).
+fn classify(
+    snap: &ReadSnapshot,
+    key: &[u8],
+    vp: ValuePointer,
+    expires_at: u64,
+    policy: RetentionPolicy,
+) -> Result<Standing> {
+    let (uk, v) = (user_key(key), version(key));
+    if is_expired(expires_at, policy.now_secs) {
+        return Ok(Standing::Dead);
+    }
+    let Some((newest, vs)) = get_newest(&snap.memtables, &snap.levels, uk, u64::MAX)? else {
+        return Ok(Standing::Dead);
+    };
+    if newest == v {
+        return Ok(if points_at(&vs, vp) {
+            Standing::Live
+        } else {
+            Standing::Dead
+        });
+    }
+    if newest < v {
+        // Only a version this record's own write made could be newer; it is gone.
+        return Ok(Standing::Dead);
+    }
+    // Shadowed: walk the versions from the newest down to v through the retention rules.
+    let mut retention = Retention::new(policy);
+    let mut always = |_: &[u8]| true;
+    let (mut ver, mut cur) = (newest, vs);
+    loop {
+        let decision =
+            retention.decide(&key_with_version(uk, ver), cur.as_value_ref(), &mut always);
+        if ver == v {
+            return Ok(match (decision, points_at(&cur, vp)) {
+                (Decision::Keep, true) => Standing::Blocked,
+                _ => Standing::Dead,
+            });
+        }
+        match get_newest(&snap.memtables, &snap.levels, uk, ver - 1)? {
+            Some((next, vs)) if next >= v => (ver, cur) = (next, vs),
+            _ => return Ok(Standing::Dead),
+        }
+    }
+}
+
+/// True if `vs` is a value pointer equal to `vp`.
+fn points_at(vs: &ValueStruct, vp: ValuePointer) -> bool {
+    vs.meta & meta::VALUE_POINTER != 0 && ValuePointer::decode(&vs.value) == Some(vp)
+}
+
+/// Rewrites gathered for one write request.
+#[derive(Default)]
+struct Batch {
+    entries: Vec<WriteEntry>,
+    expected: Vec<ValuePointer>,
+    charge: u64,
+    vlog_bytes: u64,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// True if `e` fits the limits of one write with the entries gathered so far.
+    fn fits(&self, opts: &Options, e: &WriteEntry) -> bool {
+        let vlog = if opts.goes_to_value_log(e.value.len()) {
+            e.value.len() as u64
+        } else {
+            0
+        };
+        (self.entries.len() as u64) < opts.max_batch_count()
+            && self.charge + opts.entry_charge(e.key.len(), e.value.len()) <= opts.max_batch_size()
+            && self.vlog_bytes + vlog <= opts.value_log_file_size
+    }
+
+    fn push(&mut self, opts: &Options, e: WriteEntry, vp: ValuePointer) {
+        self.charge += opts.entry_charge(e.key.len(), e.value.len());
+        if opts.goes_to_value_log(e.value.len()) {
+            self.vlog_bytes += e.value.len() as u64;
+        }
+        self.entries.push(e);
+        self.expected.push(vp);
+    }
+
+    fn take(&mut self) -> (Vec<WriteEntry>, Vec<ValuePointer>) {
+        self.charge = 0;
+        self.vlog_bytes = 0;
+        (
+            std::mem::take(&mut self.entries),
+            std::mem::take(&mut self.expected),
+        )
+    }
+}
+
+/// Keeps moved bytes per second under a rate by sleeping after each batch.
+struct RateLimiter {
+    rate: Option<u64>,
+    start: Instant,
+    bytes: u64,
+}
+
+impl RateLimiter {
+    fn new(rate: Option<u64>) -> Self {
+        RateLimiter {
+            rate: rate.filter(|&r| r > 0),
+            start: Instant::now(),
+            bytes: 0,
+        }
+    }
+
+    fn wait(&mut self, bytes: u64) {
+        let Some(rate) = self.rate else { return };
+        self.bytes += bytes;
+        let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+        let elapsed = self.start.elapsed();
+        if due > elapsed {
+            std::thread::sleep(due - elapsed);
+        }
+    }
+}
