@@ -191,6 +191,7 @@ impl Db {
             None => DiscardTracker::in_memory(storage.clone()),
         });
         let queue = Arc::new(WriteQueue::new(WRITE_QUEUE_CAPACITY));
+        let poison = Arc::new(Poison::default());
         let gc = match &vlog {
             Some(v) if !opts.read_only => Some(Arc::new(ValueLogGc::new(
                 reader.clone(),
@@ -198,6 +199,7 @@ impl Db {
                 v.clone(),
                 discards.clone(),
                 oracle.clone(),
+                poison.clone(),
                 opts.clone(),
             ))),
             _ => None,
@@ -209,7 +211,7 @@ impl Db {
             discards,
             queue,
             reader,
-            poison: Arc::new(Poison::default()),
+            poison,
             writeback: Arc::new(Signal::default()),
             callbacks: CallbackRunner::start()?,
             applied,
@@ -342,6 +344,11 @@ impl Db {
             Ok(req)
         })?;
         completion.wait()
+    }
+
+    /// The read side (repair looks up what it rebuilt).
+    pub(crate) fn reader(&self) -> &Arc<Reader> {
+        &self.inner.reader
     }
 
     /// True if `entries` fit the limits of one write (entries, bytes, value-log bytes).

@@ -7,8 +7,11 @@
 //! - every live table: opened (footer, meta, index, filter) and every block's checksum;
 //! - the value log, recovered read-only as an open does (every older file must end in its
 //!   seal), then every record of every file;
-//! - the value pointer of the newest version of each key in each table: it must name
-//!   value-log bytes that recovery found valid;
+//! - the value pointer of the newest version of each key, over the whole tree (the WALs'
+//!   memtables, then L0 newest first, then each level, merged as a reader sees them), unless
+//!   that version has expired: it must name value-log bytes that recovery found valid. Older
+//!   versions are not checked: no reader at the latest version sees them, and value-log GC
+//!   retires files whose values only such versions still point at;
 //! - every live WAL, replayed as an open does (a rotated WAL must end in its seal; its value
 //!   pointers must name surviving value-log bytes);
 //! - the DISCARD statistics.
@@ -19,6 +22,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::clock::now_secs;
 use crate::error::{Error, Result};
 use crate::inventory::{list, take_inventory, Dirs};
 use crate::io::{OpenMode, Storage};
@@ -27,8 +31,8 @@ use crate::levels::table_file_name;
 use crate::manifest::{ManifestFile, ManifestOptions, SharedManifest, MANIFEST_FILE_NAME};
 use crate::memtable::Memtable;
 use crate::options::Options;
-use crate::table::{KvIterator, Table, TableIterator, TableOpenOptions};
-use crate::value::{meta, ValuePointer};
+use crate::table::{KvIterator, MergeIterator, Table, TableIterator, TableOpenOptions};
+use crate::value::{is_expired, meta, ValuePointer};
 use crate::vlog::{DiscardStats, ValueLog, ValueLogOptions};
 
 /// What [`verify`] checked and found.
@@ -117,9 +121,9 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
             );
             let tables = state
                 .tables()
-                .keys()
-                .copied()
-                .filter(|id| files.tables.contains(id))
+                .iter()
+                .filter(|(id, _)| files.tables.contains(id))
+                .map(|(&id, tm)| (id, usize::from(tm.level)))
                 .collect();
             let vlog = ValueLog::recover_listed(
                 storage.clone(),
@@ -145,7 +149,8 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
             );
             (
                 Live {
-                    tables: files.tables.iter().copied().collect(),
+                    // Levels unknown without a MANIFEST: every table counts as L0.
+                    tables: files.tables.iter().map(|&id| (id, 0)).collect(),
                     wals: files.wals.iter().copied().collect(),
                 },
                 vlog,
@@ -170,105 +175,141 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
             None
         }
     };
-    for &id in &live.tables {
-        verify_table(
-            storage.as_ref(),
-            &opts.dir,
-            id,
-            vlog.as_ref(),
-            progress,
-            &mut report,
-        );
+    let mut tree = Tree::default();
+    for &(id, level) in &live.tables {
+        if let Some(t) = verify_table(storage.as_ref(), &opts.dir, id, progress, &mut report) {
+            tree.tables.push((level, t));
+        }
     }
     if let Some(v) = &vlog {
         verify_value_log(v, progress, &mut report);
     }
-    verify_wals(
+    tree.memtables = verify_wals(
         storage.as_ref(),
         &opts.dir,
         &live.wals,
         vlog.as_ref(),
         &mut report,
     );
+    if let Some(v) = &vlog {
+        if let Err(e) = check_newest_pointers(&tree, v, &mut report) {
+            report.problems.push(e);
+        }
+    }
     if let Err(e) = DiscardStats::load(storage.as_ref(), &opts.value_dir) {
-        report.problems.push(e);
+        // Advisory statistics: an open starts them afresh (vlog::DiscardTracker).
+        report.notes.push(format!(
+            "{e} (an open starts the discard statistics afresh)"
+        ));
     }
     Ok(report)
 }
 
 /// The files verification reads: live ones by the MANIFEST, or every one found without it.
 struct Live {
-    tables: Vec<u64>,
+    /// Table ids with their level.
+    tables: Vec<(u64, usize)>,
     wals: Vec<u64>,
 }
 
-/// Opens table `id`, checks every checksum and the value pointer of each key's newest version.
+/// Opens table `id` and checks every checksum; the table, if it passed.
 fn verify_table(
     storage: &dyn Storage,
     dir: &Path,
     id: u64,
-    vlog: Option<&ValueLog>,
     progress: &dyn Fn(u64),
     report: &mut VerifyReport,
-) {
+) -> Option<Arc<Table>> {
     let path = dir.join(table_file_name(id));
     let verified = storage
         .open(&path, OpenMode::Read)
         .and_then(|file| Table::open(file, id, TableOpenOptions::default()))
         .and_then(|t| t.verify_checksums().map(|()| t));
-    let table = match verified {
-        Ok(t) => t,
+    match verified {
+        Ok(table) => {
+            report.tables += 1;
+            report.table_bytes += table.size_bytes();
+            report.blocks += table.block_count() as u64;
+            progress(table.size_bytes());
+            Some(table)
+        }
         Err(e) => {
             report.problems.push(e);
-            return;
-        }
-    };
-    report.tables += 1;
-    report.table_bytes += table.size_bytes();
-    report.blocks += table.block_count() as u64;
-    if let Some(vlog) = vlog {
-        match dangling_pointers(&table, vlog) {
-            Ok(None) => {}
-            Ok(Some((count, first))) => report.problems.push(Error::corruption(
-                &path,
-                0,
-                format!(
-                    "{count} value pointers name value-log bytes that are not there (first: \
-                     file {} offset {} length {}): the value log lost those records",
-                    first.file_id, first.offset, first.len
-                ),
-            )),
-            Err(e) => report.problems.push(e),
+            None
         }
     }
-    progress(table.size_bytes());
 }
 
-/// How many newest versions in `table` point at value-log bytes that do not exist, and the
-/// first such pointer. Versions of a key are in descending order, so the first entry of each
-/// user key is its newest version.
-fn dangling_pointers(table: &Arc<Table>, vlog: &ValueLog) -> Result<Option<(u64, ValuePointer)>> {
-    let mut it = TableIterator::new(table.clone());
+/// The tree as a reader merges it: replayed WALs oldest first, tables with their levels.
+#[derive(Default)]
+struct Tree {
+    memtables: Vec<Arc<Memtable>>,
+    tables: Vec<(usize, Arc<Table>)>,
+}
+
+impl Tree {
+    /// The sources, newest first: memtables (newest first), L0 tables (highest id first),
+    /// then the deeper levels in order.
+    fn sources(&self) -> Vec<Box<dyn KvIterator>> {
+        let mut out: Vec<Box<dyn KvIterator>> = Vec::new();
+        for m in self.memtables.iter().rev() {
+            out.push(Box::new(m.iter()));
+        }
+        let mut tables: Vec<&(usize, Arc<Table>)> = self.tables.iter().collect();
+        tables.sort_by_key(|(level, t)| (*level, std::cmp::Reverse(t.id())));
+        for (_, t) in tables {
+            out.push(Box::new(TableIterator::new(t.clone())));
+        }
+        out
+    }
+}
+
+/// Reports the newest versions (over the whole tree) whose value pointer names value-log
+/// bytes that are not there: how many, and the first.
+fn check_newest_pointers(tree: &Tree, vlog: &ValueLog, report: &mut VerifyReport) -> Result<()> {
+    let mut it = MergeIterator::new(tree.sources());
     it.seek_to_first()?;
+    let now = now_secs();
     let mut last_key: Vec<u8> = Vec::new();
-    let mut dangling: Option<(u64, ValuePointer)> = None;
+    let mut dangling: Option<(u64, ValuePointer, Vec<u8>)> = None;
     while it.valid() {
         let key = user_key(it.key());
+        let value = it.value();
         // User keys are never empty, so the first entry always counts as a new key.
-        if it.value().meta & meta::VALUE_POINTER != 0 && key != last_key.as_slice() {
-            let vp = it
-                .value()
-                .value_pointer()
-                .ok_or_else(|| Error::corruption(table.path(), 0, "malformed value pointer"))?;
+        if key != last_key.as_slice()
+            && value.meta & meta::VALUE_POINTER != 0
+            && !is_expired(value.expires_at, now)
+        {
+            let vp = value.value_pointer().ok_or_else(|| {
+                Error::corruption(
+                    vlog.path_of(0),
+                    0,
+                    "malformed value pointer in the LSM tree",
+                )
+            })?;
             if !vlog.pointer_is_valid(&vp) {
-                dangling.get_or_insert((0, vp)).0 += 1;
+                dangling.get_or_insert((0, vp, key.to_vec())).0 += 1;
             }
         }
         last_key.clear();
         last_key.extend_from_slice(key);
         it.next()?;
     }
-    Ok(dangling)
+    if let Some((count, first, key)) = dangling {
+        report.problems.push(Error::corruption(
+            vlog.path_of(first.file_id),
+            u64::from(first.offset),
+            format!(
+                "{count} newest versions point at value-log bytes that are not there (first: \
+                 key \"{}\", file {} offset {} length {}): the value log lost those records",
+                key.escape_ascii(),
+                first.file_id,
+                first.offset,
+                first.len
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn verify_value_log(vlog: &ValueLog, progress: &dyn Fn(u64), report: &mut VerifyReport) {
@@ -298,12 +339,14 @@ fn verify_wals(
     wals: &[u64],
     vlog: Option<&ValueLog>,
     report: &mut VerifyReport,
-) {
+) -> Vec<Arc<Memtable>> {
     let valid = |vp: &ValuePointer| vlog.is_none_or(|v| v.pointer_is_valid(vp));
+    let mut out = Vec::new();
     for (i, &id) in wals.iter().enumerate() {
         let newer = wals.get(i + 1).copied();
         match Memtable::replay_live(storage, dir, id, newer, &valid) {
-            Ok(_) => {
+            Ok(mem) => {
+                out.push(Arc::new(mem));
                 report.wals += 1;
                 let path = dir.join(crate::memtable::wal_file_name(id));
                 report.wal_bytes += storage
@@ -314,4 +357,5 @@ fn verify_wals(
             Err(e) => report.problems.push(e),
         }
     }
+    out
 }

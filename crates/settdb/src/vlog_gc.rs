@@ -42,12 +42,14 @@ use crate::read::{get_newest, ReadSnapshot, Reader};
 use crate::txn::Oracle;
 use crate::value::{is_expired, meta, ValuePointer, ValueStruct};
 use crate::vlog::{DiscardTracker, ValueLog};
-use crate::write::{WriteEntry, WriteQueue, WriteRequest};
+use crate::write::{Poison, WriteEntry, WriteQueue, WriteRequest};
 
 /// Fraction of a candidate's bytes whose records are checked before it is rewritten.
 const SAMPLE_FRACTION: f64 = 0.1;
 /// Records checked at most per sample.
 const SAMPLE_MAX_RECORDS: u64 = 10_000;
+/// How long a wait for a memtable flush sleeps before looking at close and poison again.
+const FLUSH_POLL: Duration = Duration::from_millis(100);
 
 /// What one call of [`crate::Db::run_value_log_gc`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -110,6 +112,7 @@ pub(crate) struct ValueLogGc {
     vlog: Arc<ValueLog>,
     discards: Arc<DiscardTracker>,
     oracle: Arc<Oracle>,
+    poison: Arc<Poison>,
     opts: Options,
     /// One run at a time (manual calls and the background thread share it).
     running: Mutex<()>,
@@ -128,6 +131,7 @@ impl ValueLogGc {
         vlog: Arc<ValueLog>,
         discards: Arc<DiscardTracker>,
         oracle: Arc<Oracle>,
+        poison: Arc<Poison>,
         opts: Options,
     ) -> Self {
         ValueLogGc {
@@ -136,6 +140,7 @@ impl ValueLogGc {
             vlog,
             discards,
             oracle,
+            poison,
             opts,
             running: Mutex::new(()),
         }
@@ -310,8 +315,11 @@ impl ValueLogGc {
         if !go_on || blocked.load(Ordering::Acquire) {
             return Ok(FileResult::Skipped);
         }
-        // Every rewrite is durable (each request synced before it completed): now the file
-        // may go.
+        // Every rewrite is durable (each request synced before it completed). A live WAL
+        // that points into the file must be flushed first: WAL replay checks each pointer.
+        if !self.flush_memtables_pointing_into(id, stop)? {
+            return Ok(FileResult::Skipped);
+        }
         self.vlog.retire_file(id)?;
         self.discards.reset(id)?;
         Ok(FileResult::Retired {
@@ -319,6 +327,27 @@ impl ValueLogGc {
             moved,
             moved_bytes,
         })
+    }
+
+    /// Waits until no memtable (so no live WAL) points into value-log file `id`, rotating
+    /// the mutable memtable if it does. `Ok(false)`: stopped (close) first.
+    fn flush_memtables_pointing_into(&self, id: u32, stop: &AtomicBool) -> Result<bool> {
+        let memtables = self.reader.memtables();
+        let points_into =
+            |m: &crate::memtable::Memtable| m.min_vlog_file().is_some_and(|f| f <= id);
+        if points_into(&memtables.mutable()) {
+            self.queue
+                .push_with(|| Ok(WriteRequest::rotate_memtable()))?
+                .wait()?;
+        }
+        while memtables.view().newest_first.iter().any(|m| points_into(m)) {
+            self.poison.check()?;
+            if stop.load(Ordering::Acquire) {
+                return Ok(false);
+            }
+            memtables.wait_flushed_for(FLUSH_POLL);
+        }
+        Ok(true)
     }
 
     /// Queues one rewrite and waits for it; returns the values and bytes it moved.

@@ -415,7 +415,7 @@ fn verify_counts_every_file_and_finds_what_only_it_checks() {
     assert!(
         r.problems.iter().any(|p| p
             .to_string()
-            .contains("value pointers name value-log bytes")),
+            .contains("newest versions point at value-log bytes")),
         "{:?}",
         r.problems
     );

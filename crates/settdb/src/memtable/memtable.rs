@@ -13,6 +13,7 @@
 //! a mutex for that thread's exclusive use, never contended); reads go to the map.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::BytesMut;
@@ -38,6 +39,10 @@ pub fn parse_wal_file_name(name: &str) -> Option<u64> {
 pub struct Memtable {
     id: u64,
     list: Arc<MemMap>,
+    /// The lowest value-log file id a value pointer in this memtable names (`u32::MAX`:
+    /// none). Value-log GC does not retire a file a live WAL points into: the WAL's replay
+    /// checks every pointer.
+    min_vlog_file: AtomicU32,
     /// The WAL (`None` in in-memory mode, and for replayed memtables, which are only
     /// flushed). Used by the writer thread only, so the mutex is never contended.
     wal: Option<Mutex<Wal>>,
@@ -68,6 +73,7 @@ impl Memtable {
         let writer = LogWriter::create(storage, &path, LogHeader::new(LogKind::Wal, id))?;
         Ok(Memtable {
             id,
+            min_vlog_file: AtomicU32::new(u32::MAX),
             list: Arc::new(MemMap::new()),
             wal: Some(Mutex::new(Wal {
                 writer,
@@ -81,6 +87,7 @@ impl Memtable {
     pub fn in_memory(id: u64) -> Self {
         Memtable {
             id,
+            min_vlog_file: AtomicU32::new(u32::MAX),
             list: Arc::new(MemMap::new()),
             wal: None,
             wal_path: None,
@@ -136,6 +143,18 @@ impl Memtable {
         }
         insert_batch(&self.list, records);
         Ok(())
+    }
+
+    /// Records that a group applied to this memtable points into value-log file `id`.
+    /// REQUIRES: the writer thread, before the group is applied.
+    pub fn note_vlog_file(&self, id: u32) {
+        self.min_vlog_file.fetch_min(id, Ordering::AcqRel);
+    }
+
+    /// The lowest value-log file id a pointer applied to this memtable names, if any. A
+    /// replayed memtable reports none (it is flushed before the engine runs).
+    pub fn min_vlog_file(&self) -> Option<u32> {
+        Some(self.min_vlog_file.load(Ordering::Acquire)).filter(|&id| id != u32::MAX)
     }
 
     /// Makes the WAL durable up to its end.
@@ -194,6 +213,7 @@ impl Memtable {
         }
         let mem = Memtable {
             id,
+            min_vlog_file: AtomicU32::new(u32::MAX),
             list,
             wal: None,
             wal_path: Some(path.to_path_buf()),
@@ -217,6 +237,7 @@ impl Memtable {
         })?;
         let mem = Memtable {
             id,
+            min_vlog_file: AtomicU32::new(u32::MAX),
             list,
             wal: None,
             wal_path: Some(path.to_path_buf()),

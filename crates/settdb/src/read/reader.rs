@@ -54,6 +54,11 @@ impl Reader {
         }
     }
 
+    /// The memtables (value-log GC waits on their flushes).
+    pub(crate) fn memtables(&self) -> &Arc<Memtables> {
+        &self.memtables
+    }
+
     /// One consistent view of the engine now (module doc for the order).
     pub(crate) fn snapshot(&self) -> ReadSnapshot {
         let take = || (self.memtables.view(), self.levels.snapshot());

@@ -52,6 +52,7 @@ pub(super) fn salvage_into(
             lost_bytes: 0,
         },
         batch: Vec::new(),
+        unreadable: Vec::new(),
         report,
         lost_keys,
     };
@@ -68,6 +69,7 @@ pub(super) fn salvage_into(
         }
     }
     out.flush()?;
+    out.resolve_lost()?;
     out.report.bytes_lost += out.values.lost_bytes;
     for (id, n) in std::mem::take(&mut out.values.lost) {
         out.report.damaged.push(format!(
@@ -98,6 +100,9 @@ struct Salvager<'a> {
     db: &'a Db,
     values: ValueReader<'a>,
     batch: Vec<WriteEntry>,
+    /// Versions whose value could not be read, with their pointers, decided once every
+    /// source is salvaged ([`Salvager::resolve_lost`]).
+    unreadable: Vec<(WriteEntry, Option<ValuePointer>)>,
     report: &'a mut RepairReport,
     lost_keys: &'a mut Vec<Vec<u8>>,
 }
@@ -190,12 +195,12 @@ impl Salvager<'_> {
         if v.meta & meta::VALUE_POINTER == 0 {
             entry.value = Bytes::copy_from_slice(v.value);
         } else {
-            match ValuePointer::decode(v.value).and_then(|vp| self.values.read(vp, key)) {
+            let vp = ValuePointer::decode(v.value);
+            match vp.and_then(|vp| self.values.read(vp, key)) {
                 Some(value) => entry.value = value,
                 None => {
-                    entry.meta |= meta::DELETE;
-                    self.report.values_lost += 1;
-                    self.lost_keys.push(entry.key.to_vec());
+                    self.unreadable.push((entry, vp));
+                    return Ok(());
                 }
             }
         }
@@ -205,6 +210,35 @@ impl Salvager<'_> {
             self.flush()?;
         }
         Ok(())
+    }
+
+    /// Decides the versions whose value could not be read, once every source is salvaged:
+    /// one the rebuilt database holds at that version or a newer one was moved by value-log
+    /// GC (its copy was salvaged) or is shadowed (GC retired its file once no reader could
+    /// see it), and is dropped; every other is lost: written as a tombstone, counted, and its
+    /// key listed.
+    fn resolve_lost(&mut self) -> Result<()> {
+        let reader = self.db.reader();
+        let snap = reader.snapshot();
+        for (mut entry, vp) in std::mem::take(&mut self.unreadable) {
+            let newest =
+                crate::read::get_newest(&snap.memtables, &snap.levels, &entry.key, u64::MAX)?;
+            if newest.is_some_and(|(ver, _)| ver >= entry.version) {
+                continue;
+            }
+            if let Some(vp) = vp {
+                self.values.count_lost(vp);
+            }
+            entry.meta |= meta::DELETE;
+            self.report.values_lost += 1;
+            self.report.versions_kept += 1;
+            self.lost_keys.push(entry.key.to_vec());
+            self.batch.push(entry);
+            if self.batch.len() >= BATCH_ENTRIES {
+                self.flush()?;
+            }
+        }
+        self.flush()
     }
 
     /// Writes the queued entries, in as few groups as the batch limits allow.
@@ -257,10 +291,12 @@ impl ValueReader<'_> {
             let rec = read_record_at(f.as_ref(), *len, RecordPos::from(vp)).ok()?;
             (rec.key() == internal_key).then(|| Bytes::copy_from_slice(rec.value()))
         });
-        if value.is_none() {
-            *self.lost.entry(vp.file_id).or_insert(0) += 1;
-            self.lost_bytes += u64::from(vp.len);
-        }
         value
+    }
+
+    /// Counts a value that could not be read and that no other source holds.
+    fn count_lost(&mut self, vp: ValuePointer) {
+        *self.lost.entry(vp.file_id).or_insert(0) += 1;
+        self.lost_bytes += u64::from(vp.len);
     }
 }

@@ -182,6 +182,10 @@ fn apply_entries(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -
     if mem.would_exceed(charge, ctx.mem_table_size) {
         mem = rotate_memtable(ctx)?;
     }
+    // A group's values are in one value-log file: the first pointer names it.
+    if let Some(vp) = s.vptrs.first() {
+        mem.note_vlog_file(vp.file_id);
+    }
     mem.apply(&records)?;
     if sync {
         sync_applied(ctx, &mem)?;
