@@ -25,7 +25,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmd::{bank, bench, delete, flatten, get, info, repair, scan, set, verify};
+use cmd::{bank, bench, delete, flatten, gc, get, info, repair, scan, set, verify};
 
 /// SettDB command-line tool.
 #[derive(Debug, Parser)]
@@ -62,6 +62,8 @@ enum Command {
     Delete(delete::DeleteArgs),
     /// Compact every level into the last one.
     Flatten(flatten::FlattenArgs),
+    /// Value-log GC: rewrite files at least --ratio dead and give their space back.
+    Gc(gc::GcArgs),
     /// Check every checksum of every table, value-log file and WAL.
     Verify(verify::VerifyArgs),
     /// Rebuild a damaged database from what can still be read; old files go to lost/N/.
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Scan(a) => scan::run(a),
         Command::Delete(a) => delete::run(a),
         Command::Flatten(a) => flatten::run(a),
+        Command::Gc(a) => gc::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Repair(a) => repair::run(a),
     };

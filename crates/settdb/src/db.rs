@@ -454,12 +454,31 @@ impl Db {
     /// Errors: [`Error::InvalidRequest`] for a ratio outside (0, 1), a read-only or
     /// in-memory database; [`Error::Closed`]; [`Error::Poisoned`]; a damaged value-log file.
     pub fn run_value_log_gc(&self, discard_ratio: f64) -> Result<GcOutcome> {
+        self.run_value_log_gc_limited(discard_ratio, usize::MAX)
+    }
+
+    /// [`Db::run_value_log_gc`] that stops once it retired `max_files` files (1: Badger's
+    /// one file per call), so a caller can pace the work or report progress between calls.
+    /// Call again until it returns [`GcOutcome::NothingToRewrite`].
+    ///
+    /// Errors: those of [`Db::run_value_log_gc`], and [`Error::InvalidRequest`] for a
+    /// `max_files` of 0.
+    pub fn run_value_log_gc_limited(
+        &self,
+        discard_ratio: f64,
+        max_files: usize,
+    ) -> Result<GcOutcome> {
         let inner = &self.inner;
         inner.check_writable()?;
+        if max_files == 0 {
+            return Err(Error::InvalidRequest(
+                "value-log GC: max_files must be at least 1",
+            ));
+        }
         let gc = inner.gc.as_ref().ok_or(Error::InvalidRequest(
             "value-log GC needs an on-disk database opened read-write",
         ))?;
-        gc.run(discard_ratio, usize::MAX, None, &inner.closing)
+        gc.run(discard_ratio, max_files, None, &inner.closing)
     }
 
     /// Makes every write acknowledged so far durable (value log, then WAL), whatever

@@ -11,6 +11,11 @@
 //! directory (even a temporary one) for `settdb bank disect`, and exits with code 3
 //! ([`crate::cli_error::EXIT_CHECK_FAILED`]). A library error exits 1. Every version is kept
 //! (`num_versions_to_keep` = u32::MAX) so that disect can read any past snapshot.
+//!
+//! `--gc` adds a thread running value-log GC in a loop (`Db::run_value_log_gc` at ratio
+//! [`GC_RATIO`]) over 1 MiB value-log files, with one version kept per key so compaction
+//! leaves garbage to collect (automatic GC off: this thread is the only collector); a GC
+//! error fails the run like any library error.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
-use settdb::{Db, Error};
+use settdb::{Db, Error, GcOutcome};
 
 use crate::bank_accounts::{
     bank_options, read_balance, BankAccounts, Total, INITIAL_BALANCE, TRANSFER_AMOUNT,
@@ -27,7 +32,7 @@ use crate::cli_error::{CliError, CliResult};
 use crate::db_dir::DirArgs;
 use crate::progress::{Goal, Progress};
 use crate::temp_dir::TempDbDir;
-use crate::units::{fmt_count, fmt_duration, fmt_rate};
+use crate::units::{fmt_bytes, fmt_count, fmt_duration, fmt_rate};
 
 /// Flags of `bank test` (Badger's names).
 #[derive(Debug, clap::Args)]
@@ -51,7 +56,17 @@ pub struct BankTestArgs {
     /// debiting it, so the run must fail and `bank disect` must find that transaction.
     #[arg(long, value_name = "N", hide = true)]
     pub inject_fault_after: Option<u64>,
+    /// Run value-log GC over and over beside the transfers (1 MiB value-log files), so every
+    /// check also reads values GC moved. Keeps one version per key, as GC needs: `bank
+    /// disect` cannot read the past snapshots of such a run.
+    #[arg(long)]
+    pub gc: bool,
 }
+
+/// The discard ratio the `--gc` thread collects at.
+const GC_RATIO: f64 = 0.5;
+/// How long the `--gc` thread waits when there was nothing to rewrite.
+const GC_IDLE: Duration = Duration::from_millis(20);
 
 /// Why the run stopped before its time.
 #[derive(Debug)]
@@ -79,6 +94,9 @@ struct Shared {
     fault_after: u64,
     /// True while a worker runs the faulty transfer, and for good once it committed.
     fault_injected: AtomicBool,
+    /// `--gc`: value-log files GC retired, and the bytes it gave back.
+    gc_files: AtomicU64,
+    gc_bytes: AtomicU64,
 }
 
 impl Shared {
@@ -100,7 +118,14 @@ impl Shared {
 pub fn run(args: BankTestArgs) -> CliResult {
     let (dirs, temp) = test_dir(args.dir.as_ref())?;
     let bank = BankAccounts { n: args.accounts };
-    let db = dirs.open(bank_options(dirs.options()))?;
+    let mut opts = bank_options(dirs.options());
+    if args.gc {
+        opts = opts
+            .with_num_versions_to_keep(1)
+            .with_value_log_file_size(1 << 20)
+            .with_auto_value_log_gc(false);
+    }
+    let db = dirs.open(opts)?;
     let shared = Shared {
         bank,
         stop: AtomicBool::new(false),
@@ -112,6 +137,8 @@ pub fn run(args: BankTestArgs) -> CliResult {
         checks_by_scan: AtomicU64::new(0),
         fault_after: args.inject_fault_after.unwrap_or(u64::MAX),
         fault_injected: AtomicBool::new(false),
+        gc_files: AtomicU64::new(0),
+        gc_bytes: AtomicU64::new(0),
     };
     let mut elapsed = Duration::ZERO;
     let outcome = set_up(&db, bank).and_then(|()| {
@@ -133,7 +160,7 @@ pub fn run(args: BankTestArgs) -> CliResult {
     print_summary(&shared, &args, elapsed);
     match failure {
         None => {
-            print_directory(&dirs.dir, temp.is_some(), true);
+            print_directory(&dirs.dir, temp.is_some(), true, args.gc);
             if let Some(t) = temp {
                 t.close()?;
             }
@@ -142,7 +169,7 @@ pub fn run(args: BankTestArgs) -> CliResult {
         Some(f) => {
             // A failed run's history is the evidence: never remove it.
             let dir = temp.map_or(dirs.dir.clone(), |t| t.keep());
-            report_failure(f, bank, &dir, &dirs)
+            report_failure(f, bank, &dir, &dirs, args.gc)
         }
     }
 }
@@ -214,6 +241,9 @@ fn run_threads(db: &Db, shared: &Shared, args: &BankTestArgs) -> Duration {
             scope.spawn(|| worker(db, shared, &transfers, deadline));
         }
         scope.spawn(|| checker(db, shared, deadline));
+        if args.gc {
+            scope.spawn(|| collector(db, shared, deadline));
+        }
         while Instant::now() < deadline && !shared.stopped() {
             std::thread::sleep((deadline - Instant::now()).min(Duration::from_millis(50)));
         }
@@ -320,6 +350,24 @@ fn checker(db: &Db, shared: &Shared, deadline: Instant) {
     }
 }
 
+/// `--gc`: value-log GC until stopped; an error fails the run.
+fn collector(db: &Db, shared: &Shared, deadline: Instant) {
+    while !shared.stopped() && Instant::now() < deadline {
+        match db.run_value_log_gc(GC_RATIO) {
+            Ok(GcOutcome::Rewrote(r)) => {
+                shared
+                    .gc_files
+                    .fetch_add(r.files_retired.len() as u64, Ordering::Relaxed);
+                shared
+                    .gc_bytes
+                    .fetch_add(r.bytes_reclaimed(), Ordering::Relaxed);
+            }
+            Ok(GcOutcome::NothingToRewrite) => std::thread::sleep(GC_IDLE),
+            Err(e) => shared.fail(Failure::Db(e)),
+        }
+    }
+}
+
 fn total(db: &Db, bank: BankAccounts, by_scan: bool) -> settdb::Result<Total> {
     db.view(|txn| {
         if by_scan {
@@ -377,11 +425,21 @@ fn print_summary(shared: &Shared, args: &BankTestArgs, elapsed: Duration) {
         fmt_count(checks - load(&shared.checks_by_scan).min(checks)),
         fmt_count(load(&shared.checks_by_scan)),
     );
+    if args.gc {
+        println!(
+            "  gc         {} value-log files retired, {} given back",
+            fmt_count(load(&shared.gc_files)),
+            fmt_bytes(load(&shared.gc_bytes)),
+        );
+    }
 }
 
-fn print_directory(dir: &std::path::Path, temporary: bool, passed: bool) {
+fn print_directory(dir: &std::path::Path, temporary: bool, passed: bool, gc: bool) {
     let note = match (temporary, passed) {
         (true, true) => " (temporary, removed now; pass --dir to keep it)".to_string(),
+        _ if gc => " (kept; a run with --gc keeps one version per key, so `bank disect` \
+                    cannot replay it: rerun without --gc to bisect)"
+            .to_string(),
         _ => format!(
             " (kept: `settdb bank disect --dir {}` finds the first wrong read_ts)",
             dir.display()
@@ -396,6 +454,7 @@ fn report_failure(
     bank: BankAccounts,
     dir: &std::path::Path,
     dirs: &DirArgs,
+    gc: bool,
 ) -> CliResult {
     let outcome = match f {
         Failure::WrongTotal { total, by_scan } => {
@@ -426,6 +485,6 @@ fn report_failure(
         }
         Failure::Db(e) => Err(dirs.error(e)),
     };
-    print_directory(dir, false, false);
+    print_directory(dir, false, false, gc);
     outcome
 }

@@ -1,7 +1,7 @@
 //! `settdb info`: Badger's `info`. First the MANIFEST against the directory, read straight
 //! from the files (works on a damaged directory), and the files per kind; then the database
-//! opened read-only: tables and bytes per level, the value log, a key count estimate, and with
-//! `--show-tables` every table. Exits 1 if the MANIFEST is unreadable, lists a missing file, or
+//! opened read-only: tables and bytes per level, the value log, a key count estimate, with
+//! `--show-tables` every table, and with `--discard` every value-log file's dead bytes. Exits 1 if the MANIFEST is unreadable, lists a missing file, or
 //! the database does not open.
 
 use settdb::{Db, IteratorOptions};
@@ -22,6 +22,9 @@ pub struct InfoArgs {
     /// List every table: id, level, size, entries, newest version, key range.
     #[arg(long)]
     pub show_tables: bool,
+    /// List every value-log file: size, bytes known dead (what GC would give back), ratio.
+    #[arg(long)]
+    pub discard: bool,
     /// List keys with every version: version, set / deleted / expired, value size.
     #[arg(long)]
     pub show_keys: bool,
@@ -56,6 +59,9 @@ pub fn run(args: InfoArgs) -> CliResult {
     let opened = dirs.open_read_only();
     if let Ok(db) = &opened {
         print_open(db, &usage, args.show_tables);
+        if args.discard {
+            print_discard(db);
+        }
         if args.show_keys {
             show_keys(
                 db,
@@ -120,6 +126,38 @@ fn show_keys(db: &Db, prefix: Option<&str>, encoding: Encoding) -> CliResult {
         .map_err(|e| CliError::new(format!("cannot list keys: {e}")))?;
     println!("{}", plural(shown, "version"));
     Ok(())
+}
+
+/// Each value-log file with its dead bytes (`--discard`).
+fn print_discard(db: &Db) {
+    let files = db.value_log_files();
+    println!("value-log files (dead: bytes compaction dropped, what GC gives back):");
+    println!(
+        "  {:<12}  {:>10}  {:>10}  {:>6}",
+        "file", "size", "dead", "ratio"
+    );
+    for f in &files {
+        println!(
+            "  {:<12}  {:>10}  {:>10}  {:>5.1}%{}",
+            settdb::vlog::vlog_file_name(f.file_id),
+            fmt_bytes(f.size_bytes),
+            fmt_bytes(f.discard_bytes),
+            100.0 * f.discard_ratio(),
+            if f.active {
+                "  (active: never collected)"
+            } else {
+                ""
+            }
+        );
+    }
+    let size: u64 = files.iter().map(|f| f.size_bytes).sum();
+    let dead: u64 = files.iter().map(|f| f.discard_bytes).sum();
+    println!(
+        "  {}: {}, {} dead",
+        plural(files.len() as u64, "file"),
+        fmt_bytes(size),
+        fmt_bytes(dead)
+    );
 }
 
 /// What the open database reports.

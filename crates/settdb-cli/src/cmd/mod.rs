@@ -11,6 +11,7 @@ pub mod bench_read;
 pub mod bench_write;
 pub mod delete;
 pub mod flatten;
+pub mod gc;
 pub mod get;
 pub mod info;
 pub mod repair;

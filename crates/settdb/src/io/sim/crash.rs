@@ -19,8 +19,10 @@ pub enum CrashMode {
     /// put in the same sector, lost).
     Subset,
     /// The first `k` ops, `k` uniform in `0..n`, and op `k` torn if it is a write: a random
-    /// strict prefix of its bytes lands, then, half of the time, zeros up to its full length
-    /// (the file grew but the data never landed). A torn op that is not a write is lost.
+    /// strict prefix of its bytes lands (the file was cut there), or, half of the time, the
+    /// file grew to the write's full length but only the sectors before a random sector
+    /// boundary landed, the rest reading as zeros (a disk writes whole sectors, so a tear
+    /// never leaves zeros inside a sector that landed). A torn op that is not a write is lost.
     TornTail,
     /// Only durable state (`k = 0`).
     Nothing,
@@ -67,10 +69,16 @@ pub(super) fn plan(mode: CrashMode, seed: u64, log: &[Op]) -> Vec<(usize, Keep)>
             }
             let k = rng.random_range(0..n);
             let mut kept: Vec<_> = whole(0..k).collect();
-            if let Some(Op::Write { bytes, .. }) = log.get(k) {
+            if let Some(Op::Write { offset, bytes, .. }) = log.get(k) {
                 if !bytes.is_empty() {
-                    let len = rng.random_range(0..bytes.len());
+                    let mut len = rng.random_range(0..bytes.len());
                     let zero_fill = rng.random_bool(0.5);
+                    if zero_fill {
+                        // Sectors land whole: the zeros start at a sector boundary of the
+                        // file (or the write's start), never inside a sector that landed.
+                        len =
+                            ((offset + len) / SECTOR_BYTES * SECTOR_BYTES).saturating_sub(*offset);
+                    }
                     kept.push((k, Keep::Torn { len, zero_fill }));
                 }
             }
@@ -350,6 +358,39 @@ mod tests {
             saw_zeros |= !rest.is_empty();
         }
         assert!(saw_tear && saw_zeros);
+    }
+
+    #[test]
+    fn a_zero_filled_tear_starts_at_a_sector_boundary() {
+        // Proves a torn write that grew the file keeps whole sectors only: its zeros begin at
+        // a sector boundary of the file (or where the write began), and some seed keeps a
+        // sector of the write while another keeps none of it.
+        let data: Vec<u8> = (0..2000).map(|i| (i % 251 + 1) as u8).collect();
+        let (mut kept_some, mut kept_none) = (false, false);
+        for seed in 0..200 {
+            let (s, f) = synced_file(&[7; 100]);
+            f.write_at(100, &data).unwrap();
+            let c = s
+                .crash(CrashMode::TornTail, seed)
+                .live_bytes(p("/d/f"))
+                .unwrap();
+            if c.len() < 100 + data.len() {
+                continue; // cut, not zero-filled
+            }
+            let landed = c[100..]
+                .iter()
+                .zip(&data)
+                .take_while(|(x, y)| x == y)
+                .count();
+            assert!(c[100 + landed..].iter().all(|b| *b == 0), "seed {seed}");
+            assert!(
+                landed == 0 || (100 + landed) % SECTOR_BYTES == 0,
+                "seed {seed}: {landed}"
+            );
+            kept_some |= landed > 0;
+            kept_none |= landed == 0;
+        }
+        assert!(kept_some && kept_none);
     }
 
     #[test]
