@@ -6,8 +6,12 @@
 //!   batches of `--batch` entries by `--writers` threads through the batched write path
 //!   (`Db::write`, one group commit per queue drain), then `close` (which flushes). Prints
 //!   entries/s, MB/s, elapsed seconds, peak RSS and on-disk bytes per file kind.
+//! - `gc`: the value-log GC workload (load, overwrite every key, let GC settle; space
+//!   amplification and GC throughput), see `gc.rs`.
 //! - `read`: random point reads of keys from the load (regenerated from the same seed) by
 //!   `--threads` threads for `--seconds`; prints reads/s.
+
+mod gc;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -77,6 +81,33 @@ enum Cmd {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Load, overwrite every key, let value-log GC settle (gc.rs).
+    Gc {
+        /// Database directory (must not exist or be empty).
+        #[arg(long)]
+        dir: PathBuf,
+        /// off, auto or manual.
+        #[arg(long, value_enum, default_value_t = gc::GcMode::Auto)]
+        mode: gc::GcMode,
+        /// Number of keys.
+        #[arg(long, default_value_t = 50_000)]
+        keys: u64,
+        /// Value size in bytes.
+        #[arg(long, default_value_t = 16_384)]
+        value_size: usize,
+        /// Times every key is written (the first write, then overwrites).
+        #[arg(long, default_value_t = 5)]
+        rounds: u64,
+        /// Writer threads.
+        #[arg(long, default_value_t = 4)]
+        writers: usize,
+        /// `auto`: settled once the value log has not shrunk for this many seconds.
+        #[arg(long, default_value_t = 10)]
+        quiet_secs: u64,
+        /// Seed of the key generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Random point reads of loaded keys.
     Read {
         /// Database directory.
@@ -127,6 +158,27 @@ fn main() {
             sync,
         } => update(&dir, n, value_size, sync),
         Cmd::Iterate { dir } => iterate(&dir),
+        Cmd::Gc {
+            dir,
+            mode,
+            keys,
+            value_size,
+            rounds,
+            writers,
+            quiet_secs,
+            seed,
+        } => gc::run(
+            &dir,
+            mode,
+            gc::GcWorkload {
+                keys,
+                value_size,
+                rounds,
+                writers,
+                quiet_secs,
+                seed,
+            },
+        ),
         Cmd::Read {
             dir,
             keys,

@@ -32,7 +32,7 @@ use crate::table::{TableBuilderOptions, VecIterator};
 use crate::txn::{Oracle, WaterMark};
 use crate::value::{meta, ValuePointer};
 use crate::vlog::{DiscardTracker, ValueLog, ValueLogOptions};
-use crate::vlog_gc::{GcOutcome, ValueLogGc};
+use crate::vlog_gc::{GcOutcome, GcPlan, ValueLogGc};
 use crate::write::{
     run_writer, GroupLimits, Poison, WriteEntry, WriteQueue, WriteRequest, WriterContext,
 };
@@ -478,7 +478,14 @@ impl Db {
         let gc = inner.gc.as_ref().ok_or(Error::InvalidRequest(
             "value-log GC needs an on-disk database opened read-write",
         ))?;
-        gc.run(discard_ratio, max_files, None, &inner.closing)
+        let plan = GcPlan {
+            discard_ratio,
+            max_files,
+            rate: None,
+            from_statistics: true,
+            probes: usize::MAX,
+        };
+        gc.run(plan, &inner.closing)
     }
 
     /// Makes every write acknowledged so far durable (value log, then WAL), whatever
@@ -879,15 +886,22 @@ fn run_auto_gc(gc: &ValueLogGc, opts: &Options, closing: &AtomicBool, poison: &P
         let (sealed, dead) = gc.sealed_and_discard_bytes();
         let live = sealed.saturating_sub(dead);
         let over = dead > 0 && (live == 0 || sealed as f64 / live as f64 > target);
-        if over {
-            match gc.run(min_ratio, 1, Some(opts.value_log_gc_rate_bytes), closing) {
-                Ok(GcOutcome::Rewrote(_)) => continue,
-                Ok(GcOutcome::NothingToRewrite) => {}
-                Err(Error::Closed) => return,
-                Err(e) => {
-                    poison.set(&e);
-                    return;
-                }
+        // Statistics first when they show the log over target; else (or if they found
+        // nothing) one probe per tick for garbage they cannot see yet.
+        let plan = GcPlan {
+            discard_ratio: min_ratio,
+            max_files: 1,
+            rate: Some(opts.value_log_gc_rate_bytes),
+            from_statistics: over,
+            probes: 1,
+        };
+        match gc.run(plan, closing) {
+            Ok(GcOutcome::Rewrote(_)) => continue,
+            Ok(GcOutcome::NothingToRewrite) => {}
+            Err(Error::Closed) => return,
+            Err(e) => {
+                poison.set(&e);
+                return;
             }
         }
         sleep_unless(closing, AUTO_GC_INTERVAL);

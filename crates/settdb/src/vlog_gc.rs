@@ -5,7 +5,12 @@
 //! One run: the candidates are the sealed files whose discard ratio (bytes compaction dropped
 //! over the file's bytes, [`DiscardTracker`]) is at least the caller's ratio, best first. Each
 //! is verified by sampling (the first tenth of its bytes is checked against the LSM tree; a
-//! file that is less dead than the statistics said is skipped), then rewritten: every record
+//! file that is less dead than the statistics said is skipped). The statistics only count
+//! versions compaction dropped: overwrites still in memtables or level 0 (a load of large
+//! values whose small LSM tree never compacts) leave them blind. So a run then *probes* the
+//! other sealed files, oldest first, by the same sampling (Badger samples a random file for
+//! the same reason); a file a probe kept is probed again only once a newer file was sealed.
+//! A file found dead enough is rewritten: every record
 //! is classified ([`classify`]) and the live ones are written again through the write path as
 //! *rewrites* at their own version, meta, user meta and expiry ([`Duty::Rewrite`]). The
 //! writer classifies each one again just before it applies the group, with no other write in
@@ -26,6 +31,7 @@
 //!   version above a newer one in the tree, which the per-key tombstone dropping of
 //!   compaction relies on never happening.)
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,8 +52,37 @@ use crate::write::{Poison, WriteEntry, WriteQueue, WriteRequest};
 
 /// Fraction of a candidate's bytes whose records are checked before it is rewritten.
 const SAMPLE_FRACTION: f64 = 0.1;
-/// Records checked at most per sample.
-const SAMPLE_MAX_RECORDS: u64 = 10_000;
+/// How many records a sample checks at most.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    max_records: u64,
+}
+
+impl Sample {
+    /// A candidate the statistics ranked: checked well before its rewrite.
+    const CANDIDATE: Sample = Sample {
+        max_records: 10_000,
+    };
+    /// A file probed for garbage the statistics cannot see yet: a smaller sample (about
+    /// 2,000 records estimate the dead share within a few percent), since most probes find
+    /// nothing.
+    const PROBE: Sample = Sample { max_records: 2_000 };
+}
+
+/// What one GC run may do.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct GcPlan {
+    /// Rewrite files at least this dead.
+    pub(crate) discard_ratio: f64,
+    /// Stop once this many files were retired.
+    pub(crate) max_files: usize,
+    /// Bytes per second sampled or moved at most (`None`: unlimited).
+    pub(crate) rate: Option<u64>,
+    /// Rewrite the candidates the discard statistics rank.
+    pub(crate) from_statistics: bool,
+    /// Sealed files to probe by sampling at most, beyond those candidates.
+    pub(crate) probes: usize,
+}
 /// How long a wait for a memtable flush sleeps before looking at close and poison again.
 const FLUSH_POLL: Duration = Duration::from_millis(100);
 
@@ -116,6 +151,8 @@ pub(crate) struct ValueLogGc {
     opts: Options,
     /// One run at a time (manual calls and the background thread share it).
     running: Mutex<()>,
+    /// Files a probe sampled and kept, with the active file id at the time.
+    probed: Mutex<HashMap<u32, u32>>,
 }
 
 impl std::fmt::Debug for ValueLogGc {
@@ -143,6 +180,7 @@ impl ValueLogGc {
             poison,
             opts,
             running: Mutex::new(()),
+            probed: Mutex::new(HashMap::new()),
         }
     }
 
@@ -168,20 +206,22 @@ impl ValueLogGc {
             .collect()
     }
 
-    /// Rewrites up to `max_files` candidates whose discard ratio is at least `discard_ratio`,
-    /// best first. `rate`: bytes of moved values per second at most (`None`: unlimited);
-    /// `stop`: checked between batches, ends the run early (close).
+    /// Rewrites up to `plan.max_files` files at least `plan.discard_ratio` dead: first the
+    /// candidates the discard statistics rank (best first), then up to `plan.probes` other
+    /// sealed files found dead enough by sampling (module doc). `stop`: checked between
+    /// batches, ends the run early (close).
     ///
     /// Errors: [`Error::InvalidRequest`] for a ratio outside (0, 1) or a value log that is
     /// not writing; the write path's errors ([`Error::Closed`], [`Error::Poisoned`]); a
     /// damaged value-log file ([`Error::Corruption`], [`Error::ChecksumMismatch`]).
-    pub(crate) fn run(
-        &self,
-        discard_ratio: f64,
-        max_files: usize,
-        rate: Option<u64>,
-        stop: &AtomicBool,
-    ) -> Result<GcOutcome> {
+    pub(crate) fn run(&self, plan: GcPlan, stop: &AtomicBool) -> Result<GcOutcome> {
+        let GcPlan {
+            discard_ratio,
+            max_files,
+            rate,
+            from_statistics,
+            probes,
+        } = plan;
         if !(discard_ratio > 0.0 && discard_ratio < 1.0) {
             return Err(Error::InvalidRequest(
                 "value-log GC: discard_ratio must be above 0 and below 1",
@@ -195,14 +235,21 @@ impl ValueLogGc {
         }
         let mut report = GcReport::default();
         let mut limiter = RateLimiter::new(rate);
-        for c in self
-            .discards
-            .candidates(&self.sealed_sizes(), discard_ratio)
-        {
-            if report.files_retired.len() >= max_files || stop.load(Ordering::Acquire) {
+        let sealed = self.sealed_sizes();
+        let candidates = if from_statistics {
+            self.discards.candidates(&sealed, discard_ratio)
+        } else {
+            Vec::new()
+        };
+        let done = |report: &GcReport| {
+            report.files_retired.len() >= max_files || stop.load(Ordering::Acquire)
+        };
+        for c in &candidates {
+            if done(&report) {
                 break;
             }
-            match self.rewrite_file(c.file_id, discard_ratio, &mut limiter, stop)? {
+            let sample = Sample::CANDIDATE;
+            match self.rewrite_file(c.file_id, discard_ratio, sample, &mut limiter, stop)? {
                 FileResult::Retired {
                     bytes,
                     moved,
@@ -216,6 +263,26 @@ impl ValueLogGc {
                 FileResult::Skipped => report.files_skipped += 1,
             }
         }
+        // Files the statistics do not rank: probed by sampling, oldest first.
+        let tried: Vec<u32> = candidates.iter().map(|c| c.file_id).collect();
+        for id in self.probe_order(&sealed, &tried).into_iter().take(probes) {
+            if done(&report) {
+                break;
+            }
+            match self.rewrite_file(id, discard_ratio, Sample::PROBE, &mut limiter, stop)? {
+                FileResult::Retired {
+                    bytes,
+                    moved,
+                    moved_bytes,
+                } => {
+                    report.files_retired.push(id);
+                    report.bytes_retired += bytes;
+                    report.values_moved += moved;
+                    report.bytes_moved += moved_bytes;
+                }
+                FileResult::Skipped => self.mark_probed(id),
+            }
+        }
         Ok(if report.files_retired.is_empty() {
             GcOutcome::NothingToRewrite
         } else {
@@ -223,8 +290,42 @@ impl ValueLogGc {
         })
     }
 
+    /// The sealed files to probe, oldest first: those not among `tried` that were never
+    /// probed, or were probed before the newest sealed file was sealed (their keys may have
+    /// been overwritten since).
+    fn probe_order(&self, sealed: &[(u32, u64)], tried: &[u32]) -> Vec<u32> {
+        let active = self.vlog.active_file_id().unwrap_or(0);
+        let mut probed = self.probed.lock().unwrap_or_else(|e| e.into_inner());
+        // Retired files never come back (ids are not reused).
+        probed.retain(|id, _| sealed.iter().any(|&(s, _)| s == *id));
+        let mut ids: Vec<u32> = sealed
+            .iter()
+            .map(|&(id, _)| id)
+            .filter(|id| !tried.contains(id))
+            .filter(|id| probed.get(id).is_none_or(|&at| at < active))
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Remembers that file `id` was probed and kept while `active` was being written.
+    fn mark_probed(&self, id: u32) {
+        let active = self.vlog.active_file_id().unwrap_or(0);
+        self.probed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, active);
+    }
+
     /// True if a sample of file `id` is at least `discard_ratio` dead (by bytes).
-    fn sample_is_dead_enough(&self, id: u32, size: u64, discard_ratio: f64) -> Result<bool> {
+    fn sample_is_dead_enough(
+        &self,
+        id: u32,
+        size: u64,
+        discard_ratio: f64,
+        sample: Sample,
+        limiter: &mut RateLimiter,
+    ) -> Result<bool> {
         let budget = (size as f64 * SAMPLE_FRACTION) as u64;
         let snap = self.reader.snapshot();
         let ts = self.oracle.discard_ts();
@@ -237,12 +338,13 @@ impl ValueLogGc {
             if classify(&snap, rec.key, vp, rec.expires_at, policy)? != Standing::Dead {
                 live += len;
             }
-            Ok(if seen >= budget || records >= SAMPLE_MAX_RECORDS {
+            Ok(if seen >= budget || records >= sample.max_records {
                 ControlFlow::Break(())
             } else {
                 ControlFlow::Continue(())
             })
         })?;
+        limiter.wait(seen);
         if seen == 0 {
             return Ok(true);
         }
@@ -262,13 +364,14 @@ impl ValueLogGc {
         &self,
         id: u32,
         discard_ratio: f64,
+        sample: Sample,
         limiter: &mut RateLimiter,
         stop: &AtomicBool,
     ) -> Result<FileResult> {
         let Some(size) = self.vlog.file_size_bytes(id) else {
             return Ok(FileResult::Skipped);
         };
-        if !self.sample_is_dead_enough(id, size, discard_ratio)? {
+        if !self.sample_is_dead_enough(id, size, discard_ratio, sample, limiter)? {
             return Ok(FileResult::Skipped);
         }
         let blocked = Arc::new(AtomicBool::new(false));
