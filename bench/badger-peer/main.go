@@ -1,6 +1,9 @@
 // badger-peer: drives Go Badger (Debian's v2.2007 library) through the same workloads as
 // settdb-bench, so both are measured in one session: uncontended db.Update with one Set, a full
-// iteration with values, and a batched load to iterate over. Built by
+// iteration with values, a batched load to iterate over, and the value-log GC workload (load
+// every key, overwrite it rounds-1 times, then RunValueLogGC(0.5) in a loop until
+// ErrNoRewrite, as Badger's docs advise; prints the value-log bytes on disk after Close over
+// the live value bytes). Built by
 // scripts/bench-vs-badger.sh with GOPATH=/usr/share/gocode (Debian's packaged Go sources).
 package main
 
@@ -10,6 +13,7 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"time"
 
 	// Debian installs Badger v2 without the /v2 suffix in GOPATH.
@@ -40,7 +44,10 @@ func open(dir string, sync bool) *badger.DB {
 }
 
 func main() {
-	mode := flag.String("mode", "", "update | load | iterate")
+	mode := flag.String("mode", "", "update | load | iterate | gc")
+	rounds := flag.Uint64("rounds", 5, "gc: times every key is written")
+	flatten := flag.Bool("flatten", false, "gc: Flatten before the GC loop (so compaction counts discards)")
+	quiet := flag.Int("quiet-secs", 10, "gc: the GC loop ends after this long without a rewrite")
 	dir := flag.String("dir", "", "database directory")
 	n := flag.Uint64("n", 100000, "operations or keys")
 	valueSize := flag.Int("value-size", 128, "value size in bytes")
@@ -76,10 +83,61 @@ func main() {
 			return nil
 		}))
 		*n = count
+	case "gc":
+		gcWorkload(db, *dir, *n, *keySize, *valueSize, *rounds, *flatten, *quiet)
+		return
 	default:
 		must(fmt.Errorf("unknown mode %q", *mode))
 	}
 	secs := time.Since(start).Seconds()
 	must(db.Close())
 	fmt.Printf("badger %s: n=%d per_s=%.0f elapsed_s=%.2f\n", *mode, *n, float64(*n)/secs, secs)
+}
+
+// gcWorkload loads n keys rounds times over (one WriteBatch per round), optionally flattens,
+// then calls RunValueLogGC(0.5) again at once after a rewrite and every second after
+// ErrNoRewrite (Badger's docs: call it periodically), until quiet seconds pass without one.
+func gcWorkload(db *badger.DB, dir string, n uint64, keySize, valueSize int, rounds uint64, flatten bool, quiet int) {
+	pool := make([]byte, 8<<20)
+	rand.Read(pool)
+	start := time.Now()
+	for r := uint64(0); r < rounds; r++ {
+		wb := db.NewWriteBatch()
+		for i := uint64(0); i < n; i++ {
+			off := rand.Intn(len(pool) - valueSize)
+			must(wb.Set(key(i, keySize), pool[off:off+valueSize]))
+		}
+		must(wb.Flush())
+	}
+	loadSecs := time.Since(start).Seconds()
+	gcStart := time.Now()
+	if flatten {
+		must(db.Flatten(2))
+	}
+	runs := 0
+	last := time.Now()
+	for time.Since(last) < time.Duration(quiet)*time.Second {
+		err := db.RunValueLogGC(0.5)
+		if err == badger.ErrNoRewrite {
+			time.Sleep(time.Second)
+			continue
+		}
+		must(err)
+		runs++
+		last = time.Now()
+	}
+	// The quiet period at the end is waiting, not work.
+	gcSecs := last.Sub(gcStart).Seconds()
+	must(db.Close())
+	vlog := int64(0)
+	matches, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	for _, m := range matches {
+		if st, err := os.Stat(m); err == nil {
+			vlog += st.Size()
+		}
+	}
+	live := float64(n) * float64(valueSize)
+	written := float64(n*rounds) * float64(keySize+valueSize)
+	fmt.Printf("badger gc: keys=%d value_size=%d rounds=%d load_mb_per_s=%.1f load_s=%.2f flatten=%v gc_runs=%d settle_s=%.2f vlog_mb=%.1f live_mb=%.1f space_amp=%.2f\n",
+		n, valueSize, rounds, written/loadSecs/1e6, loadSecs, flatten, runs, gcSecs, float64(vlog)/1e6, live/1e6, float64(vlog)/live)
 }

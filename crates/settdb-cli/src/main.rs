@@ -25,7 +25,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmd::{bank, bench, delete, flatten, gc, get, info, repair, scan, set, verify};
+use cmd::{bank, bench, delete, drop, flatten, gc, get, info, repair, scan, set, verify};
 
 /// SettDB command-line tool.
 #[derive(Debug, Parser)]
@@ -60,6 +60,8 @@ enum Command {
     Scan(scan::ScanArgs),
     /// Delete a key.
     Delete(delete::DeleteArgs),
+    /// Remove every key (--all) or every key under a prefix (--prefix), no tombstones.
+    Drop(drop::DropArgs),
     /// Compact every level into the last one.
     Flatten(flatten::FlattenArgs),
     /// Value-log GC: rewrite files at least --ratio dead and give their space back.
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Set(a) => set::run(a),
         Command::Scan(a) => scan::run(a),
         Command::Delete(a) => delete::run(a),
+        Command::Drop(a) => drop::run(a),
         Command::Flatten(a) => flatten::run(a),
         Command::Gc(a) => gc::run(a),
         Command::Verify(a) => verify::run(a),

@@ -759,7 +759,7 @@ fn overwritten_dir() -> tempfile::TempDir {
     for _ in 0..3 {
         settdb()
             .args(["bench", "write", "-m", "0.001", "-v", "8192", "--seed", "3"])
-            .args(["--writers", "1", "--dir"])
+            .args(["--writers", "1", "--no-auto-gc", "--dir"])
             .arg(dir.path())
             .assert()
             .success();
@@ -887,4 +887,65 @@ fn bank_test_with_gc_passes_and_reports_the_collector() {
         .stdout(contains("correct totals of 5,000"))
         .stdout(contains("  gc         "))
         .stdout(contains("rerun without --gc to bisect"));
+}
+
+#[test]
+fn drop_prefix_and_all_remove_keys_without_tombstones() {
+    // Proves `drop --prefix` removes exactly the keys under it (others still read),
+    // `drop --all` empties the database, and a missing choice, an empty prefix or a foreign
+    // directory is refused.
+    let dir = tempfile::tempdir().unwrap();
+    for (k, v) in [("a/1", "x"), ("a/2", "y"), ("b/1", "z")] {
+        settdb()
+            .args(["set", k, v, "--dir"])
+            .arg(dir.path())
+            .assert()
+            .success();
+    }
+    settdb()
+        .args(["drop", "--prefix", "a/", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains("before: tables"))
+        .stdout(contains("after: tables"));
+    settdb()
+        .args(["get", "a/1", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1);
+    settdb()
+        .args(["get", "b/1", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success()
+        .stdout(contains("z"));
+    settdb()
+        .args(["drop", "--all", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    settdb()
+        .args(["get", "b/1", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1);
+    settdb()
+        .args(["drop", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(2);
+    settdb()
+        .args(["drop", "--prefix", "", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(contains("use --all"));
+    let foreign = tempfile::tempdir().unwrap();
+    settdb()
+        .args(["drop", "--all", "--dir"])
+        .arg(foreign.path())
+        .assert()
+        .code(1)
+        .stderr(contains("is not a SettDB database"));
 }

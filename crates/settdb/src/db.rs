@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::bulk_drop::DropContext;
 use crate::compaction::Compactor;
 use crate::error::{Error, Result};
 use crate::flush::flush_memtable;
@@ -27,10 +28,11 @@ use crate::manifest::{
 };
 use crate::memtable::{Memtable, Memtables};
 use crate::options::Options;
-use crate::read::{DbIterator, Item, IteratorOptions, Reader};
-use crate::table::{TableBuilderOptions, VecIterator};
+use crate::read::{DbIterator, Item, IteratorOptions, PrefixRange, Reader};
+use crate::table::{Table, TableBuilderOptions, VecIterator};
 use crate::txn::{Oracle, WaterMark};
 use crate::value::{meta, ValuePointer};
+use crate::verify::VerifyReport;
 use crate::vlog::{DiscardTracker, ValueLog, ValueLogOptions};
 use crate::vlog_gc::{GcOutcome, GcPlan, ValueLogGc};
 use crate::write::{
@@ -76,6 +78,8 @@ pub(crate) struct DbInner {
     discards: Arc<DiscardTracker>,
     /// Value-log GC (`None` without a value log or when read-only).
     gc: Option<Arc<ValueLogGc>>,
+    /// One `drop_all` or `drop_prefix` at a time.
+    dropping: Mutex<()>,
     /// Automatic GC runs on a background thread.
     auto_gc: bool,
     /// The MANIFEST, shared with the levels, the value log and the writer.
@@ -207,6 +211,7 @@ impl Db {
         let inner = Arc::new(DbInner {
             auto_gc: gc.is_some() && opts.runs_auto_value_log_gc(managed),
             gc,
+            dropping: Mutex::new(()),
             compactor: Arc::new(Compactor::new(&opts, levels.clone(), discards.clone())),
             discards,
             queue,
@@ -488,6 +493,59 @@ impl Db {
         gc.run(plan, &inner.closing)
     }
 
+    /// Removes every key and value (Badger's `DropAll`): every table goes in one MANIFEST
+    /// edit and every value-log file is retired, so the space comes back without writing a
+    /// tombstone per key. Writes queued meanwhile wait and are applied after. Iterators and
+    /// items created before keep reading what they saw (their files go when they are
+    /// dropped); a drop is not versioned, so a transaction begun before it no longer finds
+    /// the dropped keys, as in Badger. Data written just before is dropped too.
+    ///
+    /// Errors: [`Error::InvalidRequest`] read-only; [`Error::Closed`]; [`Error::Poisoned`];
+    /// the I/O errors of the flushes and the MANIFEST edit.
+    pub fn drop_all(&self) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let _one = inner.dropping.lock().unwrap_or_else(|e| e.into_inner());
+        crate::bulk_drop::drop_all(&inner.drop_context(&|| inner.discard_ts()))
+    }
+
+    /// Removes every version of every key that starts with one of `prefixes` (Badger's
+    /// `DropPrefix`): the tables that may hold such keys are rewritten without them in one
+    /// MANIFEST operation (all or nothing across a crash), and their values are counted for
+    /// value-log GC. Writes queued meanwhile wait and are applied after (a key written under a
+    /// prefix after this call began is kept). Iterators created before keep reading what they
+    /// saw; transactions begun before do not (the drop is not versioned). An empty list does
+    /// nothing.
+    ///
+    /// Errors: [`Error::InvalidRequest`] read-only or for an empty prefix (it matches every
+    /// key: use [`Db::drop_all`]); [`Error::Closed`]; [`Error::Poisoned`]; I/O errors.
+    pub fn drop_prefix<P: AsRef<[u8]>>(&self, prefixes: &[P]) -> Result<()> {
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let prefixes: Vec<Vec<u8>> = prefixes.iter().map(|p| p.as_ref().to_vec()).collect();
+        let _one = inner.dropping.lock().unwrap_or_else(|e| e.into_inner());
+        crate::bulk_drop::drop_prefix(&inner.drop_context(&|| inner.discard_ts()), &prefixes)
+    }
+
+    /// Checks the open database's bytes (Badger's `VerifyChecksum`): every block checksum of
+    /// every live table, every record of every sealed value-log file (the one being appended
+    /// to is checked as it is read), and that the newest version
+    /// of each key points at value-log bytes that are there; over one read snapshot, while
+    /// reads and writes go on. Damage is listed in [`VerifyReport::problems`], not returned
+    /// as the first error. `settdb verify` runs [`crate::verify`] instead, which also checks
+    /// the MANIFEST and the WALs and works on a database that no longer opens.
+    ///
+    /// Errors: [`Error::Closed`]; an iterator error that stops the walk.
+    pub fn verify_checksum(&self) -> Result<VerifyReport> {
+        self.inner.check_open()?;
+        let snap = self.inner.reader.snapshot();
+        let tables: Vec<Arc<Table>> = (0..snap.levels.level_count())
+            .flat_map(|l| snap.levels.tables(l).iter().map(|t| t.table().clone()))
+            .collect();
+        let sources = snap.sources(None, &PrefixRange::new(&[]), 0);
+        crate::verify::verify_open(&tables, sources, self.inner.vlog.as_deref())
+    }
+
     /// Makes every write acknowledged so far durable (value log, then WAL), whatever
     /// `sync_writes` says (Badger's `Sync`).
     pub fn sync(&self) -> Result<()> {
@@ -665,6 +723,21 @@ impl DbInner {
     }
 
     /// Versions at or below this may be discarded by compaction: no reader can see them.
+    /// What `drop_all` and `drop_prefix` work with.
+    fn drop_context<'a>(&'a self, discard_ts: &'a dyn Fn() -> u64) -> DropContext<'a> {
+        DropContext {
+            queue: &self.queue,
+            memtables: &self.memtables,
+            compactor: &self.compactor,
+            levels: &self.levels,
+            vlog: self.vlog.as_ref(),
+            discards: &self.discards,
+            gc: self.gc.as_deref(),
+            poison: &self.poison,
+            discard_ts,
+        }
+    }
+
     pub(crate) fn discard_ts(&self) -> u64 {
         self.oracle.discard_ts()
     }

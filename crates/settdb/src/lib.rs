@@ -25,6 +25,7 @@ macro_rules! setter {
 }
 
 mod batch;
+mod bulk_drop;
 pub mod checksum;
 mod clock;
 pub mod coding;

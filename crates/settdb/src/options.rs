@@ -150,8 +150,11 @@ pub struct Options {
     /// Bytes of live values automatic GC moves per second at most, so foreground writes keep
     /// the disk (0: no limit). [`crate::Db::run_value_log_gc`] is never limited.
     pub value_log_gc_rate_bytes: u64,
-    /// Compact the last level into itself to reclaim stale data. Not built yet: `true` is
-    /// refused.
+    /// Rewrite a last-level table into itself when at least a tenth of it is stale
+    /// (tombstones, expired values and old versions that no snapshot reads any more) and no
+    /// level needs compacting, so deletes and TTLs give their space back even when nothing
+    /// new is written over them (Badger's Lmax compaction; on by default here, off in
+    /// Badger).
     pub lmax_compaction: bool,
     /// Level of ZSTD compression when [`Compression::Zstd`] is chosen by name only.
     pub zstd_compression_level: i32,
@@ -227,7 +230,7 @@ impl Options {
             auto_value_log_gc: None,
             value_log_gc_space_amp: 1.5,
             value_log_gc_rate_bytes: 256 * MIB,
-            lmax_compaction: false,
+            lmax_compaction: true,
             zstd_compression_level: 1,
             verify_value_checksum: true,
             encryption_key: Vec::new(),

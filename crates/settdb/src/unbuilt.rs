@@ -44,14 +44,6 @@ pub(crate) fn refuse_unbuilt(o: &Options) -> Result<()> {
         let value = o.namespace_offset.to_string();
         return refuse("namespace_offset", value, "-1", "key namespaces");
     }
-    if o.lmax_compaction {
-        return refuse(
-            "lmax_compaction",
-            "true".into(),
-            "false",
-            "last-level self-compaction",
-        );
-    }
     if !o.verify_value_checksum {
         return Err(Error::InvalidOptions(
             "verify_value_checksum = false is not supported: SettDB always verifies value-log \
@@ -127,7 +119,6 @@ mod tests {
                 "index_cache_size",
                 base.clone().with_index_cache_size(1 << 20),
             ),
-            ("lmax_compaction", base.clone().with_lmax_compaction(true)),
             (
                 "verify_value_checksum",
                 base.clone().with_verify_value_checksum(false),

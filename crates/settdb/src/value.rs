@@ -127,6 +127,11 @@ impl<'a> ValueRef<'a> {
         })
     }
 
+    /// Size of the encoding of this value struct.
+    pub fn encoded_len(&self) -> usize {
+        2 + coding::uvarint_len(self.expires_at) + self.value.len()
+    }
+
     /// Copies into an owned [`ValueStruct`].
     pub fn to_owned(&self) -> ValueStruct {
         ValueStruct {

@@ -9,7 +9,8 @@
 //! versions compaction dropped: overwrites still in memtables or level 0 (a load of large
 //! values whose small LSM tree never compacts) leave them blind. So a run then *probes* the
 //! other sealed files, oldest first, by the same sampling (Badger samples a random file for
-//! the same reason); a file a probe kept is probed again only once a newer file was sealed.
+//! the same reason); a file a probe kept is probed again only once the value log has grown
+//! by a tenth of its size.
 //! A file found dead enough is rewritten: every record
 //! is classified ([`classify`]) and the live ones are written again through the write path as
 //! *rewrites* at their own version, meta, user meta and expiry ([`Duty::Rewrite`]). The
@@ -151,8 +152,15 @@ pub(crate) struct ValueLogGc {
     opts: Options,
     /// One run at a time (manual calls and the background thread share it).
     running: Mutex<()>,
-    /// Files a probe sampled and kept, with the active file id at the time.
-    probed: Mutex<HashMap<u32, u32>>,
+    /// Files a probe sampled and kept, with the value log's head at the time.
+    probed: Mutex<HashMap<u32, Head>>,
+}
+
+/// The value log's append position: the active file and its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Head {
+    file_id: u32,
+    bytes: u64,
 }
 
 impl std::fmt::Debug for ValueLogGc {
@@ -182,6 +190,12 @@ impl ValueLogGc {
             running: Mutex::new(()),
             probed: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Holds off every GC run (manual or automatic) while the guard lives; waits for a
+    /// running one to end (`Db::drop_all`, `Db::drop_prefix`).
+    pub(crate) fn exclusive(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Bytes of the sealed value-log files and the discard bytes recorded for them: the
@@ -291,30 +305,43 @@ impl ValueLogGc {
     }
 
     /// The sealed files to probe, oldest first: those not among `tried` that were never
-    /// probed, or were probed before the newest sealed file was sealed (their keys may have
-    /// been overwritten since).
+    /// probed, or were probed before the value log grew by a tenth of their size (writes
+    /// since may have overwritten their keys).
     fn probe_order(&self, sealed: &[(u32, u64)], tried: &[u32]) -> Vec<u32> {
-        let active = self.vlog.active_file_id().unwrap_or(0);
+        let head = self.head();
         let mut probed = self.probed.lock().unwrap_or_else(|e| e.into_inner());
         // Retired files never come back (ids are not reused).
         probed.retain(|id, _| sealed.iter().any(|&(s, _)| s == *id));
+        let grown = |at: Head, size: u64| {
+            head.file_id > at.file_id
+                || head.bytes.saturating_sub(at.bytes) as f64 >= size as f64 * SAMPLE_FRACTION
+        };
         let mut ids: Vec<u32> = sealed
             .iter()
+            .filter(|(id, _)| !tried.contains(id))
+            .filter(|&(id, size)| probed.get(id).is_none_or(|&at| grown(at, *size)))
             .map(|&(id, _)| id)
-            .filter(|id| !tried.contains(id))
-            .filter(|id| probed.get(id).is_none_or(|&at| at < active))
             .collect();
         ids.sort_unstable();
         ids
     }
 
-    /// Remembers that file `id` was probed and kept while `active` was being written.
+    /// Where the value log is being appended.
+    fn head(&self) -> Head {
+        let file_id = self.vlog.active_file_id().unwrap_or(0);
+        Head {
+            file_id,
+            bytes: self.vlog.file_size_bytes(file_id).unwrap_or(0),
+        }
+    }
+
+    /// Remembers that file `id` was probed and kept with the value log at its current head.
     fn mark_probed(&self, id: u32) {
-        let active = self.vlog.active_file_id().unwrap_or(0);
+        let head = self.head();
         self.probed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, active);
+            .insert(id, head);
     }
 
     /// True if a sample of file `id` is at least `discard_ratio` dead (by bytes).

@@ -55,6 +55,10 @@ pub struct BenchWriteArgs {
     /// Sync the WAL and value log before each write is acknowledged.
     #[arg(long)]
     pub sync: bool,
+    /// Turn automatic value-log GC off (measure the load alone, or keep the garbage of
+    /// overwrites for `settdb gc`).
+    #[arg(long)]
+    pub no_auto_gc: bool,
     /// Values of at least this many bytes go to the value log.
     #[arg(short = 't', long, default_value_t = 1024, value_name = "BYTES")]
     pub value_threshold: u64,
@@ -124,6 +128,7 @@ pub fn run(args: BenchWriteArgs) -> CliResult {
     let opts = dirs
         .options()
         .with_sync_writes(args.sync)
+        .with_auto_value_log_gc(!args.no_auto_gc)
         .with_value_threshold(args.value_threshold)
         .with_compression(args.compression.to_compression(1));
     opts.validate().map_err(|e| dirs.error(e))?;

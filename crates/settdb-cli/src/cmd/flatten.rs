@@ -1,6 +1,8 @@
 //! `settdb flatten`: Badger's `flatten`. Compacts every level into the last one
 //! (`Db::flatten`), dropping overwritten versions and tombstones; prints the levels before
-//! and after. Background compaction is off meanwhile, as in Badger.
+//! and after. Background compaction and value-log GC are off meanwhile (compaction as in
+//! Badger), so the discard statistics it leaves are there for `settdb info --discard` and
+//! `settdb gc`.
 
 use settdb::levels::LevelsSnapshot;
 
@@ -30,6 +32,7 @@ pub fn run(args: FlattenArgs) -> CliResult {
         .dirs
         .options()
         .with_num_compactors(0)
+        .with_auto_value_log_gc(false)
         .with_num_versions_to_keep(args.num_versions)
         .with_compression(args.compression.to_compression(1));
     let db = args.dirs.open(opts)?;

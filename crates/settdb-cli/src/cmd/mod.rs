@@ -10,6 +10,7 @@ pub mod bench;
 pub mod bench_read;
 pub mod bench_write;
 pub mod delete;
+pub mod drop;
 pub mod flatten;
 pub mod gc;
 pub mod get;

@@ -4,16 +4,16 @@
 //! deterministically. `num_compactors` threads run [`Compactor::run_loop`]; the in-flight
 //! reservations keep their key ranges apart.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::priority::{level_targets, pick_levels, LevelShape, TargetOptions, Targets};
 use super::retention::RetentionPolicy;
-use super::runner::{run_compaction, CompactionOutcome};
-use super::task::{pick_l0, pick_level, CompactionTask, InFlight};
+use super::runner::{rewrite_without, run_compaction, CompactionOutcome};
+use super::task::{pick_l0, pick_level, pick_lmax, CompactionTask, InFlight};
 use crate::error::Result;
-use crate::levels::{Levels, LevelsSnapshot};
+use crate::levels::{LevelTable, Levels, LevelsSnapshot};
 use crate::options::Options;
 use crate::table::TableBuilderOptions;
 use crate::vlog::DiscardTracker;
@@ -28,10 +28,27 @@ pub struct Compactor {
     target_opts: TargetOptions,
     builder_opts: TableBuilderOptions,
     num_versions_to_keep: u32,
+    /// Rewrite last-level tables with stale data when nothing is more urgent.
+    lmax_compaction: bool,
     /// GUARDED: ranges and tables of running compactions.
     in_flight: Mutex<InFlight>,
     /// Dead value-log bytes per file, added after each compaction that drops some.
     discards: Arc<DiscardTracker>,
+    /// Holders of a [`CompactionPause`]: no compaction starts while above zero.
+    paused: AtomicUsize,
+}
+
+/// While held, no compaction starts ([`Compactor::pause`]).
+#[derive(Debug)]
+pub struct CompactionPause<'a> {
+    compactor: &'a Compactor,
+}
+
+impl Drop for CompactionPause<'_> {
+    fn drop(&mut self) {
+        self.compactor.paused.fetch_sub(1, Ordering::AcqRel);
+        self.compactor.levels.notify_all();
+    }
 }
 
 impl std::fmt::Debug for Compactor {
@@ -58,10 +75,49 @@ impl Compactor {
             target_opts: TargetOptions::from_options(opts),
             builder_opts: TableBuilderOptions::from_options(opts, opts.base_table_size),
             num_versions_to_keep: opts.num_versions_to_keep,
+            lmax_compaction: opts.lmax_compaction,
             in_flight: Mutex::new(InFlight::new(opts.max_levels)),
             discards,
             levels,
+            paused: AtomicUsize::new(0),
         }
+    }
+
+    fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire) > 0
+    }
+
+    /// Stops compactions from starting and waits until the running ones have ended; they
+    /// start again when the returned guard drops (`Db::drop_all`, `Db::drop_prefix`).
+    pub fn pause(&self) -> CompactionPause<'_> {
+        // Raised under the in-flight lock, so no pick that began before it reserves after.
+        {
+            let _in_flight = self.lock_in_flight();
+            self.paused.fetch_add(1, Ordering::AcqRel);
+        }
+        while !self.lock_in_flight().is_empty() {
+            self.levels.wait_for_change(Duration::from_millis(5));
+        }
+        CompactionPause { compactor: self }
+    }
+
+    /// Rewrites `tables` without the entries whose user key `drop` matches, in one MANIFEST
+    /// operation, and counts the value-log bytes dropped (`Db::drop_prefix`). REQUIRES: a
+    /// [`CompactionPause`] held by the caller and L0 empty.
+    pub fn drop_keys(
+        &self,
+        _pause: &CompactionPause<'_>,
+        tables: &[(usize, Arc<LevelTable>)],
+        drop: &dyn Fn(&[u8]) -> bool,
+        discard_ts: u64,
+    ) -> Result<()> {
+        let policy = RetentionPolicy {
+            discard_ts,
+            num_versions_to_keep: self.num_versions_to_keep,
+            now_secs: crate::clock::now_secs(),
+        };
+        let dropped = rewrite_without(tables, drop, &self.levels, policy, self.builder_opts)?;
+        self.discards.add(&dropped)
     }
 
     fn lock_in_flight(&self) -> MutexGuard<'_, InFlight> {
@@ -75,6 +131,9 @@ impl Compactor {
     /// still live or still reserved (never picked twice, never picked after removal).
     fn pick(&self) -> Option<(CompactionTask, Arc<LevelsSnapshot>)> {
         let mut in_flight = self.lock_in_flight();
+        if self.is_paused() {
+            return None;
+        }
         let snapshot = self.levels.snapshot();
         let shape = shape_of(&snapshot, &in_flight);
         let targets = level_targets(&shape, &self.target_opts);
@@ -113,15 +172,29 @@ impl Compactor {
         make: impl FnOnce(&LevelsSnapshot, &Targets, &InFlight) -> Option<CompactionTask>,
     ) -> Option<(CompactionTask, Arc<LevelsSnapshot>)> {
         let mut in_flight = self.lock_in_flight();
+        if self.is_paused() {
+            return None;
+        }
         let snapshot = self.levels.snapshot();
         let targets = level_targets(&shape_of(&snapshot, &in_flight), &self.target_opts);
         let task = make(&snapshot, &targets, &in_flight)?;
         in_flight.try_reserve(&task).then_some((task, snapshot))
     }
 
-    /// Runs one compaction if one is needed. `Ok(false)`: nothing to do.
+    /// Runs one compaction if one is needed. `Ok(false)`: nothing to do. With
+    /// `lmax_compaction`, a last-level table with stale data is rewritten when no level
+    /// needs compacting.
     pub fn run_once(&self, discard_ts: u64) -> Result<bool> {
-        match self.pick() {
+        let picked = self.pick().or_else(|| {
+            if !self.lmax_compaction {
+                return None;
+            }
+            self.reserve_with(|s, t, f| {
+                let last = s.level_count().checked_sub(1)?;
+                pick_lmax(s, discard_ts, t.table_bytes[last], f)
+            })
+        });
+        match picked {
             Some((task, snapshot)) => self.run_task(&task, &snapshot, discard_ts).map(|_| true),
             None => Ok(false),
         }

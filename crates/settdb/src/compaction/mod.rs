@@ -7,7 +7,7 @@ pub mod retention;
 mod runner;
 mod task;
 
-pub use compactor::Compactor;
+pub use compactor::{CompactionPause, Compactor};
 pub use priority::{
     level_targets, pick_levels, CompactionPriority, LevelShape, TargetOptions, Targets,
 };

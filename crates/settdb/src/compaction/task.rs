@@ -7,6 +7,8 @@
 //!   overlaps. One L0 compaction at a time.
 //! - Li → Li+1: the table with the oldest data (smallest max version) whose range is free, plus
 //!   the overlapping tables of Li+1.
+//! - Last level → last level ([`pick_lmax`], with `lmax_compaction`): one table with enough
+//!   stale data, rewritten in place.
 //! - [`InFlight`] records, per level, the user-key ranges and tables being compacted; a task is
 //!   only started if its ranges on both levels are free, so parallel compactions never touch
 //!   the same keys.
@@ -97,6 +99,11 @@ impl InFlight {
 
     fn level_busy(&self, level: usize) -> bool {
         self.ranges.iter().any(|(l, _)| *l == level)
+    }
+
+    /// True if no compaction is running.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty() && self.tables.is_empty()
     }
 
     /// True if none of `tables` is being compacted.
@@ -216,6 +223,39 @@ pub fn pick_level(
         }
     }
     None
+}
+
+/// Stale bytes at least this fraction (1/n) of a last-level table make it worth rewriting.
+const LMAX_STALE_DIVISOR: u64 = 10;
+
+/// A last level → last level task (`lmax_compaction`, Badger's Lmax → Lmax): the table with
+/// the most stale bytes (at least a tenth of it) among those whose every version is at or
+/// below `discard_ts`, so that rewriting it drops what made it stale (tombstones and
+/// expired values nothing deeper can hold, versions no snapshot reads). It is rewritten alone;
+/// its outputs stay inside its key range.
+pub fn pick_lmax(
+    snapshot: &LevelsSnapshot,
+    discard_ts: u64,
+    target_table_bytes: u64,
+    in_flight: &InFlight,
+) -> Option<CompactionTask> {
+    let last = snapshot.level_count().checked_sub(1)?;
+    let mut candidates: Vec<&Arc<LevelTable>> = snapshot
+        .tables(last)
+        .iter()
+        .filter(|t| {
+            let stale = t.table().stale_data_bytes();
+            stale > 0
+                && stale.saturating_mul(LMAX_STALE_DIVISOR) >= t.size_bytes()
+                && t.table().max_version() <= discard_ts
+        })
+        .collect();
+    candidates.sort_by_key(|t| std::cmp::Reverse(t.table().stale_data_bytes()));
+    candidates.into_iter().find_map(|t| {
+        let task = task_with_bottom(last, last, vec![t.clone()], Vec::new(), target_table_bytes);
+        (in_flight.range_free(last, &task.range) && in_flight.tables_free(&task.top))
+            .then_some(task)
+    })
 }
 
 fn task_with_bottom(

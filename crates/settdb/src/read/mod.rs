@@ -15,5 +15,6 @@ pub use db_iterator::DbIterator;
 pub(crate) use get::get_newest;
 pub use item::Item;
 pub use iterator_options::IteratorOptions;
+pub(crate) use prefix_range::PrefixRange;
 pub(crate) use reader::Reader;
 pub(crate) use sources::ReadSnapshot;

@@ -559,6 +559,29 @@ impl ValueLog {
         (out, pin)
     }
 
+    /// Seals the active file and starts a new one now, even if the active one has room
+    /// (`Db::drop_all`: every older file can then be retired). Returns the new file's id, or
+    /// the active one's if it holds no batch yet (nothing to seal off).
+    ///
+    /// Errors: as [`ValueLog::append`]'s rotation: a failure poisons the value log.
+    pub(crate) fn rotate(&self) -> Result<u32> {
+        let mut state = self.lock_state();
+        let writer = state.writer()?;
+        if writer.active().readable_end() <= crate::log::FIRST_BATCH_OFFSET {
+            return Ok(writer.active().id());
+        }
+        let next = writer.rotate(&self.dir)?;
+        let file_id = next.id();
+        // Recorded before any pointer into it can exist (rule 5), as in `append`.
+        if let Err(e) = self.record(ManifestChange::CreateVlog {
+            file_id: u64::from(file_id),
+        }) {
+            return Err(writer.poison("recording a new file", e));
+        }
+        self.publish(next);
+        Ok(file_id)
+    }
+
     /// Retires file `id` (value-log GC, once the values it moved are durable: rule 5): records
     /// its removal in the MANIFEST, forgets it, and leaves its removal from disk to the last
     /// holder ([`VlogPin`], item or read in progress). Later reads of pointers into it through

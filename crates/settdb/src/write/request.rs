@@ -4,6 +4,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::Bytes;
 
+use super::PauseGate;
 use crate::error::{Error, Result};
 
 /// One entry to write. The key is a user key; the version is the commit timestamp.
@@ -44,6 +45,9 @@ pub enum Duty {
     /// No entries: after the groups queued before it are applied, the mutable memtable is
     /// rotated if it holds anything (`Db::flush`, close).
     RotateMemtable,
+    /// No entries: as [`Duty::RotateMemtable`], then the writer pauses on the request's
+    /// [`PauseGate`] until the caller resumes it.
+    Pause,
 }
 
 /// A rewrite's last check, run by the writer thread just before it applies the group that
@@ -63,6 +67,8 @@ pub struct WriteRequest {
     pub sync: bool,
     /// For a rewrite: the check the writer runs first (see [`RewriteCheck`]).
     pub check: Option<RewriteCheck>,
+    /// For [`Duty::Pause`]: the handshake with the caller.
+    pub pause: Option<Arc<PauseGate>>,
     /// Signalled once with the outcome.
     pub completion: Arc<Completion>,
 }
@@ -98,6 +104,14 @@ impl WriteRequest {
         WriteRequest::with_duty(Vec::new(), Duty::RotateMemtable)
     }
 
+    /// A pause ([`Duty::Pause`]) and the gate its caller waits on and resumes.
+    pub fn pause() -> (Self, Arc<PauseGate>) {
+        let mut req = WriteRequest::with_duty(Vec::new(), Duty::Pause);
+        let gate = Arc::new(PauseGate::default());
+        req.pause = Some(gate.clone());
+        (req, gate)
+    }
+
     /// A request with no entries that completes once everything queued before it is durable.
     pub fn sync_barrier() -> Self {
         let mut req = WriteRequest::with_duty(Vec::new(), Duty::Rewrite);
@@ -111,6 +125,7 @@ impl WriteRequest {
             duty,
             sync: false,
             check: None,
+            pause: None,
             completion: Arc::new(Completion::default()),
         }
     }

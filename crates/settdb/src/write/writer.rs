@@ -112,6 +112,14 @@ pub fn run_writer(ctx: &WriterContext) {
                 ctx.poison.set(e);
             }
         }
+        // A pause: everything before it is applied and its memtable rotated (write_group);
+        // hold here, applying nothing, until the caller resumes.
+        for gate in group.iter().filter_map(|r| r.pause.as_ref()) {
+            gate.hold(match &outcome {
+                Ok(()) => Ok(()),
+                Err(e) => Err(Error::Poisoned(e.to_string())),
+            });
+        }
         finish_group(ctx, group, outcome);
     }
 }
@@ -154,7 +162,9 @@ fn write_group(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -> 
     apply_entries(ctx, group, s)?;
     // An empty request is a rotation barrier (`Db::flush`): it rotates after the entries
     // queued before it, on this thread, so no group can land in a memtable being flushed.
-    let rotate = group.iter().any(|r| r.duty == Duty::RotateMemtable);
+    let rotate = group
+        .iter()
+        .any(|r| matches!(r.duty, Duty::RotateMemtable | Duty::Pause));
     if rotate && !ctx.memtables.mutable().list().is_empty() {
         rotate_memtable(ctx)?;
     }
