@@ -11,9 +11,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use bytes::Bytes;
 
-use crate::db::DbInner;
+use crate::commit::Committer;
 use crate::entry::Entry;
 use crate::error::{Error, Result};
+use crate::read::Reader;
 use crate::transaction::Txn;
 
 /// Commits in flight at most, by default (Badger's default).
@@ -75,7 +76,8 @@ impl Throttle {
 
 /// A batch of writes; see the module doc.
 pub struct WriteBatch {
-    db: Arc<DbInner>,
+    committer: Arc<Committer>,
+    reader: Arc<Reader>,
     txn: Option<Txn>,
     commit_ts: Option<u64>,
     throttle: Arc<Throttle>,
@@ -93,9 +95,14 @@ impl std::fmt::Debug for WriteBatch {
 
 impl WriteBatch {
     /// A batch committing at fresh timestamps (normal mode) or at `commit_ts` (managed).
-    pub(crate) fn new(db: Arc<DbInner>, commit_ts: Option<u64>) -> Self {
+    pub(crate) fn new(
+        committer: Arc<Committer>,
+        reader: Arc<Reader>,
+        commit_ts: Option<u64>,
+    ) -> Self {
         let mut wb = WriteBatch {
-            db,
+            committer,
+            reader,
             txn: None,
             commit_ts,
             throttle: Arc::new(Throttle::default()),
@@ -107,8 +114,13 @@ impl WriteBatch {
 
     fn new_txn(&self) -> Txn {
         match self.commit_ts {
-            Some(ts) => Txn::begin_at(self.db.clone(), ts.saturating_sub(1), true),
-            None => Txn::begin(self.db.clone(), true),
+            Some(ts) => Txn::begin_at(
+                self.committer.clone(),
+                self.reader.clone(),
+                ts.saturating_sub(1),
+                true,
+            ),
+            None => Txn::begin(self.committer.clone(), self.reader.clone(), true),
         }
     }
 
@@ -152,7 +164,7 @@ impl WriteBatch {
         let throttle = self.throttle.clone();
         match txn.send(self.commit_ts) {
             Ok(Some(completion)) => self
-                .db
+                .committer
                 .callbacks
                 .run_after(completion, Box::new(move |r| throttle.release(r))),
             Ok(None) => throttle.release(Ok(())),

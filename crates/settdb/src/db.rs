@@ -16,11 +16,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::bulk_drop::DropContext;
+use crate::commit::Committer;
 use crate::compaction::Compactor;
 use crate::error::{Error, Result};
-use crate::flush::flush_memtable;
+use crate::flush::{flush_memtable, Flusher};
 use crate::inventory::{take_inventory, Dirs};
-use crate::io::{LockKind, MemStorage, Storage, StorageLock};
+use crate::io::{MemStorage, Storage, StorageLock};
 use crate::key::validate_key;
 use crate::levels::{Levels, LevelsSnapshot};
 use crate::manifest::{
@@ -28,7 +29,7 @@ use crate::manifest::{
 };
 use crate::memtable::{Memtable, Memtables};
 use crate::options::Options;
-use crate::read::{DbIterator, Item, IteratorOptions, PrefixRange, Reader};
+use crate::read::{DbIterator, IteratorOptions, PrefixRange, Reader};
 use crate::table::{Table, TableBuilderOptions, VecIterator};
 use crate::txn::{Oracle, WaterMark};
 use crate::value::{meta, ValuePointer};
@@ -41,8 +42,6 @@ use crate::write::{
 use crate::write::{CallbackRunner, Signal};
 use crate::{batch::WriteBatch, transaction::Txn};
 
-/// Name of the lock file in each database directory.
-pub const LOCK_FILE_NAME: &str = "LOCK";
 /// Requests the write queue holds before committers wait.
 const WRITE_QUEUE_CAPACITY: usize = 1000;
 /// Directory of an in-memory database inside its private simulated storage.
@@ -84,12 +83,11 @@ pub(crate) struct DbInner {
     auto_gc: bool,
     /// The MANIFEST, shared with the levels, the value log and the writer.
     manifest: Arc<SharedManifest>,
-    /// Runs the callbacks of asynchronous commits.
-    pub(crate) callbacks: CallbackRunner,
+    /// The commit side, shared with transactions and write batches.
+    pub(crate) committer: Arc<Committer>,
     writeback: Arc<Signal>,
     next_mem_id: Arc<AtomicU64>,
     closing: Arc<AtomicBool>,
-    closed: AtomicBool,
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Directory locks, released by close.
     locks: Mutex<Vec<Box<dyn StorageLock>>>,
@@ -99,7 +97,7 @@ impl std::fmt::Debug for DbInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Db")
             .field("dir", &self.opts.dir)
-            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .field("committer", &self.committer)
             .finish_non_exhaustive()
     }
 }
@@ -121,7 +119,7 @@ impl Db {
         opts.validate()?;
         let opts = effective_options(opts);
         let storage = opts.storage.clone();
-        let locks = lock_dirs(storage.as_ref(), &opts)?;
+        let locks = crate::inventory::lock_dirs(storage.as_ref(), &opts)?;
         let dirs = Dirs {
             dir: &opts.dir,
             value_dir: &opts.value_dir,
@@ -208,6 +206,17 @@ impl Db {
             ))),
             _ => None,
         };
+        let closing = Arc::new(AtomicBool::new(false));
+        let committer = Arc::new(Committer {
+            opts: opts.clone(),
+            queue: queue.clone(),
+            oracle: oracle.clone(),
+            applied: applied.clone(),
+            poison: poison.clone(),
+            callbacks: CallbackRunner::start()?,
+            closing: closing.clone(),
+            closed: AtomicBool::new(false),
+        });
         let inner = Arc::new(DbInner {
             auto_gc: gc.is_some() && opts.runs_auto_value_log_gc(managed),
             gc,
@@ -218,13 +227,12 @@ impl Db {
             reader,
             poison,
             writeback: Arc::new(Signal::default()),
-            callbacks: CallbackRunner::start()?,
+            committer,
             applied,
             oracle,
             memtables,
             next_mem_id: Arc::new(AtomicU64::new(next_mem_id)),
-            closing: Arc::new(AtomicBool::new(false)),
-            closed: AtomicBool::new(false),
+            closing,
             threads: Mutex::new(Vec::new()),
             locks: Mutex::new(locks),
             storage,
@@ -278,9 +286,9 @@ impl Db {
     pub fn view<T>(&self, f: impl FnOnce(&mut Txn) -> Result<T>) -> Result<T> {
         self.inner.check_open()?;
         let mut txn = if self.is_managed() {
-            Txn::begin_at(self.inner.clone(), u64::MAX, false)
+            Txn::begin_at(self.committer(), self.inner.reader.clone(), u64::MAX, false)
         } else {
-            Txn::begin(self.inner.clone(), false)
+            Txn::begin(self.committer(), self.inner.reader.clone(), false)
         };
         f(&mut txn)
     }
@@ -289,14 +297,23 @@ impl Db {
     pub fn new_transaction(&self, update: bool) -> Result<Txn> {
         self.inner.check_open()?;
         self.refuse_managed("managed mode: use new_transaction_at(read_ts, update)")?;
-        Ok(Txn::begin(self.inner.clone(), update))
+        Ok(Txn::begin(
+            self.committer(),
+            self.inner.reader.clone(),
+            update,
+        ))
     }
 
     /// Managed mode: a transaction reading at `read_ts`, committed with `commit_at`.
     pub fn new_transaction_at(&self, read_ts: u64, update: bool) -> Result<Txn> {
         self.inner.check_open()?;
         self.require_managed("new_transaction_at needs a database opened with open_managed")?;
-        Ok(Txn::begin_at(self.inner.clone(), read_ts, update))
+        Ok(Txn::begin_at(
+            self.committer(),
+            self.inner.reader.clone(),
+            read_ts,
+            update,
+        ))
     }
 
     /// Managed mode: versions at or below `ts` may be discarded by compaction.
@@ -312,20 +329,28 @@ impl Db {
     pub fn new_write_batch(&self) -> Result<WriteBatch> {
         self.inner.check_open()?;
         self.refuse_managed("managed mode: use new_write_batch_at(commit_ts)")?;
-        Ok(WriteBatch::new(self.inner.clone(), None))
+        Ok(WriteBatch::new(
+            self.committer(),
+            self.inner.reader.clone(),
+            None,
+        ))
     }
 
     /// Managed mode: a write batch committing every write at `commit_ts`.
     pub fn new_write_batch_at(&self, commit_ts: u64) -> Result<WriteBatch> {
         self.inner.check_open()?;
         self.require_managed("new_write_batch_at needs a database opened with open_managed")?;
-        Ok(WriteBatch::new(self.inner.clone(), Some(commit_ts)))
+        Ok(WriteBatch::new(
+            self.committer(),
+            self.inner.reader.clone(),
+            Some(commit_ts),
+        ))
     }
 
     /// Writes `entries` atomically at one new version; returns that version. Keys are user
     /// keys; each entry's `version` is ignored and set to the commit timestamp.
     pub fn write(&self, entries: Vec<WriteEntry>) -> Result<u64> {
-        self.inner.write(entries)
+        self.inner.committer.write(entries)
     }
 
     /// Writes `entries` at the versions they carry, as one atomic group. Managed mode only:
@@ -339,8 +364,10 @@ impl Db {
             .iter()
             .map(|e| inner.opts.entry_charge(e.key.len(), e.value.len()))
             .sum();
-        inner.check_batch_limits(entries.len() as u64, size)?;
-        inner.check_value_log_fit(&entries)?;
+        inner
+            .committer
+            .check_batch_limits(entries.len() as u64, size)?;
+        inner.committer.check_value_log_fit(&entries)?;
         let req = WriteRequest::new(entries);
         let completion = inner.queue.push_with(|| {
             for v in req.begun_versions() {
@@ -349,6 +376,10 @@ impl Db {
             Ok(req)
         })?;
         completion.wait()
+    }
+
+    fn committer(&self) -> Arc<Committer> {
+        self.inner.committer.clone()
     }
 
     /// The read side (repair looks up what it rebuilt).
@@ -362,9 +393,10 @@ impl Db {
             .iter()
             .map(|e| self.inner.opts.entry_charge(e.key.len(), e.value.len()))
             .sum();
-        self.inner
+        let committer = &self.inner.committer;
+        committer
             .check_batch_limits(entries.len() as u64, size)
-            .and_then(|()| self.inner.check_value_log_fit(entries))
+            .and_then(|()| committer.check_value_log_fit(entries))
             .is_ok()
     }
 
@@ -618,94 +650,11 @@ fn plain_entry(key: Bytes, value: Bytes, meta_bits: u8) -> WriteEntry {
 impl DbInner {
     /// `Err(Closed)` once [`Db::close`] began: every call after it fails so.
     pub(crate) fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        Ok(())
+        self.committer.check_open()
     }
 
     pub(crate) fn check_writable(&self) -> Result<()> {
-        if self.opts.read_only {
-            return Err(Error::InvalidRequest("the database is open read-only"));
-        }
-        if self.closing.load(Ordering::Acquire) {
-            return Err(Error::Closed);
-        }
-        self.poison.check()
-    }
-
-    /// Refuses a value the value log cannot hold.
-    pub(crate) fn check_value_size(&self, len: usize) -> Result<()> {
-        let limit = self.opts.value_log_file_size;
-        if len as u64 >= limit {
-            return Err(Error::ValueTooLarge {
-                size_bytes: len as u64,
-                max_size_bytes: limit - 1,
-            });
-        }
-        Ok(())
-    }
-
-    /// Refuses a write of `count` entries and `size` bytes over the batch limits.
-    pub(crate) fn check_batch_limits(&self, count: u64, size: u64) -> Result<()> {
-        let (max_count, max_size) = (self.opts.max_batch_count(), self.opts.max_batch_size());
-        if count > max_count || size > max_size {
-            return Err(Error::TxnTooBig {
-                count,
-                size_bytes: size,
-                max_count,
-                max_size_bytes: max_size,
-            });
-        }
-        Ok(())
-    }
-
-    /// Refuses a write whose value-log values would not fit one value-log file: the writer
-    /// puts one group's values in one file, and a pointer's offset is a u32.
-    pub(crate) fn check_value_log_fit(&self, entries: &[WriteEntry]) -> Result<()> {
-        let size: u64 = entries
-            .iter()
-            .filter(|e| e.meta & meta::DELETE == 0 && self.opts.goes_to_value_log(e.value.len()))
-            .map(|e| e.value.len() as u64)
-            .sum();
-        if size > self.opts.value_log_file_size {
-            return Err(Error::ValueLogWriteTooBig {
-                size_bytes: size,
-                max_size_bytes: self.opts.value_log_file_size,
-            });
-        }
-        Ok(())
-    }
-
-    pub(crate) fn validate_entries(&self, entries: &[WriteEntry]) -> Result<()> {
-        for e in entries {
-            validate_key(&e.key)?;
-            self.check_value_size(e.value.len())?;
-        }
-        let size = entries
-            .iter()
-            .map(|e| self.opts.entry_charge(e.key.len(), e.value.len()))
-            .sum();
-        self.check_batch_limits(entries.len() as u64, size)?;
-        self.check_value_log_fit(entries)
-    }
-
-    fn write(&self, mut entries: Vec<WriteEntry>) -> Result<u64> {
-        self.check_writable()?;
-        if entries.is_empty() {
-            return Ok(self.applied.done_until());
-        }
-        self.validate_entries(&entries)?;
-        let mut version = 0;
-        let completion = self.queue.push_with(|| {
-            version = self.oracle.new_blind_commit_ts()?;
-            for e in &mut entries {
-                e.version = version;
-            }
-            Ok(WriteRequest::new(std::mem::take(&mut entries)))
-        })?;
-        completion.wait()?;
-        Ok(version)
+        self.committer.check_writable()
     }
 
     /// The newest live version of `key` at or below `read_ts`, with its value.
@@ -713,13 +662,6 @@ impl DbInner {
         self.check_open()?;
         validate_key(key)?;
         self.reader.get(key, read_ts)
-    }
-
-    /// The newest live version of `key` at or below `read_ts` as an [`Item`].
-    pub(crate) fn get_item(&self, key: &[u8], read_ts: u64) -> Result<Option<Item>> {
-        self.check_open()?;
-        validate_key(key)?;
-        self.reader.get_item(key, read_ts)
     }
 
     /// Versions at or below this may be discarded by compaction: no reader can see them.
@@ -764,8 +706,18 @@ impl DbInner {
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
         let ctx = self.writer_context();
         threads.push(spawn("settdb-writer", move || run_writer(&ctx))?);
-        let me = FlusherContext::new(self);
-        threads.push(spawn("settdb-flusher", move || me.run())?);
+        let flusher = Flusher {
+            memtables: self.memtables.clone(),
+            levels: self.levels.clone(),
+            vlog: self.vlog.clone(),
+            poison: self.poison.clone(),
+            closing: self.closing.clone(),
+            builder_opts: TableBuilderOptions::from_options(&self.opts, self.opts.mem_table_size),
+            // Without compactors nothing would ever shrink L0: no stall then.
+            l0_stall: (self.opts.num_compactors > 0)
+                .then_some(self.opts.num_level_zero_tables_stall),
+        };
+        threads.push(spawn("settdb-flusher", move || flusher.run())?);
         if let Some(vlog) = self.vlog.clone() {
             let (signal, closing, poison) = (
                 self.writeback.clone(),
@@ -773,13 +725,8 @@ impl DbInner {
                 self.poison.clone(),
             );
             threads.push(spawn("settdb-vlog-writeback", move || {
-                while !closing.load(Ordering::Acquire) {
-                    if signal.wait(POLL) {
-                        if let Err(e) = vlog.writeback() {
-                            poison.set(&e);
-                            return;
-                        }
-                    }
+                if let Err(e) = vlog.run_writeback(&|| signal.wait(POLL), &closing) {
+                    poison.set(&e);
                 }
             })?);
         }
@@ -787,7 +734,7 @@ impl DbInner {
             let (closing, poison, opts) =
                 (self.closing.clone(), self.poison.clone(), self.opts.clone());
             threads.push(spawn("settdb-vlog-gc", move || {
-                run_auto_gc(&gc, &opts, &closing, &poison);
+                gc.run_automatic(&opts, &closing, &poison);
             })?);
         }
         for i in 0..self.opts.num_compactors {
@@ -833,7 +780,7 @@ impl DbInner {
     }
 
     fn close(&self) -> Result<()> {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        if self.committer.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         if self.opts.read_only {
@@ -861,7 +808,7 @@ impl DbInner {
             let _ = t.join();
         }
         // Every request is completed now, so no callback waits forever.
-        self.callbacks.shutdown();
+        self.committer.callbacks.shutdown();
         let synced = match &self.vlog {
             Some(v) => v.close(),
             None => Ok(()),
@@ -894,103 +841,6 @@ impl Drop for DbInner {
     }
 }
 
-/// What the flusher thread needs.
-struct FlusherContext {
-    memtables: Arc<Memtables>,
-    levels: Arc<Levels>,
-    vlog: Option<Arc<ValueLog>>,
-    poison: Arc<Poison>,
-    closing: Arc<AtomicBool>,
-    builder_opts: TableBuilderOptions,
-    l0_stall: Option<usize>,
-}
-
-impl FlusherContext {
-    fn new(db: &DbInner) -> Self {
-        FlusherContext {
-            memtables: db.memtables.clone(),
-            levels: db.levels.clone(),
-            vlog: db.vlog.clone(),
-            poison: db.poison.clone(),
-            closing: db.closing.clone(),
-            builder_opts: TableBuilderOptions::from_options(&db.opts, db.opts.mem_table_size),
-            // Without compactors nothing would ever shrink L0: no stall then.
-            l0_stall: (db.opts.num_compactors > 0).then_some(db.opts.num_level_zero_tables_stall),
-        }
-    }
-
-    /// Flushes immutable memtables, oldest first, until closed with none left.
-    fn run(&self) {
-        while let Some(mem) = self.memtables.wait_oldest_immutable() {
-            if let Some(stall) = self.l0_stall {
-                while !self.closing.load(Ordering::Acquire)
-                    && self.levels.snapshot().tables(0).len() >= stall
-                {
-                    self.levels.wait_while(POLL, |s| s.tables(0).len() >= stall);
-                }
-            }
-            match flush_memtable(&mem, &self.levels, self.vlog.as_deref(), self.builder_opts) {
-                Ok(_) => self.memtables.remove_flushed(mem.id()),
-                Err(e) => {
-                    // Writes fail from now on (rule 8); the memtable stays readable and its
-                    // WAL stays on disk for the next open.
-                    self.poison.set(&e);
-                    self.memtables.abandon_flushes();
-                    return;
-                }
-            }
-        }
-    }
-}
-
-/// How often automatic value-log GC looks at the space amplification.
-const AUTO_GC_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The automatic GC thread: while the value log's estimated space amplification is above
-/// the target, rewrites the files worth it, rate-limited; stops at close. An error other
-/// than close poisons the database (rule 8: a damaged value-log file or a failed write must
-/// not go unnoticed).
-fn run_auto_gc(gc: &ValueLogGc, opts: &Options, closing: &AtomicBool, poison: &Poison) {
-    let target = opts.value_log_gc_space_amp;
-    // A file is worth rewriting when its dead fraction is above what the target allows on
-    // average: the value log is over target only if some file is.
-    let min_ratio = (1.0 - 1.0 / target).clamp(0.01, 0.99);
-    while !closing.load(Ordering::Acquire) && poison.check().is_ok() {
-        let (sealed, dead) = gc.sealed_and_discard_bytes();
-        let live = sealed.saturating_sub(dead);
-        let over = dead > 0 && (live == 0 || sealed as f64 / live as f64 > target);
-        // Statistics first when they show the log over target; else (or if they found
-        // nothing) one probe per tick for garbage they cannot see yet.
-        let plan = GcPlan {
-            discard_ratio: min_ratio,
-            max_files: 1,
-            rate: Some(opts.value_log_gc_rate_bytes),
-            from_statistics: over,
-            probes: 1,
-        };
-        match gc.run(plan, closing) {
-            Ok(GcOutcome::Rewrote(_)) => continue,
-            Ok(GcOutcome::NothingToRewrite) => {}
-            Err(Error::Closed) => return,
-            Err(e) => {
-                poison.set(&e);
-                return;
-            }
-        }
-        sleep_unless(closing, AUTO_GC_INTERVAL);
-    }
-}
-
-/// Sleeps `total`, waking early once `closing` is set.
-fn sleep_unless(closing: &AtomicBool, total: Duration) {
-    let step = POLL.min(total);
-    let mut slept = Duration::ZERO;
-    while slept < total && !closing.load(Ordering::Acquire) {
-        std::thread::sleep(step);
-        slept += step;
-    }
-}
-
 fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name(name.to_string())
@@ -1007,43 +857,6 @@ fn effective_options(mut opts: Options) -> Options {
         opts.value_dir = opts.dir.clone();
     }
     opts
-}
-
-pub(crate) fn lock_dirs(
-    storage: &dyn Storage,
-    opts: &Options,
-) -> Result<Vec<Box<dyn StorageLock>>> {
-    let mut dirs = vec![opts.dir.clone()];
-    if opts.value_dir != opts.dir {
-        dirs.push(opts.value_dir.clone());
-    }
-    let mut locks = Vec::new();
-    for dir in dirs {
-        if opts.read_only {
-            if !storage.exists(&dir)? {
-                return Err(Error::io(
-                    "open",
-                    &dir,
-                    std::io::Error::from(std::io::ErrorKind::NotFound),
-                ));
-            }
-        } else {
-            storage.create_dir_all(&dir)?;
-        }
-        let lock_path = dir.join(LOCK_FILE_NAME);
-        if opts.bypass_lock_guard || (opts.read_only && !storage.exists(&lock_path)?) {
-            // A read-only open never writes, so it cannot create the lock file; a directory
-            // without one was never opened read-write, and the MANIFEST check refuses it.
-            continue;
-        }
-        let kind = if opts.read_only {
-            LockKind::Shared
-        } else {
-            LockKind::Exclusive
-        };
-        locks.push(storage.lock(&lock_path, kind)?);
-    }
-    Ok(locks)
 }
 
 /// Recovers the value log's `listed` files without writing (the engine starts writing after

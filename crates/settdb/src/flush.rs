@@ -8,13 +8,17 @@
 //! garbage (its WAL is still there) and removes; after it, at most a WAL file the manifest no
 //! longer lists, which is garbage too.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use crate::error::Result;
 use crate::io::{parent_dir, OpenMode};
 use crate::levels::{Levels, LevelsEdit};
 use crate::manifest::{ManifestChange, OpSource};
-use crate::memtable::Memtable;
+use crate::memtable::{Memtable, Memtables};
 use crate::table::{KvIterator, TableBuilder, TableBuilderOptions};
 use crate::vlog::ValueLog;
+use crate::write::Poison;
 
 /// Writes `mem` as a new L0 table and installs it; deletes the memtable's WAL. An empty
 /// memtable only has its WAL deleted. Returns the new table's id, if one was written.
@@ -61,4 +65,46 @@ pub fn flush_memtable(
     })?;
     mem.delete_wal(storage.as_ref())?;
     Ok(Some(id))
+}
+
+/// The flusher thread: flushes immutable memtables, oldest first, waiting while L0 is at its
+/// stall count; the first error poisons the database.
+pub(crate) struct Flusher {
+    pub(crate) memtables: Arc<Memtables>,
+    pub(crate) levels: Arc<Levels>,
+    pub(crate) vlog: Option<Arc<ValueLog>>,
+    pub(crate) poison: Arc<Poison>,
+    pub(crate) closing: Arc<AtomicBool>,
+    pub(crate) builder_opts: TableBuilderOptions,
+    /// L0 tables at which a flush waits (`None`: never, when no compactor would shrink L0).
+    pub(crate) l0_stall: Option<usize>,
+}
+
+/// How long a flush waiting for L0 to shrink sleeps before looking at close again.
+const STALL_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+impl Flusher {
+    /// Flushes immutable memtables, oldest first, until closed with none left.
+    pub(crate) fn run(&self) {
+        while let Some(mem) = self.memtables.wait_oldest_immutable() {
+            if let Some(stall) = self.l0_stall {
+                while !self.closing.load(Ordering::Acquire)
+                    && self.levels.snapshot().tables(0).len() >= stall
+                {
+                    self.levels
+                        .wait_while(STALL_POLL, |s| s.tables(0).len() >= stall);
+                }
+            }
+            match flush_memtable(&mem, &self.levels, self.vlog.as_deref(), self.builder_opts) {
+                Ok(_) => self.memtables.remove_flushed(mem.id()),
+                Err(e) => {
+                    // Writes fail from now on (rule 8); the memtable stays readable and its
+                    // WAL stays on disk for the next open.
+                    self.poison.set(&e);
+                    self.memtables.abandon_flushes();
+                    return;
+                }
+            }
+        }
+    }
 }

@@ -24,14 +24,14 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::io::{OpenMode, Storage};
+use crate::io::{LockKind, OpenMode, Storage, StorageLock};
 use crate::levels::{parse_table_file_name, table_file_name};
 use crate::log::{replay, LogKind};
 use crate::manifest::{
     Manifest, ManifestChange, OpSource, SharedManifest, TableFate, MANIFEST_FILE_NAME,
 };
 use crate::memtable::{parse_wal_file_name, wal_file_name};
-use crate::repair::REPAIR_MARKER_FILE_NAME;
+use crate::options::Options;
 use crate::vlog::{parse_vlog_file_name, vlog_file_name, DISCARD_FILE_NAME};
 
 /// A file recovery may remove, and why it is garbage.
@@ -375,6 +375,53 @@ fn classify_unlisted(
 fn missing(path: PathBuf, what: &str) -> Error {
     let why = format!("the MANIFEST lists this {what}, but the file is missing");
     Error::corruption(path, 0, why)
+}
+
+/// Name of the lock file in each database directory.
+pub const LOCK_FILE_NAME: &str = "LOCK";
+
+/// The marker `settdb repair` leaves in the database directory while it swaps files in.
+pub(crate) const REPAIR_MARKER_FILE_NAME: &str = "REPAIR";
+
+/// Locks the database directories (value directory too): exclusive for a read-write open,
+/// shared for a read-only one; a read-only open of a directory without a lock file (never
+/// opened read-write) takes none. Missing directories are created read-write, refused
+/// read-only.
+pub(crate) fn lock_dirs(
+    storage: &dyn Storage,
+    opts: &Options,
+) -> Result<Vec<Box<dyn StorageLock>>> {
+    let mut dirs = vec![opts.dir.clone()];
+    if opts.value_dir != opts.dir {
+        dirs.push(opts.value_dir.clone());
+    }
+    let mut locks = Vec::new();
+    for dir in dirs {
+        if opts.read_only {
+            if !storage.exists(&dir)? {
+                return Err(Error::io(
+                    "open",
+                    &dir,
+                    std::io::Error::from(std::io::ErrorKind::NotFound),
+                ));
+            }
+        } else {
+            storage.create_dir_all(&dir)?;
+        }
+        let lock_path = dir.join(LOCK_FILE_NAME);
+        if opts.bypass_lock_guard || (opts.read_only && !storage.exists(&lock_path)?) {
+            // A read-only open never writes, so it cannot create the lock file; a directory
+            // without one was never opened read-write, and the MANIFEST check refuses it.
+            continue;
+        }
+        let kind = if opts.read_only {
+            LockKind::Shared
+        } else {
+            LockKind::Exclusive
+        };
+        locks.push(storage.lock(&lock_path, kind)?);
+    }
+    Ok(locks)
 }
 
 #[cfg(test)]

@@ -17,12 +17,12 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 
 use crate::clock::now_secs;
-use crate::db::DbInner;
+use crate::commit::Committer;
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::key::key_with_version;
 use crate::key::validate_key;
-use crate::read::{Item, IteratorOptions};
+use crate::read::{Item, IteratorOptions, Reader};
 use crate::table::VecIterator;
 use crate::txn::fingerprint;
 use crate::txn_iterator::TxnIterator;
@@ -40,7 +40,8 @@ pub(crate) struct PendingWrite {
 
 /// A transaction; see the module doc.
 pub struct Txn {
-    pub(crate) db: Arc<DbInner>,
+    committer: Arc<Committer>,
+    reader: Arc<Reader>,
     pub(crate) read_ts: u64,
     update: bool,
     /// Pending writes by user key (the last write of a key wins).
@@ -70,20 +71,31 @@ impl std::fmt::Debug for Txn {
 
 impl Txn {
     /// A transaction reading at the latest commit (normal mode).
-    pub(crate) fn begin(db: Arc<DbInner>, update: bool) -> Txn {
-        let read_ts = db.oracle.begin_read();
-        Txn::with_read_ts(db, read_ts, update)
+    pub(crate) fn begin(committer: Arc<Committer>, reader: Arc<Reader>, update: bool) -> Txn {
+        let read_ts = committer.oracle.begin_read();
+        Txn::with_read_ts(committer, reader, read_ts, update)
     }
 
     /// A transaction reading at `read_ts` (managed mode).
-    pub(crate) fn begin_at(db: Arc<DbInner>, read_ts: u64, update: bool) -> Txn {
-        db.oracle.begin_read_at(read_ts);
-        Txn::with_read_ts(db, read_ts, update)
+    pub(crate) fn begin_at(
+        committer: Arc<Committer>,
+        reader: Arc<Reader>,
+        read_ts: u64,
+        update: bool,
+    ) -> Txn {
+        committer.oracle.begin_read_at(read_ts);
+        Txn::with_read_ts(committer, reader, read_ts, update)
     }
 
-    fn with_read_ts(db: Arc<DbInner>, read_ts: u64, update: bool) -> Txn {
+    fn with_read_ts(
+        committer: Arc<Committer>,
+        reader: Arc<Reader>,
+        read_ts: u64,
+        update: bool,
+    ) -> Txn {
         Txn {
-            db,
+            committer,
+            reader,
             read_ts,
             update,
             pending: BTreeMap::new(),
@@ -130,11 +142,11 @@ impl Txn {
             return Err(Error::ReadOnlyTxn);
         }
         validate_key(&entry.key)?;
-        self.db.check_value_size(entry.value.len())?;
+        self.committer.check_value_size(entry.value.len())?;
         let (count, size) = self.size_after(&entry);
-        self.db.check_batch_limits(count, size)?;
+        self.committer.check_batch_limits(count, size)?;
         self.size_bytes = size;
-        if self.db.oracle.detects_conflicts() {
+        if self.committer.oracle.detects_conflicts() {
             self.writes.insert(fingerprint(&entry.key));
         }
         self.pending.insert(
@@ -159,18 +171,18 @@ impl Txn {
                 expires_at: p.expires_at,
                 meta: p.meta,
             }
-            .charge(&self.db.opts)
+            .charge(&self.committer.opts)
         });
         let count = self.pending.len() as u64 + u64::from(replaced.is_none());
         (
             count,
-            self.size_bytes - replaced.unwrap_or(0) + entry.charge(&self.db.opts),
+            self.size_bytes - replaced.unwrap_or(0) + entry.charge(&self.committer.opts),
         )
     }
 
     /// True if this transaction's reads are tracked for conflict detection.
     fn tracks_reads(&self) -> bool {
-        self.update && self.db.oracle.detects_conflicts()
+        self.update && self.committer.oracle.detects_conflicts()
     }
 
     /// Records a read of `key` for conflict detection.
@@ -203,7 +215,8 @@ impl Txn {
             return Ok(Item::from_entry(key, self.read_ts, value, None, now_secs()));
         }
         self.record_read(key);
-        self.db
+        self.committer.check_open()?;
+        self.reader
             .get_item(key, self.read_ts)?
             .ok_or(Error::KeyNotFound)
     }
@@ -211,9 +224,8 @@ impl Txn {
     /// An iterator over this transaction's snapshot and its pending writes.
     pub fn iter(&self, opts: IteratorOptions) -> Result<TxnIterator> {
         self.check_open()?;
-        let inner = self
-            .db
-            .new_iterator(self.read_ts, opts, self.pending_source())?;
+        self.committer.check_open()?;
+        let inner = self.reader.iter(self.read_ts, opts, self.pending_source());
         let reads = self.tracks_reads().then(|| self.reads.clone());
         Ok(TxnIterator::new(inner, reads, None))
     }
@@ -229,9 +241,8 @@ impl Txn {
             ));
         }
         let opts = opts.with_prefix(key.to_vec()).with_all_versions(true);
-        let inner = self
-            .db
-            .new_iterator(self.read_ts, opts, self.pending_source())?;
+        self.committer.check_open()?;
+        let inner = self.reader.iter(self.read_ts, opts, self.pending_source());
         let reads = self.tracks_reads().then(|| self.reads.clone());
         Ok(TxnIterator::new(inner, reads, Some(key.to_vec())))
     }
@@ -272,7 +283,10 @@ impl Txn {
     /// the callback too.
     pub fn commit_with(&mut self, callback: impl FnOnce(Result<()>) + Send + 'static) {
         match self.send(None) {
-            Ok(Some(completion)) => self.db.callbacks.run_after(completion, Box::new(callback)),
+            Ok(Some(completion)) => self
+                .committer
+                .callbacks
+                .run_after(completion, Box::new(callback)),
             Ok(None) => callback(Ok(())),
             Err(e) => callback(Err(e)),
         }
@@ -302,7 +316,7 @@ impl Txn {
         if self.pending.is_empty() {
             return Ok(None);
         }
-        self.db.check_writable()?;
+        self.committer.check_writable()?;
         let mut entries: Vec<WriteEntry> = std::mem::take(&mut self.pending)
             .into_iter()
             .map(|(key, p)| WriteEntry {
@@ -314,11 +328,11 @@ impl Txn {
                 value: p.value,
             })
             .collect();
-        self.db.check_value_log_fit(&entries)?;
-        let (oracle, read_ts) = (&self.db.oracle, self.read_ts);
+        self.committer.check_value_log_fit(&entries)?;
+        let (oracle, read_ts) = (&self.committer.oracle, self.read_ts);
         let reads = std::mem::take(&mut *self.reads.lock().unwrap_or_else(|e| e.into_inner()));
         let writes = &self.writes;
-        let completion = self.db.queue.push_with(|| {
+        let completion = self.committer.queue.push_with(|| {
             let ts = oracle.new_commit_ts(read_ts, &reads, writes, managed_commit_ts)?;
             for e in &mut entries {
                 e.version = ts;
@@ -334,7 +348,7 @@ impl Txn {
         self.pending.clear();
         if self.read_registered {
             self.read_registered = false;
-            self.db.oracle.done_read(self.read_ts);
+            self.committer.oracle.done_read(self.read_ts);
         }
     }
 }

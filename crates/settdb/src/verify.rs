@@ -80,7 +80,7 @@ pub fn verify_with_progress(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
     let mut opts = opts.clone();
     opts.read_only = true;
     opts.validate()?;
-    let _locks = crate::db::lock_dirs(opts.storage.as_ref(), &opts)?;
+    let _locks = crate::inventory::lock_dirs(opts.storage.as_ref(), &opts)?;
     verify_locked(&opts, progress)
 }
 

@@ -654,3 +654,56 @@ impl RateLimiter {
         }
     }
 }
+
+/// How often automatic value-log GC looks at the space amplification.
+const AUTO_GC_INTERVAL: Duration = Duration::from_secs(1);
+/// How often a sleeping GC thread looks at the closing flag.
+const CLOSE_POLL: Duration = Duration::from_millis(100);
+
+impl ValueLogGc {
+    /// The automatic GC thread's loop: while the value log's estimated space amplification
+    /// is above the target, rewrites the files worth it, rate-limited, and probes one file a
+    /// tick for garbage the statistics cannot see; stops at close. An error other than close
+    /// poisons the database (rule 8: a damaged value-log file or a failed write must not go
+    /// unnoticed).
+    pub(crate) fn run_automatic(&self, opts: &Options, closing: &AtomicBool, poison: &Poison) {
+        let target = opts.value_log_gc_space_amp;
+        // A file is worth rewriting when its dead fraction is above what the target allows
+        // on average: the value log is over target only if some file is.
+        let min_ratio = (1.0 - 1.0 / target).clamp(0.01, 0.99);
+        while !closing.load(Ordering::Acquire) && poison.check().is_ok() {
+            let (sealed, dead) = self.sealed_and_discard_bytes();
+            let live = sealed.saturating_sub(dead);
+            let over = dead > 0 && (live == 0 || sealed as f64 / live as f64 > target);
+            // Statistics first when they show the log over target; else (or if they found
+            // nothing) one probe per tick for garbage they cannot see yet.
+            let plan = GcPlan {
+                discard_ratio: min_ratio,
+                max_files: 1,
+                rate: Some(opts.value_log_gc_rate_bytes),
+                from_statistics: over,
+                probes: 1,
+            };
+            match self.run(plan, closing) {
+                Ok(GcOutcome::Rewrote(_)) => continue,
+                Ok(GcOutcome::NothingToRewrite) => {}
+                Err(Error::Closed) => return,
+                Err(e) => {
+                    poison.set(&e);
+                    return;
+                }
+            }
+            sleep_unless(closing, AUTO_GC_INTERVAL);
+        }
+    }
+}
+
+/// Sleeps `total`, waking early once `closing` is set.
+fn sleep_unless(closing: &AtomicBool, total: Duration) {
+    let step = CLOSE_POLL.min(total);
+    let mut slept = Duration::ZERO;
+    while slept < total && !closing.load(Ordering::Acquire) {
+        std::thread::sleep(step);
+        slept += step;
+    }
+}

@@ -95,7 +95,7 @@ pub fn repair(opts: &Options) -> Result<RepairReport> {
             dir: opts.dir.clone(),
         });
     }
-    let _locks = crate::db::lock_dirs(storage.as_ref(), &opts)?;
+    let _locks = crate::inventory::lock_dirs(storage.as_ref(), &opts)?;
     let mut report = RepairReport::default();
     if let Some(marker) = swap::Marker::read(storage.as_ref(), &opts.dir)? {
         report.resumed = true;

@@ -21,8 +21,7 @@ use crate::memtable::parse_wal_file_name;
 use crate::options::Options;
 use crate::vlog::{parse_vlog_file_name, DISCARD_FILE_NAME};
 
-/// The marker of a swap in progress, in the database directory.
-pub(crate) const REPAIR_MARKER_FILE_NAME: &str = "REPAIR";
+pub(crate) use crate::inventory::REPAIR_MARKER_FILE_NAME;
 const MARKER_TMP_FILE_NAME: &str = "REPAIR.tmp";
 const MARKER_MAGIC_LINE: &str = "settdb-repair 1";
 /// A marker is three short lines; a longer file is not one (and is not read whole).

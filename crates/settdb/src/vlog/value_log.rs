@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 
 use super::file_name::{vlog_file_name, FIRST_VLOG_FILE_ID};
@@ -387,6 +387,18 @@ impl ValueLog {
             writer.note_synced(wb_end);
         }
         writer.append(records, out)
+    }
+
+    /// The writeback thread's loop: whenever `raised` says the writer asked (it waits a
+    /// while and returns `false` if not), writes back what was appended ([`ValueLog::writeback`]);
+    /// returns at close, or with the first error (the caller poisons the database with it).
+    pub fn run_writeback(&self, raised: &dyn Fn() -> bool, closing: &AtomicBool) -> Result<()> {
+        while !closing.load(Ordering::Acquire) {
+            if raised() {
+                self.writeback()?;
+            }
+        }
+        Ok(())
     }
 
     /// Makes everything appended so far durable; cheap (no syscall) when nothing is unsynced,

@@ -1,0 +1,135 @@
+//! The commit side of the database: what sends writes (the checks a write must pass, the
+//! queue to the writer, the oracle that stamps versions, the poison flag, the callback
+//! runner), shared by `Db`, [`crate::Txn`] and [`crate::WriteBatch`] without a reference back
+//! to `Db`. Reads go through [`crate::read::Reader`]; a transaction holds one of each.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::key::validate_key;
+use crate::options::Options;
+use crate::txn::{Oracle, WaterMark};
+use crate::value::meta;
+use crate::write::{CallbackRunner, Poison, WriteEntry, WriteQueue, WriteRequest};
+
+/// The commit side (module doc).
+pub(crate) struct Committer {
+    pub(crate) opts: Options,
+    pub(crate) queue: Arc<WriteQueue>,
+    pub(crate) oracle: Arc<Oracle>,
+    /// Commit watermark: every version at or below `done_until` is applied.
+    pub(crate) applied: Arc<WaterMark>,
+    pub(crate) poison: Arc<Poison>,
+    pub(crate) callbacks: CallbackRunner,
+    /// Set when close begins: writes fail with `Closed`.
+    pub(crate) closing: Arc<AtomicBool>,
+    /// Set when close begins: every call fails with `Closed`.
+    pub(crate) closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committer")
+            .field("closed", &self.closed.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Committer {
+    /// `Err(Closed)` once close began: every call after it fails so.
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    /// `Err` for a read-only, closing or poisoned database.
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.opts.read_only {
+            return Err(Error::InvalidRequest("the database is open read-only"));
+        }
+        if self.closing.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        self.poison.check()
+    }
+
+    /// Refuses a value the value log cannot hold.
+    pub(crate) fn check_value_size(&self, len: usize) -> Result<()> {
+        let limit = self.opts.value_log_file_size;
+        if len as u64 >= limit {
+            return Err(Error::ValueTooLarge {
+                size_bytes: len as u64,
+                max_size_bytes: limit - 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a write of `count` entries and `size` bytes over the batch limits.
+    pub(crate) fn check_batch_limits(&self, count: u64, size: u64) -> Result<()> {
+        let (max_count, max_size) = (self.opts.max_batch_count(), self.opts.max_batch_size());
+        if count > max_count || size > max_size {
+            return Err(Error::TxnTooBig {
+                count,
+                size_bytes: size,
+                max_count,
+                max_size_bytes: max_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Refuses a write whose value-log values would not fit one value-log file: the writer
+    /// puts one group's values in one file, and a pointer's offset is a u32.
+    pub(crate) fn check_value_log_fit(&self, entries: &[WriteEntry]) -> Result<()> {
+        let size: u64 = entries
+            .iter()
+            .filter(|e| e.meta & meta::DELETE == 0 && self.opts.goes_to_value_log(e.value.len()))
+            .map(|e| e.value.len() as u64)
+            .sum();
+        if size > self.opts.value_log_file_size {
+            return Err(Error::ValueLogWriteTooBig {
+                size_bytes: size,
+                max_size_bytes: self.opts.value_log_file_size,
+            });
+        }
+        Ok(())
+    }
+
+    /// Every check a write of `entries` must pass: keys, value sizes, batch limits, fit.
+    pub(crate) fn validate_entries(&self, entries: &[WriteEntry]) -> Result<()> {
+        for e in entries {
+            validate_key(&e.key)?;
+            self.check_value_size(e.value.len())?;
+        }
+        let size = entries
+            .iter()
+            .map(|e| self.opts.entry_charge(e.key.len(), e.value.len()))
+            .sum();
+        self.check_batch_limits(entries.len() as u64, size)?;
+        self.check_value_log_fit(entries)
+    }
+
+    /// Writes `entries` at one new version, without a transaction (blind writes never
+    /// conflict); returns the version. Nothing to write returns the applied watermark.
+    pub(crate) fn write(&self, mut entries: Vec<WriteEntry>) -> Result<u64> {
+        self.check_writable()?;
+        if entries.is_empty() {
+            return Ok(self.applied.done_until());
+        }
+        self.validate_entries(&entries)?;
+        let mut version = 0;
+        let completion = self.queue.push_with(|| {
+            version = self.oracle.new_blind_commit_ts()?;
+            for e in &mut entries {
+                e.version = version;
+            }
+            Ok(WriteRequest::new(std::mem::take(&mut entries)))
+        })?;
+        completion.wait()?;
+        Ok(version)
+    }
+}
