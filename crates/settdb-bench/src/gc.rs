@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use settdb::write::WriteEntry;
+use settdb::WriteEntry;
 use settdb::{Db, GcOutcome, Options};
 
 use crate::{dir_sizes, key_at, peak_rss_mb, random_pool};

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
-use settdb::write::WriteEntry;
+use settdb::WriteEntry;
 use settdb::{Db, Options};
 
 #[derive(Debug, Parser)]

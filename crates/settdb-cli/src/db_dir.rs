@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use settdb::inspect::MANIFEST_FILE_NAME;
 use settdb::io::{FsStorage, LockKind, Storage, StorageLock};
-use settdb::manifest::MANIFEST_FILE_NAME;
 use settdb::{Db, Options, LOCK_FILE_NAME};
 
 use crate::cli_error::{CliError, CliResult};

@@ -1,6 +1,6 @@
 //! Tables of the levels of an open database, as `info` and `flatten` print them.
 
-use settdb::levels::LevelsSnapshot;
+use settdb::inspect::LevelsSnapshot;
 
 use crate::encoding::display_key;
 use crate::units::{fmt_bytes, fmt_count};

@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use settdb::inspect::{parse_table_file_name, table_file_name};
+use settdb::inspect::{replay_file, Replayed, MANIFEST_FILE_NAME, MANIFEST_REWRITE_FILE_NAME};
 use settdb::io::{FsStorage, OpenMode, Storage};
-use settdb::levels::{parse_table_file_name, table_file_name};
-use settdb::manifest::{replay_file, Replayed, MANIFEST_FILE_NAME, MANIFEST_REWRITE_FILE_NAME};
 
 use crate::units::{fmt_bytes, plural};
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use settdb::write::WriteEntry;
+use settdb::WriteEntry;
 use settdb::{Db, IteratorOptions, Options};
 
 const KEYS: u64 = 1_000_000;

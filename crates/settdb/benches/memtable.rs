@@ -11,8 +11,8 @@ use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion
 use crossbeam_skiplist::SkipMap;
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
+use settdb::inspect::internals::{MemMap, MemValue};
 use settdb::key::{key_with_version, InternalKey};
-use settdb::memtable::{MemMap, MemValue};
 
 const N: usize = 200_000;
 const PROBES: usize = 50_000;

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use settdb::inspect::internals::{TableBuilder, TableBuilderOptions, TableOpenOptions};
+use settdb::inspect::Table;
 use settdb::io::{FsStorage, OpenMode, Storage};
 use settdb::key::key_with_version;
-use settdb::table::{Table, TableBuilder, TableBuilderOptions, TableOpenOptions};
 use settdb::value::ValueRef;
 use settdb::{Compression, Options};
 

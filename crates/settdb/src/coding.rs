@@ -54,6 +54,7 @@ pub fn get_u64(buf: &[u8], pos: usize) -> Option<u64> {
 /// Writes a little-endian u32 into `buf[pos..pos + 4]`. Panics if out of range: only for
 /// buffers this process sized itself.
 #[inline]
+#[cfg(test)]
 pub fn set_u32(buf: &mut [u8], pos: usize, v: u32) {
     buf[pos..pos + 4].copy_from_slice(&v.to_le_bytes());
 }
@@ -101,6 +102,7 @@ pub fn get_uvarint(buf: &[u8]) -> Option<(u64, usize)> {
 
 /// Decodes a LEB128 varint that must fit in a u32.
 #[inline]
+#[cfg(test)]
 pub fn get_uvarint32(buf: &[u8]) -> Option<(u32, usize)> {
     let (v, n) = get_uvarint(buf)?;
     Some((u32::try_from(v).ok()?, n))
@@ -178,16 +180,11 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a varint length and then that many bytes.
+    #[cfg(test)]
     pub fn len_prefixed(&mut self) -> Option<&'a [u8]> {
         let n = usize::try_from(self.uvarint()?).ok()?;
         self.bytes(n)
     }
-}
-
-/// Appends a varint length followed by the bytes.
-pub fn put_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
-    put_uvarint(out, bytes.len() as u64);
-    out.extend_from_slice(bytes);
 }
 
 #[cfg(test)]

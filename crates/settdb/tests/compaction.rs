@@ -188,7 +188,7 @@ fn dropped_value_log_records_are_counted_and_persisted() {
     }
     db.flatten().unwrap();
     db.close().unwrap();
-    let stats = settdb::vlog::DiscardStats::load(&sim, dir).unwrap();
+    let stats = settdb::inspect::DiscardStats::load(&sim, dir).unwrap();
     let total: u64 = stats.by_discard_desc().iter().map(|(_, b)| b).sum();
     assert!(
         total >= 2_000 * 500,

@@ -35,7 +35,7 @@ use common::{seed, small_options, value_for, Gate, SlowTableStorage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use settdb::io::{FsStorage, Storage};
-use settdb::write::WriteEntry;
+use settdb::WriteEntry;
 use settdb::{Db, IteratorOptions, Options};
 
 const CI_COPIES: usize = 1_050;
@@ -570,15 +570,15 @@ fn damage(path: &Path, d: Damage, rng: &mut StdRng) -> String {
 /// its valid end; empty for other files.
 fn log_marks(path: &Path) -> Vec<usize> {
     let kind = match path.extension().and_then(|e| e.to_str()) {
-        Some("mem") => settdb::log::LogKind::Wal,
-        Some("vlog") => settdb::log::LogKind::ValueLog,
+        Some("mem") => settdb::inspect::LogKind::Wal,
+        Some("vlog") => settdb::inspect::LogKind::ValueLog,
         _ => return Vec::new(),
     };
     let Ok(file) = settdb::io::FsStorage::new().open(path, settdb::io::OpenMode::Read) else {
         return Vec::new();
     };
-    let mut marks = vec![settdb::log::FILE_HEADER_LEN];
-    let end = settdb::log::replay(file.as_ref(), kind, |b| {
+    let mut marks = vec![settdb::inspect::FILE_HEADER_LEN];
+    let end = settdb::inspect::replay_log(file.as_ref(), kind, |b| {
         marks.push(b.offset() as usize);
         Ok(())
     });

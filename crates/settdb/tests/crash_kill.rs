@@ -16,8 +16,8 @@ use common::{seed, small_options, value_for};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use settdb::io::FsStorage;
-use settdb::write::WriteEntry;
 use settdb::Db;
+use settdb::WriteEntry;
 
 const KEYS_PER_BATCH: usize = 3;
 

@@ -11,8 +11,8 @@ use common::{seed, small_options, value_for, SlowTableStorage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use settdb::io::{CrashMode, SimStorage};
-use settdb::write::WriteEntry;
 use settdb::Db;
+use settdb::WriteEntry;
 
 const KEYS_PER_BATCH: usize = 4;
 

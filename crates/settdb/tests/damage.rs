@@ -12,10 +12,10 @@ use std::sync::Arc;
 use common::{seed, small_options, workload_step, Gate, SlowTableStorage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use settdb::inspect::table_file_name;
+use settdb::inspect::vlog_file_name;
+use settdb::inspect::{ManifestFile, ManifestOptions};
 use settdb::io::{CrashMode, SimStorage, Storage};
-use settdb::levels::table_file_name;
-use settdb::manifest::{ManifestFile, ManifestOptions};
-use settdb::vlog::vlog_file_name;
 use settdb::{Db, Error, Options};
 
 const DIR: &str = "/db";
@@ -390,7 +390,7 @@ fn verify_counts_every_file_and_finds_what_only_it_checks() {
     assert_eq!((r.tables, r.table_bytes), size(".sst"));
     assert!(r.blocks > r.tables);
     let (vlogs, vlog_bytes) = size(".vlog");
-    let seals = vlogs * settdb::log::seal_batch_len();
+    let seals = vlogs * settdb::inspect::seal_batch_len();
     assert_eq!((r.vlog_files, r.vlog_bytes), (vlogs, vlog_bytes - seals));
     let values = (0..12_000u64).filter(|i| i % 3 == 0 && i % 11 != 5).count() as u64;
     assert_eq!(r.vlog_records, values);

@@ -107,7 +107,7 @@ fn drop_all_empties_the_database_and_a_snapshot_still_reads() {
     let files_before: Vec<std::path::PathBuf> = db
         .value_log_files()
         .iter()
-        .map(|f| dir.path().join(settdb::vlog::vlog_file_name(f.file_id)))
+        .map(|f| dir.path().join(settdb::inspect::vlog_file_name(f.file_id)))
         .collect();
     assert!(files_before.iter().all(|p| p.exists()));
     db.drop_all().unwrap();

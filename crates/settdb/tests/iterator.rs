@@ -15,7 +15,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use settdb::io::{SimStorage, Storage};
 use settdb::value::meta;
-use settdb::write::WriteEntry;
+use settdb::WriteEntry;
 use settdb::{Db, DbIterator, IteratorOptions};
 
 const DIR: &str = "/db";

@@ -96,7 +96,7 @@ fn bad_keys_and_sizes_are_typed_errors() {
         Err(Error::InvalidKey { .. })
     ));
     let many: Vec<_> = (0..200_000u32)
-        .map(|i| settdb::write::WriteEntry {
+        .map(|i| settdb::WriteEntry {
             key: format!("k{i}").into(),
             version: 0,
             meta: 0,

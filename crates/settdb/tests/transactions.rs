@@ -369,7 +369,7 @@ fn a_write_whose_values_overflow_a_value_log_file_is_refused_up_front() {
         .unwrap_err();
     assert!(matches!(e, Error::ValueLogWriteTooBig { .. }), "{e}");
     let e = db.write(vec![
-        settdb::write::WriteEntry {
+        settdb::WriteEntry {
             key: "a".into(),
             value: v.clone().into(),
             version: 0,

@@ -535,7 +535,7 @@ fn verify_checksum_on_an_open_database_finds_damage_and_passes_after_gc() {
         .expect("a sealed value-log file");
     let path = dir
         .path()
-        .join(settdb::vlog::vlog_file_name(sealed.file_id));
+        .join(settdb::inspect::vlog_file_name(sealed.file_id));
     let mut bytes = std::fs::read(&path).unwrap();
     let at = bytes.len() / 2;
     bytes[at] ^= 0x40;
@@ -544,7 +544,7 @@ fn verify_checksum_on_an_open_database_finds_damage_and_passes_after_gc() {
     assert!(!report.is_ok(), "a flipped byte went unnoticed");
     let named = report.problems.iter().any(|e| {
         e.to_string()
-            .contains(&settdb::vlog::vlog_file_name(sealed.file_id))
+            .contains(&settdb::inspect::vlog_file_name(sealed.file_id))
     });
     assert!(named, "{:?}", report.problems);
     drop(db);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::{Rng, RngCore, SeedableRng};
-use settdb::write::WriteEntry;
+use settdb::WriteEntry;
 use settdb::{Db, Options};
 
 use crate::bench_keys::{BenchKeys, SORTED_PREFIX_LEN};

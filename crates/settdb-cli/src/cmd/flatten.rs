@@ -4,7 +4,7 @@
 //! Badger), so the discard statistics it leaves are there for `settdb info --discard` and
 //! `settdb gc`.
 
-use settdb::levels::LevelsSnapshot;
+use settdb::inspect::LevelsSnapshot;
 
 use crate::cli_error::CliResult;
 use crate::compression_arg::CompressionArg;

@@ -139,7 +139,7 @@ fn print_discard(db: &Db) {
     for f in &files {
         println!(
             "  {:<12}  {:>10}  {:>10}  {:>5.1}%{}",
-            settdb::vlog::vlog_file_name(f.file_id),
+            settdb::inspect::vlog_file_name(f.file_id),
             fmt_bytes(f.size_bytes),
             fmt_bytes(f.discard_bytes),
             100.0 * f.discard_ratio(),
@@ -172,7 +172,7 @@ fn print_open(db: &Db, usage: &DiskUsage, show_tables: bool) {
         fmt_bytes(vlog_bytes)
     );
     // Each file may end in its seal (written when it was rotated or closed): not data.
-    let seals = usage.vlog.files * settdb::log::seal_batch_len();
+    let seals = usage.vlog.files * settdb::inspect::seal_batch_len();
     if usage.vlog.bytes > vlog_bytes + seals {
         println!(
             "  {} on disk past the valid records is ignored: the torn tail of a crash, or damage \

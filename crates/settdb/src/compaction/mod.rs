@@ -7,10 +7,7 @@ pub mod retention;
 mod runner;
 mod task;
 
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use compactor::{CompactionPause, Compactor};
-pub use priority::{
-    level_targets, pick_levels, CompactionPriority, LevelShape, TargetOptions, Targets,
-};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use retention::{Decision, Retention, RetentionPolicy};
-pub use runner::{run_compaction, CompactionOutcome};
-pub use task::{pick_l0, pick_level, CompactionTask, InFlight, KeyRange};

@@ -61,16 +61,7 @@ pub struct CompactionTask {
     pub target_table_bytes: u64,
 }
 
-impl CompactionTask {
-    /// Bytes of input tables.
-    pub fn input_bytes(&self) -> u64 {
-        self.top
-            .iter()
-            .chain(&self.bottom)
-            .map(|t| t.size_bytes())
-            .sum()
-    }
-}
+impl CompactionTask {}
 
 /// Ranges and tables currently being compacted.
 #[derive(Debug, Default)]

@@ -9,10 +9,12 @@
 
 mod fs;
 mod mem;
+#[cfg(any(test, feature = "testing"))]
 mod sim;
 mod storage;
 
 pub use fs::FsStorage;
 pub use mem::MemStorage;
+#[cfg(any(test, feature = "testing"))]
 pub use sim::{CrashMode, Fault, FaultKind, FaultOp, SimStorage};
 pub use storage::{parent_dir, LockKind, OpenMode, Storage, StorageFile, StorageLock};

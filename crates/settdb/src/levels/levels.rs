@@ -135,11 +135,6 @@ impl Levels {
         self.dir.join(table_file_name(id))
     }
 
-    /// Options tables are opened with.
-    pub fn open_options(&self) -> TableOpenOptions {
-        self.open_opts
-    }
-
     /// The storage.
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage

@@ -26,17 +26,21 @@ mod testing;
 mod window;
 mod writer;
 
-pub use batch::ReplayBatch;
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use format::{
-    LogHeader, LogKind, BASE_IV_LEN, BATCH_HEADER_LEN, BATCH_MAGIC, FILE_HEADER_LEN, FILE_MAGIC,
-    FIRST_BATCH_OFFSET, FIRST_RECORD_OFFSET, FORMAT_VERSION,
+    LogHeader, LogKind, BATCH_HEADER_LEN, FILE_HEADER_LEN, FIRST_BATCH_OFFSET, FIRST_RECORD_OFFSET,
 };
-pub use reader::{read_header, read_record, read_record_at};
-pub use record::{
-    decode_record, DecodeError, OwnedRecord, RecordPos, RecordRef, MAX_RECORD_LEN, MAX_VALUE_SIZE,
-    MIN_RECORD_LEN,
-};
+#[cfg_attr(not(test), allow(unused_imports))]
+#[cfg(any(test, feature = "testing"))]
+pub use reader::read_record;
+pub use reader::{read_header, read_record_at};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use record::{decode_record, OwnedRecord, RecordPos, RecordRef, MIN_RECORD_LEN};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use replay::{replay, ReplayEnd, StopReason};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use salvage::{salvage, Salvaged};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use seal::{ends_sealed, seal_batch_len};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use writer::LogWriter;

@@ -22,6 +22,7 @@ pub fn read_header(file: &dyn StorageFile, expected: LogKind) -> Result<Option<L
 
 /// Reads the record at `pos` (a value pointer's target), checking it against the file length
 /// first. See [`read_record_at`].
+#[cfg(any(test, feature = "testing"))]
 pub fn read_record(file: &dyn StorageFile, pos: RecordPos) -> Result<OwnedRecord> {
     read_record_at(file, file.len()?, pos)
 }

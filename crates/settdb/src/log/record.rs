@@ -308,6 +308,7 @@ impl OwnedRecord {
     }
 
     /// The record as a borrowed view.
+    #[cfg(any(test, feature = "testing"))]
     pub fn as_record(&self) -> RecordRef<'_> {
         RecordRef {
             meta: self.meta,
@@ -326,21 +327,6 @@ impl OwnedRecord {
     /// The value bytes.
     pub fn value(&self) -> &[u8] {
         self.buf.get(self.value.clone()).unwrap_or_default()
-    }
-
-    /// [`meta`] bits.
-    pub fn meta(&self) -> u8 {
-        self.meta
-    }
-
-    /// The user meta byte.
-    pub fn user_meta(&self) -> u8 {
-        self.user_meta
-    }
-
-    /// Expiry in unix seconds; 0 never.
-    pub fn expires_at(&self) -> u64 {
-        self.expires_at
     }
 
     /// The value bytes, reusing the record's buffer (no copy into a new allocation).

@@ -197,11 +197,6 @@ impl LogWriter {
         Ok(())
     }
 
-    /// True once sealed.
-    pub fn is_sealed(&self) -> bool {
-        self.sealed
-    }
-
     /// Records that bytes below `offset` were made durable by a sync of this file made
     /// outside the writer (a background writeback), so the next batches record it and
     /// recovery can tell damage there from a torn tail. Never raises past the log's end.
@@ -225,6 +220,7 @@ impl LogWriter {
     }
 
     /// The log's header.
+    #[cfg(test)]
     pub fn header(&self) -> &LogHeader {
         &self.header
     }

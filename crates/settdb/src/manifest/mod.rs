@@ -21,20 +21,15 @@ mod state;
 mod test_support;
 mod writer;
 
-pub use change::{
-    change_set_encoded_len, decode_change_set, encode_change_set, ManifestChange, OpSource,
-    MIN_CHANGE_LEN,
-};
-pub use format::{
-    decode_file_header, decode_record_header, encode_file_header, encode_record, FileHeader,
-    FileHeaderError, RecordHeader, FILE_HEADER_LEN, MANIFEST_FILE_NAME, MANIFEST_FORMAT_VERSION,
-    MANIFEST_MAGIC, MANIFEST_REWRITE_FILE_NAME, MAX_RECORD_BODY_LEN, MIN_RECORD_BODY_LEN,
-    RECORD_HEADER_LEN,
-};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use change::{ManifestChange, OpSource};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use format::{MANIFEST_FILE_NAME, MANIFEST_REWRITE_FILE_NAME};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use reader::{replay, replay_file, Replayed};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use shared::{OpIds, SharedManifest};
-pub use state::{InvalidChange, Manifest, OpenOp, TableFate, TableManifest};
-pub use writer::{
-    ManifestFile, ManifestOptions, DEFAULT_DELETIONS_RATIO, DEFAULT_DELETIONS_REWRITE_THRESHOLD,
-    SNAPSHOT_RECORD_BODY_BYTES,
-};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use state::{Manifest, TableFate};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use writer::{ManifestFile, ManifestOptions};

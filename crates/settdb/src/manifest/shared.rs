@@ -57,11 +57,6 @@ impl SharedManifest {
         self.lock().manifest().clone()
     }
 
-    /// Runs `f` on the file under the lock.
-    pub fn with<R>(&self, f: impl FnOnce(&mut ManifestFile) -> R) -> R {
-        f(&mut self.lock())
-    }
-
     /// See [`ManifestFile::start_writing`].
     pub fn start_writing(&self) -> Result<()> {
         self.lock().start_writing()

@@ -138,6 +138,7 @@ impl MemMap {
 
     /// Inserts (or replaces) an entry. REQUIRES: one inserting thread at a time; `key` is a
     /// valid internal key.
+    #[cfg(any(test, feature = "testing"))]
     pub fn insert(&self, key: Bytes, value: MemValue) {
         self.insert_many(std::iter::once((key, value)));
     }

@@ -6,7 +6,9 @@ mod mem_map_iterator;
 mod memtable;
 mod memtables;
 
-pub use mem_map::{MemMap, MemValue, NODE_OVERHEAD_BYTES};
-pub use mem_map_iterator::MemMapIterator;
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use mem_map::{MemMap, MemValue};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use memtable::{parse_wal_file_name, wal_file_name, Memtable};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use memtables::{Memtables, MemtablesView};

@@ -42,11 +42,6 @@ impl BlockBuilder {
         self.offsets.is_empty()
     }
 
-    /// Entries added.
-    pub fn entry_count(&self) -> usize {
-        self.offsets.len()
-    }
-
     /// The last key added (empty if none).
     pub fn last_key(&self) -> &[u8] {
         &self.last_key

@@ -36,11 +36,6 @@ impl BlockIterator {
         self.block = block;
     }
 
-    /// The block iterated.
-    pub fn block(&self) -> &Arc<Block> {
-        &self.block
-    }
-
     /// Positions at entry `i`, or invalid if `i` is out of range.
     pub fn set_pos(&mut self, i: usize) {
         self.pos = i.min(self.block.len());

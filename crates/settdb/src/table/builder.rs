@@ -150,6 +150,7 @@ impl TableBuilder {
     }
 
     /// True if no entry was added.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entry_count == 0
     }

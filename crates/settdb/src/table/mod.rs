@@ -29,20 +29,25 @@ mod table_options;
 mod test_support;
 mod vec_iterator;
 
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use block::Block;
-pub use block_builder::BlockBuilder;
-pub use block_frame::{append_stored_block, decode_stored_block, BLOCK_TRAILER_LEN};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use block_frame::decode_stored_block;
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use block_iterator::BlockIterator;
-pub use bloom::{bloom_hash, BloomFilter};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use builder::{TableBuilder, TableSummary};
-pub use compression::{Compressor, MAX_BLOCK_BYTES};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use concat_iterator::ConcatIterator;
-pub use footer::{Footer, Region, FOOTER_LEN, FORMAT_VERSION, TABLE_MAGIC};
-pub use index::{BlockHandle, BlockIndex};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use iterator::KvIterator;
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use merge_iterator::MergeIterator;
-pub use meta::TableMeta;
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use reader::Table;
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use table_iterator::TableIterator;
-pub use table_options::{TableBuilderOptions, TableOpenOptions, MAX_TARGET_BLOCK_BYTES};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use table_options::{TableBuilderOptions, TableOpenOptions};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use vec_iterator::VecIterator;

@@ -38,11 +38,6 @@ impl TableIterator {
         }
     }
 
-    /// The table iterated.
-    pub fn table(&self) -> &Arc<Table> {
-        &self.table
-    }
-
     /// Makes `idx` the current block (unpositioned within it).
     fn load(&mut self, idx: usize) -> Result<&mut BlockIterator> {
         let block = match self.table.read_block(idx) {

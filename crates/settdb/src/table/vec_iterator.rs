@@ -24,6 +24,7 @@ pub struct VecIterator {
 
 impl VecIterator {
     /// Sorts `entries` by [`compare_keys`] (stable) and returns an unpositioned cursor.
+    #[cfg(test)]
     pub fn new(mut entries: Vec<(Vec<u8>, ValueStruct)>) -> Self {
         entries.sort_by(|a, b| compare_keys(&a.0, &b.0));
         Self::from_sorted(entries)
@@ -40,12 +41,8 @@ impl VecIterator {
         VecIterator { entries, pos: None }
     }
 
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
     /// True if there are no entries.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

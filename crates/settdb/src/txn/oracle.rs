@@ -90,6 +90,7 @@ impl Oracle {
     }
 
     /// The commit watermark.
+    #[cfg(test)]
     pub fn applied(&self) -> &Arc<WaterMark> {
         &self.applied
     }
@@ -195,6 +196,7 @@ impl Oracle {
     }
 
     /// Number of committed transactions remembered for conflict checks (for tests).
+    #[cfg(test)]
     pub fn remembered_commits(&self) -> usize {
         self.lock().committed.len()
     }

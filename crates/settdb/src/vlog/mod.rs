@@ -22,11 +22,14 @@ mod value_log;
 mod vlog_file;
 mod vlog_writer;
 
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use discard_stats::{DiscardStats, DISCARD_FILE_NAME};
-pub use discard_tracker::{DiscardCandidate, DiscardTracker};
-pub use file_name::{
-    parse_vlog_file_name, vlog_file_name, FIRST_VLOG_FILE_ID, VLOG_FILE_EXTENSION,
-};
-pub use recovery::{FileCheck, RecoveredFile, VlogRecovery};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use discard_tracker::DiscardTracker;
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use file_name::{parse_vlog_file_name, vlog_file_name};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use recovery::{FileCheck, VlogRecovery};
 pub(crate) use value_log::VlogPin;
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use value_log::{ValueLog, ValueLogOptions};

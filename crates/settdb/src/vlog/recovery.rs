@@ -53,6 +53,7 @@ impl RecoveredFile {
     }
 
     /// True if the file's header never became durable.
+    #[cfg(test)]
     pub fn is_unborn(&self) -> bool {
         self.check == FileCheck::Replayed(StopReason::Unborn)
     }
@@ -80,6 +81,7 @@ pub struct VlogRecovery {
 
 impl VlogRecovery {
     /// What was found for file `id`.
+    #[cfg(test)]
     pub fn get(&self, id: u32) -> Option<&RecoveredFile> {
         self.files
             .binary_search_by_key(&id, |f| f.id)
@@ -88,6 +90,7 @@ impl VlogRecovery {
     }
 
     /// The valid end of file `id`, if it exists.
+    #[cfg(test)]
     pub fn valid_end(&self, id: u32) -> Option<u64> {
         self.get(id).map(|f| f.valid_end)
     }

@@ -184,6 +184,7 @@ impl ValueLog {
     /// Recovers the value log in `dir` ([`ValueLog::recover`]) and, unless read-only, makes it
     /// ready for appends ([`ValueLog::start_writing`]). Nothing is written before every file
     /// has been checked; a read-only open never writes.
+    #[cfg(test)]
     pub fn open(
         storage: Arc<dyn Storage>,
         dir: &Path,
@@ -486,6 +487,7 @@ impl ValueLog {
     /// exist (deleted, or never written), a position outside its valid bytes, bytes that are
     /// not one record of `vp.len` bytes, or another key (a misdirected pointer);
     /// [`Error::ChecksumMismatch`] for a damaged record; I/O errors.
+    #[cfg(test)]
     pub fn read(&self, vp: ValuePointer, expected_key: &[u8]) -> Result<OwnedRecord> {
         self.file_or_missing(vp.file_id, u64::from(vp.offset))?
             .read(vp, expected_key)
@@ -655,6 +657,7 @@ impl ValueLog {
     }
 
     /// The first write failure, if the value log is poisoned.
+    #[cfg(test)]
     pub fn poisoned(&self) -> Option<String> {
         match &*self.lock_state() {
             WriteState::Writing(w) => w.poisoned().map(str::to_owned),

@@ -230,6 +230,7 @@ impl VlogWriter {
     }
 
     /// The first failure, if poisoned.
+    #[cfg(test)]
     pub(crate) fn poisoned(&self) -> Option<&str> {
         self.poisoned.as_deref()
     }

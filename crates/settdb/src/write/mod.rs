@@ -8,9 +8,15 @@ mod signal;
 mod write_queue;
 mod writer;
 
-pub use callbacks::{Callback, CallbackRunner};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use callbacks::CallbackRunner;
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use pause::PauseGate;
-pub use request::{Completion, Duty, RewriteCheck, WriteEntry, WriteRequest};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use request::{Completion, WriteEntry, WriteRequest};
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use signal::Signal;
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use write_queue::{GroupLimits, WriteQueue};
-pub use writer::{run_writer, Poison, WriterContext, BYTES_PER_SYNC};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use writer::{run_writer, Poison, WriterContext};

@@ -183,6 +183,7 @@ impl Completion {
     }
 
     /// True once the outcome is set.
+    #[cfg(test)]
     pub fn is_done(&self) -> bool {
         self.outcome
             .lock()

@@ -110,17 +110,14 @@ impl WriteQueue {
         self.not_full.notify_all();
     }
 
-    /// True once [`WriteQueue::close`] was called.
-    pub fn is_closed(&self) -> bool {
-        self.lock().closed
-    }
-
     /// Requests waiting.
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().requests.len()
     }
 
     /// True if no request waits.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
