@@ -53,6 +53,9 @@ use crate::write::{Poison, WriteEntry, WriteQueue, WriteRequest};
 
 /// Fraction of a candidate's bytes whose records are checked before it is rewritten.
 const SAMPLE_FRACTION: f64 = 0.1;
+/// GC seals an active file of at least `value_log_file_size / ACTIVE_SEAL_DIVISOR` bytes.
+const ACTIVE_SEAL_DIVISOR: u64 = 4;
+
 /// How many records a sample checks at most.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
@@ -297,6 +300,26 @@ impl ValueLogGc {
                 FileResult::Skipped => self.mark_probed(id),
             }
         }
+        // The active file is never rewritten, and a value log smaller than one file never
+        // seals one: its garbage would stay. A large active file is sealed so it can be
+        // probed like the others (at most once per quarter of a file written).
+        if probes > 0 && !done(&report) {
+            if let Some(id) = self.seal_large_active()? {
+                match self.rewrite_file(id, discard_ratio, Sample::PROBE, &mut limiter, stop)? {
+                    FileResult::Retired {
+                        bytes,
+                        moved,
+                        moved_bytes,
+                    } => {
+                        report.files_retired.push(id);
+                        report.bytes_retired += bytes;
+                        report.values_moved += moved;
+                        report.bytes_moved += moved_bytes;
+                    }
+                    FileResult::Skipped => self.mark_probed(id),
+                }
+            }
+        }
         Ok(if report.files_retired.is_empty() {
             GcOutcome::NothingToRewrite
         } else {
@@ -324,6 +347,17 @@ impl ValueLogGc {
             .collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// Seals the active file if it holds at least a quarter of `value_log_file_size`, and
+    /// returns its id (now a sealed file); `None` if it is smaller.
+    fn seal_large_active(&self) -> Result<Option<u32>> {
+        let head = self.head();
+        if head.bytes < (self.opts.value_log_file_size / ACTIVE_SEAL_DIVISOR).max(1) {
+            return Ok(None);
+        }
+        let next = self.vlog.rotate()?;
+        Ok((next != head.file_id).then_some(head.file_id))
     }
 
     /// Where the value log is being appended.

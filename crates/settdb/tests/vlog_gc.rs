@@ -197,6 +197,32 @@ fn gc_finds_overwrites_compaction_never_counted() {
 }
 
 #[test]
+fn garbage_in_a_large_active_file_is_collected_too() {
+    // Proves GC seals an active file of a quarter of value_log_file_size or more so its
+    // garbage can go: four rounds of overwrites that all fit in the active file (no file was
+    // ever sealed) are collected down to about the live values, and reads match the model.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(opts(dir.path())).unwrap();
+    let model = overwrite(&db, 100, 2000, 4);
+    assert_eq!(db.value_log_files().len(), 1, "{:?}", db.value_log_files());
+    let before = db.size().vlog_bytes;
+    assert!(matches!(
+        db.run_value_log_gc(0.5).unwrap(),
+        GcOutcome::Rewrote(_)
+    ));
+    let after = db.size().vlog_bytes;
+    let live: u64 = model.values().map(|v| v.len() as u64).sum();
+    assert!(
+        after < before / 2 && after < 2 * live,
+        "{before} -> {after}, live {live}"
+    );
+    check_model(&db, &model);
+    db.close().unwrap();
+    let db = Db::open(opts(dir.path())).unwrap();
+    check_model(&db, &model);
+}
+
+#[test]
 fn automatic_gc_brings_the_value_log_near_its_target() {
     // Proves the background thread on its own: after five rounds of overwrites (space
     // amplification about 5), the value log shrinks to within the 1.5 target of the live
