@@ -56,6 +56,11 @@ const SAMPLE_FRACTION: f64 = 0.1;
 /// GC seals an active file of at least `value_log_file_size / ACTIVE_SEAL_DIVISOR` bytes.
 const ACTIVE_SEAL_DIVISOR: u64 = 4;
 
+/// Value bytes one rewrite request carries at most (a single larger value goes alone): the
+/// values are copied out of the file, so this bounds GC's memory. The batch limits of a
+/// write count what goes to the memtable, which for value-log values is only their pointers.
+const BATCH_VALUE_BYTES: u64 = 8 << 20;
+
 /// How many records a sample checks at most.
 #[derive(Clone, Copy, Debug)]
 struct Sample {
@@ -640,7 +645,7 @@ impl Batch {
         };
         (self.entries.len() as u64) < opts.max_batch_count()
             && self.charge + opts.entry_charge(e.key.len(), e.value.len()) <= opts.max_batch_size()
-            && self.vlog_bytes + vlog <= opts.value_log_file_size
+            && self.vlog_bytes + vlog <= opts.value_log_file_size.min(BATCH_VALUE_BYTES)
     }
 
     fn push(&mut self, opts: &Options, e: WriteEntry, vp: ValuePointer) {
@@ -739,5 +744,43 @@ fn sleep_unless(closing: &AtomicBool, total: Duration) {
     while slept < total && !closing.load(Ordering::Acquire) {
         std::thread::sleep(step);
         slept += step;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(value_len: usize) -> WriteEntry {
+        WriteEntry {
+            key: Bytes::from_static(b"key"),
+            version: 1,
+            meta: 0,
+            user_meta: 0,
+            expires_at: 0,
+            value: Bytes::from(vec![7u8; value_len]),
+        }
+    }
+
+    #[test]
+    fn a_rewrite_batch_holds_at_most_its_value_bytes() {
+        // Proves the memory bound of a rewrite: value-log values (whose memtable charge is
+        // only a pointer) stop a batch at BATCH_VALUE_BYTES, not at the file size. (One
+        // value larger than the bound does not fit even an empty batch: the caller sends a
+        // batch only when it is not empty, so such a value goes alone.)
+        let opts = Options::new("/x");
+        let mut batch = Batch::default();
+        let vp = ValuePointer::default();
+        let mut n = 0u64;
+        while batch.fits(&opts, &entry(16 << 10)) {
+            batch.push(&opts, entry(16 << 10), vp);
+            n += 1;
+            assert!(n < 10_000, "the batch never filled");
+        }
+        assert_eq!(n * (16 << 10), BATCH_VALUE_BYTES);
+        assert!(!Batch::default().fits(&opts, &entry((BATCH_VALUE_BYTES + 1) as usize)));
+        let (entries, expected) = batch.take();
+        assert_eq!((entries.len(), expected.len()), (n as usize, n as usize));
+        assert!(batch.is_empty() && batch.fits(&opts, &entry(16 << 10)));
     }
 }
