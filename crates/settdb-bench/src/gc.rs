@@ -68,7 +68,6 @@ pub fn run(dir: &Path, mode: GcMode, w: GcWorkload) -> settdb::Result<()> {
         GcMode::Auto => wait_until_quiet(&db, Duration::from_secs(w.quiet_secs)),
     }
     let settle_secs = settle_start.elapsed().as_secs_f64();
-    }
     db.close()?;
     let (_, vlog, _) = dir_sizes(dir);
     let live = w.keys * w.value_size as u64;
