@@ -124,6 +124,24 @@ pub struct GcReport {
 }
 
 impl GcReport {
+    /// Adds file `id`'s outcome; `false` if it was skipped (nothing added).
+    fn record(&mut self, id: u32, result: FileResult) -> bool {
+        match result {
+            FileResult::Retired {
+                bytes,
+                moved,
+                moved_bytes,
+            } => {
+                self.files_retired.push(id);
+                self.bytes_retired += bytes;
+                self.values_moved += moved;
+                self.bytes_moved += moved_bytes;
+                true
+            }
+            FileResult::Skipped => false,
+        }
+    }
+
     /// Bytes given back: retired minus moved.
     pub fn bytes_reclaimed(&self) -> u64 {
         self.bytes_retired.saturating_sub(self.bytes_moved)
@@ -271,18 +289,9 @@ impl ValueLogGc {
                 break;
             }
             let sample = Sample::CANDIDATE;
-            match self.rewrite_file(c.file_id, discard_ratio, sample, &mut limiter, stop)? {
-                FileResult::Retired {
-                    bytes,
-                    moved,
-                    moved_bytes,
-                } => {
-                    report.files_retired.push(c.file_id);
-                    report.bytes_retired += bytes;
-                    report.values_moved += moved;
-                    report.bytes_moved += moved_bytes;
-                }
-                FileResult::Skipped => report.files_skipped += 1,
+            let result = self.rewrite_file(c.file_id, discard_ratio, sample, &mut limiter, stop)?;
+            if !report.record(c.file_id, result) {
+                report.files_skipped += 1;
             }
         }
         // Files the statistics do not rank: probed by sampling, oldest first.
@@ -291,18 +300,9 @@ impl ValueLogGc {
             if done(&report) {
                 break;
             }
-            match self.rewrite_file(id, discard_ratio, Sample::PROBE, &mut limiter, stop)? {
-                FileResult::Retired {
-                    bytes,
-                    moved,
-                    moved_bytes,
-                } => {
-                    report.files_retired.push(id);
-                    report.bytes_retired += bytes;
-                    report.values_moved += moved;
-                    report.bytes_moved += moved_bytes;
-                }
-                FileResult::Skipped => self.mark_probed(id),
+            let result = self.rewrite_file(id, discard_ratio, Sample::PROBE, &mut limiter, stop)?;
+            if !report.record(id, result) {
+                self.mark_probed(id);
             }
         }
         // The active file is never rewritten, and a value log smaller than one file never
@@ -310,18 +310,10 @@ impl ValueLogGc {
         // probed like the others (at most once per quarter of a file written).
         if probes > 0 && !done(&report) {
             if let Some(id) = self.seal_large_active()? {
-                match self.rewrite_file(id, discard_ratio, Sample::PROBE, &mut limiter, stop)? {
-                    FileResult::Retired {
-                        bytes,
-                        moved,
-                        moved_bytes,
-                    } => {
-                        report.files_retired.push(id);
-                        report.bytes_retired += bytes;
-                        report.values_moved += moved;
-                        report.bytes_moved += moved_bytes;
-                    }
-                    FileResult::Skipped => self.mark_probed(id),
+                let sample = Sample::PROBE;
+                let result = self.rewrite_file(id, discard_ratio, sample, &mut limiter, stop)?;
+                if !report.record(id, result) {
+                    self.mark_probed(id);
                 }
             }
         }
