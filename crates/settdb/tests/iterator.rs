@@ -44,6 +44,13 @@ type Model = BTreeMap<Vec<u8>, BTreeMap<u64, Ver>>;
 /// What one item showed: key, version, deleted or expired, value, user meta, discard bit.
 type Obs = (Vec<u8>, u64, bool, Vec<u8>, u8, bool);
 
+/// Small options without automatic value-log GC: these models expect every version they
+/// wrote to stay readable through all-versions iteration, and GC may retire the value of a
+/// version no reader can see (an all-versions iterator then leaves it out).
+fn iter_options(storage: Arc<dyn settdb::io::Storage>) -> settdb::Options {
+    small_options(Path::new(DIR), storage).with_auto_value_log_gc(false)
+}
+
 fn obs_of(item: &settdb::Item) -> Obs {
     (
         item.key().to_vec(),
@@ -271,7 +278,7 @@ fn run_model(seed: u64, steps: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     // Inline values up to 255 bytes and level targets growing 2x: a few hundred KiB spread
     // over several tables in several levels.
-    let opts = small_options(Path::new(DIR), Arc::new(SimStorage::new()))
+    let opts = iter_options(Arc::new(SimStorage::new()))
         .with_num_compactors(0)
         .with_value_threshold(VALUE_THRESHOLD)
         .with_level_size_multiplier(2);
@@ -367,7 +374,7 @@ fn overwrite(db: &Db, model: &mut Model, n: u32, every: u32, tag: u64) {
 fn data_in_every_layer_reads_like_the_model() {
     // Proves exact items for every option combination over one state holding versions of the
     // same keys in the memtable, L0, an intermediate level and the last level at once.
-    let opts = small_options(Path::new(DIR), Arc::new(SimStorage::new()))
+    let opts = iter_options(Arc::new(SimStorage::new()))
         .with_num_compactors(0)
         .with_value_threshold(VALUE_THRESHOLD)
         .with_level_size_multiplier(2);
@@ -453,7 +460,7 @@ fn an_iterator_keeps_its_snapshot_while_the_database_changes() {
     // deleted, flushed and compacted away under it (half read before, half after), that the
     // table files it reads stay on disk until it is dropped, and that they go then.
     let sim = SimStorage::new();
-    let opts = small_options(Path::new(DIR), Arc::new(sim.clone())).with_num_compactors(0);
+    let opts = iter_options(Arc::new(sim.clone())).with_num_compactors(0);
     let db = Db::open(opts).unwrap();
     fill(&db, 3000, 1);
     db.flatten().unwrap();
@@ -504,7 +511,7 @@ fn an_iterator_keeps_its_snapshot_while_the_database_changes() {
 fn seeks_land_on_the_nearest_key_in_both_directions() {
     // Proves forward seek finds the first key >= target and reverse seek the last <= target,
     // for present keys, gaps, and targets past either end; an empty target rewinds.
-    let db = Db::open(small_options(Path::new(DIR), Arc::new(SimStorage::new()))).unwrap();
+    let db = Db::open(iter_options(Arc::new(SimStorage::new()))).unwrap();
     for k in ["b", "d", "f"] {
         db.set(k.as_bytes().to_vec(), k.as_bytes().to_vec())
             .unwrap();
@@ -538,7 +545,7 @@ fn seeks_land_on_the_nearest_key_in_both_directions() {
 fn values_come_back_through_the_value_log() {
     // Proves values at and above the threshold are read back through the value log, with and
     // without prefetch, via value(), value_with() and the Iterator adaptor; sizes are exact.
-    let db = Db::open(small_options(Path::new(DIR), Arc::new(SimStorage::new()))).unwrap();
+    let db = Db::open(iter_options(Arc::new(SimStorage::new()))).unwrap();
     let lens = [0usize, 63, 64, 65, 1000, 5000];
     for (i, len) in lens.iter().enumerate() {
         let key = format!("v{i}").into_bytes();
@@ -569,7 +576,7 @@ fn values_come_back_through_the_value_log() {
 /// damaged at `at` (a fraction of its length), reopened without compactors.
 fn damaged(keys: u32, at: f64) -> (SimStorage, Db) {
     let sim = SimStorage::new();
-    let opts = small_options(Path::new(DIR), Arc::new(sim.clone())).with_num_compactors(0);
+    let opts = iter_options(Arc::new(sim.clone())).with_num_compactors(0);
     let db = Db::open(opts.clone()).unwrap();
     fill(&db, keys, 1);
     db.flush().unwrap();
@@ -647,7 +654,7 @@ fn a_damaged_value_log_record_is_an_error_from_value() {
     // mismatch), with or without prefetch, while the keys still iterate; and that a closed
     // database refuses new iterators.
     let sim = SimStorage::new();
-    let db = Db::open(small_options(Path::new(DIR), Arc::new(sim.clone()))).unwrap();
+    let db = Db::open(iter_options(Arc::new(sim.clone()))).unwrap();
     db.set(b"big".to_vec(), vec![7u8; 500]).unwrap();
     db.set(b"small".to_vec(), b"s".to_vec()).unwrap();
     db.flush().unwrap();
@@ -687,7 +694,7 @@ fn iterators_see_whole_batches_while_writes_flushes_and_compactions_run() {
     // rounds seen never go backwards.
     const KEYS: u32 = 50;
     const ROUNDS: u64 = 300;
-    let db = Db::open(small_options(Path::new(DIR), Arc::new(SimStorage::new()))).unwrap();
+    let db = Db::open(iter_options(Arc::new(SimStorage::new()))).unwrap();
     let batch = |round: u64| -> Vec<(Vec<u8>, Ver)> {
         (0..KEYS)
             .map(|i| {
