@@ -348,13 +348,24 @@ impl ValueLogGc {
 
     /// Seals the active file if it holds at least a quarter of `value_log_file_size`, and
     /// returns its id (now a sealed file); `None` if it is smaller.
+    ///
+    /// The writer appends a group's values before it inserts the group in the memtable, so a
+    /// group may have values in the file just sealed and not be in the tree yet: its records
+    /// would look dead. A barrier through the write queue waits until every group queued
+    /// before it (the one in flight included) is applied, before anything is classified.
     fn seal_large_active(&self) -> Result<Option<u32>> {
         let head = self.head();
         if head.bytes < (self.opts.value_log_file_size / ACTIVE_SEAL_DIVISOR).max(1) {
             return Ok(None);
         }
         let next = self.vlog.rotate()?;
-        Ok((next != head.file_id).then_some(head.file_id))
+        if next == head.file_id {
+            return Ok(None);
+        }
+        self.queue
+            .push_with(|| Ok(WriteRequest::sync_barrier()))?
+            .wait()?;
+        Ok(Some(head.file_id))
     }
 
     /// Where the value log is being appended.
