@@ -82,10 +82,17 @@ type FileMap = BTreeMap<u32, Arc<VlogFile>>;
 
 /// The value-log files one read snapshot may read: those open when it was taken
 /// ([`ValueLog::pinned`]). Holding it keeps every one of them on disk, even after value-log GC
-/// retired it; cheap to clone (one `Arc`).
+/// retired it; cheap to clone (two `Arc`s).
+///
+/// A snapshot shares the mutable memtable, which keeps receiving entries after the snapshot
+/// was taken. New commits are above its read timestamp and stay unseen, but a GC rewrite
+/// keeps its version: the snapshot may see it, pointing into a file created after the pin
+/// (the active file GC appended to, or one it sealed). Such a file is read through the live
+/// map (`live`).
 #[derive(Clone)]
 pub(crate) struct VlogPin {
     files: Arc<FileMap>,
+    live: Arc<RwLock<Arc<FileMap>>>,
     dir: Arc<Path>,
 }
 
@@ -100,7 +107,20 @@ impl fmt::Debug for VlogPin {
 impl VlogPin {
     /// Reads the record `vp` names, as [`ValueLog::read`] does, from the pinned files.
     pub(crate) fn read(&self, vp: ValuePointer, expected_key: &[u8]) -> Result<OwnedRecord> {
-        match self.files.get(&vp.file_id) {
+        if let Some(f) = self.files.get(&vp.file_id) {
+            return f.read(vp, expected_key);
+        }
+        let newer = self
+            .files
+            .last_key_value()
+            .is_none_or(|(&newest, _)| vp.file_id > newest);
+        let live = newer
+            .then(|| {
+                let map = self.live.read().unwrap_or_else(PoisonError::into_inner);
+                map.get(&vp.file_id).cloned()
+            })
+            .flatten();
+        match live {
             Some(f) => f.read(vp, expected_key),
             None => Err(missing_file(&self.dir, vp.file_id, u64::from(vp.offset))),
         }
@@ -156,7 +176,7 @@ pub struct ValueLog {
     /// Every open file by id, copy-on-write. Written only by rotation and start (adding) and
     /// by retirement; its read lock is what makes [`ValueLog::pinned`] atomic with respect to
     /// [`ValueLog::retire_file`].
-    files: RwLock<Arc<FileMap>>,
+    files: Arc<RwLock<Arc<FileMap>>>,
     /// Id of the active file; 0 (never a file id) when there is none.
     active_id: AtomicU32,
     /// The writer side: taken by `start_writing`, `append`, `sync`, `close` and `poisoned`,
@@ -268,7 +288,7 @@ impl ValueLog {
                 max_file_size_bytes: opts.max_file_size_bytes,
                 max_entries: opts.max_entries,
             },
-            files: RwLock::new(Arc::new(open)),
+            files: Arc::new(RwLock::new(Arc::new(open))),
             active_id: AtomicU32::new(0),
             state: Mutex::new(state),
             written_back: Mutex::new((0, 0)),
@@ -568,6 +588,7 @@ impl ValueLog {
         let out = f();
         let pin = VlogPin {
             files: Arc::clone(&files),
+            live: Arc::clone(&self.files),
             dir: Arc::clone(&self.shared_dir),
         };
         (out, pin)
