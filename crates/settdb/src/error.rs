@@ -151,6 +151,37 @@ pub enum Error {
         dir: PathBuf,
     },
 
+    /// The database is encrypted (it has a key registry) but no encryption key was given.
+    #[error("{} is an encrypted database: open it with its encryption key", dir.display())]
+    EncryptionKeyRequired {
+        /// The database directory.
+        dir: PathBuf,
+    },
+
+    /// An encryption key was given for a database that is not encrypted (it has no key
+    /// registry).
+    #[error("{} is not an encrypted database (it has no KEYREGISTRY): open it without an encryption key", dir.display())]
+    NotEncrypted {
+        /// The database directory.
+        dir: PathBuf,
+    },
+
+    /// The encryption key does not open the key registry (the registry's bytes are intact).
+    #[error("wrong encryption key: it does not open the key registry {}", file.display())]
+    WrongEncryptionKey {
+        /// The key registry file.
+        file: PathBuf,
+    },
+
+    /// Encrypted bytes failed authentication: they were changed after they were written.
+    #[error("authentication failed in {file} at offset {offset}: the encrypted bytes were changed", file = file.display())]
+    Authentication {
+        /// The file the bytes were read from.
+        file: PathBuf,
+        /// Byte offset of the sealed unit.
+        offset: u64,
+    },
+
     /// A call is not valid in the current state (for example managed and normal calls mixed).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
@@ -163,6 +194,14 @@ impl Error {
             file: file.into(),
             offset,
             reason: reason.into(),
+        }
+    }
+
+    /// Builds an [`Error::Authentication`].
+    pub fn authentication(file: impl Into<PathBuf>, offset: u64) -> Self {
+        Error::Authentication {
+            file: file.into(),
+            offset,
         }
     }
 
@@ -179,7 +218,9 @@ impl Error {
     pub fn is_corruption(&self) -> bool {
         matches!(
             self,
-            Error::Corruption { .. } | Error::ChecksumMismatch { .. }
+            Error::Corruption { .. }
+                | Error::ChecksumMismatch { .. }
+                | Error::Authentication { .. }
         )
     }
 }

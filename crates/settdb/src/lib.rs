@@ -30,6 +30,7 @@ pub(crate) mod checksum;
 mod clock;
 pub(crate) mod coding;
 mod commit;
+pub(crate) mod crypto;
 pub(crate) mod compaction;
 mod db;
 mod entry;
