@@ -18,6 +18,7 @@ use bytes::Bytes;
 use crate::bulk_drop::DropContext;
 use crate::commit::Committer;
 use crate::compaction::Compactor;
+use crate::crypto::KeyRegistry;
 use crate::error::{Error, Result};
 use crate::flush::{flush_memtable, Flusher};
 use crate::inventory::{take_inventory, Dirs};
@@ -59,6 +60,8 @@ pub struct Db {
 /// The shared state of an open database.
 pub(crate) struct DbInner {
     pub(crate) opts: Options,
+    /// The key registry of an encrypted database.
+    pub(crate) keys: Option<Arc<KeyRegistry>>,
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) levels: Arc<Levels>,
     pub(crate) memtables: Arc<Memtables>,
@@ -119,10 +122,13 @@ impl Db {
         opts.validate()?;
         let opts = effective_options(opts);
         let storage = opts.storage.clone();
+        crate::inventory::check_keys(&storage, &opts)?;
         let locks = crate::inventory::lock_dirs(storage.as_ref(), &opts)?;
+        let keys = crate::inventory::open_keys(&storage, &opts, opts.read_only)?;
         let dirs = Dirs {
             dir: &opts.dir,
             value_dir: &opts.value_dir,
+            keys: keys.as_deref(),
         };
         if opts.read_only && !storage.exists(&opts.dir.join(MANIFEST_FILE_NAME))? {
             // A lost MANIFEST is corruption whatever the mode; only a directory without
@@ -144,9 +150,16 @@ impl Db {
             &opts,
             manifest.clone(),
             &state,
+            keys.clone(),
         )?);
-        let vlog = recover_value_log(&storage, &opts, &inventory.vlogs, &manifest)?;
-        let replayed = replay_wals(storage.as_ref(), &opts, &inventory.wals, vlog.as_deref())?;
+        let vlog = recover_value_log(&storage, &opts, &inventory.vlogs, &manifest, &keys)?;
+        let replayed = replay_wals(
+            storage.as_ref(),
+            &opts,
+            &inventory.wals,
+            vlog.as_deref(),
+            keys.as_deref(),
+        )?;
         let max_version = max_version(&levels.snapshot(), &replayed);
         let mut next_mem_id = replayed
             .iter()
@@ -169,6 +182,7 @@ impl Db {
                 &opts,
                 next_mem_id,
                 &manifest,
+                keys.as_deref(),
             )?);
             next_mem_id += 1;
             Memtables::new(mutable, Vec::new(), opts.num_memtables)
@@ -239,6 +253,7 @@ impl Db {
             levels,
             vlog,
             manifest,
+            keys,
             opts,
         });
         if !inner.opts.read_only {
@@ -776,6 +791,7 @@ impl DbInner {
             applied: self.applied.clone(),
             poison: self.poison.clone(),
             writeback: self.writeback.clone(),
+            keys: self.keys.clone(),
         }
     }
 
@@ -866,6 +882,7 @@ fn recover_value_log(
     opts: &Options,
     listed: &[u32],
     manifest: &Arc<SharedManifest>,
+    keys: &Option<Arc<KeyRegistry>>,
 ) -> Result<Option<Arc<ValueLog>>> {
     if opts.in_memory {
         return Ok(None);
@@ -873,7 +890,7 @@ fn recover_value_log(
     let (vlog, _recovery) = ValueLog::recover_listed(
         storage.clone(),
         &opts.value_dir,
-        ValueLogOptions::from_options(opts),
+        ValueLogOptions::from_options(opts).with_keys(keys.clone()),
         listed,
         manifest.clone(),
     )?;
@@ -888,6 +905,7 @@ fn replay_wals(
     opts: &Options,
     wals: &[u64],
     vlog: Option<&ValueLog>,
+    keys: Option<&KeyRegistry>,
 ) -> Result<Vec<Arc<Memtable>>> {
     if opts.in_memory {
         return Ok(Vec::new());
@@ -897,7 +915,7 @@ fn replay_wals(
     for (i, &id) in wals.iter().enumerate() {
         let newer = wals.get(i + 1).copied();
         out.push(Arc::new(Memtable::replay_live(
-            storage, &opts.dir, id, newer, &valid,
+            storage, &opts.dir, id, newer, keys, &valid,
         )?));
     }
     Ok(out)
@@ -922,11 +940,12 @@ fn new_memtable(
     opts: &Options,
     id: u64,
     manifest: &SharedManifest,
+    keys: Option<&KeyRegistry>,
 ) -> Result<Memtable> {
     if opts.in_memory {
         return Ok(Memtable::in_memory(id));
     }
-    let mem = Memtable::create(storage, &opts.dir, id)?;
+    let mem = Memtable::create(storage, &opts.dir, id, keys)?;
     manifest.edit(&[ManifestChange::CreateWal { wal_id: id }])?;
     Ok(mem)
 }

@@ -47,7 +47,8 @@ pub fn flush_memtable(
     let id = levels.new_table_id(&mut ids)?;
     let path = levels.table_path(id);
     let file = storage.open(&path, OpenMode::CreateNew)?;
-    let mut builder = TableBuilder::new(file, builder_opts)?;
+    let mut builder =
+        TableBuilder::new(file, builder_opts)?.with_cipher(levels.new_table_cipher()?);
     let mut it = mem.iter();
     it.seek_to_first()?;
     while it.valid() {

@@ -91,7 +91,12 @@ impl StorageFile for ReadOnlyMemFile {
 /// The errors a decoder may give for bad bytes: corruption (including a checksum mismatch) or
 /// a format version it does not support.
 fn is_typed(e: &Error) -> bool {
-    e.is_corruption() || matches!(e, Error::UnsupportedVersion { .. })
+    // An encrypted file's header names a key the fuzzer has no registry for.
+    e.is_corruption()
+        || matches!(
+            e,
+            Error::UnsupportedVersion { .. } | Error::EncryptionKeyRequired { .. }
+        )
 }
 
 /// Every entry of `it`, walking from the first forward or from the last backward; always in
@@ -123,7 +128,7 @@ fn entries(it: &mut dyn KvIterator, forward: bool) -> Result<Vec<(Vec<u8>, Value
 pub fn block_decode(data: &[u8]) {
     let path = Path::new("fuzz.block");
     let mut candidates = vec![data.to_vec()];
-    match decode_stored_block(path, 0, data.to_vec(), false, true) {
+    match decode_stored_block(path, 0, data.to_vec(), false, true, None) {
         Ok(raw) => candidates.push(raw),
         Err(e) => assert!(e.is_corruption(), "{e}"),
     }
@@ -159,6 +164,7 @@ pub fn table_open(data: &[u8]) {
     ] {
         let opts = TableOpenOptions {
             checksum_verification_mode: mode,
+            keys: None,
         };
         match Table::open(file.clone(), 1, opts) {
             Ok(table) => walk_table(table),

@@ -22,11 +22,13 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::crypto::{KeyRegistry, RegistryOptions, KEY_REGISTRY_FILE_NAME};
 use crate::error::{Error, Result};
 use crate::io::{LockKind, OpenMode, Storage, StorageLock};
 use crate::levels::{parse_table_file_name, table_file_name};
-use crate::log::{replay, LogKind};
+use crate::log::{replay_with, LogKind};
 use crate::manifest::{
     Manifest, ManifestChange, OpSource, SharedManifest, TableFate, MANIFEST_FILE_NAME,
 };
@@ -66,6 +68,8 @@ pub struct Dirs<'a> {
     pub dir: &'a Path,
     /// Value-log files.
     pub value_dir: &'a Path,
+    /// The key registry of an encrypted database (to read its logs).
+    pub keys: Option<&'a KeyRegistry>,
 }
 
 impl Inventory {
@@ -313,7 +317,8 @@ fn check_logs(
     }
     for &w in found.wals.iter().filter(|w| !m.wals().contains(w)) {
         let path = dirs.dir.join(wal_file_name(w));
-        classify_unlisted(storage, &path, LogKind::Wal, w, m.next_wal_id(), inv)?;
+        let id = (LogKind::Wal, w, m.next_wal_id());
+        classify_unlisted(storage, &path, id, dirs.keys, inv)?;
     }
     for &v in found
         .vlogs
@@ -322,7 +327,8 @@ fn check_logs(
     {
         let path = dirs.value_dir.join(vlog_file_name(v));
         let next = m.next_vlog_id();
-        classify_unlisted(storage, &path, LogKind::ValueLog, u64::from(v), next, inv)?;
+        let id = (LogKind::ValueLog, u64::from(v), next);
+        classify_unlisted(storage, &path, id, dirs.keys, inv)?;
     }
     Ok(())
 }
@@ -333,9 +339,8 @@ fn check_logs(
 fn classify_unlisted(
     storage: &dyn Storage,
     path: &Path,
-    kind: LogKind,
-    id: u64,
-    next: u64,
+    (kind, id, next): (LogKind, u64, u64),
+    keys: Option<&KeyRegistry>,
     inv: &mut Inventory,
 ) -> Result<()> {
     let what = kind.name();
@@ -347,7 +352,7 @@ fn classify_unlisted(
         return Ok(());
     }
     let file = storage.open(path, OpenMode::Read)?;
-    let holds_data = match replay(file.as_ref(), kind, |_| Ok(())) {
+    let holds_data = match replay_with(file.as_ref(), kind, keys, |_| Ok(())) {
         Ok(end) => end.batches > 0 || end.sealed,
         Err(e) if e.is_corruption() => true,
         Err(e) => return Err(e),
@@ -382,6 +387,65 @@ pub const LOCK_FILE_NAME: &str = "LOCK";
 
 /// The marker `settdb repair` leaves in the database directory while it swaps files in.
 pub(crate) const REPAIR_MARKER_FILE_NAME: &str = "REPAIR";
+
+/// Opens the key registry of the database `opts` describes ([`KeyRegistry::open`]): `None`
+/// for a plaintext database; created (with its first data key, durably) for a new encrypted
+/// one unless `read_only`. Reads nothing else, and writes nothing for an existing database.
+pub(crate) fn open_keys(
+    storage: &Arc<dyn Storage>,
+    opts: &Options,
+    read_only: bool,
+) -> Result<Option<Arc<KeyRegistry>>> {
+    let exists = storage.exists(&opts.dir.join(MANIFEST_FILE_NAME))?;
+    let reg_opts = RegistryOptions {
+        rotation: opts.encryption_key_rotation_duration,
+        read_only,
+        clock: Arc::new(crate::clock::now_secs),
+    };
+    KeyRegistry::open(
+        storage.clone(),
+        &opts.dir,
+        &opts.encryption_key,
+        exists,
+        reg_opts,
+    )
+}
+
+/// Before the directory lock: checks the key against an existing registry (and a key given
+/// for a plaintext database), reading nothing else and writing nothing, so a wrong key fails
+/// fast and leaves every byte as it was.
+pub(crate) fn check_keys(storage: &Arc<dyn Storage>, opts: &Options) -> Result<()> {
+    let registry = storage.exists(&opts.dir.join(KEY_REGISTRY_FILE_NAME))?;
+    let manifest = storage.exists(&opts.dir.join(MANIFEST_FILE_NAME))?;
+    if registry || manifest {
+        open_keys(storage, opts, true)?;
+    }
+    Ok(())
+}
+
+/// Re-seals the key registry of the database `opts` names (opened with its current key,
+/// `opts.encryption_key`) under `new_key`, as Badger's `rotate` does: only `KEYREGISTRY`
+/// changes, replaced atomically; every other file keeps its data key. Takes the directory
+/// lock (the database must not be open). Returns the number of data keys re-sealed.
+///
+/// Errors: [`Error::WrongEncryptionKey`] for a wrong current key, [`Error::NotEncrypted`] for
+/// a plaintext database, [`Error::InvalidOptions`] for a key of the wrong length,
+/// [`Error::Locked`], I/O errors.
+pub fn rotate_encryption_key(opts: &Options, new_key: &[u8]) -> Result<usize> {
+    let mut opts = opts.clone();
+    opts.read_only = false;
+    opts.validate()?;
+    crate::crypto::check_key_len(new_key.len())?;
+    let storage = opts.storage.clone();
+    if !storage.exists(&opts.dir.join(KEY_REGISTRY_FILE_NAME))? {
+        return Err(Error::NotEncrypted {
+            dir: opts.dir.clone(),
+        });
+    }
+    check_keys(&storage, &opts)?;
+    let _locks = lock_dirs(storage.as_ref(), &opts)?;
+    crate::crypto::rotate_master_key(storage.as_ref(), &opts.dir, &opts.encryption_key, new_key)
+}
 
 /// Locks the database directories (value directory too): exclusive for a read-write open,
 /// shared for a read-only one; a read-only open of a directory without a lock file (never
@@ -461,6 +525,7 @@ mod tests {
         let dirs = Dirs {
             dir,
             value_dir: dir,
+            keys: None,
         };
         take_inventory(&sim, dirs, &Manifest::new(7), false).unwrap()
     }
@@ -501,6 +566,7 @@ mod tests {
         let dirs = Dirs {
             dir,
             value_dir: dir,
+            keys: None,
         };
         take_inventory(&sim, dirs, &m, true).unwrap()
     }

@@ -161,9 +161,16 @@ pub struct Options {
     /// Verify value-log record checksums on every read. SettDB always does (a damaged value
     /// is an error, never returned): `false` is refused.
     pub verify_value_checksum: bool,
-    /// Master key for encryption at rest. Not built yet (issue 10): only empty (plaintext) is
-    /// accepted.
+    /// Master key for encryption at rest: empty (the default) for a plaintext database, or
+    /// 16, 24 or 32 bytes (AES-128, -192, -256). With a key, every table, WAL and value-log
+    /// record is encrypted and authenticated (AES-GCM) under a data key from the database's
+    /// key registry (`KEYREGISTRY`, sealed under this key). A database created with a key
+    /// must always be opened with it; one created without cannot be opened with one. Not
+    /// with `in_memory` (nothing is written to encrypt). Change it with `settdb rotate`.
     pub encryption_key: Vec<u8>,
+    /// Age at which a new data key is made for new files (Badger's default: 10 days). Older
+    /// files keep the key they were sealed with.
+    pub encryption_key_rotation_duration: std::time::Duration,
     /// Skip the directory lock (for tools that know what they do).
     pub bypass_lock_guard: bool,
     /// When table checksums are verified.
@@ -234,6 +241,7 @@ impl Options {
             zstd_compression_level: 1,
             verify_value_checksum: true,
             encryption_key: Vec::new(),
+            encryption_key_rotation_duration: std::time::Duration::from_secs(10 * 24 * 3600),
             bypass_lock_guard: false,
             checksum_verification_mode: ChecksumVerificationMode::default(),
             detect_conflicts: true,
@@ -328,6 +336,8 @@ impl Options {
         with_verify_value_checksum, verify_value_checksum: bool);
     setter!(/// Sets [`Options::encryption_key`].
         with_encryption_key, encryption_key: Vec<u8>);
+    setter!(/// Sets [`Options::encryption_key_rotation_duration`].
+        with_encryption_key_rotation_duration, encryption_key_rotation_duration: std::time::Duration);
     setter!(/// Sets [`Options::bypass_lock_guard`].
         with_bypass_lock_guard, bypass_lock_guard: bool);
     setter!(/// Sets [`Options::checksum_verification_mode`].
@@ -395,7 +405,18 @@ impl Options {
         self.validate_paths()?;
         self.validate_sizes()?;
         self.validate_levels()?;
+        self.validate_encryption()?;
         self.validate_misc()
+    }
+
+    fn validate_encryption(&self) -> Result<()> {
+        if !self.encryption_key.is_empty() {
+            crate::crypto::check_key_len(self.encryption_key.len())?;
+        }
+        if self.encryption_key_rotation_duration.is_zero() {
+            return invalid("encryption_key_rotation_duration must be at least 1 second");
+        }
+        Ok(())
     }
 
     fn validate_paths(&self) -> Result<()> {
@@ -405,6 +426,12 @@ impl Options {
             }
             if self.read_only {
                 return invalid("in_memory and read_only cannot be combined");
+            }
+            if !self.encryption_key.is_empty() {
+                return invalid(
+                    "encryption_key cannot be combined with in_memory: an in-memory database \
+                     writes no files to encrypt",
+                );
             }
         } else if self.dir.as_os_str().is_empty() {
             return invalid("dir must be set (or use in_memory)");
@@ -581,7 +608,15 @@ mod tests {
                 "value_log_file_size",
             ),
             (base().with_value_threshold(2 * MIB), "value_threshold"),
-            (base().with_encryption_key(vec![0; 16]), "encryption_key"),
+            (base().with_encryption_key(vec![0; 15]), "encryption_key"),
+            (
+                Options::in_memory().with_encryption_key(vec![0; 16]),
+                "encryption_key",
+            ),
+            (
+                base().with_encryption_key_rotation_duration(std::time::Duration::ZERO),
+                "encryption_key_rotation_duration",
+            ),
             (
                 base().with_bloom_false_positive(1.5),
                 "bloom_false_positive",

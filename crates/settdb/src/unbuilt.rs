@@ -16,15 +16,6 @@ pub(crate) fn refuse_unbuilt(o: &Options) -> Result<()> {
              accepted)"
         )))
     };
-    if !o.encryption_key.is_empty() {
-        let value = format!("a {}-byte key", o.encryption_key.len());
-        return refuse(
-            "encryption_key",
-            value,
-            "an empty key",
-            "encryption at rest",
-        );
-    }
     if o.block_cache_size != 0 {
         let value = o.block_cache_size.to_string();
         return refuse("block_cache_size", value, "0", "the block cache");
@@ -101,6 +92,7 @@ mod tests {
             zstd_compression_level: _,
             verify_value_checksum: _,
             encryption_key: _,
+            encryption_key_rotation_duration: _,
             bypass_lock_guard: _,
             checksum_verification_mode: _,
             detect_conflicts: _,
@@ -122,10 +114,6 @@ mod tests {
             (
                 "verify_value_checksum",
                 base.clone().with_verify_value_checksum(false),
-            ),
-            (
-                "encryption_key",
-                base.clone().with_encryption_key(vec![7; 32]),
             ),
             ("namespace_offset", base.clone().with_namespace_offset(0)),
         ]

@@ -23,6 +23,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::clock::now_secs;
+use crate::crypto::KeyRegistry;
 use crate::error::{Error, Result};
 use crate::inventory::{list, take_inventory, Dirs};
 use crate::io::{OpenMode, Storage};
@@ -89,9 +90,11 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
     let mut opts = opts.clone();
     opts.read_only = true;
     let storage = opts.storage.clone();
+    let keys = crate::inventory::open_keys(&storage, &opts, true)?;
     let dirs = Dirs {
         dir: &opts.dir,
         value_dir: &opts.value_dir,
+        keys: keys.as_deref(),
     };
     let mut report = VerifyReport::default();
     let (files, _) = list(storage.as_ref(), dirs)?;
@@ -128,7 +131,7 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
             let vlog = ValueLog::recover_listed(
                 storage.clone(),
                 &opts.value_dir,
-                ValueLogOptions::from_options(&opts),
+                ValueLogOptions::from_options(&opts).with_keys(keys.clone()),
                 &inv.vlogs,
                 Arc::new(SharedManifest::new(file)),
             );
@@ -145,7 +148,7 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
             let vlog = ValueLog::recover(
                 storage.clone(),
                 &opts.value_dir,
-                ValueLogOptions::from_options(&opts),
+                ValueLogOptions::from_options(&opts).with_keys(keys.clone()),
             );
             (
                 Live {
@@ -177,7 +180,8 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
     };
     let mut tree = Tree::default();
     for &(id, level) in &live.tables {
-        if let Some(t) = verify_table(storage.as_ref(), &opts.dir, id, progress, &mut report) {
+        let at = (opts.dir.as_path(), id, keys.clone());
+        if let Some(t) = verify_table(storage.as_ref(), at, progress, &mut report) {
             tree.tables.push((level, t));
         }
     }
@@ -187,7 +191,7 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
     tree.memtables = verify_wals(
         storage.as_ref(),
         &opts.dir,
-        &live.wals,
+        (&live.wals, keys.as_deref()),
         vlog.as_ref(),
         &mut report,
     );
@@ -243,15 +247,20 @@ pub(crate) fn verify_open(
 
 fn verify_table(
     storage: &dyn Storage,
-    dir: &Path,
-    id: u64,
+    (dir, id, keys): (&Path, u64, Option<Arc<KeyRegistry>>),
     progress: &dyn Fn(u64),
     report: &mut VerifyReport,
 ) -> Option<Arc<Table>> {
     let path = dir.join(table_file_name(id));
     let verified = storage
         .open(&path, OpenMode::Read)
-        .and_then(|file| Table::open(file, id, TableOpenOptions::default()))
+        .and_then(|file| {
+            let open = TableOpenOptions {
+                keys,
+                ..TableOpenOptions::default()
+            };
+            Table::open(file, id, open)
+        })
         .and_then(|t| t.verify_checksums().map(|()| t));
     match verified {
         Ok(table) => {
@@ -371,7 +380,7 @@ fn verify_value_log(vlog: &ValueLog, progress: &dyn Fn(u64), report: &mut Verify
 fn verify_wals(
     storage: &dyn Storage,
     dir: &Path,
-    wals: &[u64],
+    (wals, keys): (&[u64], Option<&KeyRegistry>),
     vlog: Option<&ValueLog>,
     report: &mut VerifyReport,
 ) -> Vec<Arc<Memtable>> {
@@ -379,7 +388,7 @@ fn verify_wals(
     let mut out = Vec::new();
     for (i, &id) in wals.iter().enumerate() {
         let newer = wals.get(i + 1).copied();
-        match Memtable::replay_live(storage, dir, id, newer, &valid) {
+        match Memtable::replay_live(storage, dir, id, newer, keys, &valid) {
             Ok(mem) => {
                 out.push(Arc::new(mem));
                 report.wals += 1;

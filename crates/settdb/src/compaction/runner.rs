@@ -278,7 +278,8 @@ fn new_builder(
     let file = levels
         .storage()
         .open(&levels.table_path(id), OpenMode::CreateNew)?;
-    Ok((id, TableBuilder::new(file, opts)?))
+    let cipher = levels.new_table_cipher()?;
+    Ok((id, TableBuilder::new(file, opts)?.with_cipher(cipher)))
 }
 
 fn finish_table(

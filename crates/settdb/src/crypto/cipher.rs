@@ -2,13 +2,14 @@
 //!
 //! ```text
 //! file_key(data_key, salt) := AES_dk(salt ‖ 0u32) ‖ AES_dk(salt ‖ 1u32)   cut to the data key's length
-//! nonce(offset, domain)    := offset u64 LE ‖ domain u32 LE                (12 bytes)
+//! nonce(offset)            := offset u64 LE ‖ 0u32                         (12 bytes)
 //! ```
 //!
 //! Why a key per file: a nonce must never repeat under one key. Within a file, every sealed
-//! unit (a log record, a table block or region) starts at its own offset, so `(offset,
-//! domain)` is unique by construction (the one unit ever rewritten at an offset, a log's seal,
-//! has its own domain and always the same bytes). Across files, each file draws a fresh random
+//! unit (a log record, a table block or region) starts at its own offset and no offset is
+//! ever sealed twice (a log is never appended to after a reopen: recovery only truncates it
+//! and writes its seal, which is plaintext and holds no user bytes), so the offset is unique
+//! by construction. Across files, each file draws a fresh random
 //! 96-bit salt and seals under `file_key(data_key, salt)`, AES used as a PRF (the derivation
 //! AES-GCM-SIV uses); two files share a key only if their salts collide, probability below
 //! `n² / 2^97` for `n` files under one data key. Normative page: docs/format/encryption.md.
@@ -28,16 +29,6 @@ pub const NONCE_LEN: usize = 12;
 /// Bytes of the random salt a file's key is derived with (held where the file's base IV was
 /// reserved: log header, table footer).
 pub const SALT_LEN: usize = 12;
-
-/// What a sealed unit is, folded into its nonce so two kinds of unit at one offset differ.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u32)]
-pub enum Domain {
-    /// A log record or a table block or region.
-    Data = 0,
-    /// A log's seal record (the one unit written at an offset a torn record may have used).
-    Seal = 1,
-}
 
 type Aes192Gcm = AesGcm<Aes192, U12>;
 
@@ -114,11 +105,10 @@ impl Aead {
     }
 }
 
-/// The nonce of the unit at `offset` of a file, in `domain`.
-pub fn nonce(offset: u64, domain: Domain) -> [u8; NONCE_LEN] {
+/// The nonce of the unit at `offset` of a file.
+pub fn nonce(offset: u64) -> [u8; NONCE_LEN] {
     let mut n = [0u8; NONCE_LEN];
     n[..8].copy_from_slice(&offset.to_le_bytes());
-    n[8..].copy_from_slice(&(domain as u32).to_le_bytes());
     n
 }
 
@@ -170,22 +160,18 @@ impl FileCipher {
     /// The cipher of a file whose salt is `salt`, under data key `key_id` with bytes `data_key`.
     pub fn new(key_id: u64, data_key: &[u8], salt: [u8; SALT_LEN]) -> Result<FileCipher> {
         let aead = Aead::new(&file_key(data_key, &salt)?)?;
-        Ok(FileCipher {
-            key_id,
-            salt,
-            aead,
-        })
+        Ok(FileCipher { key_id, salt, aead })
     }
 
     /// Encrypts `buf` (the unit at `offset`) in place; returns its tag.
-    pub fn seal(&self, offset: u64, domain: Domain, aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
-        self.aead.seal(&nonce(offset, domain), aad, buf)
+    pub fn seal(&self, offset: u64, aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
+        self.aead.seal(&nonce(offset), aad, buf)
     }
 
     /// Decrypts the unit at `offset` in place; `false` if it does not authenticate.
     #[must_use]
-    pub fn open(&self, offset: u64, domain: Domain, aad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
-        self.aead.open(&nonce(offset, domain), aad, buf, tag)
+    pub fn open(&self, offset: u64, aad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
+        self.aead.open(&nonce(offset), aad, buf, tag)
     }
 }
 
@@ -196,31 +182,30 @@ mod tests {
     #[test]
     fn seal_open_round_trips_and_any_change_fails() {
         // Proves AES-GCM round-trips for each key size, and that a flipped ciphertext, tag or
-        // aad byte, another offset, another domain or another salt fails authentication.
+        // aad byte, another offset or another salt fails authentication.
         for len in [16usize, 24, 32] {
             let dk: Vec<u8> = (0..len as u8).collect();
             let c = FileCipher::new(7, &dk, [3; SALT_LEN]).unwrap();
             let plain = b"the quick brown fox".to_vec();
             let mut buf = plain.clone();
-            let tag = c.seal(100, Domain::Data, b"aad", &mut buf);
+            let tag = c.seal(100, b"aad", &mut buf);
             assert_ne!(buf, plain);
             let mut ok = buf.clone();
-            assert!(c.open(100, Domain::Data, b"aad", &mut ok, &tag));
+            assert!(c.open(100, b"aad", &mut ok, &tag));
             assert_eq!(ok, plain);
             for i in 0..buf.len() {
                 let mut bad = buf.clone();
                 bad[i] ^= 1;
-                assert!(!c.open(100, Domain::Data, b"aad", &mut bad, &tag));
+                assert!(!c.open(100, b"aad", &mut bad, &tag));
             }
             let mut bad_tag = tag;
             bad_tag[5] ^= 0x10;
-            assert!(!c.open(100, Domain::Data, b"aad", &mut buf.clone(), &bad_tag));
-            assert!(!c.open(100, Domain::Data, b"aae", &mut buf.clone(), &tag));
-            assert!(!c.open(101, Domain::Data, b"aad", &mut buf.clone(), &tag));
-            assert!(!c.open(100, Domain::Seal, b"aad", &mut buf.clone(), &tag));
+            assert!(!c.open(100, b"aad", &mut buf.clone(), &bad_tag));
+            assert!(!c.open(100, b"aae", &mut buf.clone(), &tag));
+            assert!(!c.open(101, b"aad", &mut buf.clone(), &tag));
             let other = FileCipher::new(7, &dk, [4; SALT_LEN]).unwrap();
-            assert!(!other.open(100, Domain::Data, b"aad", &mut buf.clone(), &tag));
-            assert!(!c.open(100, Domain::Data, b"aad", &mut buf.clone(), &tag[..15]));
+            assert!(!other.open(100, b"aad", &mut buf.clone(), &tag));
+            assert!(!c.open(100, b"aad", &mut buf.clone(), &tag[..15]));
         }
     }
 
@@ -240,12 +225,10 @@ mod tests {
     }
 
     #[test]
-    fn nonces_are_unique_per_offset_and_domain() {
+    fn nonces_are_unique_per_offset() {
         let mut seen = std::collections::HashSet::new();
         for off in [0u64, 1, 48, 1 << 32, u64::MAX] {
-            for d in [Domain::Data, Domain::Seal] {
-                assert!(seen.insert(nonce(off, d)));
-            }
+            assert!(seen.insert(nonce(off)));
         }
     }
 }

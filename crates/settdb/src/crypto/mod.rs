@@ -11,9 +11,6 @@ mod cipher;
 mod registry;
 
 #[cfg_attr(not(test), allow(unused_imports))]
-pub use cipher::{check_key_len, random_bytes, Domain, FileCipher, SALT_LEN, TAG_LEN};
+pub use cipher::{check_key_len, FileCipher, SALT_LEN, TAG_LEN};
 #[cfg_attr(not(test), allow(unused_imports))]
-pub use registry::{
-    rotate_master_key, Clock, KeyRegistry, RegistryOptions, KEY_REGISTRY_FILE_NAME,
-    KEY_REGISTRY_TMP_FILE_NAME,
-};
+pub use registry::{rotate_master_key, KeyRegistry, RegistryOptions, KEY_REGISTRY_FILE_NAME};

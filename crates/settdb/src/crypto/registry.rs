@@ -215,7 +215,7 @@ impl KeyRegistry {
         let mut keys = self.lock();
         // Another thread may have rotated while this one waited.
         if let Some(k) = keys.values().next_back() {
-            if !keys.is_empty() && !self.due(k) {
+            if !self.due(k) {
                 return Ok(k.clone());
             }
         }
@@ -319,7 +319,12 @@ fn decode(bytes: &[u8], path: &Path, master: &Aead) -> Result<BTreeMap<u64, Data
         .len()
         .checked_sub(4)
         .filter(|&n| n >= HEADER_LEN)
-        .ok_or_else(|| bad(0, format!("key registry of {} bytes is cut short", bytes.len())))?;
+        .ok_or_else(|| {
+            bad(
+                0,
+                format!("key registry of {} bytes is cut short", bytes.len()),
+            )
+        })?;
     let (body, crc) = bytes.split_at(body_len);
     let stored = coding::get_u32(crc, 0).unwrap_or(0);
     let computed = crc32c(body);
@@ -351,7 +356,9 @@ fn decode(bytes: &[u8], path: &Path, master: &Aead) -> Result<BTreeMap<u64, Data
         return Err(bad(8, format!("key registry claims {count} keys")));
     }
     let nonce: [u8; NONCE_LEN] = take(&mut r).ok_or_else(|| bad(12, "cut short".into()))?;
-    let tag = r.bytes(TAG_LEN).ok_or_else(|| bad(24, "cut short".into()))?;
+    let tag = r
+        .bytes(TAG_LEN)
+        .ok_or_else(|| bad(24, "cut short".into()))?;
     if !master.open(&nonce, header_check_aad(body), &mut [], tag) {
         return Err(Error::WrongEncryptionKey { file: path.into() });
     }
@@ -372,7 +379,18 @@ fn decode(bytes: &[u8], path: &Path, master: &Aead) -> Result<BTreeMap<u64, Data
                 offset: at as u64,
             });
         }
-        if id == 0 || keys.insert(id, DataKey { id, created_at, bytes: key }).is_some() {
+        if id == 0
+            || keys
+                .insert(
+                    id,
+                    DataKey {
+                        id,
+                        created_at,
+                        bytes: key,
+                    },
+                )
+                .is_some()
+        {
             return Err(bad(at, format!("data key id {id} is 0 or repeated")));
         }
     }
@@ -451,14 +469,17 @@ mod tests {
         // The same data key opens what the old handle sealed.
         let again = reg.file_cipher(2, c2.salt, Path::new("f"), 0).unwrap();
         let mut buf = b"secret".to_vec();
-        let tag = c2.seal(5, super::super::Domain::Data, b"", &mut buf);
-        assert!(again.open(5, super::super::Domain::Data, b"", &mut buf, &tag));
+        let tag = c2.seal(5, b"", &mut buf);
+        assert!(again.open(5, b"", &mut buf, &tag));
         assert!(matches!(
             reg.file_cipher(9, c2.salt, Path::new("f"), 3),
             Err(Error::Corruption { offset: 3, .. })
         ));
         drop(reg);
-        assert_eq!(rotate_master_key(s.as_ref(), &dir(), &[1; 32], &[2; 16]).unwrap(), 2);
+        assert_eq!(
+            rotate_master_key(s.as_ref(), &dir(), &[1; 32], &[2; 16]).unwrap(),
+            2
+        );
         assert!(matches!(
             KeyRegistry::open(s.clone(), &dir(), &[1; 32], true, opts(&now, 10)),
             Err(Error::WrongEncryptionKey { .. })
@@ -477,9 +498,11 @@ mod tests {
     fn missing_and_unexpected_keys_are_their_own_errors() {
         let s: Arc<dyn Storage> = Arc::new(MemStorage::new());
         let now = Arc::new(AtomicU64::new(0));
-        assert!(KeyRegistry::open(s.clone(), &dir(), &[], true, opts(&now, 10))
-            .unwrap()
-            .is_none());
+        assert!(
+            KeyRegistry::open(s.clone(), &dir(), &[], true, opts(&now, 10))
+                .unwrap()
+                .is_none()
+        );
         assert!(matches!(
             KeyRegistry::open(s.clone(), &dir(), &[1; 16], true, opts(&now, 10)),
             Err(Error::NotEncrypted { .. })
@@ -521,7 +544,10 @@ mod tests {
             let crc = crc32c(&b[..n]);
             b[n..].copy_from_slice(&crc.to_le_bytes());
             if i < n {
-                assert!(decode(&b, &path, &master).is_err(), "byte {i} with crc fixed");
+                assert!(
+                    decode(&b, &path, &master).is_err(),
+                    "byte {i} with crc fixed"
+                );
             }
         }
         for cut in 0..good.len() {

@@ -17,6 +17,7 @@ use arc_swap::ArcSwap;
 
 use super::level_table::LevelTable;
 use super::levels_snapshot::{LevelsEdit, LevelsSnapshot};
+use crate::crypto::{FileCipher, KeyRegistry};
 use crate::error::{Error, Result};
 use crate::io::{OpenMode, Storage};
 use crate::manifest::{
@@ -64,9 +65,11 @@ impl Levels {
         opts: &Options,
         manifest: Arc<SharedManifest>,
         state: &Manifest,
+        keys: Option<Arc<KeyRegistry>>,
     ) -> Result<Levels> {
         let dir = opts.dir.clone();
-        let open_opts = TableOpenOptions::from_options(opts);
+        let mut open_opts = TableOpenOptions::from_options(opts);
+        open_opts.keys = keys;
         let mut levels: Vec<Vec<Arc<LevelTable>>> = vec![Vec::new(); opts.max_levels];
         for (&id, tm) in state.tables() {
             let path = dir.join(table_file_name(id));
@@ -83,7 +86,18 @@ impl Levels {
                 }
                 other => other,
             })?;
-            let table = Table::open(file, id, open_opts)?;
+            let table = Table::open(file, id, open_opts.clone())?;
+            if table.key_id() != tm.key_id {
+                return Err(Error::corruption(
+                    &path,
+                    0,
+                    format!(
+                        "table is sealed under data key {} but the MANIFEST records key {}",
+                        table.key_id(),
+                        tm.key_id
+                    ),
+                ));
+            }
             let level = usize::from(tm.level);
             let slot = levels.get_mut(level).ok_or_else(|| {
                 Error::corruption(
@@ -144,8 +158,18 @@ impl Levels {
     pub fn open_new_table(&self, id: u64) -> Result<Arc<LevelTable>> {
         let path = self.table_path(id);
         let file = self.storage.open(&path, OpenMode::Read)?;
-        let table = Table::open(file, id, self.open_opts)?;
+        let table = Table::open(file, id, self.open_opts.clone())?;
         Ok(LevelTable::new(table, path, Some(self.storage.clone())))
+    }
+
+    /// The cipher a new table is sealed with: a fresh one of the current data key when the
+    /// database is encrypted (rotating the key first if it is due), else `None`.
+    pub fn new_table_cipher(&self) -> Result<Option<FileCipher>> {
+        self.open_opts
+            .keys
+            .as_deref()
+            .map(KeyRegistry::cipher_for_new_file)
+            .transpose()
     }
 
     fn lock_edits(&self) -> MutexGuard<'_, ()> {
@@ -216,7 +240,12 @@ fn manifest_changes(edit: &LevelsEdit) -> Vec<ManifestChange> {
         .added
         .iter()
         .map(|(level, t)| {
-            ManifestChange::create(t.id(), *level as u8, t.table().meta().compression, 0)
+            ManifestChange::create(
+                t.id(),
+                *level as u8,
+                t.table().meta().compression,
+                t.table().key_id(),
+            )
         })
         .collect();
     changes.extend(

@@ -7,9 +7,13 @@
 //! Normative page: docs/format/log.md ("Reading: replay").
 
 use super::format::{BatchHeader, LogKind, BATCH_HEADER_LEN};
-use super::record::{decode_record, RecordPos, RecordRef, MIN_RECORD_LEN};
+use super::record::{
+    parse_record, unseal_record, DecodeError, RecordPos, RecordRef, MIN_RECORD_LEN,
+};
+use super::seal::is_seal_record;
 use super::window::Window;
-use crate::error::Result;
+use crate::crypto::FileCipher;
+use crate::error::{Error, Result};
 
 /// A decoded record's fields and where its key and value lie in the batch body. Plain data,
 /// so replay reuses one vector of them for every batch.
@@ -97,6 +101,14 @@ impl<'a> ReplayBatch<'a> {
     }
 }
 
+/// The buffers replay reuses for every batch: the record slots, and the decrypted copy of an
+/// encrypted batch's body.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    slots: Vec<Slot>,
+    plain: Vec<u8>,
+}
+
 /// Where a batch must have been written to be valid at the position it is read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Placement {
@@ -108,15 +120,18 @@ pub(crate) enum Placement {
 
 /// Reads and fully checks the batch at `offset` of a log of `kind` with id `file_id`.
 ///
-/// `Ok(Ok(batch))` if it is valid (its slots are left in `slots`), `Ok(Err(reason))` if not,
-/// `Err` only for an I/O failure. Lengths are checked against the file before anything is
+/// `Ok(Ok(batch))` if it is valid (its slots are left in `scratch`), `Ok(Err(reason))` if not,
+/// `Err` for an I/O failure and, in place, for a record of an encrypted log (`cipher`) whose
+/// checksum holds but whose encrypted bytes do not authenticate ([`Error::Authentication`]:
+/// changed bytes, not a torn write). Lengths are checked against the file before anything is
 /// read or reserved, so the buffers never outgrow the file.
 pub(crate) fn check_batch<'w>(
     win: &'w mut Window<'_>,
     (kind, file_id): (LogKind, u64),
     offset: u64,
     placement: Placement,
-    slots: &'w mut Vec<Slot>,
+    scratch: &'w mut Scratch,
+    cipher: Option<&FileCipher>,
 ) -> Result<Result<ReplayBatch<'w>, String>> {
     let avail = win.file_len().saturating_sub(offset);
     if avail < BATCH_HEADER_LEN as u64 {
@@ -146,10 +161,32 @@ pub(crate) fn check_batch<'w>(
         )));
     }
     let body_offset = offset + BATCH_HEADER_LEN as u64;
+    let file = win.file();
     let body = win.get(body_offset, body_len)?;
-    if let Err(reason) = decode_body(body, body_offset, header.count, slots) {
+    let Scratch { slots, plain } = scratch;
+    // The seal is plaintext in every log (it holds no user bytes); in an encrypted log a
+    // one-record body that parses as a plaintext seal can be nothing else (a sealed record
+    // with the seal's lengths is TAG_LEN bytes longer).
+    let cipher = cipher.filter(|_| !is_plain_seal(body, header.count));
+    if let Err(reason) = decode_body(body, body_offset, header.count, slots, cipher.is_some()) {
         return Ok(Err(reason));
     }
+    let body: &'w [u8] = match cipher {
+        None => body,
+        Some(c) => {
+            plain.clear();
+            plain.extend_from_slice(body);
+            // Nonces use the offsets the records were written at.
+            let shift = header.batch_offset.wrapping_sub(offset);
+            if let Err(at) = unseal_body(plain, body_offset, slots, c, shift) {
+                if placement == Placement::InPlace {
+                    return Err(Error::authentication(file.path(), at));
+                }
+                return Ok(Err(format!("record at offset {at} does not authenticate")));
+            }
+            plain
+        }
+    };
     Ok(Ok(ReplayBatch {
         offset,
         header,
@@ -158,12 +195,49 @@ pub(crate) fn check_batch<'w>(
     }))
 }
 
-/// Decodes exactly `count` records filling all of `body` into `slots`.
+/// True if `body` is exactly one plaintext seal record.
+fn is_plain_seal(body: &[u8], count: u32) -> bool {
+    count == 1
+        && matches!(parse_record(body, false), Ok(l) if l.used == body.len()
+            && is_seal_record(&l.resolve(body)))
+}
+
+/// Decrypts in place every record of `body` (read at `body_offset`, written `shift` bytes
+/// later) that `slots` describe; `Err(offset)` names the first that does not authenticate.
+fn unseal_body(
+    body: &mut [u8],
+    body_offset: u64,
+    slots: &[Slot],
+    cipher: &FileCipher,
+    shift: u64,
+) -> Result<(), u64> {
+    for s in slots {
+        let start = (s.pos.offset - body_offset) as usize;
+        let end = start + s.pos.len as usize;
+        let layout = super::record::Layout {
+            meta: s.meta,
+            user_meta: s.user_meta,
+            expires_at: s.expires_at,
+            key_at: s.key_at - start,
+            key_len: s.key_len,
+            value_len: s.value_len,
+            used: s.pos.len as usize,
+        };
+        let rec = body.get_mut(start..end).ok_or(s.pos.offset)?;
+        unseal_record(rec, &layout, cipher, s.pos.offset.wrapping_add(shift))
+            .map_err(|_: DecodeError| s.pos.offset)?;
+    }
+    Ok(())
+}
+
+/// Decodes exactly `count` records (`sealed`: with tags, still encrypted) filling all of
+/// `body` into `slots`.
 fn decode_body(
     body: &[u8],
     body_offset: u64,
     count: u32,
     slots: &mut Vec<Slot>,
+    sealed: bool,
 ) -> Result<(), String> {
     slots.clear();
     // Bounded: the caller checked count <= body_len / MIN_RECORD_LEN, body within the file.
@@ -172,17 +246,16 @@ fn decode_body(
     for i in 0..count {
         let rest = body.get(at..).unwrap_or_default();
         let record_offset = body_offset + at as u64;
-        let (rec, used) = decode_record(rest)
+        let l = parse_record(rest, sealed)
             .map_err(|e| format!("record {i} at offset {record_offset}: {e}"))?;
-        let value_len = rec.value.len();
-        let key_at = at + used - super::format::CHECKSUM_LEN - value_len - rec.key.len();
+        let used = l.used;
         slots.push(Slot {
-            meta: rec.meta,
-            user_meta: rec.user_meta,
-            expires_at: rec.expires_at,
-            key_at,
-            key_len: rec.key.len(),
-            value_len,
+            meta: l.meta,
+            user_meta: l.user_meta,
+            expires_at: l.expires_at,
+            key_at: at + l.key_at,
+            key_len: l.key_len,
+            value_len: l.value_len,
             pos: RecordPos {
                 offset: record_offset,
                 len: used as u32, // a decoded record is at most MAX_RECORD_LEN, a u32

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use crate::checksum::{crc32c, crc32c_extend};
 use crate::coding::{self, Reader};
+use crate::crypto::{FileCipher, KeyRegistry};
 use crate::error::{Error, Result};
 
 /// Bytes of a checksum field.
@@ -32,6 +33,12 @@ pub const FILE_HEADER_CRC_OFFSET: usize = FILE_HEADER_LEN - CHECKSUM_LEN;
 
 /// Bytes of the reserved, zero field of the header.
 const RESERVED_LEN: usize = 8;
+
+/// Flags bit 0: the log's records are sealed (encrypted and authenticated).
+pub const FLAG_ENCRYPTED: u8 = 1;
+
+/// Offset of the header's data key id (named in errors about it).
+pub const KEY_ID_OFFSET: u64 = 16;
 
 /// Bytes of the encryption base IV held in the header.
 pub const BASE_IV_LEN: usize = 12;
@@ -94,17 +101,18 @@ impl LogKind {
 
 /// The decoded file header of a log.
 ///
-/// Format version 2 has no encryption: `key_id` and `base_iv` must be zero (the writer refuses
-/// other values, the reader calls them corruption). They hold the header's room for it.
+/// A plaintext log has `key_id` 0 and a zero `base_iv`; an encrypted one (flags bit 0) names
+/// its data key (`key_id` >= 1) and holds the salt its file key is derived with in `base_iv`
+/// (docs/format/encryption.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LogHeader {
     /// WAL or value log.
     pub kind: LogKind,
     /// The file's number (the `N` of `N.mem` / `N.vlog`).
     pub file_id: u64,
-    /// Data key id; 0 means plaintext (the only value in format version 2).
+    /// Data key id; 0 means plaintext.
     pub key_id: u64,
-    /// Base initialisation vector for encryption; zero in format version 2.
+    /// The salt of the file's key when encrypted; zero when plaintext.
     pub base_iv: [u8; BASE_IV_LEN],
 }
 
@@ -119,14 +127,44 @@ impl LogHeader {
         }
     }
 
-    /// Checks that this build can write the header (no encryption yet).
+    /// The header of a log sealed with `cipher`.
+    pub fn encrypted(kind: LogKind, file_id: u64, cipher: &FileCipher) -> Self {
+        LogHeader {
+            kind,
+            file_id,
+            key_id: cipher.key_id,
+            base_iv: cipher.salt,
+        }
+    }
+
+    /// True if the log's records are sealed.
+    pub fn is_encrypted(&self) -> bool {
+        self.key_id != 0
+    }
+
+    /// Checks that the header is one this build writes: plaintext, or a key id with a salt.
     pub(crate) fn check_writable(&self) -> Result<()> {
-        if self.key_id != 0 || self.base_iv != [0; BASE_IV_LEN] {
+        if self.key_id == 0 && self.base_iv != [0; BASE_IV_LEN] {
             return Err(Error::InvalidRequest(
-                "encrypted logs are not implemented: key_id and base_iv must be zero",
+                "a plaintext log header must have a zero base_iv",
             ));
         }
         Ok(())
+    }
+
+    /// The cipher of this log's records: `None` for a plaintext log; for an encrypted one,
+    /// its key from `keys` ([`Error::EncryptionKeyRequired`] when there is no registry).
+    pub fn cipher(&self, keys: Option<&KeyRegistry>, file: &Path) -> Result<Option<FileCipher>> {
+        if !self.is_encrypted() {
+            return Ok(None);
+        }
+        let Some(keys) = keys else {
+            return Err(Error::EncryptionKeyRequired {
+                dir: file.parent().unwrap_or(Path::new("")).to_path_buf(),
+            });
+        };
+        keys.file_cipher(self.key_id, self.base_iv, file, KEY_ID_OFFSET)
+            .map(Some)
     }
 
     /// The 48 header bytes.
@@ -135,7 +173,7 @@ impl LogHeader {
         coding::put_u32(&mut b, FILE_MAGIC);
         coding::put_u16(&mut b, FORMAT_VERSION);
         b.push(self.kind.to_byte());
-        b.push(0); // flags: format version 2 has no encryption (check_writable)
+        b.push(u8::from(self.is_encrypted())); // flags bit 0: encrypted
         coding::put_u64(&mut b, self.file_id);
         coding::put_u64(&mut b, self.key_id);
         b.extend_from_slice(&self.base_iv);
@@ -232,9 +270,11 @@ impl HeaderFields {
                 kind.name()
             )));
         }
-        if self.flags != 0 || self.key_id != 0 || self.base_iv != [0; BASE_IV_LEN] {
+        let plaintext = self.flags == 0 && self.key_id == 0 && self.base_iv == [0; BASE_IV_LEN];
+        let encrypted = self.flags == FLAG_ENCRYPTED && self.key_id != 0;
+        if !plaintext && !encrypted {
             return Err(bad(format!(
-                "flags {:#04x} / key id {}: format version {FORMAT_VERSION} has no encryption",
+                "flags {:#04x} with key id {}: neither a plaintext nor an encrypted header",
                 self.flags, self.key_id
             )));
         }
@@ -405,12 +445,41 @@ mod tests {
     }
 
     #[test]
-    fn writer_refuses_encryption_fields() {
-        // Proves a header asking for encryption is refused before anything is written.
+    fn writer_refuses_a_plaintext_header_with_a_salt() {
+        // Proves a plaintext header with a non-zero base IV is refused before anything is
+        // written, and an encrypted header round-trips with its flag, key id and salt.
         let mut h = LogHeader::new(LogKind::Wal, 1);
-        h.key_id = 3;
+        h.base_iv[3] = 1;
         assert!(matches!(h.check_writable(), Err(Error::InvalidRequest(_))));
         assert!(LogHeader::new(LogKind::Wal, 1).check_writable().is_ok());
+        let c = FileCipher::new(4, &[9; 16], [5; BASE_IV_LEN]).unwrap();
+        let e = LogHeader::encrypted(LogKind::ValueLog, 8, &c);
+        assert!(e.check_writable().is_ok() && e.is_encrypted());
+        let bytes = e.encode();
+        assert_eq!(bytes[7], FLAG_ENCRYPTED);
+        let back = LogHeader::decode(&bytes, Path::new("f"), LogKind::ValueLog).unwrap();
+        assert_eq!(back, e);
+        // The flag without a key id, or a key id without the flag, is corruption.
+        for (flags, key_id) in [(1u8, 0u64), (0, 4), (2, 4)] {
+            let mut b = bytes;
+            b[7] = flags;
+            b[16..24].copy_from_slice(&key_id.to_le_bytes());
+            let crc = crc32c(&b[..FILE_HEADER_CRC_OFFSET]);
+            b[FILE_HEADER_CRC_OFFSET..].copy_from_slice(&crc.to_le_bytes());
+            assert!(matches!(
+                LogHeader::decode(&b, Path::new("f"), LogKind::ValueLog),
+                Err(Error::Corruption { offset: 0, .. })
+            ));
+        }
+        // An encrypted header needs a key registry.
+        assert!(matches!(
+            e.cipher(None, Path::new("/d/8.vlog")),
+            Err(Error::EncryptionKeyRequired { .. })
+        ));
+        assert!(LogHeader::new(LogKind::Wal, 1)
+            .cipher(None, Path::new("f"))
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::format::{LogHeader, LogKind, FIRST_RECORD_OFFSET};
 use super::record::{OwnedRecord, RecordPos, MAX_RECORD_LEN, MIN_RECORD_LEN};
 use super::replay::read_header_in;
 use super::window::Window;
+use crate::crypto::FileCipher;
 use crate::error::{Error, Result};
 use crate::io::StorageFile;
 
@@ -24,7 +25,7 @@ pub fn read_header(file: &dyn StorageFile, expected: LogKind) -> Result<Option<L
 /// first. See [`read_record_at`].
 #[cfg(any(test, feature = "testing"))]
 pub fn read_record(file: &dyn StorageFile, pos: RecordPos) -> Result<OwnedRecord> {
-    read_record_at(file, file.len()?, pos)
+    read_record_at(file, file.len()?, pos, None)
 }
 
 /// Reads the record at `pos` of `file`, whose length the caller knows is `file_len` (saves a
@@ -35,11 +36,13 @@ pub fn read_record(file: &dyn StorageFile, pos: RecordPos) -> Result<OwnedRecord
 /// record, a length outside `[MIN_RECORD_LEN, MAX_RECORD_LEN]` or past `file_len` is
 /// [`Error::Corruption`] (nothing is read or allocated); bytes that are not exactly one
 /// record of `pos.len` bytes are [`Error::Corruption`], a bad record checksum
-/// [`Error::ChecksumMismatch`].
+/// [`Error::ChecksumMismatch`]. In an encrypted log (`cipher`, from its header), a record
+/// whose checksum holds but whose bytes do not authenticate is [`Error::Authentication`].
 pub fn read_record_at(
     file: &dyn StorageFile,
     file_len: u64,
     pos: RecordPos,
+    cipher: Option<&FileCipher>,
 ) -> Result<OwnedRecord> {
     let bad = |why: String| Error::corruption(file.path(), pos.offset, why);
     if pos.offset < FIRST_RECORD_OFFSET {
@@ -61,7 +64,8 @@ pub fn read_record_at(
     }
     let len = usize::try_from(pos.len).map_err(|_| bad("record length overflows".into()))?;
     let buf = file.read_vec_at(pos.offset, len)?;
-    OwnedRecord::from_encoded(buf).map_err(|e| e.into_error(file.path(), pos.offset))
+    OwnedRecord::from_encoded_in(buf, cipher.map(|c| (c, pos.offset)))
+        .map_err(|e| e.into_error(file.path(), pos.offset))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use std::path::Path;
 use super::format::CHECKSUM_LEN;
 use crate::checksum::crc32c;
 use crate::coding::{self, Reader, MAX_VARINT32_LEN, MAX_VARINT64_LEN};
+use crate::crypto::{FileCipher, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::key::{self, MAX_INTERNAL_KEY_SIZE, VERSION_LEN};
 use crate::value::{meta, ValuePointer, ValueRef};
@@ -30,9 +31,9 @@ pub const MAX_RECORD_HEADER_LEN: usize = 2 + 2 * MAX_VARINT32_LEN + MAX_VARINT64
 /// Smallest record: meta, user meta, three one-byte varints, an 8-byte key, the checksum.
 pub const MIN_RECORD_LEN: usize = 2 + 3 + VERSION_LEN + CHECKSUM_LEN;
 
-/// Upper bound of a record's length; a record length always fits a u32.
+/// Upper bound of a record's length (sealed or not); a record length always fits a u32.
 pub const MAX_RECORD_LEN: u32 = {
-    let n = MAX_RECORD_HEADER_LEN + MAX_INTERNAL_KEY_SIZE + MAX_VALUE_SIZE + CHECKSUM_LEN;
+    let n = MAX_RECORD_HEADER_LEN + MAX_INTERNAL_KEY_SIZE + MAX_VALUE_SIZE + TAG_LEN + CHECKSUM_LEN;
     assert!(n <= u32::MAX as usize);
     n as u32
 };
@@ -92,6 +93,34 @@ impl<'a> RecordRef<'a> {
             ));
         }
         Ok(())
+    }
+
+    /// Bytes of this record's encoding in a log sealed (`sealed`) or not: a sealed record
+    /// carries a [`TAG_LEN`]-byte tag.
+    pub fn encoded_len_in(&self, sealed: bool) -> usize {
+        self.encoded_len() + if sealed { TAG_LEN } else { 0 }
+    }
+
+    /// Appends the encoding sealed with `cipher` as the record at file offset `offset`: the
+    /// key and value encrypted, the bytes before them authenticated, the tag after them, the
+    /// checksum over all of it. REQUIRES: `validate()` passed.
+    pub(crate) fn encode_sealed(&self, out: &mut Vec<u8>, cipher: &FileCipher, offset: u64) {
+        let start = out.len();
+        out.push(self.meta);
+        out.push(self.user_meta);
+        coding::put_uvarint(out, self.key.len() as u64);
+        coding::put_uvarint(out, self.value.len() as u64);
+        coding::put_uvarint(out, self.expires_at);
+        let head_len = out.len() - start;
+        out.extend_from_slice(self.key);
+        out.extend_from_slice(self.value);
+        let rec = out.get_mut(start..).unwrap_or_default();
+        let (head, body) = rec.split_at_mut(head_len);
+        let tag = cipher.seal(offset, head, body);
+        out.extend_from_slice(&tag);
+        let crc = crc32c(out.get(start..).unwrap_or_default());
+        coding::put_u32(out, crc);
+        debug_assert_eq!(out.len() - start, self.encoded_len_in(true));
     }
 
     /// Appends the encoding. REQUIRES: `validate()` passed.
@@ -179,6 +208,9 @@ pub enum DecodeError {
     /// A record read on its own is shorter than the bytes it was given (the length in the
     /// value pointer is wrong); holds the record's real length.
     TrailingBytes(usize),
+    /// The record's checksum matches but its encrypted bytes do not authenticate: they were
+    /// changed by someone who recomputed the checksum, or the key is not theirs.
+    Authentication,
     /// The record checksum does not match.
     ChecksumMismatch {
         /// Checksum stored in the record.
@@ -205,6 +237,9 @@ impl fmt::Display for DecodeError {
                     "record is {n} bytes, shorter than the length it was read with"
                 )
             }
+            DecodeError::Authentication => {
+                write!(f, "record does not authenticate (changed encrypted bytes)")
+            }
             DecodeError::ChecksumMismatch { stored, computed } => write!(
                 f,
                 "record checksum mismatch: stored {stored:#010x}, computed {computed:#010x}"
@@ -224,7 +259,38 @@ impl DecodeError {
                 stored,
                 computed,
             },
+            DecodeError::Authentication => Error::authentication(file, record_offset),
             other => Error::corruption(file, record_offset, other.to_string()),
+        }
+    }
+}
+
+/// Where a decoded record's fields lie in its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub meta: u8,
+    pub user_meta: u8,
+    pub expires_at: u64,
+    /// Offset of the key from the record's first byte (the end of the authenticated head).
+    pub key_at: usize,
+    pub key_len: usize,
+    pub value_len: usize,
+    /// Bytes of the whole record, tag and checksum included.
+    pub used: usize,
+}
+
+impl Layout {
+    /// The record's fields over `buf` (the record's bytes, decrypted if it was sealed).
+    pub(crate) fn resolve<'a>(&self, buf: &'a [u8]) -> RecordRef<'a> {
+        let value_at = self.key_at + self.key_len;
+        RecordRef {
+            meta: self.meta,
+            user_meta: self.user_meta,
+            expires_at: self.expires_at,
+            key: buf.get(self.key_at..value_at).unwrap_or_default(),
+            value: buf
+                .get(value_at..value_at + self.value_len)
+                .unwrap_or_default(),
         }
     }
 }
@@ -233,6 +299,14 @@ impl DecodeError {
 /// lengths against `buf` before slicing (nothing is allocated), then the checksum, then the
 /// meta bits.
 pub fn decode_record(buf: &[u8]) -> Result<(RecordRef<'_>, usize), DecodeError> {
+    let l = parse_record(buf, false)?;
+    Ok((l.resolve(buf), l.used))
+}
+
+/// Parses and checks the record at the start of `buf` (`sealed`: a tag follows the value,
+/// which is still encrypted). Checks lengths against `buf` before slicing, then the checksum,
+/// then the meta bits.
+pub(crate) fn parse_record(buf: &[u8], sealed: bool) -> Result<Layout, DecodeError> {
     let mut r = Reader::new(buf);
     let meta_bits = r.u8().ok_or(DecodeError::Truncated)?;
     let user_meta = r.u8().ok_or(DecodeError::Truncated)?;
@@ -248,8 +322,12 @@ pub fn decode_record(buf: &[u8]) -> Result<(RecordRef<'_>, usize), DecodeError> 
         .ok()
         .filter(|&n| n <= MAX_VALUE_SIZE)
         .ok_or(DecodeError::ValueTooLarge(value_len_raw))?;
-    let key = r.bytes(key_len).ok_or(DecodeError::Truncated)?;
-    let value = r.bytes(value_len).ok_or(DecodeError::Truncated)?;
+    let key_at = r.position();
+    r.bytes(key_len).ok_or(DecodeError::Truncated)?;
+    r.bytes(value_len).ok_or(DecodeError::Truncated)?;
+    if sealed {
+        r.bytes(TAG_LEN).ok_or(DecodeError::Truncated)?;
+    }
     let covered = buf.get(..r.position()).unwrap_or_default();
     let stored = r.u32().ok_or(DecodeError::Truncated)?;
     let computed = crc32c(covered);
@@ -262,14 +340,34 @@ pub fn decode_record(buf: &[u8]) -> Result<(RecordRef<'_>, usize), DecodeError> 
     if meta_bits & meta::VALUE_POINTER != 0 && value_len != ValuePointer::ENCODED_LEN {
         return Err(DecodeError::BadPointerLength(value_len));
     }
-    let rec = RecordRef {
+    Ok(Layout {
         meta: meta_bits,
         user_meta,
         expires_at,
-        key,
-        value,
-    };
-    Ok((rec, r.position()))
+        key_at,
+        key_len,
+        value_len,
+        used: r.position(),
+    })
+}
+
+/// Decrypts, in place, the key and value of the sealed record `rec` (its bytes, as `layout`
+/// parsed them) written at file offset `offset`.
+pub(crate) fn unseal_record(
+    rec: &mut [u8],
+    layout: &Layout,
+    cipher: &FileCipher,
+    offset: u64,
+) -> Result<(), DecodeError> {
+    let sealed_len = layout.key_len + layout.value_len;
+    let (head, rest) = rec.split_at_mut(layout.key_at.min(rec.len()));
+    let (body, rest) = rest.split_at_mut(sealed_len.min(rest.len()));
+    let tag = rest.get(..TAG_LEN).ok_or(DecodeError::Truncated)?;
+    if cipher.open(offset, head, body, tag) {
+        Ok(())
+    } else {
+        Err(DecodeError::Authentication)
+    }
 }
 
 /// A record read on its own (for a value pointer): one buffer holding the encoded record.
@@ -286,22 +384,32 @@ pub struct OwnedRecord {
 impl OwnedRecord {
     /// Decodes `buf`, which must hold exactly one record. `Err` if it is not a record or has
     /// bytes past it (the length in the value pointer was wrong).
+    #[cfg(test)]
     pub fn from_encoded(buf: Vec<u8>) -> Result<Self, DecodeError> {
-        let (rec, used) = decode_record(&buf)?;
-        if used != buf.len() {
-            return Err(DecodeError::TrailingBytes(used));
+        OwnedRecord::from_encoded_in(buf, None)
+    }
+
+    /// Decodes `buf`, which must hold exactly one record; with `unseal = (cipher, offset)`
+    /// the record is sealed and was written at file offset `offset`, and is decrypted in
+    /// place.
+    pub fn from_encoded_in(
+        mut buf: Vec<u8>,
+        unseal: Option<(&FileCipher, u64)>,
+    ) -> Result<Self, DecodeError> {
+        let l = parse_record(&buf, unseal.is_some())?;
+        if l.used != buf.len() {
+            return Err(DecodeError::TrailingBytes(l.used));
         }
-        // The key and value end right before the checksum, in that order.
-        let value_end = used - CHECKSUM_LEN;
-        let value = value_end - rec.value.len()..value_end;
-        let key = value.start - rec.key.len()..value.start;
-        debug_assert_eq!(buf.get(key.clone()), Some(rec.key));
-        let (meta, user_meta, expires_at) = (rec.meta, rec.user_meta, rec.expires_at);
+        if let Some((cipher, offset)) = unseal {
+            unseal_record(&mut buf, &l, cipher, offset)?;
+        }
+        let key = l.key_at..l.key_at + l.key_len;
+        let value = key.end..key.end + l.value_len;
         Ok(OwnedRecord {
             buf,
-            meta,
-            user_meta,
-            expires_at,
+            meta: l.meta,
+            user_meta: l.user_meta,
+            expires_at: l.expires_at,
             key,
             value,
         })

@@ -11,11 +11,12 @@
 //! power loss leaves. It never writes (rule 7) and reads through a bounded [`Window`].
 //! Normative page: docs/format/log.md.
 
-use super::batch::{check_batch, Placement, ReplayBatch, Slot};
+use super::batch::{check_batch, Placement, ReplayBatch, Scratch};
 use super::format::{BatchHeader, LogHeader, LogKind, BATCH_HEADER_LEN, BATCH_MAGIC_BYTES};
 use super::format::{FILE_HEADER_LEN, FIRST_BATCH_OFFSET};
 use super::seal::is_seal;
 use super::window::Window;
+use crate::crypto::{FileCipher, KeyRegistry};
 use crate::error::{Error, Result};
 use crate::io::StorageFile;
 
@@ -92,6 +93,19 @@ pub struct ReplayEnd {
 pub fn replay(
     file: &dyn StorageFile,
     expected: LogKind,
+    f: impl FnMut(&ReplayBatch<'_>) -> Result<()>,
+) -> Result<ReplayEnd> {
+    replay_with(file, expected, None, f)
+}
+
+/// [`replay`] of a log that may be encrypted: `keys` is the database's key registry (`None`
+/// for a plaintext database, where an encrypted log is [`Error::EncryptionKeyRequired`]). A
+/// record whose checksum holds but whose encrypted bytes do not authenticate is
+/// [`Error::Authentication`] at its offset, never a torn tail.
+pub fn replay_with(
+    file: &dyn StorageFile,
+    expected: LogKind,
+    keys: Option<&KeyRegistry>,
     mut f: impl FnMut(&ReplayBatch<'_>) -> Result<()>,
 ) -> Result<ReplayEnd> {
     let mut win = Window::new(file, file.len()?);
@@ -105,6 +119,8 @@ pub fn replay(
             records: 0,
         });
     };
+    let cipher = header.cipher(keys, file.path())?;
+    let cipher = cipher.as_ref();
     let id = (header.kind, header.file_id);
     let mut end = ReplayEnd {
         header: Some(header),
@@ -114,7 +130,7 @@ pub fn replay(
         batches: 0,
         records: 0,
     };
-    let mut slots = Vec::new();
+    let mut scratch = Scratch::default();
     let mut pos = FIRST_BATCH_OFFSET;
     let mut prev_synced = FIRST_BATCH_OFFSET;
     while pos < win.file_len() {
@@ -122,7 +138,8 @@ pub fn replay(
             let why = "bytes follow the seal of a complete log";
             return Err(Error::corruption(file.path(), pos, why));
         }
-        let reason = match check_batch(&mut win, id, pos, Placement::InPlace, &mut slots)? {
+        let checked = check_batch(&mut win, id, pos, Placement::InPlace, &mut scratch, cipher)?;
+        let reason = match checked {
             Ok(batch) => {
                 if batch.synced_offset() < prev_synced {
                     let why = format!(
@@ -144,7 +161,7 @@ pub fn replay(
             }
             Err(reason) => reason,
         };
-        end.stop = classify_tail(&mut win, id, pos, &reason)?;
+        end.stop = classify_tail(&mut win, id, pos, &reason, cipher)?;
         break;
     }
     end.valid_end = pos;
@@ -182,12 +199,13 @@ fn classify_tail(
     id: (LogKind, u64),
     p: u64,
     reason: &str,
+    cipher: Option<&FileCipher>,
 ) -> Result<StopReason> {
     if zeros_from(win, p)? {
         return Ok(StopReason::ZeroTail { offset: p });
     }
     let path = win.file().path();
-    match find_evidence(win, id, p)? {
+    match find_evidence(win, id, p, cipher)? {
         Evidence::None => Ok(StopReason::TornTail { offset: p }),
         Evidence::Synced { at, synced } => Err(Error::corruption(
             path,
@@ -222,8 +240,13 @@ enum Evidence {
 /// written at or after `p` (a copy of an earlier batch, inside a value, proves nothing).
 /// Candidates are found by their magic bytes and their header checked first, so only a
 /// header that passes its checksum costs a full batch check. Runs only on damage.
-fn find_evidence(win: &mut Window<'_>, id: (LogKind, u64), p: u64) -> Result<Evidence> {
-    let mut slots: Vec<Slot> = Vec::new();
+fn find_evidence(
+    win: &mut Window<'_>,
+    id: (LogKind, u64),
+    p: u64,
+    cipher: Option<&FileCipher>,
+) -> Result<Evidence> {
+    let mut scratch = Scratch::default();
     let mut first_intact: Option<u64> = None;
     let mut q = p + 1;
     while q + BATCH_HEADER_LEN as u64 <= win.file_len() {
@@ -248,7 +271,15 @@ fn find_evidence(win: &mut Window<'_>, id: (LogKind, u64), p: u64) -> Result<Evi
         if h.batch_offset < p {
             continue; // a copy of a batch from before the damage
         }
-        let batch = match check_batch(win, id, candidate, Placement::Anywhere, &mut slots)? {
+        let checked = check_batch(
+            win,
+            id,
+            candidate,
+            Placement::Anywhere,
+            &mut scratch,
+            cipher,
+        )?;
+        let batch = match checked {
             Ok(batch) => batch,
             Err(_) => continue,
         };

@@ -9,12 +9,13 @@
 //! region copied over another) is handed out once, at its first intact copy, and only batches
 //! in ascending written-offset order are taken.
 
-use super::batch::{check_batch, Placement, ReplayBatch, Slot};
+use super::batch::{check_batch, Placement, ReplayBatch, Scratch};
 use super::format::{
     BatchHeader, LogKind, BATCH_HEADER_LEN, BATCH_MAGIC_BYTES, FIRST_BATCH_OFFSET,
 };
 use super::seal::is_seal;
 use super::window::Window;
+use crate::crypto::FileCipher;
 use crate::error::Result;
 use crate::io::StorageFile;
 
@@ -33,16 +34,18 @@ pub struct Salvaged {
 }
 
 /// Calls `f` with every intact batch of the log in `file` (kind `kind`, id `file_id`), in
-/// file order, skipping damaged bytes. Errors: I/O errors, and any error of `f`.
+/// file order, skipping damaged bytes (in an encrypted log, `cipher`: also records that do not
+/// authenticate). Errors: I/O errors, and any error of `f`.
 pub fn salvage(
     file: &dyn StorageFile,
     kind: LogKind,
     file_id: u64,
+    cipher: Option<&FileCipher>,
     mut f: impl FnMut(&ReplayBatch<'_>) -> Result<()>,
 ) -> Result<Salvaged> {
     let mut win = Window::new(file, file.len()?);
     let mut out = Salvaged::default();
-    let mut slots: Vec<Slot> = Vec::new();
+    let mut scratch = Scratch::default();
     let mut pos = FIRST_BATCH_OFFSET;
     // Written offsets below this were handed out already (or lie before a batch that was).
     let mut next_written = FIRST_BATCH_OFFSET;
@@ -53,7 +56,7 @@ pub fn salvage(
             (kind, file_id),
             pos,
             next_written,
-            &mut slots,
+            (&mut scratch, cipher),
             |b| {
                 if is_seal(b) {
                     out.sealed = true;
@@ -83,7 +86,7 @@ fn take_batch(
     id: (LogKind, u64),
     pos: u64,
     next_written: u64,
-    slots: &mut Vec<Slot>,
+    (scratch, cipher): (&mut Scratch, Option<&FileCipher>),
     f: impl FnOnce(&ReplayBatch<'_>) -> Result<()>,
 ) -> Result<Option<(u64, u64)>> {
     let head = win.get(pos, BATCH_HEADER_LEN)?;
@@ -91,7 +94,7 @@ fn take_batch(
         Ok(h) if h.batch_offset >= next_written => {}
         _ => return Ok(None),
     }
-    let batch = match check_batch(win, id, pos, Placement::Anywhere, slots)? {
+    let batch = match check_batch(win, id, pos, Placement::Anywhere, scratch, cipher)? {
         Ok(b) => b,
         Err(_) => return Ok(None),
     };
@@ -128,7 +131,7 @@ mod tests {
     /// Salvages `bytes` of WAL 1; returns (first record index of each batch, the result).
     fn run(bytes: Vec<u8>) -> (Vec<u64>, Salvaged) {
         let mut firsts = Vec::new();
-        let out = salvage(&MemFile::new(bytes), LogKind::Wal, 1, |b| {
+        let out = salvage(&MemFile::new(bytes), LogKind::Wal, 1, None, |b| {
             let (_, r) = b.get(0).unwrap();
             firsts.push(TestRec::from_ref(&r).expires_at / 3);
             Ok(())

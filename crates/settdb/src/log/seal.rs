@@ -47,7 +47,7 @@ pub fn seal_batch_len() -> u64 {
     BATCH_HEADER_LEN as u64 + seal_record(&key).encoded_len() as u64
 }
 
-fn is_seal_record(r: &RecordRef<'_>) -> bool {
+pub(crate) fn is_seal_record(r: &RecordRef<'_>) -> bool {
     r.meta == 0
         && r.user_meta == 0
         && r.expires_at == 0

@@ -15,6 +15,7 @@ use super::format::{BatchHeader, LogHeader, LogKind, FIRST_BATCH_OFFSET};
 use super::reader::read_header;
 use super::record::{RecordPos, RecordRef};
 use super::replay::ReplayEnd;
+use crate::crypto::FileCipher;
 use crate::error::{Error, Result};
 use crate::io::{parent_dir, OpenMode, Storage, StorageFile};
 
@@ -39,6 +40,8 @@ pub struct LogWriter {
     poisoned: Option<String>,
     /// True once [`LogWriter::seal`] wrote the seal: nothing more may be appended.
     sealed: bool,
+    /// The cipher of an encrypted log (its header names the key and salt).
+    cipher: Option<FileCipher>,
 }
 
 impl LogWriter {
@@ -48,12 +51,32 @@ impl LogWriter {
     /// Errors: [`Error::InvalidRequest`] for a header asking for encryption, I/O errors. On
     /// failure the file may exist unborn; recovery reports it as [`super::StopReason::Unborn`].
     pub fn create(storage: &dyn Storage, path: &Path, header: LogHeader) -> Result<LogWriter> {
+        LogWriter::create_in(storage, path, header, None)
+    }
+
+    /// [`LogWriter::create`], encrypted with `cipher` when given (the header must then be
+    /// [`LogHeader::encrypted`] with it).
+    pub fn create_in(
+        storage: &dyn Storage,
+        path: &Path,
+        header: LogHeader,
+        cipher: Option<FileCipher>,
+    ) -> Result<LogWriter> {
         header.check_writable()?;
+        let matches = match &cipher {
+            None => !header.is_encrypted(),
+            Some(c) => header.key_id == c.key_id && header.base_iv == c.salt,
+        };
+        if !matches {
+            return Err(Error::InvalidRequest(
+                "the log header's key id and salt are not the cipher's",
+            ));
+        }
         let file = storage.open(path, OpenMode::CreateNew)?;
         file.write_at(0, &header.encode())?;
         file.sync_data()?;
         storage.sync_dir(&parent_dir(path))?;
-        Ok(LogWriter::at(file, header, FIRST_BATCH_OFFSET))
+        Ok(LogWriter::at(file, header, FIRST_BATCH_OFFSET, cipher))
     }
 
     /// Reopens the log at `path` for appending after [`super::replay`] returned `end`.
@@ -99,11 +122,18 @@ impl LogWriter {
             file.set_len(end.valid_end)?;
         }
         file.sync_data()?;
-        Ok(LogWriter::at(file, header, end.valid_end))
+        // An encrypted log is reopened only to be sealed (the seal is plaintext): appending
+        // records would seal them at offsets a torn record may already have used.
+        Ok(LogWriter::at(file, header, end.valid_end, None))
     }
 
     /// A writer whose file is durable up to `end`, where it continues.
-    fn at(file: Arc<dyn StorageFile>, header: LogHeader, end: u64) -> LogWriter {
+    fn at(
+        file: Arc<dyn StorageFile>,
+        header: LogHeader,
+        end: u64,
+        cipher: Option<FileCipher>,
+    ) -> LogWriter {
         LogWriter {
             file,
             header,
@@ -112,6 +142,7 @@ impl LogWriter {
             buf: Vec::new(),
             poisoned: None,
             sealed: false,
+            cipher,
         }
     }
 
@@ -128,7 +159,22 @@ impl LogWriter {
         records: &[RecordRef<'_>],
         positions: &mut Vec<RecordPos>,
     ) -> Result<()> {
+        self.append(records, positions, false)
+    }
+
+    fn append(
+        &mut self,
+        records: &[RecordRef<'_>],
+        positions: &mut Vec<RecordPos>,
+        plaintext_seal: bool,
+    ) -> Result<()> {
         self.check_poisoned()?;
+        if self.header.is_encrypted() && self.cipher.is_none() && !plaintext_seal {
+            return Err(Error::InvalidRequest(
+                "an encrypted log reopened after recovery takes only its seal",
+            ));
+        }
+        let cipher = self.cipher.as_ref().filter(|_| !plaintext_seal);
         if self.sealed {
             return Err(Error::InvalidRequest(
                 "the log is sealed: nothing can follow its seal",
@@ -138,7 +184,7 @@ impl LogWriter {
         let header = BatchHeader {
             count: u32::try_from(records.len())
                 .map_err(|_| Error::InvalidRequest("a log batch holds at most 2^32 - 1 records"))?,
-            body_len: body_len(records)?,
+            body_len: body_len(records, cipher.is_some())?,
             batch_offset,
             synced_offset: self.synced_offset,
         };
@@ -148,7 +194,10 @@ impl LogWriter {
         positions.reserve(records.len());
         for rec in records {
             let at = self.buf.len();
-            rec.encode(&mut self.buf);
+            match cipher {
+                Some(c) => rec.encode_sealed(&mut self.buf, c, batch_offset + at as u64),
+                None => rec.encode(&mut self.buf),
+            }
             positions.push(RecordPos {
                 offset: batch_offset + at as u64,
                 len: (self.buf.len() - at) as u32, // validated: at most MAX_RECORD_LEN
@@ -191,7 +240,7 @@ impl LogWriter {
         self.sync()?;
         let key = super::seal::seal_key();
         let mut positions = Vec::with_capacity(1);
-        self.append_batch(&[super::seal::seal_record(&key)], &mut positions)?;
+        self.append(&[super::seal::seal_record(&key)], &mut positions, true)?;
         self.sync()?;
         self.sealed = true;
         Ok(())
@@ -258,7 +307,7 @@ impl fmt::Debug for LogWriter {
 }
 
 /// Validates every record and returns the batch body length.
-fn body_len(records: &[RecordRef<'_>]) -> Result<u32> {
+fn body_len(records: &[RecordRef<'_>], sealed: bool) -> Result<u32> {
     if records.is_empty() {
         return Err(Error::InvalidRequest(
             "a log batch needs at least one record",
@@ -267,7 +316,7 @@ fn body_len(records: &[RecordRef<'_>]) -> Result<u32> {
     let mut total: u64 = 0;
     for rec in records {
         rec.validate()?;
-        total += rec.encoded_len() as u64;
+        total += rec.encoded_len_in(sealed) as u64;
     }
     u32::try_from(total)
         .map_err(|_| Error::InvalidRequest("a log batch holds at most 4 GiB - 1 bytes of records"))

@@ -20,6 +20,7 @@ use bytes::BytesMut;
 
 use super::mem_map::{MemMap, MemValue};
 use super::mem_map_iterator::MemMapIterator;
+use crate::crypto::KeyRegistry;
 use crate::error::{Error, Result};
 use crate::io::{OpenMode, Storage};
 use crate::log::{self, LogHeader, LogKind, LogWriter, RecordPos, RecordRef, ReplayEnd};
@@ -67,10 +68,23 @@ struct Wal {
 }
 
 impl Memtable {
-    /// A new memtable with a new, durable, empty WAL in `dir`.
-    pub fn create(storage: &dyn Storage, dir: &Path, id: u64) -> Result<Self> {
+    /// A new memtable with a new, durable, empty WAL in `dir`, encrypted with a fresh file
+    /// cipher of `keys` when the database is encrypted.
+    pub fn create(
+        storage: &dyn Storage,
+        dir: &Path,
+        id: u64,
+        keys: Option<&KeyRegistry>,
+    ) -> Result<Self> {
         let path = dir.join(wal_file_name(id));
-        let writer = LogWriter::create(storage, &path, LogHeader::new(LogKind::Wal, id))?;
+        let writer = match keys {
+            None => LogWriter::create(storage, &path, LogHeader::new(LogKind::Wal, id))?,
+            Some(k) => {
+                let c = k.cipher_for_new_file()?;
+                let header = LogHeader::encrypted(LogKind::Wal, id, &c);
+                LogWriter::create_in(storage, &path, header, Some(c))?
+            }
+        };
         Ok(Memtable {
             id,
             min_vlog_file: AtomicU32::new(u32::MAX),
@@ -183,12 +197,13 @@ impl Memtable {
         storage: &dyn Storage,
         path: &Path,
         id: u64,
+        keys: Option<&KeyRegistry>,
         vptr_ok: &dyn Fn(&ValuePointer) -> bool,
     ) -> Result<(Self, ReplayEnd)> {
         let file = storage.open(path, OpenMode::Read)?;
         let list = Arc::new(MemMap::new());
         let mut cut: Option<u64> = None;
-        let mut end = log::replay(file.as_ref(), LogKind::Wal, |batch| {
+        let mut end = log::replay_with(file.as_ref(), LogKind::Wal, keys, |batch| {
             if let Some(cut_at) = cut {
                 if batch.synced_offset() > cut_at {
                     return Err(Error::corruption(
@@ -223,14 +238,20 @@ impl Memtable {
 
     /// Every intact batch of the WAL at `path` (id `id`), wherever it lies, for repair: a
     /// memtable of what could be read, and what was lost ([`log::salvage`]).
+    /// An encrypted WAL whose header is damaged cannot be decrypted: all of it is lost.
     pub(crate) fn salvage(
         storage: &dyn Storage,
         path: &Path,
         id: u64,
+        keys: Option<&KeyRegistry>,
     ) -> Result<(Self, log::Salvaged)> {
         let file = storage.open(path, OpenMode::Read)?;
         let list = Arc::new(MemMap::new());
-        let found = log::salvage(file.as_ref(), LogKind::Wal, id, |batch| {
+        let cipher = match log::read_header(file.as_ref(), LogKind::Wal) {
+            Ok(Some(h)) => h.cipher(keys, path)?,
+            _ => None,
+        };
+        let found = log::salvage(file.as_ref(), LogKind::Wal, id, cipher.as_ref(), |batch| {
             let records: Vec<RecordRef<'_>> = batch.iter().map(|(_, r)| r).collect();
             insert_batch(&list, &records);
             Ok(())
@@ -254,10 +275,11 @@ impl Memtable {
         dir: &Path,
         id: u64,
         newer: Option<u64>,
+        keys: Option<&KeyRegistry>,
         vptr_ok: &dyn Fn(&ValuePointer) -> bool,
     ) -> Result<Memtable> {
         let path = dir.join(wal_file_name(id));
-        let (mem, end) = Memtable::replay(storage, &path, id, vptr_ok)?;
+        let (mem, end) = Memtable::replay(storage, &path, id, keys, vptr_ok)?;
         if end.header.is_none() {
             let why = "a live WAL has no header: it was created with a durable header before the \
                        MANIFEST listed it, so it was cut or zeroed since";
@@ -355,7 +377,7 @@ mod tests {
         // Proves apply() makes groups replayable: the replayed map equals the live one.
         let dir = tempfile::tempdir().unwrap();
         let s = FsStorage::new();
-        let m = Memtable::create(&s, dir.path(), 3).unwrap();
+        let m = Memtable::create(&s, dir.path(), 3, None).unwrap();
         for g in 0..5u64 {
             let keys: Vec<Vec<u8>> = (0..10)
                 .map(|i| key_with_version(format!("k{i}").as_bytes(), g + 1))
@@ -365,7 +387,7 @@ mod tests {
         }
         m.sync_wal().unwrap();
         let path = dir.path().join(wal_file_name(3));
-        let (r, end) = Memtable::replay(&s, &path, 3, &|_| true).unwrap();
+        let (r, end) = Memtable::replay(&s, &path, 3, None, &|_| true).unwrap();
         assert_eq!(end.batches, 5);
         assert_eq!(keys_of(&r), keys_of(&m));
         assert_eq!(r.list().len(), 50);
@@ -380,7 +402,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let s = FsStorage::new();
         let path = dir.path().join(wal_file_name(1));
-        let m = Memtable::create(&s, dir.path(), 1).unwrap();
+        let m = Memtable::create(&s, dir.path(), 1, None).unwrap();
         let good = ValuePointer {
             file_id: 1,
             offset: 100,
@@ -402,13 +424,13 @@ mod tests {
         m.apply(&[rec(&k2, &bad, meta::VALUE_POINTER)]).unwrap();
         m.apply(&[rec(&k3, b"inline", 0)]).unwrap();
         let ok = |vp: &ValuePointer| vp.offset < 1000;
-        let (r, end) = Memtable::replay(&s, &path, 1, &ok).unwrap();
+        let (r, end) = Memtable::replay(&s, &path, 1, None, &ok).unwrap();
         assert_eq!(keys_of(&r), vec![k1.clone()]);
         assert!(matches!(end.stop, log::StopReason::TornTail { .. }));
         // Now sync after the bad batch and append one more: the bad batch is proven synced.
         m.sync_wal().unwrap();
         m.apply(&[rec(&k3, b"again", 0)]).unwrap();
-        let err = Memtable::replay(&s, &path, 1, &ok).unwrap_err();
+        let err = Memtable::replay(&s, &path, 1, None, &ok).unwrap_err();
         assert!(err.is_corruption(), "{err}");
     }
 
@@ -418,7 +440,7 @@ mod tests {
         // the first group of an empty memtable.
         let dir = tempfile::tempdir().unwrap();
         let s = FsStorage::new();
-        let m = Memtable::create(&s, dir.path(), 2).unwrap();
+        let m = Memtable::create(&s, dir.path(), 2, None).unwrap();
         assert!(!m.would_exceed(u64::MAX / 2, 10));
         let k = key_with_version(b"key", 1);
         m.apply(&[rec(&k, &[0u8; 1000], 0)]).unwrap();

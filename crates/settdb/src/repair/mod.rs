@@ -86,6 +86,7 @@ pub fn repair(opts: &Options) -> Result<RepairReport> {
     let dirs = Dirs {
         dir: &opts.dir,
         value_dir: &opts.value_dir,
+        keys: None,
     };
     // Checked before the lock, which would create a LOCK file among someone else's files.
     let (files, _) = list(storage.as_ref(), dirs)?;

@@ -8,13 +8,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::{shown, RepairReport};
+use crate::crypto::{FileCipher, KeyRegistry};
 use crate::db::Db;
 use crate::error::Result;
 use crate::inventory::{list, take_inventory, Dirs};
 use crate::io::{OpenMode, Storage, StorageFile};
 use crate::key::{user_key, version};
 use crate::levels::table_file_name;
-use crate::log::{read_record_at, RecordPos};
+use crate::log::{read_header, read_record_at, LogKind, RecordPos};
 use crate::manifest::{ManifestFile, ManifestOptions};
 use crate::memtable::{wal_file_name, Memtable};
 use crate::options::Options;
@@ -36,15 +37,18 @@ pub(super) fn salvage_into(
     report: &mut RepairReport,
     lost_keys: &mut Vec<Vec<u8>>,
 ) -> Result<()> {
+    let keys = crate::inventory::open_keys(&opts.storage, opts, true)?;
     let dirs = Dirs {
         dir: &opts.dir,
         value_dir: &opts.value_dir,
+        keys: keys.as_deref(),
     };
     let (files, _) = list(storage, dirs)?;
     let garbage = proven_garbage(storage, opts, dirs)?;
     let mut out = Salvager {
         db,
         values: ValueReader {
+            keys: keys.clone(),
             storage,
             dir: &opts.value_dir,
             files: HashMap::new(),
@@ -112,6 +116,7 @@ impl Salvager<'_> {
     fn table(&mut self, path: &Path, id: u64, base: &Path) -> Result<()> {
         let open = TableOpenOptions {
             checksum_verification_mode: ChecksumVerificationMode::OnBlockRead,
+            keys: self.values.keys.clone(),
         };
         let file = storage_open(self.values.storage, path)?;
         let len = file.len()?;
@@ -159,7 +164,8 @@ impl Salvager<'_> {
 
     /// Every intact batch of WAL `id`.
     fn wal(&mut self, path: &Path, id: u64, base: &Path) -> Result<()> {
-        let (mem, found) = Memtable::salvage(self.values.storage, path, id)?;
+        let keys = self.values.keys.as_deref();
+        let (mem, found) = Memtable::salvage(self.values.storage, path, id, keys)?;
         let mut it = mem.iter();
         it.seek_to_first()?;
         while it.valid() {
@@ -262,11 +268,13 @@ fn storage_open(storage: &dyn Storage, path: &Path) -> Result<Arc<dyn StorageFil
 }
 
 /// An open value-log file and its length.
-type OpenLog = (Arc<dyn StorageFile>, u64);
+type OpenLog = (Arc<dyn StorageFile>, u64, Option<FileCipher>);
 
 /// Reads values by pointer straight from the value-log files, checking each record's checksum
 /// and key: a file may be damaged elsewhere, or missing.
 struct ValueReader<'a> {
+    /// The key registry of an encrypted database.
+    keys: Option<Arc<KeyRegistry>>,
     storage: &'a dyn Storage,
     dir: &'a Path,
     /// Open files and their lengths; `None` for a file that cannot be opened.
@@ -279,16 +287,19 @@ struct ValueReader<'a> {
 
 impl ValueReader<'_> {
     fn read(&mut self, vp: ValuePointer, internal_key: &[u8]) -> Option<Bytes> {
-        let (storage, dir) = (self.storage, self.dir);
+        let (storage, dir, keys) = (self.storage, self.dir, self.keys.as_deref());
         let file = self.files.entry(vp.file_id).or_insert_with(|| {
-            let f = storage
-                .open(&dir.join(vlog_file_name(vp.file_id)), OpenMode::Read)
-                .ok()?;
+            let path = dir.join(vlog_file_name(vp.file_id));
+            let f = storage.open(&path, OpenMode::Read).ok()?;
             let len = f.len().ok()?;
-            Some((f, len))
+            // A file whose header cannot be read or whose key is unknown has no readable value.
+            let header = read_header(f.as_ref(), LogKind::ValueLog).ok()??;
+            let cipher = header.cipher(keys, &path).ok()?;
+            Some((f, len, cipher))
         });
-        let value = file.as_ref().and_then(|(f, len)| {
-            let rec = read_record_at(f.as_ref(), *len, RecordPos::from(vp)).ok()?;
+        let value = file.as_ref().and_then(|(f, len, cipher)| {
+            let rec =
+                read_record_at(f.as_ref(), *len, RecordPos::from(vp), cipher.as_ref()).ok()?;
             (rec.key() == internal_key).then(|| Bytes::copy_from_slice(rec.value()))
         });
         value

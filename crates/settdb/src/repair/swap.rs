@@ -13,6 +13,7 @@
 use std::path::{Path, PathBuf};
 
 use super::{names_in, RepairReport};
+use crate::crypto::KEY_REGISTRY_FILE_NAME;
 use crate::error::{Error, Result};
 use crate::io::{OpenMode, Storage};
 use crate::levels::parse_table_file_name;
@@ -153,6 +154,7 @@ fn is_db_file(dir: &Path, name: &str) -> bool {
         || name == MANIFEST_FILE_NAME
         || name == MANIFEST_REWRITE_FILE_NAME
         || name == DISCARD_FILE_NAME
+        || name == KEY_REGISTRY_FILE_NAME
 }
 
 /// Moves the old files aside and the staging files into place (see the module docs).

@@ -14,11 +14,12 @@ use super::block_frame::append_stored_block;
 use super::bloom::{bloom_hash, BloomFilter};
 use super::chunk_writer::ChunkWriter;
 use super::compression::{Compressor, MAX_BLOCK_BYTES};
-use super::footer::{Footer, Region, FOOTER_LEN};
+use super::footer::{Footer, Region, Sealing, FOOTER_LEN};
 use super::index::BlockHandle;
 use super::index_builder::IndexBuilder;
 use super::meta::TableMeta;
 use super::table_options::TableBuilderOptions;
+use crate::crypto::FileCipher;
 use crate::error::{Error, Result};
 use crate::io::StorageFile;
 use crate::key::{compare_keys, is_valid_internal_key, same_user_key, user_key, version};
@@ -74,6 +75,8 @@ pub struct TableBuilder {
     user_key_count: u64,
     data_bytes: u64,
     stale_data_bytes: u64,
+    /// The cipher of an encrypted table.
+    cipher: Option<FileCipher>,
 }
 
 impl TableBuilder {
@@ -99,7 +102,16 @@ impl TableBuilder {
             user_key_count: 0,
             data_bytes: 0,
             stale_data_bytes: 0,
+            cipher: None,
         })
+    }
+
+    /// Seals every block and region of the table with `cipher` (an encrypted database's
+    /// tables); `None` leaves it plaintext. Call before the first `add`.
+    pub fn with_cipher(mut self, cipher: Option<FileCipher>) -> Self {
+        debug_assert!(self.entry_count == 0);
+        self.cipher = cipher;
+        self
     }
 
     /// Adds an entry. Keys must be valid internal keys in strictly ascending `compare_keys`
@@ -196,6 +208,10 @@ impl TableBuilder {
             filter,
             index,
             meta: meta_region,
+            sealing: self.cipher.as_ref().map(|c| Sealing {
+                key_id: c.key_id,
+                salt: c.salt,
+            }),
         };
         self.writer.buf_mut().extend_from_slice(&footer.encode());
         let size_bytes = self.writer.offset();
@@ -248,7 +264,9 @@ impl TableBuilder {
         let raw = self.block.finish();
         debug_assert!(raw.len() <= MAX_BLOCK_BYTES);
         self.data_bytes += raw.len() as u64;
-        let stored = append_stored_block(self.writer.buf_mut(), raw, Some(&mut self.compressor))?;
+        let seal = self.cipher.as_ref().map(|c| (c, offset));
+        let stored =
+            append_stored_block(self.writer.buf_mut(), raw, Some(&mut self.compressor), seal)?;
         let stored_len =
             u32::try_from(stored).map_err(|_| Error::InvalidRequest("stored block over 4 GiB"))?;
         self.index
@@ -260,7 +278,8 @@ impl TableBuilder {
     /// Appends an uncompressed metadata region.
     fn write_region(&mut self, raw: &[u8]) -> Result<Region> {
         let offset = self.writer.offset();
-        let len = append_stored_block(self.writer.buf_mut(), raw, None)?;
+        let seal = self.cipher.as_ref().map(|c| (c, offset));
+        let len = append_stored_block(self.writer.buf_mut(), raw, None, seal)?;
         self.writer.maybe_flush()?;
         Ok(Region {
             offset,

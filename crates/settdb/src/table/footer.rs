@@ -7,7 +7,14 @@
 //! ```
 //!
 //! The footer is 64 bytes in every format version, so the checks run magic → crc → version
-//! and each failure is reported as what it is. Format page: docs/format/table.md (footer).
+//! and each failure is reported as what it is. Version 1 is a plaintext table; version 2 an
+//! encrypted one, whose 32-byte sealing block sits right before the footer:
+//!
+//! ```text
+//! sealing (32 bytes) := key_id u64 ‖ salt [12] ‖ reserved [8] = 0 ‖ crc32c u32 (over [0, 28))
+//! ```
+//!
+//! Format page: docs/format/table.md (footer).
 
 use std::path::Path;
 
@@ -15,10 +22,15 @@ use super::block_frame::BLOCK_TRAILER_LEN;
 use super::bloom::PROBES_LEN;
 use crate::checksum::crc32c;
 use crate::coding;
+use crate::crypto::SALT_LEN;
 use crate::error::{Error, Result};
 
-/// Format version this build writes and reads.
+/// Format version of a plaintext table.
 pub const FORMAT_VERSION: u32 = 1;
+/// Format version of an encrypted table (a sealing block before the footer).
+pub const ENCRYPTED_FORMAT_VERSION: u32 = 2;
+/// Bytes of the sealing block of an encrypted table.
+pub const SEALING_LEN: usize = 32;
 /// The magic number, the bytes "SettTabl" read as a little-endian u64.
 pub const TABLE_MAGIC: u64 = u64::from_le_bytes(*b"SettTabl");
 
@@ -47,6 +59,55 @@ pub struct Region {
     pub len: u64,
 }
 
+/// Which data key and salt an encrypted table is sealed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sealing {
+    /// The data key's id in the key registry (>= 1).
+    pub key_id: u64,
+    /// The salt of the table's file key.
+    pub salt: [u8; SALT_LEN],
+}
+
+impl Sealing {
+    /// The 32 bytes of the sealing block.
+    pub fn encode(&self) -> [u8; SEALING_LEN] {
+        let mut b = Vec::with_capacity(SEALING_LEN);
+        coding::put_u64(&mut b, self.key_id);
+        b.extend_from_slice(&self.salt);
+        b.extend_from_slice(&[0; 8]);
+        let crc = crc32c(&b);
+        coding::put_u32(&mut b, crc);
+        let mut out = [0u8; SEALING_LEN];
+        out.copy_from_slice(&b);
+        out
+    }
+
+    /// Decodes the sealing block read at `offset` of `file`.
+    pub fn decode(bytes: &[u8], file: &Path, offset: u64) -> Result<Sealing> {
+        let bad = |r: &str| Error::corruption(file, offset, format!("table sealing block: {r}"));
+        if bytes.len() != SEALING_LEN {
+            return Err(bad("cut short"));
+        }
+        let stored = coding::get_u32(bytes, SEALING_LEN - 4).unwrap_or(0);
+        let computed = crc32c(bytes.get(..SEALING_LEN - 4).unwrap_or_default());
+        if stored != computed {
+            return Err(Error::ChecksumMismatch {
+                file: file.to_path_buf(),
+                offset,
+                stored,
+                computed,
+            });
+        }
+        let key_id = coding::get_u64(bytes, 0).unwrap_or(0);
+        let mut salt = [0u8; SALT_LEN];
+        salt.copy_from_slice(bytes.get(8..8 + SALT_LEN).unwrap_or(&[0; SALT_LEN]));
+        if key_id == 0 || bytes.get(20..28).is_none_or(|r| r.iter().any(|&b| b != 0)) {
+            return Err(bad("key id 0 or reserved bytes not zero"));
+        }
+        Ok(Sealing { key_id, salt })
+    }
+}
+
 /// The decoded footer: where the metadata regions are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Footer {
@@ -56,12 +117,21 @@ pub struct Footer {
     pub index: Region,
     /// The table metadata.
     pub meta: Region,
+    /// The key and salt of an encrypted table (format version 2).
+    pub sealing: Option<Sealing>,
 }
 
 impl Footer {
-    /// The 64 footer bytes.
-    pub fn encode(&self) -> [u8; FOOTER_LEN] {
-        self.encode_version(FORMAT_VERSION)
+    /// The table's tail: the sealing block of an encrypted table, then the 64 footer bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        match &self.sealing {
+            None => self.encode_version(FORMAT_VERSION).to_vec(),
+            Some(s) => {
+                let mut out = s.encode().to_vec();
+                out.extend_from_slice(&self.encode_version(ENCRYPTED_FORMAT_VERSION));
+                out
+            }
+        }
     }
 
     /// The footer bytes with an arbitrary version (tests write future versions).
@@ -80,9 +150,22 @@ impl Footer {
         out
     }
 
-    /// Decodes the last [`FOOTER_LEN`] bytes of `file`, which start at `footer_offset`, and
-    /// checks magic, crc, version and the region layout.
+    /// Decodes the last [`FOOTER_LEN`] bytes of a plaintext table (see [`Footer::decode_tail`]).
+    #[cfg(test)]
     pub fn decode(bytes: &[u8], file: &Path, footer_offset: u64) -> Result<Footer> {
+        Footer::decode_tail(bytes, None, file, footer_offset)
+    }
+
+    /// Decodes the last [`FOOTER_LEN`] bytes of `file`, which start at `footer_offset`, and
+    /// checks magic, crc, version and the region layout. `sealing` holds the
+    /// [`SEALING_LEN`] bytes before the footer (`None` if the file is too short for them); a
+    /// version 2 footer needs them.
+    pub fn decode_tail(
+        bytes: &[u8],
+        sealing: Option<&[u8]>,
+        file: &Path,
+        footer_offset: u64,
+    ) -> Result<Footer> {
         let bad = |at: u64, r: String| Error::corruption(file, at, format!("table footer: {r}"));
         if bytes.len() != FOOTER_LEN {
             return Err(bad(
@@ -112,13 +195,25 @@ impl Footer {
         if version == 0 {
             return Err(bad(footer_offset, "format version 0".into()));
         }
-        if version > FORMAT_VERSION {
+        if version > ENCRYPTED_FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
                 file: file.to_path_buf(),
                 found: version,
-                supported: FORMAT_VERSION,
+                supported: ENCRYPTED_FORMAT_VERSION,
             });
         }
+        let (sealing, regions_end) = if version == ENCRYPTED_FORMAT_VERSION {
+            let at = footer_offset.saturating_sub(SEALING_LEN as u64);
+            let Some(b) = sealing.filter(|_| footer_offset >= SEALING_LEN as u64) else {
+                return Err(bad(
+                    at,
+                    "encrypted table too short for its sealing block".into(),
+                ));
+            };
+            (Some(Sealing::decode(b, file, at)?), at)
+        } else {
+            (None, footer_offset)
+        };
         let region = |i: usize| Region {
             offset: field(16 * i),
             len: field(16 * i + 8),
@@ -127,9 +222,10 @@ impl Footer {
             filter: region(0),
             index: region(1),
             meta: region(2),
+            sealing,
         };
         footer
-            .check_layout(footer_offset)
+            .check_layout(regions_end)
             .map_err(|r| bad(footer_offset, r))?;
         Ok(footer)
     }
@@ -207,6 +303,7 @@ mod tests {
                 offset: 150,
                 len: 50,
             },
+            sealing: None,
         }
     }
 
@@ -230,6 +327,40 @@ mod tests {
     }
 
     #[test]
+    fn an_encrypted_tail_round_trips_and_its_sealing_block_is_checked() {
+        // Proves an encrypted table's tail (sealing block + version-2 footer) decodes back,
+        // with the regions ending before the sealing block; a damaged sealing block is a
+        // checksum mismatch at its offset, key id 0 corruption.
+        let mut f = sample();
+        f.meta.len = 18; // regions end at 168 = 200 - 32
+        f.sealing = Some(Sealing {
+            key_id: 3,
+            salt: [7; SALT_LEN],
+        });
+        let tail = f.encode();
+        assert_eq!(tail.len(), SEALING_LEN + FOOTER_LEN);
+        let (seal, foot) = tail.split_at(SEALING_LEN);
+        let p = Path::new("t");
+        assert_eq!(Footer::decode_tail(foot, Some(seal), p, 200).unwrap(), f);
+        let mut bad = seal.to_vec();
+        bad[9] ^= 1;
+        assert!(matches!(
+            Footer::decode_tail(foot, Some(&bad), p, 200),
+            Err(Error::ChecksumMismatch { offset: 168, .. })
+        ));
+        let zero = Sealing {
+            key_id: 0,
+            salt: [1; SALT_LEN],
+        }
+        .encode();
+        assert!(matches!(
+            Footer::decode_tail(foot, Some(&zero), p, 200),
+            Err(Error::Corruption { offset: 168, .. })
+        ));
+        assert!(Footer::decode_tail(foot, None, p, 200).is_err());
+    }
+
+    #[test]
     fn each_footer_check_fires() {
         // Proves magic, crc, version (newer and 0) and each layout rule give their own error.
         let p = Path::new("t");
@@ -246,12 +377,17 @@ mod tests {
             Err(Error::ChecksumMismatch { offset: 200, .. })
         ));
         assert!(matches!(
-            Footer::decode(&sample().encode_version(2), p, 200),
+            Footer::decode(&sample().encode_version(3), p, 200),
             Err(Error::UnsupportedVersion {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             })
+        ));
+        // Version 2 needs its sealing block.
+        assert!(matches!(
+            Footer::decode(&sample().encode_version(2), p, 200),
+            Err(Error::Corruption { .. })
         ));
         assert!(matches!(
             Footer::decode(&sample().encode_version(0), p, 200),

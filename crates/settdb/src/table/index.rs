@@ -15,6 +15,7 @@ use std::path::Path;
 use super::block_frame::BLOCK_TRAILER_LEN;
 use super::compression::MAX_BLOCK_BYTES;
 use crate::coding::Reader;
+use crate::crypto::TAG_LEN;
 use crate::error::{Error, Result};
 use crate::key::{compare_keys, is_valid_internal_key, VERSION_LEN};
 
@@ -24,7 +25,7 @@ pub const INDEX_ENTRY_FIXED_LEN: usize = 8 + 4 + 2;
 pub const MIN_INDEX_ENTRY_LEN: usize = INDEX_ENTRY_FIXED_LEN + VERSION_LEN;
 /// Largest stored data block: a raw block of [`MAX_BLOCK_BYTES`] and its trailer (a block is
 /// stored compressed only when that is smaller).
-pub const MAX_STORED_BLOCK_LEN: usize = MAX_BLOCK_BYTES + BLOCK_TRAILER_LEN;
+pub const MAX_STORED_BLOCK_LEN: usize = MAX_BLOCK_BYTES + BLOCK_TRAILER_LEN + TAG_LEN;
 
 /// Where a stored block lies in the file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use super::block::Block;
 use super::block_frame::decode_stored_block;
 use super::bloom::BloomFilter;
-use super::footer::{Footer, Region, FOOTER_LEN};
+use super::footer::{Footer, Region, FOOTER_LEN, SEALING_LEN};
 use super::index::{BlockHandle, BlockIndex};
 use super::meta::TableMeta;
 use super::table_options::TableOpenOptions;
+use crate::crypto::FileCipher;
 use crate::error::{Error, Result};
 use crate::io::StorageFile;
 use crate::key::{compare_keys, is_valid_internal_key, same_user_key, user_key};
@@ -34,6 +35,8 @@ pub struct Table {
     index: BlockIndex,
     filter: Option<BloomFilter>,
     opts: TableOpenOptions,
+    /// The cipher of an encrypted table.
+    cipher: Option<FileCipher>,
 }
 
 impl std::fmt::Debug for Table {
@@ -62,16 +65,31 @@ impl Table {
                 format!("table of {size_bytes} bytes is shorter than its {FOOTER_LEN}-byte footer"),
             )
         })?;
-        let footer_bytes = file.read_vec_at(footer_offset, FOOTER_LEN)?;
-        let footer = Footer::decode(&footer_bytes, &path, footer_offset)?;
-        let meta_raw = read_region(file.as_ref(), footer.meta)?;
+        let tail_offset = footer_offset.saturating_sub(SEALING_LEN as u64);
+        let tail = file.read_vec_at(tail_offset, (size_bytes - tail_offset) as usize)?;
+        let (sealing, footer_bytes) = tail.split_at(tail.len() - FOOTER_LEN);
+        let sealing = (sealing.len() == SEALING_LEN).then_some(sealing);
+        let footer = Footer::decode_tail(footer_bytes, sealing, &path, footer_offset)?;
+        let cipher = match (&footer.sealing, &opts.keys) {
+            (None, _) => None,
+            (Some(s), Some(keys)) => {
+                Some(keys.file_cipher(s.key_id, s.salt, &path, tail_offset)?)
+            }
+            (Some(_), None) => {
+                return Err(Error::EncryptionKeyRequired {
+                    dir: path.parent().unwrap_or(Path::new("")).to_path_buf(),
+                })
+            }
+        };
+        let c = cipher.as_ref();
+        let meta_raw = read_region(file.as_ref(), footer.meta, c)?;
         let meta = TableMeta::decode(&meta_raw, &path, footer.meta.offset)?;
-        let index_raw = read_region(file.as_ref(), footer.index)?;
+        let index_raw = read_region(file.as_ref(), footer.index, c)?;
         let index = BlockIndex::decode(&index_raw, &path, footer.index.offset, footer.data_end())?;
         let filter = match footer.filter.len {
             0 => None,
             _ => {
-                let raw = read_region(file.as_ref(), footer.filter)?;
+                let raw = read_region(file.as_ref(), footer.filter, c)?;
                 Some(BloomFilter::decode(raw, &path, footer.filter.offset)?)
             }
         };
@@ -84,12 +102,18 @@ impl Table {
             index,
             filter,
             opts,
+            cipher,
         };
         table.check_meta_against_index()?;
-        if opts.verify_at_open() {
+        if table.opts.verify_at_open() {
             table.verify_data_blocks()?;
         }
         Ok(Arc::new(table))
+    }
+
+    /// The data key id an encrypted table is sealed with; 0 for a plaintext one.
+    pub fn key_id(&self) -> u64 {
+        self.footer.sealing.map_or(0, |s| s.key_id)
     }
 
     /// The table's id (its file number).
@@ -184,7 +208,7 @@ impl Table {
     pub fn verify_checksums(&self) -> Result<()> {
         for r in [self.footer.filter, self.footer.index, self.footer.meta] {
             if r.len > 0 {
-                read_region(self.file.as_ref(), r)?;
+                read_region(self.file.as_ref(), r, self.cipher.as_ref())?;
             }
         }
         self.verify_data_blocks()
@@ -226,7 +250,14 @@ impl Table {
             .ok_or(Error::InvalidRequest("block index out of range"))?;
         // The index was validated to lie inside the data region, so this read is bounded.
         let stored = self.file.read_vec_at(offset, stored_len as usize)?;
-        let raw = decode_stored_block(self.path(), offset, stored, verify, true)?;
+        let raw = decode_stored_block(
+            self.path(),
+            offset,
+            stored,
+            verify,
+            true,
+            self.cipher.as_ref(),
+        )?;
         let block = Block::decode(raw, self.path(), offset)?;
         let mut last = Vec::new();
         block.key_at(block.len().saturating_sub(1), &mut last);
@@ -295,11 +326,15 @@ impl Table {
 
 /// Reads a metadata region (always checksum-verified, never compressed). The footer check
 /// bounded `region` by the file size, so the allocation is justified by the file.
-fn read_region(file: &dyn StorageFile, region: Region) -> Result<Vec<u8>> {
+fn read_region(
+    file: &dyn StorageFile,
+    region: Region,
+    cipher: Option<&FileCipher>,
+) -> Result<Vec<u8>> {
     let len = usize::try_from(region.len)
         .map_err(|_| Error::corruption(file.path(), region.offset, "region larger than memory"))?;
     let stored = file.read_vec_at(region.offset, len)?;
-    decode_stored_block(file.path(), region.offset, stored, true, false)
+    decode_stored_block(file.path(), region.offset, stored, true, false, cipher)
 }
 
 #[cfg(test)]
@@ -455,6 +490,7 @@ mod tests {
             7,
             TableOpenOptions {
                 checksum_verification_mode: mode,
+                keys: None,
             },
         )
     }
@@ -493,10 +529,10 @@ mod tests {
         assert!(matches!(open_bytes(dir.path(), &crc, mode),
             Err(Error::ChecksumMismatch { offset, .. }) if offset == (n - FOOTER_LEN) as u64));
         let mut newer = good.clone();
-        rewrite_footer(&mut newer, 2, |_| {});
+        rewrite_footer(&mut newer, 3, |_| {});
         assert!(matches!(
             open_bytes(dir.path(), &newer, mode),
-            Err(Error::UnsupportedVersion { found: 2, .. })
+            Err(Error::UnsupportedVersion { found: 3, .. })
         ));
         let mut past_end = good.clone();
         rewrite_footer(&mut past_end, 1, |f| f.index.len += 1000);

@@ -1,5 +1,8 @@
 //! The knobs of writing and opening one table, taken from [`Options`].
 
+use std::sync::Arc;
+
+use crate::crypto::KeyRegistry;
 use crate::error::{Error, Result};
 use crate::options::{ChecksumVerificationMode, Compression, Options};
 
@@ -57,10 +60,12 @@ impl Default for TableBuilderOptions {
 }
 
 /// How [`super::Table::open`] treats a table.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct TableOpenOptions {
     /// When data-block checksums are verified (metadata regions are always verified).
     pub checksum_verification_mode: ChecksumVerificationMode,
+    /// The key registry of an encrypted database (an encrypted table needs it).
+    pub keys: Option<Arc<KeyRegistry>>,
 }
 
 impl TableOpenOptions {
@@ -68,6 +73,7 @@ impl TableOpenOptions {
     pub fn from_options(opts: &Options) -> Self {
         TableOpenOptions {
             checksum_verification_mode: opts.checksum_verification_mode,
+            keys: None,
         }
     }
 

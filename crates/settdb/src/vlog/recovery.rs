@@ -14,11 +14,12 @@ use std::sync::Arc;
 
 use super::file_name::{parse_vlog_file_name, vlog_file_name};
 use super::vlog_file::VlogFile;
+use crate::crypto::KeyRegistry;
 use crate::error::{Error, Result};
 use crate::io::{OpenMode, Storage, StorageFile};
 use crate::log::{
-    ends_sealed, read_header, replay, seal_batch_len, LogHeader, LogKind, ReplayEnd, StopReason,
-    FIRST_BATCH_OFFSET,
+    ends_sealed, read_header, replay_with, seal_batch_len, LogHeader, LogKind, ReplayEnd,
+    StopReason, FIRST_BATCH_OFFSET,
 };
 
 /// How recovery checked one file.
@@ -132,6 +133,7 @@ pub(crate) fn recover_dir(
     storage: &dyn Storage,
     dir: &Path,
     files: Files<'_>,
+    keys: Option<&KeyRegistry>,
 ) -> Result<Recovered> {
     let mut out = Recovered::default();
     let ids = match files {
@@ -147,7 +149,7 @@ pub(crate) fn recover_dir(
         let path = dir.join(vlog_file_name(id));
         let file = storage.open(&path, OpenMode::Read)?;
         let (found, header) = if Some(id) == newest {
-            let end = replay(file.as_ref(), LogKind::ValueLog, |_| Ok(()))?;
+            let end = replay_with(file.as_ref(), LogKind::ValueLog, keys, |_| Ok(()))?;
             if end.header.is_none() && matches!(files, Files::Listed(_)) {
                 let why = "a listed value-log file is unborn: it was durable before it was listed";
                 return Err(Error::corruption(&path, 0, why));
@@ -159,7 +161,8 @@ pub(crate) fn recover_dir(
         };
         if let Some(h) = header {
             check_id(&h, id, &path)?;
-            let vf = VlogFile::new(id, file, found.valid_end);
+            let cipher = h.cipher(keys, &path)?;
+            let vf = VlogFile::new(id, file, found.valid_end, cipher);
             out.open.insert(id, Arc::new(vf));
         }
         out.report.files.push(found);
@@ -254,7 +257,7 @@ mod tests {
     }
 
     fn corruption_at(sim: &SimStorage) -> (std::path::PathBuf, u64) {
-        match recover_dir(sim, Path::new(DIR), Files::InDirectory) {
+        match recover_dir(sim, Path::new(DIR), Files::InDirectory, None) {
             Err(Error::Corruption { file, offset, .. }) => (file, offset),
             other => panic!("expected Corruption, got {other:?}"),
         }
@@ -269,7 +272,7 @@ mod tests {
             .unwrap();
         sim.set_bytes(&Path::new(DIR).join("000009.vlog.tmp"), b"x")
             .unwrap();
-        let rec = recover_dir(&sim, Path::new(DIR), Files::InDirectory).unwrap();
+        let rec = recover_dir(&sim, Path::new(DIR), Files::InDirectory, None).unwrap();
         let checks: Vec<_> = rec.report.files.iter().map(|f| (f.id, f.check)).collect();
         assert_eq!(
             checks,
@@ -285,7 +288,7 @@ mod tests {
             assert_eq!(rec.open[&f.id].readable_end(), f.valid_end);
             assert_eq!(rec.report.valid_end(f.id), Some(f.valid_end));
         }
-        let none = recover_dir(&sim, Path::new("/nowhere"), Files::InDirectory).unwrap();
+        let none = recover_dir(&sim, Path::new("/nowhere"), Files::InDirectory, None).unwrap();
         assert!(none.report.files.is_empty() && none.open.is_empty());
     }
 
@@ -349,7 +352,7 @@ mod tests {
         // read-only leaves it, and a writing open removes it and starts past its id.
         let sim = three_files();
         sim.set_bytes(&path(4), &[0; FILE_HEADER_LEN - 1]).unwrap();
-        let rec = recover_dir(&sim, Path::new(DIR), Files::InDirectory).unwrap();
+        let rec = recover_dir(&sim, Path::new(DIR), Files::InDirectory, None).unwrap();
         let newest = rec.report.newest().unwrap();
         assert!(newest.is_unborn() && newest.is_empty());
         assert_eq!(newest.id, 4);
@@ -398,7 +401,7 @@ mod tests {
         let valid = b.len() as u64;
         b.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7]);
         sim.set_bytes(&path(3), &b).unwrap();
-        let rec = recover_dir(&sim, Path::new(DIR), Files::InDirectory).unwrap();
+        let rec = recover_dir(&sim, Path::new(DIR), Files::InDirectory, None).unwrap();
         let newest = rec.report.newest().unwrap();
         assert_eq!((newest.valid_end, newest.tail_bytes()), (valid, 7));
         assert_eq!(
@@ -410,7 +413,7 @@ mod tests {
         drop(open_sim(&sim, opts(1 << 20, 4)).unwrap());
         let sealed = valid + seal_batch_len();
         assert_eq!(sim.durable_bytes(&path(3)).unwrap().len() as u64, sealed);
-        let rec = recover_dir(&sim, Path::new(DIR), Files::InDirectory).unwrap();
+        let rec = recover_dir(&sim, Path::new(DIR), Files::InDirectory, None).unwrap();
         assert_eq!(rec.report.get(3).unwrap().check, FileCheck::Sealed);
         assert_eq!(rec.report.get(3).unwrap().valid_end, valid);
     }
@@ -460,7 +463,7 @@ mod tests {
             sim.create_dir_all(Path::new(DIR)).unwrap();
             sim.set_bytes(&path(1), &older).unwrap();
             sim.set_bytes(&path(2), &newest).unwrap();
-            if let Ok(rec) = recover_dir(&sim, Path::new(DIR), Files::InDirectory) {
+            if let Ok(rec) = recover_dir(&sim, Path::new(DIR), Files::InDirectory, None) {
                 for f in &rec.report.files {
                     proptest::prop_assert!(f.valid_end <= f.file_len);
                 }

@@ -35,6 +35,7 @@ pub(crate) fn opts(max_file_size_bytes: u64, max_entries: u32) -> ValueLogOption
         max_file_size_bytes,
         max_entries,
         read_only: false,
+        keys: None,
     }
 }
 

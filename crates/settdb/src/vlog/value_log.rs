@@ -18,16 +18,19 @@ use super::file_name::{vlog_file_name, FIRST_VLOG_FILE_ID};
 use super::recovery::{recover_dir, Files, Recovered, VlogRecovery};
 use super::vlog_file::VlogFile;
 use super::vlog_writer::{Placement, RotationLimits, VlogWriter};
+use crate::crypto::KeyRegistry;
 use crate::error::{Error, Result};
 use crate::io::Storage;
 use crate::log::FIRST_BATCH_OFFSET;
-use crate::log::{replay, seal_batch_len, LogKind, LogWriter, OwnedRecord, RecordRef, ReplayEnd};
+use crate::log::{
+    replay_with, seal_batch_len, LogKind, LogWriter, OwnedRecord, RecordRef, ReplayEnd,
+};
 use crate::manifest::{ManifestChange, SharedManifest};
 use crate::options::Options;
 use crate::value::ValuePointer;
 
 /// How a [`ValueLog`] is opened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct ValueLogOptions {
     /// The active file is rotated before a write group once its end reaches this many bytes
     /// ([`Options::value_log_file_size`]). A group is never split, so a file may pass it by
@@ -38,6 +41,9 @@ pub struct ValueLogOptions {
     pub max_entries: u32,
     /// Never write: no file is created, sealed or removed, and appends are refused.
     pub read_only: bool,
+    /// The key registry of an encrypted database: new files are sealed with its current data
+    /// key, existing ones are read with the key their header names.
+    pub keys: Option<Arc<KeyRegistry>>,
 }
 
 impl ValueLogOptions {
@@ -47,7 +53,14 @@ impl ValueLogOptions {
             max_file_size_bytes: opts.value_log_file_size,
             max_entries: opts.value_log_max_entries,
             read_only: opts.read_only,
+            keys: None,
         }
+    }
+
+    /// These options with the key registry `keys`.
+    pub fn with_keys(mut self, keys: Option<Arc<KeyRegistry>>) -> Self {
+        self.keys = keys;
+        self
     }
 }
 
@@ -187,6 +200,8 @@ pub struct ValueLog {
     /// Where file creations and removals are recorded (the engine's MANIFEST); `None` for a
     /// value log used on its own (tests, tools), which finds its files by listing.
     manifest: Option<Arc<SharedManifest>>,
+    /// The key registry of an encrypted database.
+    keys: Option<Arc<KeyRegistry>>,
 }
 
 impl fmt::Debug for ValueLog {
@@ -210,8 +225,9 @@ impl ValueLog {
         dir: &Path,
         opts: ValueLogOptions,
     ) -> Result<(ValueLog, VlogRecovery)> {
+        let read_only = opts.read_only;
         let (vlog, recovery) = ValueLog::recover(storage, dir, opts)?;
-        if !opts.read_only {
+        if !read_only {
             vlog.start_writing()?;
         }
         Ok((vlog, recovery))
@@ -259,7 +275,7 @@ impl ValueLog {
             report,
             open,
             newest_end,
-        } = recover_dir(storage.as_ref(), dir, files)?;
+        } = recover_dir(storage.as_ref(), dir, files, opts.keys.as_deref())?;
         let handed_out = manifest.as_ref().map_or(0, |m| {
             m.state().next_vlog_id().min(u64::from(u32::MAX)) as u32
         });
@@ -293,6 +309,7 @@ impl ValueLog {
             state: Mutex::new(state),
             written_back: Mutex::new((0, 0)),
             manifest,
+            keys: opts.keys,
         };
         Ok((vlog, report))
     }
@@ -362,8 +379,13 @@ impl ValueLog {
         } else {
             self.storage.sync_dir(&self.dir)?;
         }
-        let writer =
-            VlogWriter::create(Arc::clone(&self.storage), &self.dir, next_id, self.limits)?;
+        let writer = VlogWriter::create(
+            Arc::clone(&self.storage),
+            &self.dir,
+            next_id,
+            self.limits,
+            self.keys.clone(),
+        )?;
         self.record(ManifestChange::CreateVlog {
             file_id: u64::from(next_id),
         })?;
@@ -539,7 +561,8 @@ impl ValueLog {
         let file = self.file_or_missing(id, 0)?;
         let valid_end = file.readable_end();
         let bad = |at: u64, why: String| Error::corruption(file.path(), at, why);
-        let end = replay(file.file().as_ref(), LogKind::ValueLog, |batch| {
+        let keys = self.keys.as_deref();
+        let end = replay_with(file.file().as_ref(), LogKind::ValueLog, keys, |batch| {
             if stopped {
                 return Ok(());
             }
@@ -805,10 +828,10 @@ mod tests {
         let seed = test_seed("groups_read_back_across_rotations_and_reopens");
         let sim = SimStorage::with_seed(seed);
         let o = opts(64 * KIB as u64, 20);
-        let (vlog, rec) = open_sim(&sim, o).unwrap();
+        let (vlog, rec) = open_sim(&sim, o.clone()).unwrap();
         assert!(rec.files.is_empty());
         assert_eq!(vlog.active_file_id(), Some(FIRST_VLOG_FILE_ID));
-        let groups = append_checked(&vlog, seed, 60, o);
+        let groups = append_checked(&vlog, seed, 60, o.clone());
         let ids = vlog.file_ids();
         assert!(ids.len() >= 4, "only {ids:?}");
         groups.iter().for_each(|w| assert_reads(&vlog, w));
@@ -817,7 +840,7 @@ mod tests {
         vlog.close().unwrap();
         drop(vlog);
 
-        let (vlog, rec) = open_sim(&sim, o).unwrap();
+        let (vlog, rec) = open_sim(&sim, o.clone()).unwrap();
         let max = *ids.last().unwrap();
         assert_eq!(rec.files.iter().map(|f| f.id).collect::<Vec<_>>(), ids);
         assert_eq!(
@@ -832,7 +855,7 @@ mod tests {
         vlog.close().unwrap();
         drop(vlog);
 
-        let (vlog, rec) = open_sim(&sim, o).unwrap();
+        let (vlog, rec) = open_sim(&sim, o.clone()).unwrap();
         assert!(rec.get(max + 1).unwrap().is_empty());
         assert!(!vlog.file_ids().contains(&(max + 1)));
         assert!(sim.durable_bytes(&vlog.path_of(max + 1)).is_none());
@@ -847,8 +870,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let storage: Arc<dyn Storage> = Arc::new(FsStorage);
         let o = opts(8 * KIB as u64, 1000);
-        let (vlog, _) = ValueLog::open(Arc::clone(&storage), dir.path(), o).unwrap();
-        let groups = append_checked(&vlog, 7, 12, o);
+        let (vlog, _) = ValueLog::open(Arc::clone(&storage), dir.path(), o.clone()).unwrap();
+        let groups = append_checked(&vlog, 7, 12, o.clone());
         vlog.sync().unwrap();
         vlog.close().unwrap();
         let ids = vlog.file_ids();

@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::crypto::FileCipher;
 use crate::error::{Error, Result};
 use crate::io::{Storage, StorageFile};
 use crate::log::{read_record_at, OwnedRecord, RecordPos, FIRST_RECORD_OFFSET, MIN_RECORD_LEN};
@@ -37,17 +38,25 @@ pub(crate) struct VlogFile {
     readable_end: AtomicU64,
     /// Set once retired: where to remove the file from when the last holder drops it.
     remove_on_drop: OnceLock<Arc<dyn Storage>>,
+    /// The cipher of an encrypted file.
+    cipher: Option<FileCipher>,
 }
 
 impl VlogFile {
     /// File `id`, open as `file`, readable up to `readable_end`. REQUIRES: its header was
     /// checked (or written) and the bytes below `readable_end` validated (or written).
-    pub(crate) fn new(id: u32, file: Arc<dyn StorageFile>, readable_end: u64) -> Self {
+    pub(crate) fn new(
+        id: u32,
+        file: Arc<dyn StorageFile>,
+        readable_end: u64,
+        cipher: Option<FileCipher>,
+    ) -> Self {
         VlogFile {
             id,
             file,
             readable_end: AtomicU64::new(readable_end),
             remove_on_drop: OnceLock::new(),
+            cipher,
         }
     }
 
@@ -106,7 +115,12 @@ impl VlogFile {
     /// damaged record; I/O errors.
     pub(crate) fn read(&self, vp: ValuePointer, expected_key: &[u8]) -> Result<OwnedRecord> {
         debug_assert_eq!(vp.file_id, self.id);
-        let rec = read_record_at(self.file.as_ref(), self.readable_end(), RecordPos::from(vp))?;
+        let rec = read_record_at(
+            self.file.as_ref(),
+            self.readable_end(),
+            RecordPos::from(vp),
+            self.cipher.as_ref(),
+        )?;
         if rec.key() != expected_key {
             let why = format!(
                 "the value pointer ({vp}) was stored under key {} but its record holds key {}",
@@ -171,7 +185,11 @@ mod tests {
         let mut pos = Vec::new();
         w.append_batch(&[rec], &mut pos).unwrap();
         let vp = pos[0].value_pointer(3).unwrap();
-        (VlogFile::new(3, w.file().clone(), w.offset()), vp, key)
+        (
+            VlogFile::new(3, w.file().clone(), w.offset(), None),
+            vp,
+            key,
+        )
     }
 
     #[test]
@@ -189,7 +207,7 @@ mod tests {
             }
             r => panic!("expected Corruption, got {r:?}"),
         }
-        let hidden = VlogFile::new(3, f.file().clone(), u64::from(vp.offset) + 3);
+        let hidden = VlogFile::new(3, f.file().clone(), u64::from(vp.offset) + 3, None);
         assert!(!hidden.contains(&vp));
         assert!(matches!(
             hidden.read(vp, &key),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::file_name::vlog_file_name;
 use super::vlog_file::VlogFile;
+use crate::crypto::KeyRegistry;
 use crate::error::{Error, Result};
 use crate::io::Storage;
 use crate::log::{LogHeader, LogKind, LogWriter, RecordPos, RecordRef};
@@ -94,6 +95,8 @@ fn batch_len(records: &[RecordRef<'_>]) -> Result<u64> {
 pub(crate) struct VlogWriter {
     storage: Arc<dyn Storage>,
     limits: RotationLimits,
+    /// Seals every new file under its current data key when the database is encrypted.
+    keys: Option<Arc<KeyRegistry>>,
     log: LogWriter,
     active: Arc<VlogFile>,
     entries: u64,
@@ -108,11 +111,13 @@ impl VlogWriter {
         dir: &Path,
         id: u32,
         limits: RotationLimits,
+        keys: Option<Arc<KeyRegistry>>,
     ) -> Result<Self> {
-        let (log, active) = create_file(storage.as_ref(), dir, id)?;
+        let (log, active) = create_file(storage.as_ref(), dir, id, keys.as_deref())?;
         Ok(VlogWriter {
             storage,
             limits,
+            keys,
             log,
             active,
             entries: 0,
@@ -154,7 +159,7 @@ impl VlogWriter {
             self.log.synced_offset(),
             self.active.readable_end() + crate::log::seal_batch_len()
         );
-        match create_file(self.storage.as_ref(), dir, next) {
+        match create_file(self.storage.as_ref(), dir, next, self.keys.as_deref()) {
             Ok((log, active)) => {
                 self.log = log;
                 self.active = active;
@@ -252,11 +257,20 @@ impl VlogWriter {
 }
 
 /// Creates value-log file `id` in `dir` durably; its writer and its reader view.
-fn create_file(storage: &dyn Storage, dir: &Path, id: u32) -> Result<(LogWriter, Arc<VlogFile>)> {
+fn create_file(
+    storage: &dyn Storage,
+    dir: &Path,
+    id: u32,
+    keys: Option<&KeyRegistry>,
+) -> Result<(LogWriter, Arc<VlogFile>)> {
     let path = dir.join(vlog_file_name(id));
-    let header = LogHeader::new(LogKind::ValueLog, u64::from(id));
-    let log = LogWriter::create(storage, &path, header)?;
-    let file = VlogFile::new(id, Arc::clone(log.file()), log.offset());
+    let cipher = keys.map(KeyRegistry::cipher_for_new_file).transpose()?;
+    let header = match &cipher {
+        Some(c) => LogHeader::encrypted(LogKind::ValueLog, u64::from(id), c),
+        None => LogHeader::new(LogKind::ValueLog, u64::from(id)),
+    };
+    let log = LogWriter::create_in(storage, &path, header, cipher.clone())?;
+    let file = VlogFile::new(id, Arc::clone(log.file()), log.offset(), cipher);
     Ok((log, Arc::new(file)))
 }
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 
 use super::request::{Duty, WriteRequest};
 use super::write_queue::{GroupLimits, WriteQueue};
+use crate::crypto::KeyRegistry;
 use crate::error::{Error, Result};
 use crate::io::Storage;
 use crate::key;
@@ -83,6 +84,8 @@ pub struct WriterContext {
     pub poison: Arc<Poison>,
     /// Raised when the value log has [`BYTES_PER_SYNC`] bytes not yet written back.
     pub writeback: Arc<super::Signal>,
+    /// The key registry of an encrypted database: new WALs are sealed with it.
+    pub keys: Option<Arc<KeyRegistry>>,
 }
 
 /// Scratch buffers reused across groups (no per-entry allocation on the hot path).
@@ -300,7 +303,7 @@ fn rotate_memtable(ctx: &WriterContext) -> Result<Arc<Memtable>> {
     let id = ctx.next_memtable_id.fetch_add(1, Ordering::Relaxed);
     let next = match &ctx.wal_dir {
         Some(dir) => {
-            let mem = Memtable::create(ctx.storage.as_ref(), dir, id)?;
+            let mem = Memtable::create(ctx.storage.as_ref(), dir, id, ctx.keys.as_deref())?;
             ctx.manifest
                 .edit(&[ManifestChange::CreateWal { wal_id: id }])?;
             mem
