@@ -98,6 +98,10 @@ pub fn describe_db_error(err: &settdb::Error, dir: &Path) -> String {
         Error::Io { source, path, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
             format!("permission denied on {}: {err}", path.display())
         }
+        Error::EncryptionKeyRequired { .. } => {
+            format!("{err}: pass --encryption-key-file FILE")
+        }
+        Error::NotEncrypted { .. } => format!("{err} (drop --encryption-key-file)"),
         e if e.is_corruption() => format!(
             "{e} (run `settdb verify --dir {}` for a full check)",
             dir.display()

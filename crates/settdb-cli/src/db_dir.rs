@@ -26,6 +26,33 @@ pub struct DirArgs {
     /// Value-log directory, when it is not the database directory.
     #[arg(long, value_name = "DIR")]
     pub vlog_dir: Option<PathBuf>,
+    /// File holding the database's encryption (master) key: 16, 24 or 32 bytes (AES-128,
+    /// -192, -256), raw or as text with one trailing newline. Required for an encrypted database; creates
+    /// an encrypted one when the directory is new. Never give a key on the command line.
+    #[arg(long, value_name = "FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+}
+
+/// Reads a key file: its bytes when they are 16, 24 or 32; else, for a key typed into a text
+/// file, the bytes before one trailing newline (`\n` or `\r\n`), which must then be 16, 24 or 32.
+pub fn read_key_file(path: &Path) -> CliResult<Vec<u8>> {
+    let mut key = std::fs::read(path)
+        .map_err(|e| CliError::new(format!("cannot read key file {}: {e}", path.display())))?;
+    if !matches!(key.len(), 16 | 24 | 32) {
+        if key.ends_with(b"\r\n") {
+            key.truncate(key.len() - 2);
+        } else if key.ends_with(b"\n") {
+            key.truncate(key.len() - 1);
+        }
+    }
+    match key.len() {
+        16 | 24 | 32 => Ok(key),
+        n => Err(CliError::new(format!(
+            "key file {} holds {n} bytes; an encryption key is 16, 24 or 32 bytes \
+             (AES-128/192/256)",
+            path.display()
+        ))),
+    }
 }
 
 impl DirArgs {
@@ -34,9 +61,16 @@ impl DirArgs {
         self.vlog_dir.as_deref().unwrap_or(&self.dir)
     }
 
-    /// Library options for these directories (everything else at its default).
-    pub fn options(&self) -> Options {
-        Options::new(&self.dir).with_value_dir(self.value_dir().to_path_buf())
+    /// Library options for these directories and the key of `--encryption-key-file`
+    /// (everything else at its default). Fails if the key file cannot be read or is not a key.
+    pub fn options(&self) -> CliResult<Options> {
+        let key = match &self.encryption_key_file {
+            Some(p) => read_key_file(p)?,
+            None => Vec::new(),
+        };
+        Ok(Options::new(&self.dir)
+            .with_value_dir(self.value_dir().to_path_buf())
+            .with_encryption_key(key))
     }
 
     /// Fails unless both directories exist.
@@ -117,7 +151,7 @@ impl DirArgs {
     /// Opens an existing database read-only (a shared lock: other readers may run too).
     pub fn open_read_only(&self) -> CliResult<Db> {
         self.require_existing()?;
-        self.open(self.options().with_read_only(true))
+        self.open(self.options()?.with_read_only(true))
     }
 
     /// Opens the database with `opts`, translating the errors.

@@ -25,7 +25,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmd::{bank, bench, delete, drop, flatten, gc, get, info, repair, scan, set, verify};
+use cmd::{bank, bench, delete, drop, flatten, gc, get, info, repair, rotate, scan, set, verify};
 
 /// SettDB command-line tool.
 #[derive(Debug, Parser)]
@@ -70,6 +70,8 @@ enum Command {
     Verify(verify::VerifyArgs),
     /// Rebuild a damaged database from what can still be read; old files go to lost/N/.
     Repair(repair::RepairArgs),
+    /// Change an encrypted database's master key (re-seals KEYREGISTRY only).
+    Rotate(rotate::RotateArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +89,7 @@ fn main() -> ExitCode {
         Command::Gc(a) => gc::run(a),
         Command::Verify(a) => verify::run(a),
         Command::Repair(a) => repair::run(a),
+        Command::Rotate(a) => rotate::run(a),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -949,3 +949,152 @@ fn drop_prefix_and_all_remove_keys_without_tombstones() {
         .code(1)
         .stderr(contains("is not a SettDB database"));
 }
+
+#[test]
+fn encrypted_database_needs_its_key_file_and_rotate_changes_it() {
+    // Proves --encryption-key-file creates and opens an encrypted database (bench write, set,
+    // get, scan, verify, info, bank test), that no key, a wrong key and a key for a plaintext
+    // database are one clear line and exit 1, that a key file of a bad length is refused,
+    // and that `rotate` moves the database to the new key (the old one is then wrong).
+    let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let k1 = keys.path().join("k1");
+    let k2 = keys.path().join("k2");
+    let bad = keys.path().join("bad");
+    std::fs::write(&k1, [0x0a; 32]).unwrap(); // raw bytes, ending in a newline byte
+    std::fs::write(&k2, "0123456789abcdef\n").unwrap(); // typed text, 16 bytes
+    std::fs::write(&bad, "short\n").unwrap();
+    let db = dir.path().join("db");
+    settdb()
+        .args(["bench", "write", "-m", "0.002", "-v", "600", "--dir"])
+        .arg(&db)
+        .arg("--encryption-key-file")
+        .arg(&k1)
+        .assert()
+        .success();
+    settdb()
+        .args(["set", "--dir"])
+        .arg(&db)
+        .arg("--encryption-key-file")
+        .arg(&k1)
+        .args(["secret-key", "secret-value"])
+        .assert()
+        .success();
+    for f in std::fs::read_dir(&db).unwrap() {
+        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        assert!(!bytes.windows(12).any(|w| w == b"secret-value"));
+    }
+    settdb()
+        .args(["get", "--dir"])
+        .arg(&db)
+        .arg("--encryption-key-file")
+        .arg(&k1)
+        .arg("secret-key")
+        .assert()
+        .success()
+        .stdout("secret-value\n");
+    settdb()
+        .args(["get", "--dir"])
+        .arg(&db)
+        .arg("secret-key")
+        .assert()
+        .code(1)
+        .stderr(contains("is an encrypted database").and(contains("--encryption-key-file")));
+    settdb()
+        .args(["get", "--dir"])
+        .arg(&db)
+        .arg("--encryption-key-file")
+        .arg(&k2)
+        .arg("secret-key")
+        .assert()
+        .code(1)
+        .stderr(contains("wrong encryption key"));
+    settdb()
+        .args(["get", "--dir"])
+        .arg(&db)
+        .arg("--encryption-key-file")
+        .arg(&bad)
+        .arg("secret-key")
+        .assert()
+        .failure()
+        .stderr(contains("holds 5 bytes"));
+    for cmd in [&["verify"][..], &["info"], &["scan", "--limit", "3"]] {
+        settdb()
+            .args(cmd)
+            .arg("--dir")
+            .arg(&db)
+            .arg("--encryption-key-file")
+            .arg(&k1)
+            .assert()
+            .success();
+    }
+    settdb()
+        .args(["rotate", "--dir"])
+        .arg(&db)
+        .arg("--old-key-file")
+        .arg(&k2)
+        .arg("--new-key-file")
+        .arg(&k1)
+        .assert()
+        .code(1)
+        .stderr(contains("wrong encryption key"));
+    settdb()
+        .args(["rotate", "--dir"])
+        .arg(&db)
+        .arg("--old-key-file")
+        .arg(&k1)
+        .arg("--new-key-file")
+        .arg(&k2)
+        .assert()
+        .success()
+        .stdout(contains("rotated the master key"));
+    settdb()
+        .args(["get", "--dir"])
+        .arg(&db)
+        .arg("--encryption-key-file")
+        .arg(&k2)
+        .arg("secret-key")
+        .assert()
+        .success()
+        .stdout("secret-value\n");
+    settdb()
+        .args(["get", "--dir"])
+        .arg(&db)
+        .arg("--encryption-key-file")
+        .arg(&k1)
+        .arg("secret-key")
+        .assert()
+        .code(1)
+        .stderr(contains("wrong encryption key"));
+    let plain = dir.path().join("plain");
+    settdb()
+        .args(["set", "--dir"])
+        .arg(&plain)
+        .args(["a", "b"])
+        .assert()
+        .success();
+    settdb()
+        .args(["get", "--dir"])
+        .arg(&plain)
+        .arg("--encryption-key-file")
+        .arg(&k1)
+        .arg("a")
+        .assert()
+        .code(1)
+        .stderr(contains("not an encrypted database"));
+    settdb()
+        .args([
+            "bank",
+            "test",
+            "-a",
+            "50",
+            "-c",
+            "2",
+            "-d",
+            "2s",
+            "--encryption-key-file",
+        ])
+        .arg(&k1)
+        .assert()
+        .success();
+}

@@ -59,7 +59,7 @@ enum Finding {
 pub fn run(args: BankDisectArgs) -> CliResult {
     let dirs = &args.dirs;
     dirs.require_database()?;
-    let opts = bank_options(dirs.options()).with_read_only(true);
+    let opts = bank_options(dirs.options()?).with_read_only(true);
     let db = Db::open_managed(opts).map_err(|e| dirs.error(e))?;
     let outcome = disect(&db);
     let closed = db.close();

@@ -41,6 +41,10 @@ pub struct BankTestArgs {
     /// removed after a pass and kept after a failure.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+    /// File holding an encryption key (16, 24 or 32 bytes): the bank runs on an encrypted
+    /// database.
+    #[arg(long, value_name = "FILE")]
+    pub encryption_key_file: Option<PathBuf>,
     /// Number of accounts.
     #[arg(short = 'a', long, default_value_t = 10_000,
           value_parser = clap::value_parser!(u32).range(2..=100_000_000))]
@@ -116,9 +120,10 @@ impl Shared {
 
 /// Runs `bank test`.
 pub fn run(args: BankTestArgs) -> CliResult {
-    let (dirs, temp) = test_dir(args.dir.as_ref())?;
+    let (mut dirs, temp) = test_dir(args.dir.as_ref())?;
+    dirs.encryption_key_file = args.encryption_key_file.clone();
     let bank = BankAccounts { n: args.accounts };
-    let mut opts = bank_options(dirs.options());
+    let mut opts = bank_options(dirs.options()?);
     if args.gc {
         opts = opts
             .with_num_versions_to_keep(1)
@@ -197,6 +202,7 @@ fn test_dir(dir: Option<&PathBuf>) -> CliResult<(DirArgs, Option<TempDbDir>)> {
         DirArgs {
             dir,
             vlog_dir: None,
+            encryption_key_file: None,
         },
         temp,
     ))

@@ -37,6 +37,9 @@ pub struct BenchWriteArgs {
     /// Value-log directory, when it is not --dir.
     #[arg(long, value_name = "DIR", requires = "dir")]
     pub vlog_dir: Option<PathBuf>,
+    /// File holding an encryption key (16, 24 or 32 bytes): the database is encrypted.
+    #[arg(long, value_name = "FILE")]
+    pub encryption_key_file: Option<PathBuf>,
     /// Bytes per key (32 is Badger's default; scripts/bench-vs-badger.sh compares at 16).
     #[arg(short = 'k', long, default_value_t = 32,
           value_parser = clap::value_parser!(u32).range(1..=settdb::key::MAX_KEY_SIZE as i64))]
@@ -105,6 +108,7 @@ pub fn run(args: BenchWriteArgs) -> CliResult {
         DirArgs {
             dir: d.clone(),
             vlog_dir: args.vlog_dir.clone(),
+            encryption_key_file: None,
         }
         .refuse_foreign_files()?;
     }
@@ -118,6 +122,7 @@ pub fn run(args: BenchWriteArgs) -> CliResult {
     let dirs = DirArgs {
         dir,
         vlog_dir: args.vlog_dir.clone(),
+        encryption_key_file: args.encryption_key_file.clone(),
     };
     let keys = BenchKeys {
         seed: args.seed.unwrap_or_else(|| rand::rng().next_u64()),
@@ -126,7 +131,7 @@ pub fn run(args: BenchWriteArgs) -> CliResult {
         sorted: args.sorted,
     };
     let opts = dirs
-        .options()
+        .options()?
         .with_sync_writes(args.sync)
         .with_auto_value_log_gc(!args.no_auto_gc)
         .with_value_threshold(args.value_threshold)

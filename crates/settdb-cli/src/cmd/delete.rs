@@ -20,7 +20,7 @@ pub struct DeleteArgs {
 pub fn run(args: DeleteArgs) -> CliResult {
     let key = Encoding::from_hex_flag(args.hex).decode(&args.key, "key")?;
     args.dirs.require_database()?;
-    let db = args.dirs.open(args.dirs.options())?;
+    let db = args.dirs.open(args.dirs.options()?)?;
     let version = db.delete(key);
     let closed = db.close();
     let version = version.map_err(|e| args.dirs.error(e))?;

@@ -43,7 +43,7 @@ pub fn run(args: DropArgs) -> CliResult {
         ));
     }
     args.dirs.require_database()?;
-    let db = args.dirs.open(args.dirs.options())?;
+    let db = args.dirs.open(args.dirs.options()?)?;
     print_size("before", &db);
     let progress = Progress::start("drop", Goal::Open, "");
     let dropped = if args.all {

@@ -30,7 +30,7 @@ pub fn run(args: FlattenArgs) -> CliResult {
     args.dirs.require_database()?;
     let opts = args
         .dirs
-        .options()
+        .options()?
         .with_num_compactors(0)
         .with_auto_value_log_gc(false)
         .with_num_versions_to_keep(args.num_versions)

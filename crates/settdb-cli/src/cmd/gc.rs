@@ -40,7 +40,7 @@ pub fn run(args: GcArgs) -> CliResult {
     args.dirs.require_database()?;
     let opts = args
         .dirs
-        .options()
+        .options()?
         .with_num_compactors(0)
         .with_auto_value_log_gc(false);
     let db = args.dirs.open(opts)?;

@@ -16,6 +16,7 @@ pub mod gc;
 pub mod get;
 pub mod info;
 pub mod repair;
+pub mod rotate;
 pub mod scan;
 pub mod set;
 pub mod verify;

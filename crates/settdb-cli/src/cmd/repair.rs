@@ -18,7 +18,7 @@ pub struct RepairArgs {
 pub fn run(args: RepairArgs) -> CliResult {
     let dirs = &args.dirs;
     dirs.require_existing()?;
-    let r = settdb::repair(&dirs.options()).map_err(|e| CliError::from_db(e, &dirs.dir))?;
+    let r = settdb::repair(&dirs.options()?).map_err(|e| CliError::from_db(e, &dirs.dir))?;
     if !r.repaired {
         println!(
             "nothing to repair: verify found no problem in {}",

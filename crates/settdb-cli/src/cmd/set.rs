@@ -27,7 +27,7 @@ pub fn run(args: SetArgs) -> CliResult {
     // A key the library refuses is bad usage, found before a database is created for it.
     settdb::validate_key(&key).map_err(|e| CliError::usage(format!("key: {e}")))?;
     args.dirs.refuse_foreign_files()?;
-    let db = args.dirs.open(args.dirs.options())?;
+    let db = args.dirs.open(args.dirs.options()?)?;
     let version = db.set(key, value);
     // Close even after a failed write: it releases the lock and flushes what was written.
     let closed = db.close();

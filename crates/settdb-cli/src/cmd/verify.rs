@@ -27,7 +27,7 @@ pub fn run(args: VerifyArgs) -> CliResult {
     scanned.extend(dirs.vlog_dir.as_deref());
     let total = DiskUsage::scan(&scanned).map_or(0, |u| u.total_bytes());
     let progress = Progress::start("verify", Goal::Items(total), BYTES);
-    let report = settdb::verify_with_progress(&dirs.options(), &|n| progress.add(n))
+    let report = settdb::verify_with_progress(&dirs.options()?, &|n| progress.add(n))
         .map_err(|e| CliError::from_db(e, &dirs.dir));
     progress.finish();
     let report = report?;
