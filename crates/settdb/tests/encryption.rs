@@ -85,10 +85,13 @@ fn check_model(db: &Db, model: &BTreeMap<Vec<u8>, Option<Vec<u8>>>) {
     let mut n = 0;
     while it.valid() {
         let item = it.item();
+        let value = item.value().unwrap();
         assert_eq!(
             model.get(item.key()).cloned().flatten().as_deref(),
-            Some(&item.value().unwrap()[..])
+            Some(&value[..])
         );
+        // The size known without reading the value log counts no tag.
+        assert_eq!(item.value_size(), value.len() as u64);
         n += 1;
         it.next().unwrap();
     }

@@ -171,7 +171,12 @@ impl Item {
     pub fn value_size(&self) -> u64 {
         match self.pointer {
             Some(vp) => record_value_len(
-                u64::from(vp.len),
+                u64::from(vp.len)
+                    - self
+                        .vlog
+                        .as_ref()
+                        .map_or(0, VlogPin::record_overhead)
+                        .min(u64::from(vp.len)),
                 (self.key.len() + VERSION_LEN) as u64,
                 self.expires_at,
             ),

@@ -107,6 +107,8 @@ pub(crate) struct VlogPin {
     files: Arc<FileMap>,
     live: Arc<RwLock<Arc<FileMap>>>,
     dir: Arc<Path>,
+    /// The database is encrypted: every record carries a tag.
+    sealed: bool,
 }
 
 impl fmt::Debug for VlogPin {
@@ -118,6 +120,15 @@ impl fmt::Debug for VlogPin {
 }
 
 impl VlogPin {
+    /// Bytes a record carries beyond its fields (the tag of an encrypted database).
+    pub(crate) fn record_overhead(&self) -> u64 {
+        if self.sealed {
+            crate::crypto::TAG_LEN as u64
+        } else {
+            0
+        }
+    }
+
     /// Reads the record `vp` names, as [`ValueLog::read`] does, from the pinned files.
     pub(crate) fn read(&self, vp: ValuePointer, expected_key: &[u8]) -> Result<OwnedRecord> {
         if let Some(f) = self.files.get(&vp.file_id) {
@@ -613,6 +624,7 @@ impl ValueLog {
             files: Arc::clone(&files),
             live: Arc::clone(&self.files),
             dir: Arc::clone(&self.shared_dir),
+            sealed: self.keys.is_some(),
         };
         (out, pin)
     }
