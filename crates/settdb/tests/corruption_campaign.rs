@@ -39,14 +39,30 @@ use settdb::WriteEntry;
 use settdb::{Db, IteratorOptions, Options};
 
 const CI_COPIES: usize = 1_050;
+/// Copies of the encrypted campaign in CI (it runs beside the plaintext one).
+const CI_COPIES_ENCRYPTED: usize = 360;
 const CHILD_TIMEOUT: Duration = Duration::from_secs(60);
 const WORKERS: usize = 2;
 
 /// One write of the model: write index, key, value (`None`: a delete).
 type Write = (u64, Vec<u8>, Option<Vec<u8>>);
 
-fn opts(dir: &Path) -> Options {
-    small_options(dir, Arc::new(FsStorage::new())).with_value_threshold(256)
+/// The master key of the encrypted campaign's databases.
+const CAMPAIGN_KEY: [u8; 32] = [0x5e; 32];
+
+/// The key a campaign's databases use: empty, or [`CAMPAIGN_KEY`] for the encrypted one.
+fn key_of(encrypted: bool) -> Vec<u8> {
+    if encrypted {
+        CAMPAIGN_KEY.to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
+fn opts(dir: &Path, key: &[u8]) -> Options {
+    small_options(dir, Arc::new(FsStorage::new()))
+        .with_value_threshold(256)
+        .with_encryption_key(key.to_vec())
 }
 
 /// Write `i`: a key out of 600, a delete every 13th, a value-log value every 3rd.
@@ -76,8 +92,8 @@ fn entry(key: &[u8], value: &Option<Vec<u8>>) -> WriteEntry {
 }
 
 /// Base A: 6,000 single writes with a flush every 400, closed cleanly.
-fn build_clean(dir: &Path) -> Vec<Write> {
-    let db = Db::open(opts(dir)).unwrap();
+fn build_clean(dir: &Path, key: &[u8]) -> Vec<Write> {
+    let db = Db::open(opts(dir, key)).unwrap();
     let mut history = Vec::new();
     for i in 0..6_000u64 {
         let (k, v) = write_of(i);
@@ -94,7 +110,7 @@ fn build_clean(dir: &Path) -> Vec<Write> {
 /// Base B: batches of 8 writes with `sync_writes` and flushes held at a gate until the copy
 /// is taken (a crash image with every acknowledged batch), with 1 KiB inline values so the
 /// memtables rotate.
-fn build_crashed(dir: &Path, image: &Path) -> Vec<Write> {
+fn build_crashed(dir: &Path, image: &Path, key: &[u8]) -> Vec<Write> {
     let gate = Arc::new(Gate::default());
     let storage = SlowTableStorage {
         inner: Arc::new(FsStorage::new()),
@@ -104,7 +120,8 @@ fn build_crashed(dir: &Path, image: &Path) -> Vec<Write> {
     let o = small_options(dir, Arc::new(storage))
         .with_sync_writes(true)
         .with_value_threshold(1_200)
-        .with_num_memtables(8);
+        .with_num_memtables(8)
+        .with_encryption_key(key.to_vec());
     let db = Db::open(o).unwrap();
     let mut history = Vec::new();
     for b in 0..420u64 {
@@ -326,6 +343,7 @@ fn campaign_child() {
         return;
     };
     let dir = PathBuf::from(dir);
+    let key = key_of(std::env::var("SETTDB_CAMPAIGN_CHILD_ENCRYPTED").is_ok());
     let history = load_history(Path::new(&model));
     let n_writes = history.last().map_or(0, |w| w.0 + 1);
     let h = histories(&history);
@@ -334,7 +352,7 @@ fn campaign_child() {
     let mut readable: Option<BTreeMap<Vec<u8>, Option<Vec<u8>>>> = None;
     for (mode, read_only) in [("RO", true), ("RW", false)] {
         let before = read_only.then(|| dir_state(&dir));
-        match Db::open(opts(&dir).with_read_only(read_only)) {
+        match Db::open(opts(&dir, &key).with_read_only(read_only)) {
             Ok(db) => {
                 let o = observe(&db, &keys);
                 let (outcome, detail) = classify(&o, &h, n_writes);
@@ -369,7 +387,7 @@ fn campaign_child() {
             ));
         }
     }
-    lines.push(repair_phase(&dir, &h, &keys, readable.as_ref()));
+    lines.push(repair_phase(&dir, &key, &h, &keys, readable.as_ref()));
     lines.push("DONE".into());
     std::fs::write(out, lines.join("\n")).unwrap();
 }
@@ -398,15 +416,16 @@ fn one_line(s: &str) -> String {
 /// (read-only open) reads the same or its final value after.
 fn repair_phase(
     dir: &Path,
+    key: &[u8],
     h: &Histories,
     keys: &[Vec<u8>],
     readable: Option<&BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
 ) -> String {
-    let report = match settdb::repair(&opts(dir)) {
+    let report = match settdb::repair(&opts(dir, key)) {
         Ok(r) => r,
         Err(e) => return format!("REPAIR REFUSED {}", one_line(&e.to_string())),
     };
-    let verified = match settdb::verify(&opts(dir)) {
+    let verified = match settdb::verify(&opts(dir, key)) {
         Ok(v) => v,
         Err(e) => {
             return format!(
@@ -419,7 +438,7 @@ fn repair_phase(
         let p = verified.problems[0].to_string();
         return format!("REPAIR LOST verify fails after repair: {}", one_line(&p));
     }
-    let db = match Db::open(opts(dir)) {
+    let db = match Db::open(opts(dir, key)) {
         Ok(db) => db,
         Err(e) => {
             return format!(
@@ -611,6 +630,8 @@ fn file_kind(name: &str, wals: &[String], vlogs: &[String]) -> &'static str {
         }
     } else if name == "DISCARD" {
         "DISCARD"
+    } else if name == "KEYREGISTRY" {
+        "KEYREGISTRY"
     } else {
         "other"
     }
@@ -665,9 +686,13 @@ struct Result1 {
     detail: String,
 }
 
-fn run_child(copy_dir: &Path, model: &Path) -> Result1 {
+fn run_child(copy_dir: &Path, model: &Path, encrypted: bool) -> Result1 {
     let out = copy_dir.with_extension("out");
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    if encrypted {
+        cmd.env("SETTDB_CAMPAIGN_CHILD_ENCRYPTED", "1");
+    }
+    let mut child = cmd
         .args(["--exact", "campaign_child", "--ignored", "--test-threads=1"])
         .env("SETTDB_CAMPAIGN_CHILD_DIR", copy_dir)
         .env("SETTDB_CAMPAIGN_CHILD_MODEL", model)
@@ -731,20 +756,33 @@ fn run_child(copy_dir: &Path, model: &Path) -> Result1 {
 
 #[test]
 fn corruption_campaign() {
+    run_campaign(false, CI_COPIES);
+}
+
+#[test]
+fn corruption_campaign_encrypted() {
+    // The same campaign on encrypted databases (issue 10): damage to tables, WALs and the
+    // value log must give the same zero wrong values; KEYREGISTRY is one more file kind.
+    run_campaign(true, CI_COPIES_ENCRYPTED);
+}
+
+fn run_campaign(encrypted: bool, ci_copies: usize) {
     let seed = seed(rand::rng().random());
+    let key = key_of(encrypted);
+    eprintln!("encrypted: {encrypted}");
     let copies: usize = std::env::var("SETTDB_CAMPAIGN_COPIES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(CI_COPIES);
+        .unwrap_or(ci_copies);
     let only: Option<usize> = std::env::var("SETTDB_CAMPAIGN_ONLY")
         .ok()
         .and_then(|v| v.parse().ok());
     let keep = std::env::var("SETTDB_CAMPAIGN_KEEP").is_ok();
     let work = tempfile::tempdir().unwrap();
     let a_dir = work.path().join("base-a");
-    let a_hist = build_clean(&a_dir);
+    let a_hist = build_clean(&a_dir, &key);
     let b_dir = work.path().join("base-b");
-    let b_hist = build_crashed(&work.path().join("base-b-live"), &b_dir);
+    let b_hist = build_crashed(&work.path().join("base-b-live"), &b_dir, &key);
     let mut bases = Vec::new();
     for (name, dir, hist) in [("A", a_dir, a_hist), ("B", b_dir, b_hist)] {
         let model = work.path().join(format!("model-{name}"));
@@ -814,7 +852,7 @@ fn corruption_campaign() {
                 copy_dir(&base.dir, &dir);
                 let mut crng = StdRng::seed_from_u64(seed ^ (c.index as u64).wrapping_mul(0x9e37));
                 let what = damage(&dir.join(&c.file), c.damage, &mut crng);
-                let r = run_child(&dir, &base.model);
+                let r = run_child(&dir, &base.model, encrypted);
                 let failed = is_failure(&r, base.name, c.kind);
                 if !failed || !keep {
                     let _ = std::fs::remove_dir_all(&dir);
@@ -864,10 +902,13 @@ fn is_failure(r: &Result1, base: &str, kind: &str) -> bool {
     // Verify passing (repair had nothing to do) while an open fails would be verify saying OK
     // about a database an open refuses.
     let verify_blind = r.repair == "KEPT-UNCHANGED" && (r.ro == "ERROR" || r.rw == "ERROR");
-    bad(&r.ro)
-        || bad(&r.rw)
-        || verify_blind
-        || !matches!(r.repair.as_str(), "KEPT" | "KEPT-UNCHANGED")
+    // A damaged key registry loses the data keys: nothing can be decrypted, so repair can
+    // only refuse (with a typed error); every read refused too (ERROR above).
+    let repair_ok = match kind {
+        "KEYREGISTRY" => matches!(r.repair.as_str(), "KEPT" | "KEPT-UNCHANGED" | "REFUSED"),
+        _ => matches!(r.repair.as_str(), "KEPT" | "KEPT-UNCHANGED"),
+    };
+    bad(&r.ro) || bad(&r.rw) || verify_blind || !repair_ok
 }
 
 fn print_tables(plan: &[Copy], bases: &[Base], results: &[(usize, Result1, String)]) {

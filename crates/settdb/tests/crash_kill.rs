@@ -37,8 +37,15 @@ fn batch(i: u64) -> Vec<WriteEntry> {
         .collect()
 }
 
-fn opts(dir: &Path) -> settdb::Options {
-    small_options(dir, Arc::new(FsStorage::new())).with_sync_writes(true)
+fn opts(dir: &Path, encrypted: bool) -> settdb::Options {
+    let key = if encrypted {
+        vec![0x29; 32]
+    } else {
+        Vec::new()
+    };
+    small_options(dir, Arc::new(FsStorage::new()))
+        .with_sync_writes(true)
+        .with_encryption_key(key)
 }
 
 #[test]
@@ -49,7 +56,8 @@ fn child_writer() {
         return;
     };
     let start: u64 = std::env::var("SETTDB_KILL_START").unwrap().parse().unwrap();
-    let db = Db::open(opts(Path::new(&dir))).unwrap();
+    let encrypted = std::env::var("SETTDB_KILL_ENCRYPTED").is_ok();
+    let db = Db::open(opts(Path::new(&dir), encrypted)).unwrap();
     let mut out = std::io::stdout().lock();
     for i in start.. {
         db.write(batch(i)).unwrap();
@@ -81,12 +89,26 @@ fn check_prefix(db: &Db, upto: u64) -> u64 {
 #[test]
 fn sigkill_loses_no_acknowledged_write() {
     // Proves durability under real process kills: 24 cycles of write / SIGKILL / reopen.
+    kill_loop(false, 24);
+}
+
+#[test]
+fn sigkill_loses_no_acknowledged_write_encrypted() {
+    // Proves the same of an encrypted database (issue 10): 12 cycles.
+    kill_loop(true, 12);
+}
+
+fn kill_loop(encrypted: bool, cycles: u32) {
     let mut rng = StdRng::seed_from_u64(seed(42));
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut next = 0u64;
-    for cycle in 0..24 {
-        let mut child = Command::new(&exe)
+    for cycle in 0..cycles {
+        let mut cmd = Command::new(&exe);
+        if encrypted {
+            cmd.env("SETTDB_KILL_ENCRYPTED", "1");
+        }
+        let mut child = cmd
             .args([
                 "--exact",
                 "child_writer",
@@ -118,7 +140,7 @@ fn sigkill_loses_no_acknowledged_write() {
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let acked = reader.join().unwrap();
-        let db = Db::open(opts(dir.path())).unwrap();
+        let db = Db::open(opts(dir.path(), encrypted)).unwrap();
         let upto = acked.map_or(next, |a| a + 1) + 50;
         let prefix = check_prefix(&db, upto);
         if let Some(a) = acked {
