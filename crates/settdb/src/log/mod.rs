@@ -15,6 +15,8 @@
 //! - [`decode_record`]: the pure record decoder both use.
 
 mod batch;
+#[cfg(test)]
+mod crypt_tests;
 mod format;
 mod reader;
 mod record;
