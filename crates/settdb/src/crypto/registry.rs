@@ -554,4 +554,21 @@ mod tests {
             assert!(decode(&good[..cut], &path, &master).is_err());
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300)) {
+            // Proves decoding arbitrary bytes is an error or a registry, never a panic, and
+            // never allocates past the input.
+            let master = Aead::new(&[1; 16]).unwrap();
+            let _ = decode(&bytes, Path::new("KEYREGISTRY"), &master);
+            // With the checksum made right, the parser itself sees the bytes.
+            let mut fixed = bytes;
+            if let Some(n) = fixed.len().checked_sub(4) {
+                let crc = crc32c(&fixed[..n]);
+                fixed[n..].copy_from_slice(&crc.to_le_bytes());
+                let _ = decode(&fixed, Path::new("KEYREGISTRY"), &master);
+            }
+        }
+    }
 }
