@@ -31,6 +31,7 @@ use crate::manifest::{
 use crate::memtable::{Memtable, Memtables};
 use crate::options::Options;
 use crate::read::{DbIterator, IteratorOptions, PrefixRange, Reader};
+use crate::table::CacheMetrics;
 use crate::table::{Table, TableBuilderOptions, VecIterator};
 use crate::txn::{Oracle, WaterMark};
 use crate::value::{meta, ValuePointer};
@@ -591,6 +592,12 @@ impl Db {
             .collect();
         let sources = snap.sources(None, &PrefixRange::new(&[]), 0);
         crate::verify::verify_open(&tables, sources, self.inner.vlog.as_deref())
+    }
+
+    /// The block and index caches' statistics: hits, misses, inserts, evictions, entries,
+    /// bytes held and capacity of each (all zero for a cache that is off).
+    pub fn cache_metrics(&self) -> CacheMetrics {
+        self.inner.levels.cache_metrics()
     }
 
     /// Makes every write acknowledged so far durable (value log, then WAL), whatever

@@ -165,6 +165,7 @@ pub fn table_open(data: &[u8]) {
         let opts = TableOpenOptions {
             checksum_verification_mode: mode,
             keys: None,
+            caches: None,
         };
         match Table::open(file.clone(), 1, opts) {
             Ok(table) => walk_table(table),

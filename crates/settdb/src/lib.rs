@@ -70,6 +70,7 @@ pub use key::{validate_key, MAX_KEY_SIZE};
 pub use options::{ChecksumVerificationMode, Compression, Options};
 pub use read::{DbIterator, Item, IteratorOptions};
 pub use repair::{repair, RepairReport};
+pub use table::{CacheMetrics, CacheStats};
 pub use transaction::Txn;
 pub use txn_iterator::TxnIterator;
 pub use verify::{verify, verify_with_progress, VerifyReport};

@@ -16,14 +16,6 @@ pub(crate) fn refuse_unbuilt(o: &Options) -> Result<()> {
              accepted)"
         )))
     };
-    if o.block_cache_size != 0 {
-        let value = o.block_cache_size.to_string();
-        return refuse("block_cache_size", value, "0", "the block cache");
-    }
-    if o.index_cache_size != 0 {
-        let value = o.index_cache_size.to_string();
-        return refuse("index_cache_size", value, "0", "the index cache");
-    }
     if o.metrics_enabled {
         return refuse("metrics_enabled", "true".into(), "false", "metrics");
     }
@@ -103,14 +95,6 @@ mod tests {
         vec![
             ("metrics_enabled", base.clone().with_metrics_enabled(true)),
             ("vlog_percentile", base.clone().with_vlog_percentile(0.9)),
-            (
-                "block_cache_size",
-                base.clone().with_block_cache_size(1 << 20),
-            ),
-            (
-                "index_cache_size",
-                base.clone().with_index_cache_size(1 << 20),
-            ),
             (
                 "verify_value_checksum",
                 base.clone().with_verify_value_checksum(false),

@@ -295,7 +295,7 @@ impl Tree {
         let mut tables: Vec<&(usize, Arc<Table>)> = self.tables.iter().collect();
         tables.sort_by_key(|(level, t)| (*level, std::cmp::Reverse(t.id())));
         for (_, t) in tables {
-            out.push(Box::new(TableIterator::new(t.clone())));
+            out.push(Box::new(TableIterator::without_filling(t.clone())));
         }
         out
     }

@@ -122,7 +122,7 @@ pub fn rewrite_without(
     let mut discard = DiscardStats::new();
     let mut added: Vec<(usize, Arc<LevelTable>)> = Vec::new();
     for (level, table) in tables {
-        let mut it = TableIterator::new(table.table().clone());
+        let mut it = TableIterator::without_filling(table.table().clone());
         it.seek_to_first()?;
         let mut builder: Option<(u64, TableBuilder)> = None;
         let mut stale = StaleCounter::new(policy);
@@ -245,15 +245,15 @@ fn merge_inputs(task: &CompactionTask) -> MergeIterator {
     if task.from_level == 0 {
         // Newest first, so equal internal keys resolve to the newest table.
         for t in &task.top {
-            sources.push(Box::new(TableIterator::new(t.table().clone())));
+            sources.push(Box::new(TableIterator::without_filling(t.table().clone())));
         }
     } else {
-        sources.push(Box::new(ConcatIterator::new(
+        sources.push(Box::new(ConcatIterator::without_filling(
             task.top.iter().map(|t| t.table().clone()).collect(),
         )));
     }
     if !task.bottom.is_empty() {
-        sources.push(Box::new(ConcatIterator::new(
+        sources.push(Box::new(ConcatIterator::without_filling(
             task.bottom.iter().map(|t| t.table().clone()).collect(),
         )));
     }

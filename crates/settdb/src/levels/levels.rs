@@ -24,7 +24,7 @@ use crate::manifest::{
     Manifest, ManifestChange, OpIds, OpSource, SharedManifest, MANIFEST_FILE_NAME,
 };
 use crate::options::Options;
-use crate::table::{Table, TableOpenOptions};
+use crate::table::{CacheMetrics, Table, TableCaches, TableOpenOptions};
 
 /// File name of table `id`.
 pub fn table_file_name(id: u64) -> String {
@@ -70,6 +70,10 @@ impl Levels {
         let dir = opts.dir.clone();
         let mut open_opts = TableOpenOptions::from_options(opts);
         open_opts.keys = keys;
+        if opts.block_cache_size > 0 || opts.index_cache_size > 0 {
+            let caches = TableCaches::new(opts.block_cache_size, opts.index_cache_size);
+            open_opts.caches = Some(Arc::new(caches));
+        }
         let mut levels: Vec<Vec<Arc<LevelTable>>> = vec![Vec::new(); opts.max_levels];
         for (&id, tm) in state.tables() {
             let path = dir.join(table_file_name(id));
@@ -160,6 +164,14 @@ impl Levels {
         let file = self.storage.open(&path, OpenMode::Read)?;
         let table = Table::open(file, id, self.open_opts.clone())?;
         Ok(LevelTable::new(table, path, Some(self.storage.clone())))
+    }
+
+    /// The block and index caches' statistics (all zero when both are off).
+    pub fn cache_metrics(&self) -> CacheMetrics {
+        self.open_opts
+            .caches
+            .as_ref()
+            .map_or_else(CacheMetrics::default, |c| c.metrics())
     }
 
     /// The cipher a new table is sealed with: a fresh one of the current data key when the

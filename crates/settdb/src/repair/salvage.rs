@@ -117,6 +117,7 @@ impl Salvager<'_> {
         let open = TableOpenOptions {
             checksum_verification_mode: ChecksumVerificationMode::OnBlockRead,
             keys: self.values.keys.clone(),
+            caches: None,
         };
         let file = storage_open(self.values.storage, path)?;
         let len = file.len()?;
@@ -140,8 +141,9 @@ impl Salvager<'_> {
                 Err(e) if e.is_corruption() => {
                     lost_blocks += 1;
                     self.report.bytes_lost += table
-                        .index()
-                        .handle(idx)
+                        .block_handle(idx)
+                        .ok()
+                        .flatten()
                         .map_or(0, |h| u64::from(h.stored_len));
                     continue;
                 }

@@ -19,6 +19,8 @@ pub struct ConcatIterator {
     tables: Vec<Arc<Table>>,
     cur_idx: usize,
     cur: Option<TableIterator>,
+    /// Whether blocks read from the files go into the block cache.
+    fill_cache: bool,
 }
 
 impl ConcatIterator {
@@ -35,6 +37,16 @@ impl ConcatIterator {
             tables,
             cur_idx: 0,
             cur: None,
+            fill_cache: true,
+        }
+    }
+
+    /// [`ConcatIterator::new`] whose table cursors cache no block they read
+    /// ([`TableIterator::without_filling`]).
+    pub fn without_filling(tables: Vec<Arc<Table>>) -> Self {
+        ConcatIterator {
+            fill_cache: false,
+            ..ConcatIterator::new(tables)
         }
     }
 
@@ -44,9 +56,11 @@ impl ConcatIterator {
             self.cur = None;
         }
         self.cur_idx = i;
-        let table = &self.tables[i];
-        self.cur
-            .get_or_insert_with(|| TableIterator::new(Arc::clone(table)))
+        let (table, fill) = (&self.tables[i], self.fill_cache);
+        self.cur.get_or_insert_with(|| match fill {
+            true => TableIterator::new(Arc::clone(table)),
+            false => TableIterator::without_filling(Arc::clone(table)),
+        })
     }
 
     fn skip_forward(&mut self) -> Result<()> {

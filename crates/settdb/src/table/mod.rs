@@ -13,6 +13,7 @@ mod block_frame;
 mod block_iterator;
 mod bloom;
 mod builder;
+mod cache;
 mod chunk_writer;
 mod compression;
 mod concat_iterator;
@@ -37,6 +38,8 @@ pub use block_frame::decode_stored_block;
 pub use block_iterator::BlockIterator;
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use builder::{TableBuilder, TableSummary};
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use cache::{CacheMetrics, CacheStats, TableCaches, TableIndexes};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use concat_iterator::ConcatIterator;
 #[cfg_attr(not(test), allow(unused_imports))]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::block::Block;
 use super::block_frame::decode_stored_block;
 use super::bloom::BloomFilter;
+use super::cache::{next_cache_id, TableIndexes};
 use super::footer::{Footer, Region, FOOTER_LEN, SEALING_LEN};
 use super::index::{BlockHandle, BlockIndex};
 use super::meta::TableMeta;
@@ -28,12 +29,16 @@ use crate::value::ValueStruct;
 /// iterators on any thread (reads are positional, there is no cursor state).
 pub struct Table {
     id: u64,
+    /// This open table's key in the caches (unique in the process: cache.rs).
+    cache_id: u64,
     file: Arc<dyn StorageFile>,
     size_bytes: u64,
     footer: Footer,
     meta: TableMeta,
-    index: BlockIndex,
-    filter: Option<BloomFilter>,
+    /// Index and filter, held here unless the index cache is on (then they are loaded through
+    /// it on demand).
+    resident: Option<Arc<TableIndexes>>,
+    block_count: usize,
     opts: TableOpenOptions,
     /// The cipher of an encrypted table.
     cipher: Option<FileCipher>,
@@ -45,7 +50,7 @@ impl std::fmt::Debug for Table {
             .field("id", &self.id)
             .field("path", &self.file.path())
             .field("size_bytes", &self.size_bytes)
-            .field("blocks", &self.index.len())
+            .field("blocks", &self.block_count)
             .field("entries", &self.meta.entry_count)
             .finish_non_exhaustive()
     }
@@ -81,34 +86,61 @@ impl Table {
                 })
             }
         };
-        let c = cipher.as_ref();
-        let meta_raw = read_region(file.as_ref(), footer.meta, c)?;
+        let meta_raw = read_region(file.as_ref(), footer.meta, cipher.as_ref())?;
         let meta = TableMeta::decode(&meta_raw, &path, footer.meta.offset)?;
-        let index_raw = read_region(file.as_ref(), footer.index, c)?;
-        let index = BlockIndex::decode(&index_raw, &path, footer.index.offset, footer.data_end())?;
-        let filter = match footer.filter.len {
-            0 => None,
-            _ => {
-                let raw = read_region(file.as_ref(), footer.filter, c)?;
-                Some(BloomFilter::decode(raw, &path, footer.filter.offset)?)
-            }
-        };
+        let indexes = Arc::new(read_indexes(file.as_ref(), &footer, cipher.as_ref())?);
+        check_meta_against_index(&meta, &footer, &indexes.index, &path)?;
+        let cache_id = next_cache_id();
+        let cached = opts.caches.as_ref().filter(|c| c.caches_indexes());
+        if let Some(caches) = cached {
+            caches.insert_indexes(cache_id, indexes.clone());
+        }
         let table = Table {
             id,
+            cache_id,
             file,
             size_bytes,
             footer,
             meta,
-            index,
-            filter,
+            block_count: indexes.index.len(),
+            resident: cached.is_none().then_some(indexes),
             opts,
             cipher,
         };
-        table.check_meta_against_index()?;
         if table.opts.verify_at_open() {
             table.verify_data_blocks()?;
         }
         Ok(Arc::new(table))
+    }
+
+    /// Calls `f` with the table's index and filter: the resident ones, or through the index
+    /// cache (read, verified and decoded from the file on a miss).
+    fn with_indexes<T>(&self, f: impl FnOnce(&TableIndexes) -> T) -> Result<T> {
+        if let Some(r) = &self.resident {
+            return Ok(f(r));
+        }
+        let loaded = self.indexes()?;
+        Ok(f(&loaded))
+    }
+
+    /// The table's index and filter (see [`Table::with_indexes`]).
+    pub fn indexes(&self) -> Result<Arc<TableIndexes>> {
+        if let Some(r) = &self.resident {
+            return Ok(r.clone());
+        }
+        let caches = self.opts.caches.as_ref().ok_or(Error::InvalidRequest(
+            "a table without resident indexes needs the index cache",
+        ))?;
+        if let Some(v) = caches.indexes(self.cache_id) {
+            return Ok(v);
+        }
+        let v = Arc::new(read_indexes(
+            self.file.as_ref(),
+            &self.footer,
+            self.cipher.as_ref(),
+        )?);
+        caches.insert_indexes(self.cache_id, v.clone());
+        Ok(v)
     }
 
     /// The data key id an encrypted table is sealed with; 0 for a plaintext one.
@@ -173,35 +205,60 @@ impl Table {
 
     /// True if the table has a bloom filter.
     pub fn has_bloom(&self) -> bool {
-        self.filter.is_some()
+        self.meta.has_bloom
     }
 
-    /// False if `user_key` is certainly not in the table (always true without a filter).
+    /// False if `user_key` is certainly not in the table (always true without a filter, and
+    /// when the filter cannot be loaded: the read that follows reports why).
     pub fn may_contain(&self, user_key: &[u8]) -> bool {
-        self.filter.as_ref().is_none_or(|f| f.may_contain(user_key))
+        self.with_indexes(|ix| ix.filter.as_ref().is_none_or(|f| f.may_contain(user_key)))
+            .unwrap_or(true)
     }
 
     /// Number of data blocks.
     pub fn block_count(&self) -> usize {
-        self.index.len()
+        self.block_count
     }
 
-    /// The block index (last key and handle of every data block).
-    pub fn index(&self) -> &BlockIndex {
-        &self.index
+    /// The index of the block that holds the first entry `>= key` (`block_count()` if none).
+    pub fn find_block(&self, key: &[u8]) -> Result<usize> {
+        self.with_indexes(|ix| ix.index.find(key))
     }
 
-    /// Bytes of memory held by the index and filter.
+    /// Where data block `idx` lies in the file.
+    pub fn block_handle(&self, idx: usize) -> Result<Option<BlockHandle>> {
+        self.with_indexes(|ix| ix.index.handle(idx))
+    }
+
+    /// Bytes of memory the table holds for its index and filter (0 when the index cache holds
+    /// them).
     pub fn memory_bytes(&self) -> usize {
-        self.index.size_bytes() + self.filter.as_ref().map_or(0, BloomFilter::size_bytes)
+        self.resident.as_ref().map_or(0, |r| r.size_bytes())
     }
 
-    /// Reads, checks and decodes data block `idx`: the one place a block cache slots in. The
-    /// checksum is verified unless the verification mode says not to; decoding always
-    /// validates the block.
+    /// Data block `idx`, verified, decrypted, decompressed and decoded: the one place data
+    /// blocks are read. Served from the block cache when it holds it, else read from the file
+    /// (the checksum verified unless the verification mode says not to; decoding always
+    /// validates the block) and cached.
     pub fn read_block(&self, idx: usize) -> Result<Arc<Block>> {
-        self.load_block(idx, self.opts.verify_on_block_read())
-            .map(Arc::new)
+        self.read_block_with(idx, true)
+    }
+
+    /// [`Table::read_block`]; `fill_cache = false` (compaction, verification) uses a cached
+    /// block but does not cache one it had to read.
+    pub fn read_block_with(&self, idx: usize, fill_cache: bool) -> Result<Arc<Block>> {
+        let caches = self.opts.caches.as_ref().filter(|c| c.caches_blocks());
+        let key = u32::try_from(idx).map_err(|_| Error::InvalidRequest("block index over u32"))?;
+        if let Some(c) = caches {
+            if let Some(b) = c.block(self.cache_id, key) {
+                return Ok(b);
+            }
+        }
+        let block = Arc::new(self.load_block(idx, self.opts.verify_on_block_read())?);
+        if let (Some(c), true) = (caches, fill_cache) {
+            c.insert_block(self.cache_id, key, block.clone());
+        }
+        Ok(block)
     }
 
     /// Verifies every checksum of the file: metadata regions and every data block.
@@ -223,8 +280,8 @@ impl Table {
         if !self.may_contain(user_key(key)) {
             return Ok(None);
         }
-        let idx = self.index.find(key);
-        if idx >= self.index.len() {
+        let idx = self.find_block(key)?;
+        if idx >= self.block_count {
             return Ok(None);
         }
         let block = self.read_block(idx)?;
@@ -244,10 +301,10 @@ impl Table {
 
     /// Reads and decodes block `idx`, verifying its checksum if `verify`.
     fn load_block(&self, idx: usize, verify: bool) -> Result<Block> {
-        let BlockHandle { offset, stored_len } = self
-            .index
-            .handle(idx)
-            .ok_or(Error::InvalidRequest("block index out of range"))?;
+        let (handle, last_key) =
+            self.with_indexes(|ix| (ix.index.handle(idx), ix.index.last_key(idx).to_vec()))?;
+        let BlockHandle { offset, stored_len } =
+            handle.ok_or(Error::InvalidRequest("block index out of range"))?;
         // The index was validated to lie inside the data region, so this read is bounded.
         let stored = self.file.read_vec_at(offset, stored_len as usize)?;
         let raw = decode_stored_block(
@@ -261,7 +318,7 @@ impl Table {
         let block = Block::decode(raw, self.path(), offset)?;
         let mut last = Vec::new();
         block.key_at(block.len().saturating_sub(1), &mut last);
-        if last != self.index.last_key(idx) {
+        if last != last_key {
             return Err(Error::corruption(
                 self.path(),
                 offset,
@@ -271,31 +328,10 @@ impl Table {
         Ok(block)
     }
 
-    /// Cross-checks the meta record with the index and the filter region.
-    fn check_meta_against_index(&self) -> Result<()> {
-        let bad = |r: &str| {
-            Err(Error::corruption(
-                self.path(),
-                self.footer.meta.offset,
-                format!("table meta: {r}"),
-            ))
-        };
-        if self.meta.biggest != self.index.last_key(self.index.len().saturating_sub(1)) {
-            return bad("biggest key differs from the last index key");
-        }
-        if self.meta.entry_count < self.index.len() as u64 {
-            return bad("fewer entries than data blocks");
-        }
-        if self.meta.has_bloom != (self.footer.filter.len > 0) {
-            return bad("has_bloom disagrees with the filter region");
-        }
-        Ok(())
-    }
-
     /// Reads and verifies every data block; checks entry count and smallest key against meta.
     fn verify_data_blocks(&self) -> Result<()> {
         let mut entries = 0u64;
-        for i in 0..self.index.len() {
+        for i in 0..self.block_count {
             let block = self.load_block(i, true)?;
             if i == 0 {
                 let mut first = Vec::new();
@@ -322,6 +358,51 @@ impl Table {
         }
         Ok(())
     }
+}
+
+/// Reads, verifies and decodes the index and filter regions.
+fn read_indexes(
+    file: &dyn StorageFile,
+    footer: &Footer,
+    cipher: Option<&FileCipher>,
+) -> Result<TableIndexes> {
+    let path = file.path();
+    let index_raw = read_region(file, footer.index, cipher)?;
+    let index = BlockIndex::decode(&index_raw, path, footer.index.offset, footer.data_end())?;
+    let filter = match footer.filter.len {
+        0 => None,
+        _ => {
+            let raw = read_region(file, footer.filter, cipher)?;
+            Some(BloomFilter::decode(raw, path, footer.filter.offset)?)
+        }
+    };
+    Ok(TableIndexes { index, filter })
+}
+
+/// Cross-checks the meta record with the index and the filter region.
+fn check_meta_against_index(
+    meta: &TableMeta,
+    footer: &Footer,
+    index: &BlockIndex,
+    path: &Path,
+) -> Result<()> {
+    let bad = |r: &str| {
+        Err(Error::corruption(
+            path,
+            footer.meta.offset,
+            format!("table meta: {r}"),
+        ))
+    };
+    if meta.biggest != index.last_key(index.len().saturating_sub(1)) {
+        return bad("biggest key differs from the last index key");
+    }
+    if meta.entry_count < index.len() as u64 {
+        return bad("fewer entries than data blocks");
+    }
+    if meta.has_bloom != (footer.filter.len > 0) {
+        return bad("has_bloom disagrees with the filter region");
+    }
+    Ok(())
 }
 
 /// Reads a metadata region (always checksum-verified, never compressed). The footer check
@@ -491,6 +572,7 @@ mod tests {
             TableOpenOptions {
                 checksum_verification_mode: mode,
                 keys: None,
+                caches: None,
             },
         )
     }

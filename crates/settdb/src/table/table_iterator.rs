@@ -26,21 +26,33 @@ pub struct TableIterator {
     table: Arc<Table>,
     block_idx: usize,
     block: Option<BlockIterator>,
+    /// Whether blocks read from the file go into the block cache.
+    fill_cache: bool,
 }
 
 impl TableIterator {
-    /// An unpositioned cursor over `table`.
+    /// An unpositioned cursor over `table`; the blocks it reads are cached.
     pub fn new(table: Arc<Table>) -> Self {
         TableIterator {
             table,
             block_idx: 0,
             block: None,
+            fill_cache: true,
+        }
+    }
+
+    /// An unpositioned cursor that uses cached blocks but caches none it reads (compaction,
+    /// verification: a pass over whole tables would evict what readers use).
+    pub fn without_filling(table: Arc<Table>) -> Self {
+        TableIterator {
+            fill_cache: false,
+            ..TableIterator::new(table)
         }
     }
 
     /// Makes `idx` the current block (unpositioned within it).
     fn load(&mut self, idx: usize) -> Result<&mut BlockIterator> {
-        let block = match self.table.read_block(idx) {
+        let block = match self.table.read_block_with(idx, self.fill_cache) {
             Ok(b) => b,
             Err(e) => {
                 self.block = None;
@@ -109,7 +121,7 @@ impl KvIterator for TableIterator {
     }
 
     fn seek(&mut self, key: &[u8]) -> Result<()> {
-        let idx = self.table.index().find(key);
+        let idx = self.table.find_block(key)?;
         if idx >= self.table.block_count() {
             self.invalidate();
             return Ok(());
@@ -119,7 +131,7 @@ impl KvIterator for TableIterator {
     }
 
     fn seek_for_prev(&mut self, key: &[u8]) -> Result<()> {
-        let idx = self.table.index().find(key);
+        let idx = self.table.find_block(key)?;
         if idx >= self.table.block_count() {
             return self.seek_to_last();
         }

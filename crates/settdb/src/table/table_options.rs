@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::cache::TableCaches;
 use crate::crypto::KeyRegistry;
 use crate::error::{Error, Result};
 use crate::options::{ChecksumVerificationMode, Compression, Options};
@@ -66,6 +67,8 @@ pub struct TableOpenOptions {
     pub checksum_verification_mode: ChecksumVerificationMode,
     /// The key registry of an encrypted database (an encrypted table needs it).
     pub keys: Option<Arc<KeyRegistry>>,
+    /// The database's block and index caches (`None`: no caching; indexes resident).
+    pub caches: Option<Arc<TableCaches>>,
 }
 
 impl TableOpenOptions {
@@ -74,6 +77,7 @@ impl TableOpenOptions {
         TableOpenOptions {
             checksum_verification_mode: opts.checksum_verification_mode,
             keys: None,
+            caches: None,
         }
     }
 
