@@ -257,7 +257,7 @@ mod tests {
             expires_at: 0,
             value: &v,
         };
-        b.add(&key, value);
+        b.add(&key, &value);
         let raw = b.finish().to_vec();
         Arc::new(Block::decode(raw, std::path::Path::new("t"), 0).unwrap())
     }

@@ -39,7 +39,7 @@ pub use block_iterator::BlockIterator;
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use builder::{TableBuilder, TableSummary};
 #[cfg_attr(not(test), allow(unused_imports))]
-pub use cache::{CacheMetrics, CacheStats, TableCaches, TableIndexes};
+pub use cache::{CacheMetrics, CacheStats, TableCaches};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use concat_iterator::ConcatIterator;
 #[cfg_attr(not(test), allow(unused_imports))]

@@ -656,7 +656,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut bytes = table_bytes(dir.path());
         let good = open_bytes(dir.path(), &bytes, ChecksumVerificationMode::OnBlockRead).unwrap();
-        let h = good.index().handle(2).unwrap();
+        let h = good.block_handle(2).unwrap().unwrap();
         bytes[h.offset as usize + 3] ^= 0x08;
         let is_mismatch = |r: Result<_>| matches!(r, Err(Error::ChecksumMismatch { offset, .. }) if offset == h.offset);
         let t = open_bytes(dir.path(), &bytes, ChecksumVerificationMode::OnBlockRead).unwrap();
