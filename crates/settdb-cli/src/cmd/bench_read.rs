@@ -25,6 +25,8 @@ use settdb::{Db, Error, IteratorOptions};
 use crate::cli_error::{CliError, CliResult};
 use crate::db_dir::DirArgs;
 use crate::key_sample::KeySample;
+use settdb::CacheMetrics;
+
 use crate::progress::{Goal, Progress};
 use crate::units::{fmt_bytes, fmt_count, fmt_duration, fmt_latency_ns, fmt_rate};
 
@@ -57,6 +59,12 @@ pub struct BenchReadArgs {
     /// Instead of point reads, iterate over every key (and value, unless --keys-only) once.
     #[arg(long)]
     pub full_scan: bool,
+    /// Block cache size in MiB (Badger's default 256; 0 turns it off).
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub block_cache_mb: u64,
+    /// Index cache size in MiB (0, the default: every table keeps its index in memory).
+    #[arg(long, value_name = "MIB", default_value_t = 0)]
+    pub index_cache_mb: u64,
 }
 
 /// What one reader thread saw.
@@ -71,7 +79,13 @@ struct ReaderReport {
 /// Runs `bench read`.
 pub fn run(args: BenchReadArgs) -> CliResult {
     args.dirs.require_database()?;
-    let db = args.dirs.open_read_only()?;
+    let opts = args
+        .dirs
+        .options()?
+        .with_read_only(true)
+        .with_block_cache_size(args.block_cache_mb << 20)
+        .with_index_cache_size(args.index_cache_mb << 20);
+    let db = args.dirs.open(opts)?;
     let outcome = if args.full_scan {
         full_scan(&db, &args)
     } else {
@@ -103,12 +117,41 @@ fn point_reads(db: &Db, args: &BenchReadArgs) -> CliResult {
         fmt_duration(sampling)
     );
     let progress = Progress::start("bench read", Goal::Time(args.duration), "reads");
+    let before = db.cache_metrics();
     let start = Instant::now();
     let outcome = read_for(db, sample.keys(), args, &progress);
     let elapsed = start.elapsed();
     progress.finish();
     let reports = outcome.map_err(|e| args.dirs.error(e))?;
-    print_report(args, &reports, elapsed, &sample)
+    print_report(args, &reports, elapsed, &sample)?;
+    print_caches(&before, &db.cache_metrics());
+    Ok(())
+}
+
+/// The caches' work during the timed reads (`after` less `before`) and what they hold.
+pub fn print_caches(before: &CacheMetrics, after: &CacheMetrics) {
+    for (name, b, a) in [
+        ("block cache", before.block, after.block),
+        ("index cache", before.index, after.index),
+    ] {
+        if a.capacity == 0 {
+            println!("  {name:<11} off");
+            continue;
+        }
+        let hits = a.hits - b.hits;
+        let misses = a.misses - b.misses;
+        let lookups = (hits + misses).max(1);
+        println!(
+            "  {name:<11} hit ratio {:.1}% ({} hits, {} misses), {} of {} held in {} entries, {} evicted",
+            100.0 * hits as f64 / lookups as f64,
+            fmt_count(hits),
+            fmt_count(misses),
+            fmt_bytes(a.bytes),
+            fmt_bytes(a.capacity),
+            fmt_count(a.entries),
+            fmt_count(a.evictions - b.evictions),
+        );
+    }
 }
 
 /// Reads from `args.goroutines` threads until `args.duration` has passed.

@@ -69,6 +69,8 @@ pub fn run(args: InfoArgs) -> CliResult {
                 Encoding::from_hex_flag(args.hex),
             )?;
         }
+        println!("caches (this open; `settdb bench read` shows them under load):");
+        super::bench_read::print_caches(&settdb::CacheMetrics::default(), &db.cache_metrics());
     }
     let closed = opened.and_then(|db| db.close().map_err(|e| dirs.error(e)));
     if let Err(e) = &closed {
