@@ -44,7 +44,7 @@ func open(dir string, sync bool) *badger.DB {
 }
 
 func main() {
-	mode := flag.String("mode", "", "update | load | iterate | gc")
+	mode := flag.String("mode", "", "update | load | iterate | gc | read")
 	rounds := flag.Uint64("rounds", 5, "gc: times every key is written")
 	flatten := flag.Bool("flatten", false, "gc: Flatten before the GC loop (so compaction counts discards)")
 	quiet := flag.Int("quiet-secs", 10, "gc: the GC loop ends after this long without a rewrite")
@@ -53,9 +53,16 @@ func main() {
 	valueSize := flag.Int("value-size", 128, "value size in bytes")
 	keySize := flag.Int("key-size", 16, "key size in bytes")
 	sync := flag.Bool("sync", false, "sync every write")
+	blockCacheMB := flag.Int64("block-cache-mb", 0, "read: block cache in MiB (Badger's default is 0)")
+	threads := flag.Int("threads", 2, "read: goroutines doing point reads")
+	readSecs := flag.Float64("secs", 10, "read: how long to read")
 	flag.Parse()
 	value := make([]byte, *valueSize)
 	rand.Read(value)
+	if *mode == "read" {
+		readWorkload(*dir, *blockCacheMB, *threads, *readSecs)
+		return
+	}
 	db := open(*dir, *sync)
 	start := time.Now()
 	switch *mode {
@@ -140,4 +147,61 @@ func gcWorkload(db *badger.DB, dir string, n uint64, keySize, valueSize int, rou
 	written := float64(n*rounds) * float64(keySize+valueSize)
 	fmt.Printf("badger gc: keys=%d value_size=%d rounds=%d load_mb_per_s=%.1f load_s=%.2f flatten=%v gc_runs=%d settle_s=%.2f vlog_mb=%.1f live_mb=%.1f space_amp=%.2f\n",
 		n, valueSize, rounds, written/loadSecs/1e6, loadSecs, flatten, runs, gcSecs, float64(vlog)/1e6, live/1e6, float64(vlog)/live)
+}
+
+// readWorkload samples every key with a key-only iteration, then reads random keys with their
+// values (one View each, as `badger benchmark read` does) from `threads` goroutines for `secs`
+// seconds, with a block cache of blockCacheMB MiB; prints reads/s and the cache hit ratio.
+func readWorkload(dir string, blockCacheMB int64, threads int, secs float64) {
+	opts := badger.DefaultOptions(dir).WithLogger(nil).WithReadOnly(true).
+		WithBlockCacheSize(blockCacheMB << 20)
+	db, err := badger.Open(opts)
+	must(err)
+	var keys [][]byte
+	must(db.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.PrefetchValues = false
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		return nil
+	}))
+	if len(keys) == 0 {
+		must(fmt.Errorf("no keys in %s", dir))
+	}
+	counts := make(chan uint64, threads)
+	deadline := time.Now().Add(time.Duration(secs * float64(time.Second)))
+	start := time.Now()
+	for t := 0; t < threads; t++ {
+		go func(seed int64) {
+			r := rand.New(rand.NewSource(seed))
+			n := uint64(0)
+			for time.Now().Before(deadline) {
+				k := keys[r.Intn(len(keys))]
+				must(db.View(func(txn *badger.Txn) error {
+					item, err := txn.Get(k)
+					if err != nil {
+						return err
+					}
+					return item.Value(func(v []byte) error { _ = v; return nil })
+				}))
+				n++
+			}
+			counts <- n
+		}(int64(t) + 1)
+	}
+	total := uint64(0)
+	for t := 0; t < threads; t++ {
+		total += <-counts
+	}
+	elapsed := time.Since(start).Seconds()
+	ratio := 0.0
+	if m := db.BlockCacheMetrics(); m != nil {
+		ratio = m.Ratio()
+	}
+	must(db.Close())
+	fmt.Printf("badger read: n=%d per_s=%.0f elapsed_s=%.2f block_cache_mb=%d hit_ratio=%.3f\n",
+		total, float64(total)/elapsed, elapsed, blockCacheMB, ratio)
 }

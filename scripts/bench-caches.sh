@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Issue 10's benchmark: point reads with block caches of the same size, and what encryption
+# costs. In one session, for N random 16-byte keys with 128 B and with 1 KiB values:
+#   - loads (entries/s, wall time of the whole process, peak RSS) of SettDB plaintext, SettDB
+#     encrypted (AES-256-GCM), Go Badger v2.2007 and RocksDB 7.8;
+#   - random point reads with values from 2 threads for S seconds, every engine with a 256 MiB
+#     block cache, and each run's cache hit ratio.
+# Engines and settings:
+#   SettDB  `settdb bench write -k 16 -v V` (defaults: snappy, 256 MiB block cache, 1 KiB value
+#           threshold, so 1 KiB values live in the value log); encrypted: the same with
+#           --encryption-key-file; reads `settdb bench read -g 2 --block-cache-mb 256` (keys
+#           sampled by a key-only pass, one `view` per read).
+#   Badger  `badger benchmark write -k 16 -v V` (v2 defaults); reads bench/badger-peer
+#           `-mode read -threads 2 -block-cache-mb 256` (v2 defaults to no block cache; this sets
+#           256 MiB; keys sampled by a key-only iteration, one View per read, as `badger
+#           benchmark read` does).
+#   RocksDB `db_bench --benchmarks=filluniquerandom,flush` (snappy, bloom 10 bits, incompressible
+#           values), then `readrandom --threads 2 --duration S --cache_size 256 MiB --statistics`
+#           (its block cache hit ratio from rocksdb.block.cache.hit / miss).
+# Usage: scripts/bench-caches.sh [work-dir] [read-seconds] [scale]
+#   scale multiplies the key count (default 1: 1M keys per load); about 6 minutes at the
+#   defaults on 2 cores after the builds. The databases are removed at the end unless
+#   KEEP_DBS=1; the logs stay in the work dir.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=${1:-$(mktemp -d /tmp/settdb-caches.XXXXXX)}
+read_secs=${2:-10}
+scale=${3:-1}
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+cache_mb=256
+
+need() { command -v "$1" >/dev/null 2>&1; }
+missing=()
+need badger || missing+=(badger)
+need db_bench || missing+=(rocksdb-tools)
+need go || missing+=(golang-go)
+[ -d /usr/share/gocode/src/github.com/dgraph-io/badger ] || missing+=(golang-github-dgraph-io-badger-dev)
+[ -x /usr/bin/time ] || missing+=(time)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing from Debian: ${missing[*]}" >&2
+  apt-get update -qq >/dev/null 2>&1 || true
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+echo "building settdb (release) and badger-peer..." >&2
+cargo build --release -q -p settdb-cli
+settdb=$PWD/target/release/settdb
+GOPATH=/usr/share/gocode GO111MODULE=off GOFLAGS= GOCACHE="$work/gocache" \
+  go build -o "$work/badger-peer" ./bench/badger-peer 2>"$work/go-build.log" || {
+  cat "$work/go-build.log" >&2
+  exit 1
+}
+peer=$work/badger-peer
+key=$work/master.key
+head -c 32 /dev/urandom >"$key"
+
+timed() { # log cmd... -> "<wall s> <peak RSS MB>"
+  local log=$1
+  shift
+  /usr/bin/time -f "TIME %e %M" -o "$log.time" "$@" >"$log" 2>&1
+  awk '/^TIME/ {printf "%s %.0f\n", $2, $3/1024}' "$log.time"
+}
+rate() { awk -v n="$1" -v t="$2" 'BEGIN{ if (t > 0) printf "%.0f", n/t; else print 0 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
+fmt='%-28s %10s %10s %10s %10s %8s %8s %8s\n'
+rows=()
+row() { # name settdb settdb-enc badger rocksdb
+  rows+=("$(printf "$fmt" "$1" "$2" "$3" "$4" "$5" "$(ratio "$2" "$4")" "$(ratio "$2" "$5")" "$(ratio "$3" "$2")")")
+}
+hits=()
+rss=()
+
+n=$(awk -v s="$scale" 'BEGIN{printf "%d", 1000000*s}')
+m=$(awk -v n="$n" 'BEGIN{print n/1e6}')
+echo "loads of $n x 128 B and $n x 1 KiB; reads ${read_secs}s from 2 threads, ${cache_mb} MiB block caches; work dir $work" >&2
+for v in 128 1024; do
+  rm -rf "$work/s-$v" "$work/e-$v" "$work/b-$v" "$work/r-$v"
+  echo "load $n x $v B: settdb, settdb encrypted, badger, rocksdb..." >&2
+  read -r s_wall s_rss < <(timed "$work/s-$v.log" "$settdb" bench write --dir "$work/s-$v" -k 16 -v "$v" -m "$m")
+  read -r e_wall e_rss < <(timed "$work/e-$v.log" "$settdb" bench write --dir "$work/e-$v" -k 16 -v "$v" -m "$m" --encryption-key-file "$key")
+  read -r b_wall b_rss < <(timed "$work/b-$v.log" badger benchmark write --dir "$work/b-$v" -k 16 -v "$v" -m "$m")
+  read -r r_wall r_rss < <(timed "$work/r-$v.log" db_bench --benchmarks=filluniquerandom,flush --db="$work/r-$v" \
+    --num="$n" --key_size=16 --value_size="$v" --threads=1 --sync=0 --compression_type=snappy \
+    --compression_ratio=1 --bloom_bits=10 --cache_size=$((cache_mb << 20)))
+  row "load $v B (entries/s)" "$(rate "$n" "$s_wall")" "$(rate "$n" "$e_wall")" "$(rate "$n" "$b_wall")" "$(rate "$n" "$r_wall")"
+  rss+=("$(printf '%-28s %10s %10s %10s %10s\n' "load $v B peak RSS (MB)" "$s_rss" "$e_rss" "$b_rss" "$r_rss")")
+
+  echo "reads $v B: settdb, settdb encrypted, badger, rocksdb..." >&2
+  "$settdb" bench read --dir "$work/s-$v" -g 2 -d "${read_secs}s" --block-cache-mb $cache_mb >"$work/s-read-$v.log" 2>&1
+  "$settdb" bench read --dir "$work/e-$v" -g 2 -d "${read_secs}s" --block-cache-mb $cache_mb \
+    --encryption-key-file "$key" >"$work/e-read-$v.log" 2>&1
+  "$peer" -mode read -dir "$work/b-$v" -threads 2 -secs "$read_secs" -block-cache-mb $cache_mb >"$work/b-read-$v.log" 2>&1
+  db_bench --benchmarks=readrandom --use_existing_db=1 --db="$work/r-$v" --num="$n" --key_size=16 \
+    --value_size="$v" --threads=2 --duration="$read_secs" --bloom_bits=10 --compression_ratio=1 \
+    --cache_size=$((cache_mb << 20)) --statistics >"$work/r-read-$v.log" 2>&1
+  s_r=$(sed -n 's/^  throughput  \([0-9,]*\) reads\/s.*/\1/p' "$work/s-read-$v.log" | tr -d ,)
+  e_r=$(sed -n 's/^  throughput  \([0-9,]*\) reads\/s.*/\1/p' "$work/e-read-$v.log" | tr -d ,)
+  b_r=$(sed -n 's/.*per_s=\([0-9]*\).*/\1/p' "$work/b-read-$v.log")
+  r_r=$(awk '/^readrandom/ {for (i=1;i<=NF;i++) if ($i=="ops/sec;" || $i=="ops/sec") print $(i-1)}' "$work/r-read-$v.log" | head -1)
+  row "reads $v B, 2 threads (/s)" "${s_r:-0}" "${e_r:-0}" "${b_r:-0}" "${r_r:-0}"
+  s_h=$(sed -n 's/^  block cache hit ratio \([0-9.]*%\).*/\1/p' "$work/s-read-$v.log")
+  e_h=$(sed -n 's/^  block cache hit ratio \([0-9.]*%\).*/\1/p' "$work/e-read-$v.log")
+  b_h=$(sed -n 's/.*hit_ratio=\([0-9.]*\).*/\1/p' "$work/b-read-$v.log" | awk '{printf "%.1f%%", $1*100}')
+  r_h=$(awk '/rocksdb.block.cache.hit COUNT/ {h=$4} /rocksdb.block.cache.miss COUNT/ {m=$4}
+        END { if (h+m > 0) printf "%.1f%%", 100*h/(h+m); else print "-" }' "$work/r-read-$v.log")
+  hits+=("$(printf '%-28s %10s %10s %10s %10s\n' "reads $v B cache hit ratio" "$s_h" "$e_h" "$b_h" "$r_h")")
+  r_found=$(grep -o '([0-9]* of [0-9]* found)' "$work/r-read-$v.log" | head -1 || true)
+  echo "rocksdb readrandom $v B: ${r_found:-?}" >&2
+done
+
+echo
+echo "$n keys per load, 16-byte keys; reads ${read_secs}s from 2 threads; ${cache_mb} MiB block caches"
+printf "$fmt" workload settdb "settdb-enc" badger rocksdb s/badger s/rocksdb enc/plain
+printf '%s\n' "${rows[@]}"
+echo
+printf '%s\n' "${hits[@]}"
+echo
+printf '%s\n' "${rss[@]}"
+echo "logs in $work"
+if [ "${KEEP_DBS:-0}" != 1 ]; then
+  rm -rf "$work"/[sebr]-128 "$work"/[sebr]-1024
+  echo "databases removed (KEEP_DBS=1 keeps them)"
+fi
