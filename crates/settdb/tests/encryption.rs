@@ -123,7 +123,10 @@ fn no_user_byte_is_left_in_plaintext_after_flush_compaction_and_gc() {
     while let settdb::GcOutcome::Rewrote(r) = db.run_value_log_gc(0.1).unwrap() {
         rewrote += r.files_retired.len();
     }
-    assert!(rewrote > 0, "GC rewrote nothing: the test does not cover it");
+    assert!(
+        rewrote > 0,
+        "GC rewrote nothing: the test does not cover it"
+    );
     check_model(&db, &model);
     db.close().unwrap();
     let all = files(dir.path());

@@ -18,7 +18,7 @@ use aes_gcm::aead::consts::U12;
 use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::aes::cipher::BlockEncrypt;
 use aes_gcm::aes::{Aes128, Aes192, Aes256};
-use aes_gcm::{Aes128Gcm, Aes256Gcm, AesGcm, Nonce, Tag};
+use aes_gcm::{AesGcm, Nonce, Tag};
 
 use crate::error::{Error, Result};
 
@@ -33,14 +33,21 @@ pub const SALT_LEN: usize = 12;
 type Aes192Gcm = AesGcm<Aes192, U12>;
 
 /// AES-GCM with a 128, 192 or 256-bit key (the length of the key it was made from).
+///
+/// AES-128 and AES-256 run on `ring` (BoringSSL's AES-NI/PCLMUL assembly, which interleaves
+/// AES-CTR and GHASH over several blocks): measured on the 1 KiB load, RustCrypto's `aes-gcm`
+/// cost about 3.5 µs per record, mostly GHASH one block at a time, which made an encrypted
+/// load 45% slower than a plaintext one. `ring` has no AES-192, so AES-192 (a 24-byte key, as
+/// Badger accepts) stays on `aes-gcm`. Both implement the same AES-GCM: the bytes on disk do
+/// not depend on which one sealed them.
 #[derive(Clone)]
 pub enum Aead {
-    /// AES-128-GCM.
-    A128(Box<Aes128Gcm>),
-    /// AES-192-GCM.
+    /// AES-128-GCM (ring).
+    A128(ring::aead::LessSafeKey),
+    /// AES-192-GCM (RustCrypto).
     A192(Box<Aes192Gcm>),
-    /// AES-256-GCM.
-    A256(Box<Aes256Gcm>),
+    /// AES-256-GCM (ring).
+    A256(ring::aead::LessSafeKey),
 }
 
 impl std::fmt::Debug for Aead {
@@ -68,24 +75,35 @@ impl Aead {
     /// The cipher of `key` (16, 24 or 32 bytes).
     pub fn new(key: &[u8]) -> Result<Aead> {
         check_key_len(key.len())?;
-        let bad = |_| Error::InvalidOptions("bad AES key length".into());
+        let bad = || Error::InvalidOptions("bad AES key length".into());
+        let ring_key = |alg| {
+            ring::aead::UnboundKey::new(alg, key)
+                .map(ring::aead::LessSafeKey::new)
+                .map_err(|_| bad())
+        };
         Ok(match key.len() {
-            16 => Aead::A128(Box::new(Aes128Gcm::new_from_slice(key).map_err(bad)?)),
-            24 => Aead::A192(Box::new(Aes192Gcm::new_from_slice(key).map_err(bad)?)),
-            _ => Aead::A256(Box::new(Aes256Gcm::new_from_slice(key).map_err(bad)?)),
+            16 => Aead::A128(ring_key(&ring::aead::AES_128_GCM)?),
+            24 => Aead::A192(Box::new(Aes192Gcm::new_from_slice(key).map_err(|_| bad())?)),
+            _ => Aead::A256(ring_key(&ring::aead::AES_256_GCM)?),
         })
     }
 
     /// Encrypts `buf` in place; returns the tag. `aad` is authenticated, not encrypted.
     pub fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
-        let n = Nonce::from_slice(nonce);
-        let tag = match self {
-            Aead::A128(c) => c.encrypt_in_place_detached(n, aad, buf),
-            Aead::A192(c) => c.encrypt_in_place_detached(n, aad, buf),
-            Aead::A256(c) => c.encrypt_in_place_detached(n, aad, buf),
-        };
         // Encryption fails only for a buffer over 64 GiB, which no sealed unit approaches.
-        tag.map(Into::into).unwrap_or([0; TAG_LEN])
+        match self {
+            Aead::A128(k) | Aead::A256(k) => {
+                let n = ring::aead::Nonce::assume_unique_for_key(*nonce);
+                k.seal_in_place_separate_tag(n, ring::aead::Aad::from(aad), buf)
+                    .ok()
+                    .and_then(|t| t.as_ref().try_into().ok())
+                    .unwrap_or([0; TAG_LEN])
+            }
+            Aead::A192(c) => c
+                .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf)
+                .map(Into::into)
+                .unwrap_or([0; TAG_LEN]),
+        }
     }
 
     /// Decrypts `buf` in place if `tag` authenticates it with `aad`; `false` (and `buf`
@@ -95,12 +113,24 @@ impl Aead {
         if tag.len() != TAG_LEN {
             return false;
         }
-        let n = Nonce::from_slice(nonce);
-        let t = Tag::from_slice(tag);
         match self {
-            Aead::A128(c) => c.decrypt_in_place_detached(n, aad, buf, t).is_ok(),
-            Aead::A192(c) => c.decrypt_in_place_detached(n, aad, buf, t).is_ok(),
-            Aead::A256(c) => c.decrypt_in_place_detached(n, aad, buf, t).is_ok(),
+            Aead::A128(k) | Aead::A256(k) => {
+                let Ok(t) = <[u8; TAG_LEN]>::try_from(tag) else {
+                    return false;
+                };
+                let n = ring::aead::Nonce::assume_unique_for_key(*nonce);
+                k.open_in_place_separate_tag(
+                    n,
+                    ring::aead::Aad::from(aad),
+                    ring::aead::Tag::from(t),
+                    buf,
+                    0..,
+                )
+                .is_ok()
+            }
+            Aead::A192(c) => c
+                .decrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf, Tag::from_slice(tag))
+                .is_ok(),
         }
     }
 }
@@ -206,6 +236,33 @@ mod tests {
             let other = FileCipher::new(7, &dk, [4; SALT_LEN]).unwrap();
             assert!(!other.open(100, b"aad", &mut buf.clone(), &tag));
             assert!(!c.open(100, b"aad", &mut buf.clone(), &tag[..15]));
+        }
+    }
+
+    #[test]
+    fn ring_and_rustcrypto_seal_the_same_bytes() {
+        // Proves the AES-128/256 units sealed by ring are standard AES-GCM: RustCrypto's
+        // implementation produces the same ciphertext and tag and opens them.
+        use aes_gcm::{Aes128Gcm, Aes256Gcm};
+        let nonce = nonce(4096);
+        let msg: Vec<u8> = (0..1000u32).map(|i| (i * 7) as u8).collect();
+        for len in [16usize, 32] {
+            let key: Vec<u8> = (0..len as u8).map(|b| b ^ 0x5a).collect();
+            let mut ours = msg.clone();
+            let tag = Aead::new(&key).unwrap().seal(&nonce, b"head", &mut ours);
+            let mut theirs = msg.clone();
+            let n = Nonce::from_slice(&nonce);
+            let t: [u8; TAG_LEN] = match len {
+                16 => Aes128Gcm::new_from_slice(&key)
+                    .unwrap()
+                    .encrypt_in_place_detached(n, b"head", &mut theirs),
+                _ => Aes256Gcm::new_from_slice(&key)
+                    .unwrap()
+                    .encrypt_in_place_detached(n, b"head", &mut theirs),
+            }
+            .unwrap()
+            .into();
+            assert_eq!((ours, tag), (theirs, t), "AES-{}", len * 8);
         }
     }
 
