@@ -590,7 +590,8 @@ impl Db {
         let tables: Vec<Arc<Table>> = (0..snap.levels.level_count())
             .flat_map(|l| snap.levels.tables(l).iter().map(|t| t.table().clone()))
             .collect();
-        let sources = snap.sources(None, &PrefixRange::new(&[]), 0);
+        // A pass over the whole tree: it must not flush the block cache (fill_cache off).
+        let sources = snap.sources(None, &PrefixRange::new(&[]), 0, false);
         crate::verify::verify_open(&tables, sources, self.inner.vlog.as_deref())
     }
 

@@ -102,7 +102,7 @@ impl DbIterator {
     ) -> Self {
         let prefix = PrefixRange::new(&opts.prefix);
         let has_pending = pending.is_some();
-        let merged = MergeIterator::new(snapshot.sources(pending, &prefix, opts.since_ts));
+        let merged = MergeIterator::new(snapshot.sources(pending, &prefix, opts.since_ts, true));
         DbIterator {
             merged,
             snapshot,

@@ -51,11 +51,15 @@ pub(crate) struct ReadSnapshot {
 
 impl ReadSnapshot {
     /// The cursors to merge, newest first, pruned by `prefix` and `since_ts` (0: no bound).
+    /// With `fill_cache` (user iterators) the table cursors cache the blocks they read;
+    /// without it (a verification pass over the whole tree) they use cached blocks but cache
+    /// none, so the pass does not evict what point reads use.
     pub(crate) fn sources(
         &self,
         pending: Option<VecIterator>,
         prefix: &PrefixRange,
         since_ts: u64,
+        fill_cache: bool,
     ) -> Vec<Box<dyn KvIterator>> {
         let has_newer = |max_version: u64| since_ts == 0 || max_version > since_ts;
         let mut out: Vec<Box<dyn KvIterator>> = Vec::new();
@@ -72,7 +76,11 @@ impl ReadSnapshot {
                 && prefix.overlaps(t.smallest_user_key(), t.biggest_user_key())
         };
         for t in self.levels.tables(0).iter().filter(keep) {
-            out.push(Box::new(TableIterator::new(t.table().clone())));
+            let table = t.table().clone();
+            out.push(Box::new(match fill_cache {
+                true => TableIterator::new(table),
+                false => TableIterator::without_filling(table),
+            }));
         }
         for level in 1..self.levels.level_count() {
             let tables: Vec<Arc<Table>> = level_candidates(&self.levels, level, prefix)
@@ -81,7 +89,10 @@ impl ReadSnapshot {
                 .map(|t| t.table().clone())
                 .collect();
             if !tables.is_empty() {
-                out.push(Box::new(ConcatIterator::new(tables)));
+                out.push(Box::new(match fill_cache {
+                    true => ConcatIterator::new(tables),
+                    false => ConcatIterator::without_filling(tables),
+                }));
             }
         }
         out
