@@ -14,6 +14,8 @@ mod block_iterator;
 mod bloom;
 mod builder;
 mod cache;
+#[cfg(test)]
+mod cache_tests;
 mod chunk_writer;
 mod compression;
 mod concat_iterator;
