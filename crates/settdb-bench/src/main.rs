@@ -9,7 +9,9 @@
 //! - `gc`: the value-log GC workload (load, overwrite every key, let GC settle; space
 //!   amplification and GC throughput), see `gc.rs`.
 //! - `read`: random point reads of keys from the load (regenerated from the same seed) by
-//!   `--threads` threads for `--seconds`; prints reads/s.
+//!   `--threads` threads for `--seconds`, with a block cache of `--block-cache-mb` (Badger's
+//!   256 by default) and an index cache of `--index-cache-mb` (0); prints reads/s and each
+//!   cache's hit ratio over the timed reads.
 
 mod gc;
 
@@ -128,6 +130,12 @@ enum Cmd {
         /// Seed used by the load.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Block cache size in MiB (Badger's default 256; 0 turns it off).
+        #[arg(long, default_value_t = 256)]
+        block_cache_mb: u64,
+        /// Index cache size in MiB (0: every table keeps its index in memory).
+        #[arg(long, default_value_t = 0)]
+        index_cache_mb: u64,
     },
 }
 
@@ -186,7 +194,15 @@ fn main() {
             threads,
             seconds,
             seed,
-        } => read(&dir, keys, key_size, threads, seconds, seed),
+            block_cache_mb,
+            index_cache_mb,
+        } => {
+            let opts = Options::new(dir)
+                .with_read_only(true)
+                .with_block_cache_size(block_cache_mb << 20)
+                .with_index_cache_size(index_cache_mb << 20);
+            read(opts, keys, key_size, threads, seconds, seed)
+        }
     };
     if let Err(e) = outcome {
         eprintln!("settdb-bench: {e}");
@@ -320,14 +336,15 @@ fn random_pool(value_size: usize, seed: u64) -> bytes::Bytes {
 }
 
 fn read(
-    dir: &Path,
+    opts: Options,
     keys: u64,
     key_size: usize,
     threads: usize,
     seconds: u64,
     seed: u64,
 ) -> settdb::Result<()> {
-    let db = Db::open(Options::new(dir).with_read_only(true))?;
+    let db = Db::open(opts)?;
+    let before = db.cache_metrics();
     let stop = Arc::new(AtomicBool::new(false));
     let (done, found) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let handles: Vec<_> = (0..threads.max(1))
@@ -356,12 +373,28 @@ fn read(
             .map_err(|_| settdb::Error::InvalidRequest("reader thread panicked"))??;
     }
     let n = done.load(Ordering::Relaxed);
+    let after = db.cache_metrics();
     println!(
-        "settdb read: threads={threads} reads_per_s={:.0} found={} of {n}",
+        "settdb read: threads={threads} reads_per_s={:.0} found={} of {n} block_cache_hit_ratio={} \
+         index_cache_hit_ratio={}",
         n as f64 / seconds as f64,
-        found.load(Ordering::Relaxed)
+        found.load(Ordering::Relaxed),
+        hit_ratio(&before.block, &after.block),
+        hit_ratio(&before.index, &after.index),
     );
     Ok(())
+}
+
+/// A cache's hits over its lookups between `before` and `after` (`off` for a cache that is
+/// off, `-` when nothing was looked up).
+fn hit_ratio(before: &settdb::CacheStats, after: &settdb::CacheStats) -> String {
+    let hits = after.hits - before.hits;
+    let lookups = hits + (after.misses - before.misses);
+    match (after.capacity, lookups) {
+        (0, _) => "off".into(),
+        (_, 0) => "-".into(),
+        _ => format!("{:.4}", hits as f64 / lookups as f64),
+    }
 }
 
 /// Peak resident set size of this process in MB (Linux `VmHWM`; 0 elsewhere).
