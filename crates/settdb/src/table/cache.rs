@@ -11,11 +11,18 @@
 //! resistant (a Clock-PRO / S3-FIFO policy, so one full scan does not flush the blocks that
 //! point reads keep hitting). Chosen over moka, whose per-entry bookkeeping (TinyLFU sketch,
 //! deques, an async maintenance step) costs more per hit on a path that is otherwise a few
-//! hundred nanoseconds; quick_cache's hit is one hash probe in one shard.
+//! hundred nanoseconds; quick_cache's hit is one hash probe in one shard. Measured with
+//! `settdb bench read -g 2 -d 8s` over 1M x 128 B on 2 cores shared with other builds (so only
+//! the gap, not the figures, means much; two runs each): all blocks cached, quick_cache 235K
+//! and 385K reads/s at p99 5.8 and 7.5 µs, moka 0.12 221K and 262K at p99 32 and 22 µs; a
+//! 16 MiB cache (12% hits, an eviction per miss), quick_cache 141K and 314K at p99 11 and
+//! 12 µs, moka 137K and 106K at p99 71 and 98 µs.
 //!
 //! Keys cannot collide across tables or databases: each open [`super::Table`] draws its cache
 //! id from a process-wide counter ([`next_cache_id`]), so a stale entry of a deleted table is
-//! never served for another (it ages out of the cache instead).
+//! never served for another (it ages out of the cache instead). The counter is a u64: at a
+//! million table opens a second it would wrap after more than 500,000 years, so ids never
+//! repeat.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
