@@ -42,12 +42,12 @@ type Aes192Gcm = AesGcm<Aes192, U12>;
 /// not depend on which one sealed them.
 #[derive(Clone)]
 pub enum Aead {
-    /// AES-128-GCM (ring).
-    A128(ring::aead::LessSafeKey),
+    /// AES-128-GCM (ring; boxed: a key schedule and GHASH table are large).
+    A128(Box<ring::aead::LessSafeKey>),
     /// AES-192-GCM (RustCrypto).
     A192(Box<Aes192Gcm>),
     /// AES-256-GCM (ring).
-    A256(ring::aead::LessSafeKey),
+    A256(Box<ring::aead::LessSafeKey>),
 }
 
 impl std::fmt::Debug for Aead {
@@ -78,7 +78,7 @@ impl Aead {
         let bad = || Error::InvalidOptions("bad AES key length".into());
         let ring_key = |alg| {
             ring::aead::UnboundKey::new(alg, key)
-                .map(ring::aead::LessSafeKey::new)
+                .map(|k| Box::new(ring::aead::LessSafeKey::new(k)))
                 .map_err(|_| bad())
         };
         Ok(match key.len() {
