@@ -267,6 +267,26 @@ mod tests {
     }
 
     #[test]
+    fn debug_output_names_the_algorithm_and_never_shows_key_bytes() {
+        // Proves a cipher can be logged: its Debug names the AES variant and holds no key
+        // byte (the derived key or the data key).
+        for (len, name) in [
+            (16usize, "AES-128-GCM"),
+            (24, "AES-192-GCM"),
+            (32, "AES-256-GCM"),
+        ] {
+            let dk = vec![0xab; len];
+            let c = FileCipher::new(3, &dk, [0xcd; SALT_LEN]).unwrap();
+            let shown = format!("{c:?}");
+            assert!(shown.contains(name), "{shown}");
+            assert!(
+                !shown.contains("171") && !shown.to_lowercase().contains("abab"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
     fn file_keys_differ_by_salt_and_data_key_and_keep_the_key_length() {
         let a = file_key(&[1; 16], &[0; SALT_LEN]).unwrap();
         let b = file_key(&[1; 16], &[1; SALT_LEN]).unwrap();
