@@ -434,6 +434,7 @@ fn write_registry(
 mod tests {
     use super::*;
     use crate::io::MemStorage;
+    use std::collections::HashSet;
     use std::sync::atomic::{AtomicU64, Ordering};
 
     fn opts(now: &Arc<AtomicU64>, days: u64) -> RegistryOptions {
@@ -497,6 +498,30 @@ mod tests {
             rotate_master_key(s.as_ref(), &dir(), &[1; 32], &[3; 16]),
             Err(Error::WrongEncryptionKey { .. })
         ));
+    }
+
+    #[test]
+    fn salts_and_data_keys_are_random() {
+        // Proves every new file gets its own salt and every registry its own data key: were
+        // either constant, files would share a file key and reuse nonces across files.
+        let now = Arc::new(AtomicU64::new(0));
+        let open = || {
+            let s: Arc<dyn Storage> = Arc::new(MemStorage::new());
+            KeyRegistry::open(s, &dir(), &[1; 32], false, opts(&now, 10))
+                .unwrap()
+                .unwrap()
+        };
+        let (a, b) = (open(), open());
+        let salts: HashSet<[u8; SALT_LEN]> = (0..64)
+            .map(|_| a.cipher_for_new_file().unwrap().salt)
+            .collect();
+        assert_eq!(salts.len(), 64);
+        let key = |r: &KeyRegistry| r.lock().values().next().unwrap().bytes.clone();
+        assert_ne!(key(&a), key(&b));
+        assert!(
+            key(&a).iter().any(|&x| x != key(&a)[0]),
+            "a constant data key"
+        );
     }
 
     #[test]
