@@ -501,6 +501,44 @@ mod tests {
     }
 
     #[test]
+    fn a_registry_built_from_the_format_page_decodes() {
+        // Proves the decoder reads the layout docs/format/encryption.md gives, built here by
+        // hand (not by `encode`): 40-byte header whose first 12 bytes are the check tag's
+        // associated data, entries sealed with `key_id ‖ created_at` as associated data.
+        let master = Aead::new(&[9; 16]).unwrap();
+        let mut b = Vec::new();
+        b.extend_from_slice(b"SDBK");
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&0u16.to_le_bytes());
+        b.extend_from_slice(&1u32.to_le_bytes());
+        let check_nonce = [7u8; NONCE_LEN];
+        let tag = master.seal(&check_nonce, &b[..12], &mut []);
+        b.extend_from_slice(&check_nonce);
+        b.extend_from_slice(&tag);
+        assert_eq!(b.len(), 40);
+        let (id, created) = (5u64, 1_700_000_000u64);
+        let mut aad = id.to_le_bytes().to_vec();
+        aad.extend_from_slice(&created.to_le_bytes());
+        let mut key = vec![0x11u8; 16];
+        let nonce = [3u8; NONCE_LEN];
+        let tag = master.seal(&nonce, &aad, &mut key);
+        b.extend_from_slice(&id.to_le_bytes());
+        b.extend_from_slice(&created.to_le_bytes());
+        b.push(16);
+        b.extend_from_slice(&nonce);
+        b.extend_from_slice(&key);
+        b.extend_from_slice(&tag);
+        let crc = crc32c(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        let keys = decode(&b, Path::new("KEYREGISTRY"), &master).unwrap();
+        let k = &keys[&5];
+        assert_eq!(
+            (k.id, k.created_at, k.bytes.clone()),
+            (5, created, vec![0x11; 16])
+        );
+    }
+
+    #[test]
     fn salts_and_data_keys_are_random() {
         // Proves every new file gets its own salt and every registry its own data key: were
         // either constant, files would share a file key and reuse nonces across files.

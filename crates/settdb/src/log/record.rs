@@ -104,7 +104,22 @@ impl<'a> RecordRef<'a> {
     /// Appends the encoding sealed with `cipher` as the record at file offset `offset`: the
     /// key and value encrypted, the bytes before them authenticated, the tag after them, the
     /// checksum over all of it. REQUIRES: `validate()` passed.
+    #[cfg(test)]
     pub(crate) fn encode_sealed(&self, out: &mut Vec<u8>, cipher: &FileCipher, offset: u64) {
+        let start = out.len();
+        let head_len = self.encode_to_seal(out);
+        seal_encoded(
+            out.get_mut(start..).unwrap_or_default(),
+            head_len,
+            cipher,
+            offset,
+        );
+    }
+
+    /// Appends the plaintext fields of a sealed record with room for its tag and checksum,
+    /// which [`seal_encoded`] fills in; returns the length of the head (the bytes before the
+    /// key). REQUIRES: `validate()` passed.
+    pub(crate) fn encode_to_seal(&self, out: &mut Vec<u8>) -> usize {
         let start = out.len();
         out.push(self.meta);
         out.push(self.user_meta);
@@ -114,13 +129,9 @@ impl<'a> RecordRef<'a> {
         let head_len = out.len() - start;
         out.extend_from_slice(self.key);
         out.extend_from_slice(self.value);
-        let rec = out.get_mut(start..).unwrap_or_default();
-        let (head, body) = rec.split_at_mut(head_len);
-        let tag = cipher.seal(offset, head, body);
-        out.extend_from_slice(&tag);
-        let crc = crc32c(out.get(start..).unwrap_or_default());
-        coding::put_u32(out, crc);
+        out.extend_from_slice(&[0; TAG_LEN + CHECKSUM_LEN]);
         debug_assert_eq!(out.len() - start, self.encoded_len_in(true));
+        head_len
     }
 
     /// Appends the encoding. REQUIRES: `validate()` passed.
@@ -137,6 +148,21 @@ impl<'a> RecordRef<'a> {
         coding::put_u32(out, crc);
         debug_assert_eq!(out.len() - start, self.encoded_len());
     }
+}
+
+/// Seals one record laid out by [`RecordRef::encode_to_seal`] (`rec` is exactly its bytes,
+/// `head_len` its head) as the record at file offset `offset`: encrypts key and value in place
+/// with the head as associated data, writes the tag, then the checksum over all before it.
+pub(crate) fn seal_encoded(rec: &mut [u8], head_len: usize, cipher: &FileCipher, offset: u64) {
+    let Some(sealed_end) = rec.len().checked_sub(TAG_LEN + CHECKSUM_LEN) else {
+        debug_assert!(false, "record too short to seal");
+        return;
+    };
+    let (covered, crc_room) = rec.split_at_mut(sealed_end + TAG_LEN);
+    let (head_body, tag_room) = covered.split_at_mut(sealed_end);
+    let (head, body) = head_body.split_at_mut(head_len.min(sealed_end));
+    tag_room.copy_from_slice(&cipher.seal(offset, head, body));
+    crc_room.copy_from_slice(&crc32c(covered).to_le_bytes());
 }
 
 /// Refuses a value over [`MAX_VALUE_SIZE`].

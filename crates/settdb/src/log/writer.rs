@@ -192,16 +192,20 @@ impl LogWriter {
         header.encode(self.header.kind, self.header.file_id, &mut self.buf);
         positions.clear();
         positions.reserve(records.len());
+        let mut to_seal = Vec::new();
         for rec in records {
             let at = self.buf.len();
             match cipher {
-                Some(c) => rec.encode_sealed(&mut self.buf, c, batch_offset + at as u64),
+                Some(_) => to_seal.push((at, rec.encode_to_seal(&mut self.buf))),
                 None => rec.encode(&mut self.buf),
             }
             positions.push(RecordPos {
                 offset: batch_offset + at as u64,
                 len: (self.buf.len() - at) as u32, // validated: at most MAX_RECORD_LEN
             });
+        }
+        if let Some(c) = cipher {
+            seal_all(&mut self.buf, &to_seal, c, batch_offset);
         }
         debug_assert_eq!(self.buf.len() as u64, header.batch_len());
         if let Err(e) = self.file.write_at(batch_offset, &self.buf) {
@@ -304,6 +308,39 @@ impl fmt::Debug for LogWriter {
             .field("poisoned", &self.poisoned)
             .finish()
     }
+}
+
+/// Bytes of records a batch must hold before its sealing is split over two threads (below
+/// it, a thread costs more than it saves).
+const PARALLEL_SEAL_BYTES: usize = 256 << 10;
+
+/// Seals, in `buf` (a batch written at `batch_offset`), the records laid out at `records`
+/// (each its start in `buf` and head length; ascending), with two threads for a large batch:
+/// the writer thread is the one writer of the database, and AES-GCM over a batch of values is
+/// most of its work in an encrypted database.
+fn seal_all(buf: &mut [u8], records: &[(usize, usize)], cipher: &FileCipher, batch_offset: u64) {
+    let seal_range = |part: &mut [u8], base: usize, recs: &[(usize, usize)], ends: usize| {
+        for (i, &(at, head)) in recs.iter().enumerate() {
+            let end = recs.get(i + 1).map_or(ends, |r| r.0);
+            if let Some(rec) = part.get_mut(at - base..end - base) {
+                super::record::seal_encoded(rec, head, cipher, batch_offset + at as u64);
+            }
+        }
+    };
+    let total = buf.len();
+    let first = records.first().map_or(total, |r| r.0);
+    let mid = records.partition_point(|r| r.0 - first < (total - first) / 2);
+    if total - first < PARALLEL_SEAL_BYTES || mid == 0 || mid == records.len() {
+        seal_range(buf, 0, records, total);
+        return;
+    }
+    let split = records[mid].0;
+    let (left, right) = buf.split_at_mut(split);
+    let (a, b) = records.split_at(mid);
+    std::thread::scope(|s| {
+        s.spawn(|| seal_range(right, split, b, total));
+        seal_range(left, 0, a, split);
+    });
 }
 
 /// Validates every record and returns the batch body length.
