@@ -17,7 +17,9 @@
 #   RocksDB `db_bench --benchmarks=filluniquerandom,flush` (snappy, bloom 10 bits, incompressible
 #           values), then `readrandom --threads 2 --duration S --cache_size 256 MiB --statistics`
 #           (its block cache hit ratio from rocksdb.block.cache.hit / miss).
-# Usage: scripts/bench-caches.sh [work-dir] [read-seconds] [scale]
+# Usage: [REPS=n] scripts/bench-caches.sh [work-dir] [read-seconds] [scale]
+#   REPS (default 1) repeats every read run, the engines taking turns, and reports the median
+#   (this machine's throughput varies by up to 1.6x from run to run);
 #   scale multiplies the key count (default 1: 1M keys per load); about 6 minutes at the
 #   defaults on 2 cores after the builds. The databases are removed at the end unless
 #   KEEP_DBS=1; the logs stay in the work dir.
@@ -29,6 +31,8 @@ scale=${3:-1}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
 cache_mb=256
+reps=${REPS:-1}
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 need() { command -v "$1" >/dev/null 2>&1; }
 missing=()
@@ -70,6 +74,7 @@ row() { # name settdb settdb-enc badger rocksdb
 }
 hits=()
 rss=()
+runs=()
 
 n=$(awk -v s="$scale" 'BEGIN{printf "%d", 1000000*s}')
 m=$(awk -v n="$n" 'BEGIN{print n/1e6}')
@@ -86,19 +91,28 @@ for v in 128 1024; do
   row "load $v B (entries/s)" "$(rate "$n" "$s_wall")" "$(rate "$n" "$e_wall")" "$(rate "$n" "$b_wall")" "$(rate "$n" "$r_wall")"
   rss+=("$(printf '%-28s %10s %10s %10s %10s\n' "load $v B peak RSS (MB)" "$s_rss" "$e_rss" "$b_rss" "$r_rss")")
 
-  echo "reads $v B: settdb, settdb encrypted, badger, rocksdb..." >&2
-  "$settdb" bench read --dir "$work/s-$v" -g 2 -d "${read_secs}s" --block-cache-mb $cache_mb >"$work/s-read-$v.log" 2>&1
-  "$settdb" bench read --dir "$work/e-$v" -g 2 -d "${read_secs}s" --block-cache-mb $cache_mb \
-    --encryption-key-file "$key" >"$work/e-read-$v.log" 2>&1
-  "$peer" -mode read -dir "$work/b-$v" -threads 2 -secs "$read_secs" -block-cache-mb $cache_mb >"$work/b-read-$v.log" 2>&1
-  db_bench --benchmarks=readrandom --use_existing_db=1 --db="$work/r-$v" --num="$n" --key_size=16 \
-    --value_size="$v" --threads=2 --duration="$read_secs" --bloom_bits=10 --compression_ratio=1 \
-    --cache_size=$((cache_mb << 20)) --statistics >"$work/r-read-$v.log" 2>&1
-  s_r=$(sed -n 's/^  throughput  \([0-9,]*\) reads\/s.*/\1/p' "$work/s-read-$v.log" | tr -d ,)
-  e_r=$(sed -n 's/^  throughput  \([0-9,]*\) reads\/s.*/\1/p' "$work/e-read-$v.log" | tr -d ,)
-  b_r=$(sed -n 's/.*per_s=\([0-9]*\).*/\1/p' "$work/b-read-$v.log")
-  r_r=$(awk '/^readrandom/ {for (i=1;i<=NF;i++) if ($i=="ops/sec;" || $i=="ops/sec") print $(i-1)}' "$work/r-read-$v.log" | head -1)
-  row "reads $v B, 2 threads (/s)" "${s_r:-0}" "${e_r:-0}" "${b_r:-0}" "${r_r:-0}"
+  s_all=; e_all=; b_all=; r_all=
+  for rep in $(seq "$reps"); do
+    echo "reads $v B (run $rep of $reps): settdb, settdb encrypted, badger, rocksdb..." >&2
+    "$settdb" bench read --dir "$work/s-$v" -g 2 -d "${read_secs}s" --block-cache-mb $cache_mb >"$work/s-read-$v.log" 2>&1
+    "$settdb" bench read --dir "$work/e-$v" -g 2 -d "${read_secs}s" --block-cache-mb $cache_mb \
+      --encryption-key-file "$key" >"$work/e-read-$v.log" 2>&1
+    "$peer" -mode read -dir "$work/b-$v" -threads 2 -secs "$read_secs" -block-cache-mb $cache_mb >"$work/b-read-$v.log" 2>&1
+    db_bench --benchmarks=readrandom --use_existing_db=1 --db="$work/r-$v" --num="$n" --key_size=16 \
+      --value_size="$v" --threads=2 --duration="$read_secs" --bloom_bits=10 --compression_ratio=1 \
+      --cache_size=$((cache_mb << 20)) --statistics >"$work/r-read-$v.log" 2>&1
+    s_all+=" $(sed -n 's/^  throughput  \([0-9,]*\) reads\/s.*/\1/p' "$work/s-read-$v.log" | tr -d ,)"
+    e_all+=" $(sed -n 's/^  throughput  \([0-9,]*\) reads\/s.*/\1/p' "$work/e-read-$v.log" | tr -d ,)"
+    b_all+=" $(sed -n 's/.*per_s=\([0-9]*\).*/\1/p' "$work/b-read-$v.log")"
+    r_all+=" $(awk '/^readrandom/ {for (i=1;i<=NF;i++) if ($i=="ops/sec;" || $i=="ops/sec") print $(i-1)}' "$work/r-read-$v.log" | head -1)"
+  done
+  echo "reads $v B per run: settdb$s_all; encrypted$e_all; badger$b_all; rocksdb$r_all" >&2
+  runs+=("reads $v B, each run: settdb$s_all | settdb-enc$e_all | badger$b_all | rocksdb$r_all")
+  s_r=$(echo "$s_all" | median); e_r=$(echo "$e_all" | median)
+  b_r=$(echo "$b_all" | median); r_r=$(echo "$r_all" | median)
+  label="reads $v B, 2 threads (/s)"
+  [ "$reps" -gt 1 ] && label="reads $v B (median of $reps)"
+  row "$label" "${s_r:-0}" "${e_r:-0}" "${b_r:-0}" "${r_r:-0}"
   s_h=$(sed -n 's/^  block cache hit ratio \([0-9.]*%\).*/\1/p' "$work/s-read-$v.log")
   e_h=$(sed -n 's/^  block cache hit ratio \([0-9.]*%\).*/\1/p' "$work/e-read-$v.log")
   b_h=$(sed -n 's/.*hit_ratio=\([0-9.]*\).*/\1/p' "$work/b-read-$v.log" | awk '{printf "%.1f%%", $1*100}')
@@ -117,6 +131,8 @@ echo
 printf '%s\n' "${hits[@]}"
 echo
 printf '%s\n' "${rss[@]}"
+echo
+printf '%s\n' "${runs[@]}"
 echo "logs in $work"
 if [ "${KEEP_DBS:-0}" != 1 ]; then
   rm -rf "$work"/[sebr]-128 "$work"/[sebr]-1024
