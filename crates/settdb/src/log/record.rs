@@ -101,21 +101,6 @@ impl<'a> RecordRef<'a> {
         self.encoded_len() + if sealed { TAG_LEN } else { 0 }
     }
 
-    /// Appends the encoding sealed with `cipher` as the record at file offset `offset`: the
-    /// key and value encrypted, the bytes before them authenticated, the tag after them, the
-    /// checksum over all of it. REQUIRES: `validate()` passed.
-    #[cfg(test)]
-    pub(crate) fn encode_sealed(&self, out: &mut Vec<u8>, cipher: &FileCipher, offset: u64) {
-        let start = out.len();
-        let head_len = self.encode_to_seal(out);
-        seal_encoded(
-            out.get_mut(start..).unwrap_or_default(),
-            head_len,
-            cipher,
-            offset,
-        );
-    }
-
     /// Appends the plaintext fields of a sealed record with room for its tag and checksum,
     /// which [`seal_encoded`] fills in; returns the length of the head (the bytes before the
     /// key). REQUIRES: `validate()` passed.
