@@ -248,3 +248,38 @@ fn a_batch_large_enough_to_seal_on_two_threads_round_trips() {
         assert_eq!(TestRec::from_ref(&got.as_record()), *r);
     }
 }
+
+#[test]
+fn a_header_must_name_the_ciphers_key_and_salt_and_one_huge_record_seals() {
+    // Proves create_in refuses a header whose key id or salt is not the cipher's (the file
+    // could never be read back), and that a batch of one record over the two-thread threshold
+    // (nothing to split) seals and replays.
+    let keys = registry();
+    let dir = tempfile::tempdir().unwrap();
+    let cipher = keys.cipher_for_new_file().unwrap();
+    let mut other_salt = LogHeader::encrypted(LogKind::Wal, 1, &cipher);
+    other_salt.base_iv[0] ^= 1;
+    let mut other_key = LogHeader::encrypted(LogKind::Wal, 1, &cipher);
+    other_key.key_id += 1;
+    for (i, h) in [other_salt, other_key, LogHeader::new(LogKind::Wal, 1)]
+        .into_iter()
+        .enumerate()
+    {
+        let path = dir.path().join(format!("bad{i}.log"));
+        assert!(matches!(
+            LogWriter::create_in(&FsStorage, &path, h, Some(cipher.clone())),
+            Err(Error::InvalidRequest(_))
+        ));
+    }
+    let path = dir.path().join("000011.vlog");
+    let header = LogHeader::encrypted(LogKind::ValueLog, 11, &cipher);
+    let mut w = LogWriter::create_in(&FsStorage, &path, header, Some(cipher)).unwrap();
+    let rs = vec![TestRec::new(1, 400 << 10)];
+    let refs: Vec<RecordRef<'_>> = rs.iter().map(TestRec::as_ref).collect();
+    w.append_batch(&refs, &mut Vec::new()).unwrap();
+    w.sync().unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    let (end, seen) = replay_keys(&bytes, LogKind::ValueLog, &keys);
+    assert_eq!(end.unwrap().records, 1);
+    assert_eq!(seen, rs);
+}
