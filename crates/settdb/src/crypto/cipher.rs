@@ -89,20 +89,28 @@ impl Aead {
     }
 
     /// Encrypts `buf` in place; returns the tag. `aad` is authenticated, not encrypted.
-    pub fn seal(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
-        // Encryption fails only for a buffer over 64 GiB, which no sealed unit approaches.
+    ///
+    /// Errors: [`Error::InvalidRequest`] if the AEAD refuses (a buffer over 64 GiB, which no
+    /// sealed unit approaches); `buf` may then still hold plaintext and must not be written.
+    pub fn seal(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> Result<[u8; TAG_LEN]> {
+        let refused = Error::InvalidRequest("AES-GCM refused to seal a unit (over 64 GiB?)");
         match self {
             Aead::A128(k) | Aead::A256(k) => {
                 let n = ring::aead::Nonce::assume_unique_for_key(*nonce);
                 k.seal_in_place_separate_tag(n, ring::aead::Aad::from(aad), buf)
                     .ok()
                     .and_then(|t| t.as_ref().try_into().ok())
-                    .unwrap_or([0; TAG_LEN])
+                    .ok_or(refused)
             }
             Aead::A192(c) => c
                 .encrypt_in_place_detached(Nonce::from_slice(nonce), aad, buf)
                 .map(Into::into)
-                .unwrap_or([0; TAG_LEN]),
+                .map_err(|_| refused),
         }
     }
 
@@ -194,7 +202,7 @@ impl FileCipher {
     }
 
     /// Encrypts `buf` (the unit at `offset`) in place; returns its tag.
-    pub fn seal(&self, offset: u64, aad: &[u8], buf: &mut [u8]) -> [u8; TAG_LEN] {
+    pub fn seal(&self, offset: u64, aad: &[u8], buf: &mut [u8]) -> Result<[u8; TAG_LEN]> {
         self.aead.seal(&nonce(offset), aad, buf)
     }
 
@@ -218,7 +226,7 @@ mod tests {
             let c = FileCipher::new(7, &dk, [3; SALT_LEN]).unwrap();
             let plain = b"the quick brown fox".to_vec();
             let mut buf = plain.clone();
-            let tag = c.seal(100, b"aad", &mut buf);
+            let tag = c.seal(100, b"aad", &mut buf).unwrap();
             assert_ne!(buf, plain);
             let mut ok = buf.clone();
             assert!(c.open(100, b"aad", &mut ok, &tag));
@@ -249,7 +257,10 @@ mod tests {
         for len in [16usize, 32] {
             let key: Vec<u8> = (0..len as u8).map(|b| b ^ 0x5a).collect();
             let mut ours = msg.clone();
-            let tag = Aead::new(&key).unwrap().seal(&nonce, b"head", &mut ours);
+            let tag = Aead::new(&key)
+                .unwrap()
+                .seal(&nonce, b"head", &mut ours)
+                .unwrap();
             let mut theirs = msg.clone();
             let n = Nonce::from_slice(&nonce);
             let t: [u8; TAG_LEN] = match len {

@@ -292,7 +292,7 @@ fn encode(master: &Aead, keys: &BTreeMap<u64, DataKey>) -> Result<Vec<u8>> {
     coding::put_u16(&mut out, 0);
     coding::put_u32(&mut out, keys.len() as u32);
     let nonce = random_bytes::<NONCE_LEN>()?;
-    let tag = master.seal(&nonce, header_check_aad(&out), &mut []);
+    let tag = master.seal(&nonce, header_check_aad(&out), &mut [])?;
     out.extend_from_slice(&nonce);
     out.extend_from_slice(&tag);
     for k in keys.values() {
@@ -301,7 +301,7 @@ fn encode(master: &Aead, keys: &BTreeMap<u64, DataKey>) -> Result<Vec<u8>> {
         out.push(k.bytes.len() as u8);
         let nonce = random_bytes::<NONCE_LEN>()?;
         let mut sealed = k.bytes.clone();
-        let tag = master.seal(&nonce, &entry_aad(k.id, k.created_at), &mut sealed);
+        let tag = master.seal(&nonce, &entry_aad(k.id, k.created_at), &mut sealed)?;
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
         out.extend_from_slice(&tag);
@@ -475,7 +475,7 @@ mod tests {
         // The same data key opens what the old handle sealed.
         let again = reg.file_cipher(2, c2.salt, Path::new("f"), 0).unwrap();
         let mut buf = b"secret".to_vec();
-        let tag = c2.seal(5, b"", &mut buf);
+        let tag = c2.seal(5, b"", &mut buf).unwrap();
         assert!(again.open(5, b"", &mut buf, &tag));
         assert!(matches!(
             reg.file_cipher(9, c2.salt, Path::new("f"), 3),
@@ -512,7 +512,7 @@ mod tests {
         b.extend_from_slice(&0u16.to_le_bytes());
         b.extend_from_slice(&1u32.to_le_bytes());
         let check_nonce = [7u8; NONCE_LEN];
-        let tag = master.seal(&check_nonce, &b[..12], &mut []);
+        let tag = master.seal(&check_nonce, &b[..12], &mut []).unwrap();
         b.extend_from_slice(&check_nonce);
         b.extend_from_slice(&tag);
         assert_eq!(b.len(), 40);
@@ -521,7 +521,7 @@ mod tests {
         aad.extend_from_slice(&created.to_le_bytes());
         let mut key = vec![0x11u8; 16];
         let nonce = [3u8; NONCE_LEN];
-        let tag = master.seal(&nonce, &aad, &mut key);
+        let tag = master.seal(&nonce, &aad, &mut key).unwrap();
         b.extend_from_slice(&id.to_le_bytes());
         b.extend_from_slice(&created.to_le_bytes());
         b.push(16);

@@ -101,10 +101,9 @@ impl<'a> RecordRef<'a> {
         self.encoded_len() + if sealed { TAG_LEN } else { 0 }
     }
 
-    /// Appends the plaintext fields of a sealed record with room for its tag and checksum,
-    /// which [`seal_encoded`] fills in; returns the length of the head (the bytes before the
-    /// key). REQUIRES: `validate()` passed.
-    pub(crate) fn encode_to_seal(&self, out: &mut Vec<u8>) -> usize {
+    /// Appends the head and the plaintext key and value; returns the head's length (the
+    /// bytes before the key: what a sealed record authenticates).
+    fn encode_fields(&self, out: &mut Vec<u8>) -> usize {
         let start = out.len();
         out.push(self.meta);
         out.push(self.user_meta);
@@ -114,6 +113,15 @@ impl<'a> RecordRef<'a> {
         let head_len = out.len() - start;
         out.extend_from_slice(self.key);
         out.extend_from_slice(self.value);
+        head_len
+    }
+
+    /// Appends the plaintext fields of a sealed record with room for its tag and checksum,
+    /// which [`seal_encoded`] fills in; returns the length of the head (the bytes before the
+    /// key). REQUIRES: `validate()` passed.
+    pub(crate) fn encode_to_seal(&self, out: &mut Vec<u8>) -> usize {
+        let start = out.len();
+        let head_len = self.encode_fields(out);
         out.extend_from_slice(&[0; TAG_LEN + CHECKSUM_LEN]);
         debug_assert_eq!(out.len() - start, self.encoded_len_in(true));
         head_len
@@ -122,13 +130,7 @@ impl<'a> RecordRef<'a> {
     /// Appends the encoding. REQUIRES: `validate()` passed.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
         let start = out.len();
-        out.push(self.meta);
-        out.push(self.user_meta);
-        coding::put_uvarint(out, self.key.len() as u64);
-        coding::put_uvarint(out, self.value.len() as u64);
-        coding::put_uvarint(out, self.expires_at);
-        out.extend_from_slice(self.key);
-        out.extend_from_slice(self.value);
+        self.encode_fields(out);
         let crc = crc32c(out.get(start..).unwrap_or_default());
         coding::put_u32(out, crc);
         debug_assert_eq!(out.len() - start, self.encoded_len());
@@ -138,16 +140,28 @@ impl<'a> RecordRef<'a> {
 /// Seals one record laid out by [`RecordRef::encode_to_seal`] (`rec` is exactly its bytes,
 /// `head_len` its head) as the record at file offset `offset`: encrypts key and value in place
 /// with the head as associated data, writes the tag, then the checksum over all before it.
-pub(crate) fn seal_encoded(rec: &mut [u8], head_len: usize, cipher: &FileCipher, offset: u64) {
-    let Some(sealed_end) = rec.len().checked_sub(TAG_LEN + CHECKSUM_LEN) else {
-        debug_assert!(false, "record too short to seal");
-        return;
-    };
+///
+/// Errors: [`Error::InvalidRequest`] if `rec` cannot be such a record (shorter than its tag and
+/// checksum, or than its head): nothing may then be written, for the record would go to disk
+/// unsealed.
+pub(crate) fn seal_encoded(
+    rec: &mut [u8],
+    head_len: usize,
+    cipher: &FileCipher,
+    offset: u64,
+) -> Result<()> {
+    let bad = Error::InvalidRequest("a record laid out for sealing has the wrong length");
+    let sealed_end = rec
+        .len()
+        .checked_sub(TAG_LEN + CHECKSUM_LEN)
+        .filter(|&e| e >= head_len)
+        .ok_or(bad)?;
     let (covered, crc_room) = rec.split_at_mut(sealed_end + TAG_LEN);
     let (head_body, tag_room) = covered.split_at_mut(sealed_end);
-    let (head, body) = head_body.split_at_mut(head_len.min(sealed_end));
-    tag_room.copy_from_slice(&cipher.seal(offset, head, body));
+    let (head, body) = head_body.split_at_mut(head_len);
+    tag_room.copy_from_slice(&cipher.seal(offset, head, body)?);
     crc_room.copy_from_slice(&crc32c(covered).to_le_bytes());
+    Ok(())
 }
 
 /// Refuses a value over [`MAX_VALUE_SIZE`].

@@ -42,14 +42,18 @@ pub struct LogWriter {
     sealed: bool,
     /// The cipher of an encrypted log (its header names the key and salt).
     cipher: Option<FileCipher>,
+    /// Where each record of the batch being written starts in `buf`, with its head length
+    /// (kept between batches: an encrypted append allocates nothing for it).
+    seal_spans: Vec<(usize, usize)>,
 }
 
 impl LogWriter {
     /// Creates the log at `path` (which must not exist), writes the header, syncs the file and
     /// then its directory, so the file is durable before anything can refer to it (rule 1).
     ///
-    /// Errors: [`Error::InvalidRequest`] for a header asking for encryption, I/O errors. On
-    /// failure the file may exist unborn; recovery reports it as [`super::StopReason::Unborn`].
+    /// Errors: [`Error::InvalidRequest`] for a header asking for encryption (use
+    /// [`LogWriter::create_in`] with its cipher), I/O errors. On failure the file may exist
+    /// unborn; recovery reports it as [`super::StopReason::Unborn`].
     pub fn create(storage: &dyn Storage, path: &Path, header: LogHeader) -> Result<LogWriter> {
         LogWriter::create_in(storage, path, header, None)
     }
@@ -143,6 +147,7 @@ impl LogWriter {
             poisoned: None,
             sealed: false,
             cipher,
+            seal_spans: Vec::new(),
         }
     }
 
@@ -192,11 +197,13 @@ impl LogWriter {
         header.encode(self.header.kind, self.header.file_id, &mut self.buf);
         positions.clear();
         positions.reserve(records.len());
-        let mut to_seal = Vec::new();
+        self.seal_spans.clear();
         for rec in records {
             let at = self.buf.len();
             match cipher {
-                Some(_) => to_seal.push((at, rec.encode_to_seal(&mut self.buf))),
+                Some(_) => self
+                    .seal_spans
+                    .push((at, rec.encode_to_seal(&mut self.buf))),
                 None => rec.encode(&mut self.buf),
             }
             positions.push(RecordPos {
@@ -205,7 +212,8 @@ impl LogWriter {
             });
         }
         if let Some(c) = cipher {
-            seal_all(&mut self.buf, &to_seal, c, batch_offset);
+            // Before anything is written: a layout error leaves the log as it was.
+            seal_all(&mut self.buf, &self.seal_spans, c, batch_offset)?;
         }
         debug_assert_eq!(self.buf.len() as u64, header.batch_len());
         if let Err(e) = self.file.write_at(batch_offset, &self.buf) {
@@ -318,29 +326,41 @@ const PARALLEL_SEAL_BYTES: usize = 256 << 10;
 /// (each its start in `buf` and head length; ascending), with two threads for a large batch:
 /// the writer thread is the one writer of the database, and AES-GCM over a batch of values is
 /// most of its work in an encrypted database.
-fn seal_all(buf: &mut [u8], records: &[(usize, usize)], cipher: &FileCipher, batch_offset: u64) {
+fn seal_all(
+    buf: &mut [u8],
+    records: &[(usize, usize)],
+    cipher: &FileCipher,
+    batch_offset: u64,
+) -> Result<()> {
     let seal_range = |part: &mut [u8], base: usize, recs: &[(usize, usize)], ends: usize| {
         for (i, &(at, head)) in recs.iter().enumerate() {
             let end = recs.get(i + 1).map_or(ends, |r| r.0);
-            if let Some(rec) = part.get_mut(at - base..end - base) {
-                super::record::seal_encoded(rec, head, cipher, batch_offset + at as u64);
-            }
+            let rec = part
+                .get_mut(at - base..end - base)
+                .ok_or(Error::InvalidRequest(
+                    "a record span lies outside its batch",
+                ))?;
+            super::record::seal_encoded(rec, head, cipher, batch_offset + at as u64)?;
         }
+        Ok(())
     };
     let total = buf.len();
     let first = records.first().map_or(total, |r| r.0);
     let mid = records.partition_point(|r| r.0 - first < (total - first) / 2);
     if total - first < PARALLEL_SEAL_BYTES || mid == 0 || mid == records.len() {
-        seal_range(buf, 0, records, total);
-        return;
+        return seal_range(buf, 0, records, total);
     }
     let split = records[mid].0;
     let (left, right) = buf.split_at_mut(split);
     let (a, b) = records.split_at(mid);
     std::thread::scope(|s| {
-        s.spawn(|| seal_range(right, split, b, total));
-        seal_range(left, 0, a, split);
-    });
+        let other = s.spawn(|| seal_range(right, split, b, total));
+        let mine = seal_range(left, 0, a, split);
+        let theirs = other
+            .join()
+            .unwrap_or(Err(Error::InvalidRequest("the sealing thread panicked")));
+        mine.and(theirs)
+    })
 }
 
 /// Validates every record and returns the batch body length.

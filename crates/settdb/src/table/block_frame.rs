@@ -59,7 +59,7 @@ pub fn append_stored_block(
     }
     if let Some((cipher, offset)) = seal {
         let aad = [kind.to_byte()];
-        let tag = cipher.seal(offset, &aad, out.get_mut(start..).unwrap_or_default());
+        let tag = cipher.seal(offset, &aad, out.get_mut(start..).unwrap_or_default())?;
         out.extend_from_slice(&tag);
     }
     out.push(kind.to_byte());
@@ -71,8 +71,9 @@ pub fn append_stored_block(
 /// Decodes a stored block read from `file` at `offset`: checks the trailer, the checksum (when
 /// `verify`), and returns the raw payload, decompressed. `allow_compressed = false` refuses any
 /// compression (the metadata regions are always stored raw). In an encrypted table
-/// (`cipher`) the payload is authenticated and decrypted whatever `verify` says; bytes that do
-/// not authenticate are [`Error::Authentication`].
+/// (`cipher`) the checksum is checked and the payload authenticated and decrypted whatever
+/// `verify` says; bytes whose checksum holds but that do not authenticate are
+/// [`Error::Authentication`].
 pub fn decode_stored_block(
     file: &Path,
     offset: u64,
@@ -89,7 +90,10 @@ pub fn decode_stored_block(
         )));
     };
     let type_byte = stored.get(payload_len).copied().unwrap_or(u8::MAX);
-    if verify {
+    // An encrypted block's checksum is always checked (cheap beside AES-GCM): damage is then a
+    // checksum mismatch, and only bytes changed with their checksum made right are
+    // Authentication.
+    if verify || cipher.is_some() {
         let stored_crc = coding::get_u32(&stored, payload_len + COMPRESSION_TYPE_LEN).unwrap_or(0);
         let computed = crc32c(
             stored
@@ -248,8 +252,9 @@ mod tests {
     #[test]
     fn sealed_blocks_round_trip_and_any_change_is_refused() {
         // Proves an encrypted stored block decodes back to its raw bytes (compressed or not)
-        // only at its own offset, and that every flipped byte is refused (checksum, or with
-        // the checksum recomputed, authentication), even when checksums are not verified.
+        // only at its own offset, and that every flipped byte is refused: a checksum mismatch
+        // even when checksums are not verified, and with the checksum recomputed an error
+        // (authentication, or an unknown compression byte).
         let cipher = FileCipher::new(1, &[5; 32], [6; 12]).unwrap();
         let p = Path::new("t");
         for compress in [false, true] {
@@ -271,9 +276,11 @@ mod tests {
             for i in 0..out.len() {
                 let mut bad = out.clone();
                 bad[i] ^= 0x20;
-                assert!(
-                    decode_stored_block(p, 4096, bad.clone(), true, true, Some(&cipher)).is_err()
-                );
+                // Damage is a checksum mismatch even with verification off.
+                assert!(matches!(
+                    decode_stored_block(p, 4096, bad.clone(), false, true, Some(&cipher)),
+                    Err(Error::ChecksumMismatch { offset: 4096, .. })
+                ));
                 let n = bad.len() - CHECKSUM_LEN;
                 if i < n {
                     let crc = crc32c(&bad[..n]);

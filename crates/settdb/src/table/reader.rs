@@ -277,13 +277,17 @@ impl Table {
         if !is_valid_internal_key(key) {
             return Err(Error::InvalidRequest("Table::get needs an internal key"));
         }
-        if !self.may_contain(user_key(key)) {
+        // One look at the indexes (one index-cache lookup when they are not resident).
+        let idx = self.with_indexes(|ix| {
+            let absent = ix
+                .filter
+                .as_ref()
+                .is_some_and(|f| !f.may_contain(user_key(key)));
+            (!absent).then(|| ix.index.find(key))
+        })?;
+        let Some(idx) = idx.filter(|&i| i < self.block_count) else {
             return Ok(None);
-        }
-        let idx = self.find_block(key)?;
-        if idx >= self.block_count {
-            return Ok(None);
-        }
+        };
         let block = self.read_block(idx)?;
         let mut found = Vec::new();
         let pos = block.seek(key, &mut found);
@@ -301,10 +305,9 @@ impl Table {
 
     /// Reads and decodes block `idx`, verifying its checksum if `verify`.
     fn load_block(&self, idx: usize, verify: bool) -> Result<Block> {
-        let (handle, last_key) =
-            self.with_indexes(|ix| (ix.index.handle(idx), ix.index.last_key(idx).to_vec()))?;
-        let BlockHandle { offset, stored_len } =
-            handle.ok_or(Error::InvalidRequest("block index out of range"))?;
+        let BlockHandle { offset, stored_len } = self
+            .block_handle(idx)?
+            .ok_or(Error::InvalidRequest("block index out of range"))?;
         // The index was validated to lie inside the data region, so this read is bounded.
         let stored = self.file.read_vec_at(offset, stored_len as usize)?;
         let raw = decode_stored_block(
@@ -318,7 +321,7 @@ impl Table {
         let block = Block::decode(raw, self.path(), offset)?;
         let mut last = Vec::new();
         block.key_at(block.len().saturating_sub(1), &mut last);
-        if last != last_key {
+        if !self.with_indexes(|ix| last == ix.index.last_key(idx))? {
             return Err(Error::corruption(
                 self.path(),
                 offset,
