@@ -245,7 +245,9 @@ fn data_keys_rotate_by_age_and_every_file_has_its_own_salt() {
     let dir = tempfile::tempdir().unwrap();
     let o = opts(dir.path(), &KEY).with_encryption_key_rotation_duration(Duration::from_secs(1));
     let mut model = BTreeMap::new();
-    let mut seen: HashSet<(u64, Vec<u8>)> = HashSet::new();
+    // Every (data key, salt) ever seen, with the file that had it.
+    let mut seen: BTreeMap<(u64, Vec<u8>), PathBuf> = BTreeMap::new();
+    let mut of_file: BTreeMap<PathBuf, (u64, Vec<u8>)> = BTreeMap::new();
     let mut key_ids = HashSet::new();
     for round in 0..3u64 {
         let db = Db::open(o.clone()).unwrap();
@@ -259,16 +261,23 @@ fn data_keys_rotate_by_age_and_every_file_has_its_own_salt() {
         db.close().unwrap();
         for (p, id, salt) in file_keys(dir.path()) {
             key_ids.insert(id);
-            // A file seen in an earlier round keeps its key and salt; a new one has its own.
-            let _ = p;
-            seen.insert((id, salt));
+            // A file seen in an earlier round keeps its key and salt; no other file, now or
+            // earlier (since deleted), ever had them.
+            let first = of_file
+                .entry(p.clone())
+                .or_insert_with(|| (id, salt.clone()));
+            assert_eq!(
+                *first,
+                (id, salt.clone()),
+                "{} changed its key",
+                p.display()
+            );
+            let owner = seen.entry((id, salt)).or_insert_with(|| p.clone());
+            assert_eq!(*owner, p, "two files share a data key and salt");
         }
         std::thread::sleep(Duration::from_millis(1100));
     }
     assert!(key_ids.len() >= 3, "data keys used: {key_ids:?}");
-    let now = file_keys(dir.path());
-    let distinct: HashSet<_> = now.iter().map(|(_, id, s)| (*id, s.clone())).collect();
-    assert_eq!(distinct.len(), now.len(), "two files share a key and salt");
     let db = Db::open(o).unwrap();
     check_model(&db, &model);
     db.close().unwrap();

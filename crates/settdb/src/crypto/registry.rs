@@ -88,6 +88,9 @@ pub struct KeyRegistry {
     master: Aead,
     opts: RegistryOptions,
     keys: Mutex<BTreeMap<u64, DataKey>>,
+    /// Held across a registry rewrite (file I/O), so `keys` is only ever held briefly: readers
+    /// opening files never wait for a rotation's syncs.
+    rotating: Mutex<()>,
 }
 
 impl std::fmt::Debug for KeyRegistry {
@@ -153,6 +156,7 @@ impl KeyRegistry {
             master: Aead::new(master_key)?,
             opts,
             keys: Mutex::new(keys),
+            rotating: Mutex::new(()),
         })
     }
 
@@ -188,6 +192,7 @@ impl KeyRegistry {
     }
 
     /// The ids and creation times of every data key, oldest first.
+    #[cfg(test)]
     pub fn key_ids(&self) -> Vec<(u64, u64)> {
         self.lock().values().map(|k| (k.id, k.created_at)).collect()
     }
@@ -212,9 +217,10 @@ impl KeyRegistry {
                 "read-only: cannot add a data key to the key registry",
             ));
         }
-        let mut keys = self.lock();
+        let _one = self.rotating.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.lock().clone();
         // Another thread may have rotated while this one waited.
-        if let Some(k) = keys.values().next_back() {
+        if let Some(k) = next.values().next_back() {
             if !self.due(k) {
                 return Ok(k.clone());
             }
@@ -225,16 +231,17 @@ impl KeyRegistry {
             super::cipher::Aead::A256(_) => 32,
         };
         let bytes = random_bytes::<32>()?[..len].to_vec();
-        let id = keys.keys().next_back().map_or(1, |&i| i + 1);
+        let id = next.keys().next_back().map_or(1, |&i| i + 1);
         let key = DataKey {
             id,
             created_at: (self.opts.clock)(),
             bytes,
         };
-        let mut next = keys.clone();
         next.insert(id, key.clone());
+        // Durable before any file can use the key (rule 5); only rotations change `keys`, and
+        // they are serialised by `rotating`, so nothing was lost from it meanwhile.
         write_registry(self.storage.as_ref(), &self.dir, &self.master, &next)?;
-        *keys = next;
+        *self.lock() = next;
         Ok(key)
     }
 }
