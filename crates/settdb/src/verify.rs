@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::inventory::{list, take_inventory, Dirs};
 use crate::io::{OpenMode, Storage};
 use crate::key::user_key;
-use crate::levels::table_file_name;
+use crate::levels::{check_table_key, table_file_name};
 use crate::manifest::{ManifestFile, ManifestOptions, SharedManifest, MANIFEST_FILE_NAME};
 use crate::memtable::Memtable;
 use crate::options::Options;
@@ -126,7 +126,7 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
                 .tables()
                 .iter()
                 .filter(|(id, _)| files.tables.contains(id))
-                .map(|(&id, tm)| (id, usize::from(tm.level)))
+                .map(|(&id, tm)| (id, usize::from(tm.level), Some(tm.key_id)))
                 .collect();
             let vlog = ValueLog::recover_listed(
                 storage.clone(),
@@ -153,7 +153,7 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
             (
                 Live {
                     // Levels unknown without a MANIFEST: every table counts as L0.
-                    tables: files.tables.iter().map(|&id| (id, 0)).collect(),
+                    tables: files.tables.iter().map(|&id| (id, 0, None)).collect(),
                     wals: files.wals.iter().copied().collect(),
                 },
                 vlog,
@@ -179,9 +179,12 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
         }
     };
     let mut tree = Tree::default();
-    for &(id, level) in &live.tables {
+    for &(id, level, key_id) in &live.tables {
         let at = (opts.dir.as_path(), id, keys.clone());
         if let Some(t) = verify_table(storage.as_ref(), at, progress, &mut report) {
+            if let Some(Err(e)) = key_id.map(|k| check_table_key(&t, k)) {
+                report.problems.push(e);
+            }
             tree.tables.push((level, t));
         }
     }
@@ -211,8 +214,9 @@ pub(crate) fn verify_locked(opts: &Options, progress: &dyn Fn(u64)) -> Result<Ve
 
 /// The files verification reads: live ones by the MANIFEST, or every one found without it.
 struct Live {
-    /// Table ids with their level.
-    tables: Vec<(u64, usize)>,
+    /// Table ids with their level and the data key id the MANIFEST records (none without a
+    /// MANIFEST).
+    tables: Vec<(u64, usize, Option<u64>)>,
     wals: Vec<u64>,
 }
 
@@ -402,4 +406,50 @@ fn verify_wals(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crate::io::{FsStorage, Storage};
+    use crate::manifest::{ManifestChange, ManifestFile, ManifestOptions};
+    use crate::{Db, Error, Options};
+
+    #[test]
+    fn a_table_sealed_under_another_key_than_the_manifest_says_fails_open_and_verify() {
+        // Proves an open and verify agree on a MANIFEST whose data key id for a table is not
+        // the one the table's sealing block names: both report it (verify never passes what an
+        // open refuses).
+        let dir = tempfile::tempdir().unwrap();
+        let storage: Arc<dyn Storage> = Arc::new(FsStorage::new());
+        let opts = Options::new(dir.path())
+            .with_storage(storage.clone())
+            .with_encryption_key(vec![4; 32]);
+        let db = Db::open(opts.clone()).unwrap();
+        db.set(b"k".to_vec(), b"v".to_vec()).unwrap();
+        db.flush().unwrap();
+        db.close().unwrap();
+        assert!(crate::verify(&opts).unwrap().is_ok());
+        let mopts = ManifestOptions::from_options(&opts);
+        let (mut file, state) = ManifestFile::open(storage, dir.path(), mopts).unwrap();
+        let (&id, tm) = state.tables().iter().next().unwrap();
+        assert!(tm.key_id >= 1);
+        file.start_writing().unwrap();
+        let wrong = ManifestChange::create(id, tm.level, tm.compression, tm.key_id + 1);
+        file.add_changes(&[ManifestChange::delete(id), wrong])
+            .unwrap();
+        drop(file);
+        let refused = Db::open(opts.clone()).unwrap_err();
+        assert!(matches!(refused, Error::Corruption { .. }), "{refused}");
+        let report = crate::verify(&opts).unwrap();
+        assert!(
+            report
+                .problems
+                .iter()
+                .any(|e| e.to_string().contains("sealed under data key")),
+            "{:?}",
+            report.problems
+        );
+    }
 }

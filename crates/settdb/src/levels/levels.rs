@@ -58,6 +58,22 @@ impl std::fmt::Debug for Levels {
     }
 }
 
+/// Refuses a table sealed under another data key than the MANIFEST recorded for it (an open
+/// and `verify` both check it, so verify never passes a table an open refuses).
+pub fn check_table_key(table: &Table, recorded: u64) -> Result<()> {
+    if table.key_id() == recorded {
+        return Ok(());
+    }
+    Err(Error::corruption(
+        table.path(),
+        0,
+        format!(
+            "table is sealed under data key {} but the MANIFEST records key {recorded}",
+            table.key_id()
+        ),
+    ))
+}
+
 impl Levels {
     /// Opens every table `state` (the replayed `manifest`) lists. Writes nothing (rule 7).
     pub fn open(
@@ -91,17 +107,7 @@ impl Levels {
                 other => other,
             })?;
             let table = Table::open(file, id, open_opts.clone())?;
-            if table.key_id() != tm.key_id {
-                return Err(Error::corruption(
-                    &path,
-                    0,
-                    format!(
-                        "table is sealed under data key {} but the MANIFEST records key {}",
-                        table.key_id(),
-                        tm.key_id
-                    ),
-                ));
-            }
+            check_table_key(&table, tm.key_id)?;
             let level = usize::from(tm.level);
             let slot = levels.get_mut(level).ok_or_else(|| {
                 Error::corruption(

@@ -7,5 +7,5 @@ mod levels;
 mod levels_snapshot;
 
 pub use level_table::LevelTable;
-pub use levels::{parse_table_file_name, table_file_name, Levels};
+pub use levels::{check_table_key, parse_table_file_name, table_file_name, Levels};
 pub use levels_snapshot::{LevelsEdit, LevelsSnapshot};
