@@ -388,12 +388,11 @@ fn read(
 /// A cache's hits over its lookups between `before` and `after` (`off` for a cache that is
 /// off, `-` when nothing was looked up).
 fn hit_ratio(before: &settdb::CacheStats, after: &settdb::CacheStats) -> String {
-    let hits = after.hits - before.hits;
-    let lookups = hits + (after.misses - before.misses);
-    match (after.capacity, lookups) {
+    let d = after.since(before);
+    match (d.capacity, d.hits + d.misses) {
         (0, _) => "off".into(),
         (_, 0) => "-".into(),
-        _ => format!("{:.4}", hits as f64 / lookups as f64),
+        _ => format!("{:.4}", d.hit_ratio()),
     }
 }
 

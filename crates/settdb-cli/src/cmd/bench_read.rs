@@ -138,18 +138,16 @@ pub fn print_caches(before: &CacheMetrics, after: &CacheMetrics) {
             println!("  {name:<11} off");
             continue;
         }
-        let hits = a.hits - b.hits;
-        let misses = a.misses - b.misses;
-        let lookups = (hits + misses).max(1);
+        let d = a.since(&b);
         println!(
             "  {name:<11} hit ratio {:.1}% ({} hits, {} misses), {} of {} held in {} entries, {} evicted",
-            100.0 * hits as f64 / lookups as f64,
-            fmt_count(hits),
-            fmt_count(misses),
-            fmt_bytes(a.bytes),
-            fmt_bytes(a.capacity),
-            fmt_count(a.entries),
-            fmt_count(a.evictions - b.evictions),
+            100.0 * d.hit_ratio(),
+            fmt_count(d.hits),
+            fmt_count(d.misses),
+            fmt_bytes(d.bytes),
+            fmt_bytes(d.capacity),
+            fmt_count(d.entries),
+            fmt_count(d.evictions),
         );
     }
 }

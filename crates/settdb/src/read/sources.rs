@@ -77,10 +77,7 @@ impl ReadSnapshot {
         };
         for t in self.levels.tables(0).iter().filter(keep) {
             let table = t.table().clone();
-            out.push(Box::new(match fill_cache {
-                true => TableIterator::new(table),
-                false => TableIterator::without_filling(table),
-            }));
+            out.push(Box::new(TableIterator::filling(table, fill_cache)));
         }
         for level in 1..self.levels.level_count() {
             let tables: Vec<Arc<Table>> = level_candidates(&self.levels, level, prefix)
@@ -89,10 +86,7 @@ impl ReadSnapshot {
                 .map(|t| t.table().clone())
                 .collect();
             if !tables.is_empty() {
-                out.push(Box::new(match fill_cache {
-                    true => ConcatIterator::new(tables),
-                    false => ConcatIterator::without_filling(tables),
-                }));
+                out.push(Box::new(ConcatIterator::filling(tables, fill_cache)));
             }
         }
         out

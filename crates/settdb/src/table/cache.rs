@@ -99,6 +99,18 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
+    /// What the cache did since `before` (an earlier snapshot of it): hits, misses, inserts
+    /// and evictions counted from then; entries, bytes and capacity as now.
+    pub fn since(&self, before: &CacheStats) -> CacheStats {
+        CacheStats {
+            hits: self.hits.saturating_sub(before.hits),
+            misses: self.misses.saturating_sub(before.misses),
+            inserts: self.inserts.saturating_sub(before.inserts),
+            evictions: self.evictions.saturating_sub(before.evictions),
+            ..*self
+        }
+    }
+
     /// Hits over lookups, in [0, 1] (0 when nothing was looked up).
     pub fn hit_ratio(&self) -> f64 {
         let lookups = self.hits + self.misses;
@@ -291,6 +303,24 @@ mod tests {
         assert!(m.hit_ratio() > 0.0 && m.hit_ratio() < 1.0);
         assert!(c.indexes(1).is_none());
         assert_eq!(c.metrics().index, CacheStats::default());
+    }
+
+    #[test]
+    fn since_counts_from_the_earlier_snapshot_and_keeps_what_is_held_now() {
+        let c = TableCaches::new(64 << 10, 0);
+        c.insert_block(1, 0, block(100));
+        assert!(c.block(1, 0).is_some());
+        let before = c.metrics().block;
+        assert!(c.block(1, 0).is_some());
+        assert!(c.block(1, 1).is_none());
+        let now = c.metrics().block;
+        let d = now.since(&before);
+        assert_eq!((d.hits, d.misses, d.inserts, d.evictions), (1, 1, 0, 0));
+        assert_eq!(
+            (d.entries, d.bytes, d.capacity),
+            (now.entries, now.bytes, now.capacity)
+        );
+        assert_eq!(d.hit_ratio(), 0.5);
     }
 
     #[test]

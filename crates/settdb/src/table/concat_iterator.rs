@@ -44,8 +44,13 @@ impl ConcatIterator {
     /// [`ConcatIterator::new`] whose table cursors cache no block they read
     /// ([`TableIterator::without_filling`]).
     pub fn without_filling(tables: Vec<Arc<Table>>) -> Self {
+        ConcatIterator::filling(tables, false)
+    }
+
+    /// [`ConcatIterator::new`] (`fill_cache`) or [`ConcatIterator::without_filling`].
+    pub fn filling(tables: Vec<Arc<Table>>, fill_cache: bool) -> Self {
         ConcatIterator {
-            fill_cache: false,
+            fill_cache,
             ..ConcatIterator::new(tables)
         }
     }
@@ -57,10 +62,8 @@ impl ConcatIterator {
         }
         self.cur_idx = i;
         let (table, fill) = (&self.tables[i], self.fill_cache);
-        self.cur.get_or_insert_with(|| match fill {
-            true => TableIterator::new(Arc::clone(table)),
-            false => TableIterator::without_filling(Arc::clone(table)),
-        })
+        self.cur
+            .get_or_insert_with(|| TableIterator::filling(Arc::clone(table), fill))
     }
 
     fn skip_forward(&mut self) -> Result<()> {

@@ -44,8 +44,13 @@ impl TableIterator {
     /// An unpositioned cursor that uses cached blocks but caches none it reads (compaction,
     /// verification: a pass over whole tables would evict what readers use).
     pub fn without_filling(table: Arc<Table>) -> Self {
+        TableIterator::filling(table, false)
+    }
+
+    /// [`TableIterator::new`] (`fill_cache`) or [`TableIterator::without_filling`].
+    pub fn filling(table: Arc<Table>, fill_cache: bool) -> Self {
         TableIterator {
-            fill_cache: false,
+            fill_cache,
             ..TableIterator::new(table)
         }
     }
