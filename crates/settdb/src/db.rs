@@ -201,7 +201,7 @@ impl Db {
             levels.clone(),
             vlog.clone(),
             applied.clone(),
-            opts.dir.clone(),
+            &opts.dir,
         ));
         let discards = Arc::new(match &vlog {
             Some(_) => DiscardTracker::load(storage.clone(), opts.value_dir.clone())?,

@@ -78,6 +78,19 @@ pub fn compare_keys(a: &[u8], b: &[u8]) -> Ordering {
     ua.cmp(ub).then_with(|| sa.cmp(sb))
 }
 
+/// The first 8 bytes of a user key as a big-endian number, zero-padded: a search aid. If
+/// `user_key_prefix(a) < user_key_prefix(b)` then `a < b` (at the first byte where the
+/// padded prefixes differ, `a` has a smaller byte or has ended), and likewise for `>`; equal
+/// prefixes decide nothing. Blocks and indexes keep one per key, so a binary search compares
+/// dense numbers and reads a key's bytes only when the prefixes tie.
+#[inline]
+pub fn user_key_prefix(user_key: &[u8]) -> u64 {
+    let mut b = [0u8; 8];
+    let n = user_key.len().min(8);
+    b[..n].copy_from_slice(&user_key[..n]);
+    u64::from_be_bytes(b)
+}
+
 /// True if both internal keys have the same user key.
 #[inline]
 pub fn same_user_key(a: &[u8], b: &[u8]) -> bool {
@@ -152,6 +165,21 @@ pub fn validate_key(key: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn user_key_prefix_order_implies_key_order(
+            a in proptest::collection::vec(prop::sample::select(&b"\x00\x01ab\xff"[..]), 0..12),
+            b in proptest::collection::vec(prop::sample::select(&b"\x00\x01ab\xff"[..]), 0..12),
+        ) {
+            // Proves unequal prefixes order user keys as the keys do (zero bytes, keys that
+            // are prefixes of others and keys shorter than 8 bytes included).
+            let (pa, pb) = (user_key_prefix(&a), user_key_prefix(&b));
+            if pa != pb {
+                prop_assert_eq!(pa.cmp(&pb), a.cmp(&b));
+            }
+        }
+    }
 
     #[test]
     fn prefix_user_keys_order_by_user_key_first() {

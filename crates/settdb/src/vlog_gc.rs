@@ -47,7 +47,7 @@ use crate::key::{key_with_version, user_key, version};
 use crate::options::Options;
 use crate::read::{get_newest, ReadSnapshot, Reader};
 use crate::txn::Oracle;
-use crate::value::{is_expired, meta, ValuePointer, ValueStruct};
+use crate::value::{is_expired, meta, ValuePointer, ValueRef};
 use crate::vlog::{DiscardTracker, ValueLog};
 use crate::write::{Poison, WriteEntry, WriteQueue, WriteRequest};
 
@@ -586,11 +586,12 @@ fn classify(
     if is_expired(expires_at, policy.now_secs) {
         return Ok(Standing::Dead);
     }
-    let Some((newest, vs)) = get_newest(&snap.memtables, &snap.levels, uk, u64::MAX)? else {
+    let Some(found) = get_newest(&snap.memtables, &snap.levels, uk, u64::MAX)? else {
         return Ok(Standing::Dead);
     };
+    let newest = found.version;
     if newest == v {
-        return Ok(if points_at(&vs, vp) {
+        return Ok(if points_at(found.value(), vp) {
             Standing::Live
         } else {
             Standing::Dead
@@ -603,26 +604,26 @@ fn classify(
     // Shadowed: walk the versions from the newest down to v through the retention rules.
     let mut retention = Retention::new(policy);
     let mut always = |_: &[u8]| true;
-    let (mut ver, mut cur) = (newest, vs);
+    let mut cur = found;
     loop {
-        let decision =
-            retention.decide(&key_with_version(uk, ver), cur.as_value_ref(), &mut always);
+        let ver = cur.version;
+        let decision = retention.decide(&key_with_version(uk, ver), cur.value(), &mut always);
         if ver == v {
-            return Ok(match (decision, points_at(&cur, vp)) {
+            return Ok(match (decision, points_at(cur.value(), vp)) {
                 (Decision::Keep, true) => Standing::Blocked,
                 _ => Standing::Dead,
             });
         }
         match get_newest(&snap.memtables, &snap.levels, uk, ver - 1)? {
-            Some((next, vs)) if next >= v => (ver, cur) = (next, vs),
+            Some(next) if next.version >= v => cur = next,
             _ => return Ok(Standing::Dead),
         }
     }
 }
 
 /// True if `vs` is a value pointer equal to `vp`.
-fn points_at(vs: &ValueStruct, vp: ValuePointer) -> bool {
-    vs.meta & meta::VALUE_POINTER != 0 && ValuePointer::decode(&vs.value) == Some(vp)
+fn points_at(vs: ValueRef<'_>, vp: ValuePointer) -> bool {
+    vs.meta & meta::VALUE_POINTER != 0 && ValuePointer::decode(vs.value) == Some(vp)
 }
 
 /// Rewrites gathered for one write request.

@@ -138,6 +138,11 @@ impl Levels {
         self.current.load_full()
     }
 
+    /// The current snapshot for a short read (a point read): no reference count is taken.
+    pub fn current(&self) -> arc_swap::Guard<Arc<LevelsSnapshot>> {
+        self.current.load()
+    }
+
     /// The manifest.
     pub fn manifest(&self) -> &Arc<SharedManifest> {
         &self.manifest

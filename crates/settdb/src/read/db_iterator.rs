@@ -358,7 +358,7 @@ impl DbIterator {
         let pointer = if value.meta & meta::VALUE_POINTER != 0 {
             let bad = |why: &str| {
                 let key = user_key(key).escape_ascii();
-                Error::corruption(&self.snapshot.dir, 0, format!("{why} (key \"{key}\")"))
+                Error::corruption(&*self.snapshot.dir, 0, format!("{why} (key \"{key}\")"))
             };
             let vp = value
                 .value_pointer()

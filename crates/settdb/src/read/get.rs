@@ -5,25 +5,54 @@
 //! versions into the memtable and managed mode writes versions out of order, so the first hit
 //! is not always the newest (docs/design/engine.md). A source whose max version is not above
 //! the best found is skipped, and a version equal to `read_ts` ends the search.
+//!
+//! What is found stays where it lies (the memtable's shared bytes, or the table block, which
+//! the block cache usually holds too): a point read copies the value once, into what it
+//! returns.
 
 use crate::error::Result;
 use crate::key::{key_with_version, version};
 use crate::levels::LevelsSnapshot;
-use crate::memtable::MemtablesView;
-use crate::value::ValueStruct;
+use crate::memtable::{MemValue, MemtablesView};
+use crate::table::BlockEntry;
+use crate::value::ValueRef;
 
-/// The newest version of `user_key` at or below `read_ts`, with its value struct (which may be
-/// a tombstone, expired, or a value pointer: the caller interprets it).
-pub fn get_newest(
+/// The newest version of a key that [`get_newest`] found, in place.
+#[derive(Clone, Debug)]
+pub(crate) struct Found {
+    /// Its version.
+    pub version: u64,
+    value: FoundValue,
+}
+
+#[derive(Clone, Debug)]
+enum FoundValue {
+    Memtable(MemValue),
+    Table(BlockEntry),
+}
+
+impl Found {
+    /// The value struct (which may be a tombstone, expired, or a value pointer: the caller
+    /// interprets it).
+    pub fn value(&self) -> ValueRef<'_> {
+        match &self.value {
+            FoundValue::Memtable(v) => v.as_value_ref(),
+            FoundValue::Table(e) => e.value(),
+        }
+    }
+}
+
+/// The newest version of `user_key` at or below `read_ts`.
+pub(crate) fn get_newest(
     memtables: &MemtablesView,
     levels: &LevelsSnapshot,
     user_key: &[u8],
     read_ts: u64,
-) -> Result<Option<(u64, ValueStruct)>> {
+) -> Result<Option<Found>> {
     let seek = key_with_version(user_key, read_ts);
-    let mut best: Option<(u64, ValueStruct)> = None;
-    let beats = |best: &Option<(u64, ValueStruct)>, max_version: u64| {
-        best.as_ref().is_none_or(|(v, _)| max_version > *v)
+    let mut best: Option<Found> = None;
+    let beats = |best: &Option<Found>, max_version: u64| {
+        best.as_ref().is_none_or(|f| max_version > f.version)
     };
     for mem in &memtables.newest_first {
         if !beats(&best, mem.list().max_version()) {
@@ -32,7 +61,10 @@ pub fn get_newest(
         if let Some((k, v)) = mem.list().get(&seek) {
             let ver = version(&k);
             if beats(&best, ver) {
-                best = Some((ver, v.as_value_ref().to_owned()));
+                best = Some(Found {
+                    version: ver,
+                    value: FoundValue::Memtable(v),
+                });
                 if ver == read_ts {
                     return Ok(best);
                 }
@@ -42,13 +74,17 @@ pub fn get_newest(
     let l0 = levels.tables(0).iter();
     let deeper = (1..levels.level_count()).filter_map(|l| levels.table_for_key(l, user_key));
     for t in l0.chain(deeper) {
-        if !beats(&best, t.table().max_version()) || !t.table().may_contain(user_key) {
+        if !beats(&best, t.table().max_version()) {
             continue;
         }
-        if let Some((k, v)) = t.table().get(&seek)? {
-            let ver = version(&k);
+        // `Table::get` asks the bloom filter first.
+        if let Some(e) = t.table().get(&seek)? {
+            let ver = e.version();
             if beats(&best, ver) {
-                best = Some((ver, v));
+                best = Some(Found {
+                    version: ver,
+                    value: FoundValue::Table(e),
+                });
                 if ver == read_ts {
                     return Ok(best);
                 }

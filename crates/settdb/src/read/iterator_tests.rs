@@ -207,12 +207,12 @@ fn snapshot(case: &Case) -> ReadSnapshot {
     let l1 = level_tables(&sim, &mut next_id, &per_source[4]);
     let l2 = level_tables(&sim, &mut next_id, &per_source[5]);
     ReadSnapshot {
-        memtables: MemtablesView {
+        memtables: Arc::new(MemtablesView {
             newest_first: memtables,
-        },
+        }),
         levels: Arc::new(LevelsSnapshot::from_levels(vec![l0, l1, l2])),
         vlog: None,
-        dir: PathBuf::from("/t"),
+        dir: Arc::from(Path::new("/t")),
     }
 }
 

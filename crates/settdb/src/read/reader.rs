@@ -6,11 +6,11 @@
 //! taken while the value log pins its files ([`crate::vlog::ValueLog::pinned`]), so a
 //! value-log file GC retires stays on disk for every view that may read it.
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use super::db_iterator::DbIterator;
-use super::get::get_newest;
+use super::get::{get_newest, Found};
 use super::item::Item;
 use super::iterator_options::IteratorOptions;
 use super::sources::ReadSnapshot;
@@ -21,8 +21,8 @@ use crate::levels::Levels;
 use crate::memtable::Memtables;
 use crate::table::VecIterator;
 use crate::txn::WaterMark;
-use crate::value::{is_expired, meta, ValuePointer, ValueStruct};
-use crate::vlog::{ValueLog, VlogPin};
+use crate::value::{is_expired, meta, ValuePointer};
+use crate::vlog::{FilesNow, ValueLog, VlogPin};
 
 /// The engine's read side. Cheap to share (`Arc`); holds no reference to `Db`.
 #[derive(Debug)]
@@ -34,7 +34,7 @@ pub(crate) struct Reader {
     /// begun is applied.
     applied: Arc<WaterMark>,
     /// The database directory, named by errors that have no file of their own.
-    dir: PathBuf,
+    dir: Arc<Path>,
 }
 
 impl Reader {
@@ -43,14 +43,14 @@ impl Reader {
         levels: Arc<Levels>,
         vlog: Option<Arc<ValueLog>>,
         applied: Arc<WaterMark>,
-        dir: PathBuf,
+        dir: &Path,
     ) -> Self {
         Reader {
             memtables,
             levels,
             vlog,
             applied,
-            dir,
+            dir: Arc::from(dir),
         }
     }
 
@@ -80,48 +80,74 @@ impl Reader {
     /// A view for reads at `read_ts`, taken once every version up to it that has begun is
     /// applied.
     pub(crate) fn snapshot_at(&self, read_ts: u64) -> ReadSnapshot {
-        self.applied
-            .wait_for(read_ts.min(self.applied.last_begun()));
+        self.wait_applied(read_ts);
         self.snapshot()
     }
 
-    /// The newest live (not deleted, not expired) version of `key` at or below `read_ts`, and
-    /// the view it was found in.
-    fn lookup(&self, key: &[u8], read_ts: u64) -> Result<Option<(u64, ValueStruct, ReadSnapshot)>> {
-        let snap = self.snapshot_at(read_ts);
-        let found = get_newest(&snap.memtables, &snap.levels, key, read_ts)?
-            .filter(|(_, vs)| !vs.is_delete() && !is_expired(vs.expires_at, now_secs()));
-        Ok(found.map(|(ver, vs)| (ver, vs, snap)))
+    /// Waits until every version up to `read_ts` that has begun is applied.
+    fn wait_applied(&self, read_ts: u64) {
+        self.applied
+            .wait_for(read_ts.min(self.applied.last_begun()));
+    }
+
+    /// Finds the newest live (not deleted, not expired at `now`) version of `key` at or below
+    /// `read_ts` and hands it to `f` in place, with its value pointer and a pin on the
+    /// value-log files when it holds one. The view is the one [`Reader::snapshot`] takes, in
+    /// the same order (value-log files, memtables, levels), but borrowed for the read: no
+    /// reference count is taken unless `f` needs a pin.
+    fn lookup<T>(
+        &self,
+        key: &[u8],
+        read_ts: u64,
+        now: u64,
+        f: impl FnOnce(&Found, Option<(ValuePointer, &VlogPin)>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        self.wait_applied(read_ts);
+        let files = self.vlog.as_ref().map(|v| v.files_now());
+        let memtables = self.memtables.current();
+        let levels = self.levels.current();
+        let Some(found) = get_newest(&memtables, &levels, key, read_ts)? else {
+            return Ok(None);
+        };
+        let vs = found.value();
+        if vs.meta & meta::DELETE != 0 || is_expired(vs.expires_at, now) {
+            return Ok(None);
+        }
+        if vs.meta & meta::VALUE_POINTER == 0 {
+            return f(&found, None).map(Some);
+        }
+        let vp = decode_pointer(vs.value, &self.dir)?;
+        let pin = files.as_ref().map(FilesNow::pin);
+        let pin = pin.as_ref().ok_or_else(|| no_value_log(&self.dir))?;
+        f(&found, Some((vp, pin))).map(Some)
     }
 
     /// The newest live version of `key` at or below `read_ts`, with its value.
     pub(crate) fn get(&self, key: &[u8], read_ts: u64) -> Result<Option<(u64, Vec<u8>)>> {
-        let Some((ver, vs, snap)) = self.lookup(key, read_ts)? else {
-            return Ok(None);
-        };
-        match snap.pointer_of(&vs)? {
-            None => Ok(Some((ver, vs.value))),
-            Some((vp, vlog)) => Ok(Some((
-                ver,
-                vlog.read(vp, &key_with_version(key, ver))?.into_value(),
-            ))),
-        }
+        self.lookup(key, read_ts, now_secs(), |found, pointer| {
+            let value = match pointer {
+                None => found.value().value.to_vec(),
+                Some((vp, vlog)) => vlog
+                    .read(vp, &key_with_version(key, found.version))?
+                    .into_value(),
+            };
+            Ok((found.version, value))
+        })
     }
 
     /// The newest live version of `key` at or below `read_ts` as an [`Item`] (a value-log value
     /// is read when the item's value is asked for; the item pins the files it may read).
     pub(crate) fn get_item(&self, key: &[u8], read_ts: u64) -> Result<Option<Item>> {
-        let Some((ver, vs, snap)) = self.lookup(key, read_ts)? else {
-            return Ok(None);
-        };
-        let pointer = snap.pointer_of(&vs)?;
-        Ok(Some(Item::from_entry(
-            key,
-            ver,
-            vs.as_value_ref(),
-            pointer,
-            now_secs(),
-        )))
+        let now = now_secs();
+        self.lookup(key, read_ts, now, |found, pointer| {
+            Ok(Item::from_entry(
+                key,
+                found.version,
+                found.value(),
+                pointer,
+                now,
+            ))
+        })
     }
 
     /// An iterator at `read_ts` over one view of the engine, with a transaction's `pending`
@@ -137,22 +163,13 @@ impl Reader {
     }
 }
 
-impl ReadSnapshot {
-    /// The value pointer of `vs` and the pinned files it points into, if it holds one.
-    pub(crate) fn pointer_of(&self, vs: &ValueStruct) -> Result<Option<(ValuePointer, &VlogPin)>> {
-        if vs.meta & meta::VALUE_POINTER == 0 {
-            return Ok(None);
-        }
-        let vp = ValuePointer::decode(&vs.value).ok_or_else(|| {
-            Error::corruption(&self.dir, 0, "malformed value pointer in the LSM tree")
-        })?;
-        let vlog = self.vlog.as_ref().ok_or_else(|| {
-            Error::corruption(
-                &self.dir,
-                0,
-                "value pointer in a database without a value log",
-            )
-        })?;
-        Ok(Some((vp, vlog)))
-    }
+/// The value pointer a value struct holds, or the Corruption of a malformed one.
+fn decode_pointer(value: &[u8], dir: &Path) -> Result<ValuePointer> {
+    ValuePointer::decode(value)
+        .ok_or_else(|| Error::corruption(dir, 0, "malformed value pointer in the LSM tree"))
+}
+
+/// The Corruption of a value pointer in a database without a value log.
+fn no_value_log(dir: &Path) -> Error {
+    Error::corruption(dir, 0, "value pointer in a database without a value log")
 }

@@ -17,7 +17,7 @@
 //! above the read timestamp) when a pending source was given; committed versions never reach
 //! `u64::MAX` (timestamps count up from 1).
 
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 
 use super::prefix_range::PrefixRange;
@@ -40,13 +40,13 @@ pub(crate) const PENDING_VERSION: u64 = u64::MAX;
 #[derive(Debug)]
 pub(crate) struct ReadSnapshot {
     /// The memtables, newest first.
-    pub memtables: MemtablesView,
+    pub memtables: Arc<MemtablesView>,
     /// The tables of every level.
     pub levels: Arc<LevelsSnapshot>,
     /// The value-log files this view may read (`None` in memory), pinned with the view.
     pub vlog: Option<VlogPin>,
     /// The database directory, named by errors that have no file of their own.
-    pub dir: PathBuf,
+    pub dir: Arc<Path>,
 }
 
 impl ReadSnapshot {

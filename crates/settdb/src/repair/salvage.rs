@@ -231,7 +231,7 @@ impl Salvager<'_> {
         for (mut entry, vp) in std::mem::take(&mut self.unreadable) {
             let newest =
                 crate::read::get_newest(&snap.memtables, &snap.levels, &entry.key, u64::MAX)?;
-            if newest.is_some_and(|(ver, _)| ver >= entry.version) {
+            if newest.is_some_and(|f| f.version >= entry.version) {
                 continue;
             }
             if let Some(vp) = vp {

@@ -72,13 +72,13 @@ impl KvIterator for BlockIterator {
     }
 
     fn seek(&mut self, key: &[u8]) -> Result<()> {
-        let i = self.block.seek(key, &mut self.key);
+        let i = self.block.seek(key);
         self.set_pos(i);
         Ok(())
     }
 
     fn seek_for_prev(&mut self, key: &[u8]) -> Result<()> {
-        let i = self.block.seek_for_prev(key, &mut self.key);
+        let i = self.block.seek_for_prev(key);
         self.set_pos(i.unwrap_or(usize::MAX));
         Ok(())
     }

@@ -17,7 +17,7 @@ use super::compression::MAX_BLOCK_BYTES;
 use crate::coding::Reader;
 use crate::crypto::TAG_LEN;
 use crate::error::{Error, Result};
-use crate::key::{compare_keys, is_valid_internal_key, VERSION_LEN};
+use crate::key::{compare_keys, is_valid_internal_key, user_key, user_key_prefix, VERSION_LEN};
 
 /// Bytes of an index entry without its key.
 pub const INDEX_ENTRY_FIXED_LEN: usize = 8 + 4 + 2;
@@ -51,6 +51,9 @@ struct IndexEntry {
 pub struct BlockIndex {
     keys: Vec<u8>,
     entries: Vec<IndexEntry>,
+    /// [`user_key_prefix`] of every block's last key, so [`BlockIndex::find`] compares dense
+    /// numbers and reads a key only when the prefixes tie.
+    prefixes: Vec<u64>,
 }
 
 impl BlockIndex {
@@ -90,10 +93,15 @@ impl BlockIndex {
     /// The first block whose last key is `>= key` (`len()` if none): the only block that can
     /// hold the first entry `>= key`.
     pub fn find(&self, key: &[u8]) -> usize {
+        let prefix = user_key_prefix(user_key(key));
+        let below = |i: usize| match self.prefixes.get(i) {
+            Some(&p) if p != prefix => p < prefix,
+            _ => compare_keys(self.last_key(i), key) == Ordering::Less,
+        };
         let (mut lo, mut hi) = (0, self.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            if compare_keys(self.last_key(mid), key) == Ordering::Less {
+            if below(mid) {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -104,7 +112,8 @@ impl BlockIndex {
 
     /// Bytes of memory held.
     pub fn size_bytes(&self) -> usize {
-        self.keys.len() + self.entries.len() * std::mem::size_of::<IndexEntry>()
+        self.keys.len()
+            + self.entries.len() * (std::mem::size_of::<IndexEntry>() + std::mem::size_of::<u64>())
     }
 }
 
@@ -123,6 +132,7 @@ fn decode_entries(payload: &[u8], data_end: u64) -> std::result::Result<BlockInd
     let mut index = BlockIndex {
         keys: Vec::with_capacity(r.remaining() - count * INDEX_ENTRY_FIXED_LEN),
         entries: Vec::with_capacity(count),
+        prefixes: Vec::with_capacity(count),
     };
     let mut expect_offset = 0u64;
     for i in 0..count {
@@ -144,6 +154,7 @@ fn decode_entries(payload: &[u8], data_end: u64) -> std::result::Result<BlockInd
             key_start: index.keys.len(),
             key_len: key.len() as u16,
         });
+        index.prefixes.push(user_key_prefix(user_key(key)));
         index.keys.extend_from_slice(key);
     }
     if expect_offset != data_end {
@@ -229,6 +240,38 @@ mod tests {
         assert_eq!(idx.find(&key_with_version(&[b'k', 3], 1)), 2);
         assert_eq!(idx.find(&key_with_version(&[b'k', 2], 0)), 2);
         assert_eq!(idx.find(&key_with_version(b"z", 1)), 5);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn find_equals_a_binary_search_over_the_keys(
+            users in proptest::collection::vec(
+                proptest::collection::vec(proptest::sample::select(&b"\x00ab\xff"[..]), 0..12),
+                1..60),
+            probe_user in proptest::collection::vec(proptest::sample::select(&b"\x00ab\xff"[..]), 0..12),
+            probe_ver in 0u64..4,
+        ) {
+            // Proves `find` (prefix numbers first, bytes on a tie) equals a binary search by
+            // `compare_keys`, with keys sharing long prefixes, shorter than 8 bytes, or
+            // prefixes of one another.
+            let mut keys: Vec<Vec<u8>> = users
+                .iter()
+                .enumerate()
+                .map(|(i, u)| key_with_version(u, (i % 3) as u64))
+                .collect();
+            keys.sort_by(|a, b| compare_keys(a, b));
+            keys.dedup();
+            let mut b = IndexBuilder::new();
+            for (i, k) in keys.iter().enumerate() {
+                let handle = BlockHandle { offset: i as u64 * 100, stored_len: 100 };
+                b.add(k, handle);
+            }
+            let end = keys.len() as u64 * 100;
+            let idx = BlockIndex::decode(&b.finish(), Path::new("i"), 0, end).unwrap();
+            let probe = key_with_version(&probe_user, probe_ver);
+            let model = keys.partition_point(|k| compare_keys(k, &probe).is_lt());
+            proptest::prop_assert_eq!(idx.find(&probe), model);
+        }
     }
 
     #[test]

@@ -22,8 +22,8 @@ use super::table_options::TableOpenOptions;
 use crate::crypto::FileCipher;
 use crate::error::{Error, Result};
 use crate::io::StorageFile;
-use crate::key::{compare_keys, is_valid_internal_key, same_user_key, user_key};
-use crate::value::ValueStruct;
+use crate::key::{compare_keys, is_valid_internal_key, user_key};
+use crate::value::ValueRef;
 
 /// An open table. Immutable after [`Table::open`]; shared as `Arc<Table>` by readers and
 /// iterators on any thread (reads are positional, there is no cursor state).
@@ -273,7 +273,8 @@ impl Table {
 
     /// The newest entry of `key`'s user key at or below `key`'s version: the first entry
     /// `>= key` if it has the same user key. `key` is an internal key (user key @ read version).
-    pub fn get(&self, key: &[u8]) -> Result<Option<(Vec<u8>, ValueStruct)>> {
+    /// The entry is returned in place, in its block: nothing is copied until the caller asks.
+    pub fn get(&self, key: &[u8]) -> Result<Option<BlockEntry>> {
         if !is_valid_internal_key(key) {
             return Err(Error::InvalidRequest("Table::get needs an internal key"));
         }
@@ -289,18 +290,15 @@ impl Table {
             return Ok(None);
         };
         let block = self.read_block(idx)?;
-        let mut found = Vec::new();
-        let pos = block.seek(key, &mut found);
+        let pos = block.seek(key);
         if pos >= block.len() {
             debug_assert!(false, "block {idx}'s last key is >= the probe");
             return Ok(None);
         }
-        block.key_at(pos, &mut found);
-        if !same_user_key(&found, key) {
+        if !block.same_user_key_at(pos, key) {
             return Ok(None);
         }
-        let value = block.value_at(pos).to_owned();
-        Ok(Some((found, value)))
+        Ok(Some(BlockEntry { block, pos }))
     }
 
     /// Reads and decodes block `idx`, verifying its checksum if `verify`.
@@ -360,6 +358,40 @@ impl Table {
             ));
         }
         Ok(())
+    }
+}
+
+/// One entry of a data block, found by [`Table::get`]; holds the block (usually shared with
+/// the block cache) so the entry is read in place.
+#[derive(Clone, Debug)]
+pub struct BlockEntry {
+    block: Arc<Block>,
+    /// REQUIRES: `pos < block.len()`.
+    pos: usize,
+}
+
+impl BlockEntry {
+    /// The entry's version.
+    pub fn version(&self) -> u64 {
+        self.block.version_at(self.pos)
+    }
+
+    /// The entry's value struct.
+    pub fn value(&self) -> ValueRef<'_> {
+        self.block.value_at(self.pos)
+    }
+
+    /// The entry's internal key (a copy).
+    pub fn key(&self) -> Vec<u8> {
+        let mut k = Vec::new();
+        self.block.key_at(self.pos, &mut k);
+        k
+    }
+
+    /// The key and value struct, copied (tests compare them with a model).
+    #[cfg(test)]
+    pub fn to_pair(&self) -> (Vec<u8>, crate::value::ValueStruct) {
+        (self.key(), self.value().to_owned())
     }
 }
 
@@ -429,7 +461,9 @@ mod tests {
     use super::*;
     use crate::io::{FsStorage, OpenMode, Storage};
     use crate::key::key_with_version;
+    use crate::key::same_user_key;
     use crate::options::{ChecksumVerificationMode, Compression};
+    use crate::value::ValueStruct;
     use proptest::prelude::*;
 
     /// The model answer of `seek`: index of the first entry >= key.
@@ -467,7 +501,7 @@ mod tests {
             .get(i)
             .filter(|e| same_user_key(&e.0, probe))
             .cloned();
-        assert_eq!(t.get(probe).unwrap(), want);
+        assert_eq!(t.get(probe).unwrap().map(|e| e.to_pair()), want);
     }
 
     proptest! {
@@ -522,7 +556,11 @@ mod tests {
         let get = |u: &[u8], rv| {
             t.get(&key_with_version(u, rv))
                 .unwrap()
-                .map(|(_, v)| v.value)
+                .map(|e| (e.version(), e.key(), e.value().value.to_vec()))
+                .map(|(ver, key, value)| {
+                    assert_eq!(key, key_with_version(u, ver));
+                    value
+                })
         };
         assert_eq!(get(b"k", 100), Some(b"k9".to_vec()));
         assert_eq!(get(b"k", 7), Some(b"k5".to_vec()));
@@ -543,7 +581,11 @@ mod tests {
         let (t, _) = build(dir.path(), &entries, no_bloom);
         assert!(!t.has_bloom() && t.may_contain(b"zzz"));
         assert_eq!(
-            t.get(&key_with_version(b"k", 6)).unwrap().unwrap().1.value,
+            t.get(&key_with_version(b"k", 6))
+                .unwrap()
+                .unwrap()
+                .value()
+                .value,
             b"k5"
         );
     }

@@ -35,7 +35,6 @@ struct CommittedTxn {
 
 #[derive(Debug)]
 struct OracleState {
-    next_ts: u64,
     committed: Vec<CommittedTxn>,
 }
 
@@ -44,8 +43,11 @@ struct OracleState {
 pub struct Oracle {
     managed: bool,
     detect_conflicts: bool,
-    /// GUARDED: next commit timestamp and the recently committed transactions.
+    /// GUARDED: the recently committed transactions.
     state: Mutex<OracleState>,
+    /// The next commit timestamp: written under `state` (so commits take timestamps in
+    /// order), read without it by [`Oracle::begin_read`].
+    next_ts: AtomicU64,
     /// Read timestamps of live transactions.
     read_mark: WaterMark,
     /// Commit watermark: a commit timestamp is done once the writer applied it.
@@ -66,9 +68,9 @@ impl Oracle {
             managed,
             detect_conflicts,
             state: Mutex::new(OracleState {
-                next_ts: max_version + 1,
                 committed: Vec::new(),
             }),
+            next_ts: AtomicU64::new(max_version + 1),
             read_mark: WaterMark::new(max_version),
             applied,
             managed_discard_ts: AtomicU64::new(0),
@@ -97,13 +99,16 @@ impl Oracle {
 
     /// Starts a read: returns `read_ts`, registered until [`Oracle::done_read`], after every
     /// commit up to it is applied.
+    ///
+    /// The timestamp is read and registered under the read watermark's lock alone. That is
+    /// enough: [`Oracle::discard_ts`] reads the commit watermark before the read watermark,
+    /// so a read registered after it has a timestamp at or above that commit watermark (the
+    /// next timestamp only grows), and `forget_old` (under the same lock) either sees the
+    /// read or ran after every commit it forgets took its timestamp.
     pub fn begin_read(&self) -> u64 {
-        let ts = {
-            let st = self.lock();
-            let ts = st.next_ts - 1;
-            self.read_mark.begin(ts);
-            ts
-        };
+        let ts = self
+            .read_mark
+            .begin_with(|| self.next_ts.load(Ordering::Acquire) - 1);
         self.applied.wait_for(ts);
         ts
     }
@@ -140,11 +145,7 @@ impl Oracle {
                     "managed mode: commit with commit_at(ts)",
                 ))
             }
-            None => {
-                let ts = st.next_ts;
-                st.next_ts += 1;
-                ts
-            }
+            None => self.next_ts.fetch_add(1, Ordering::AcqRel),
         };
         self.applied.begin(ts);
         if self.detect_conflicts && !writes.is_empty() {
@@ -165,9 +166,8 @@ impl Oracle {
                 "managed mode: write with a transaction and commit_at(ts)",
             ));
         }
-        let mut st = self.lock();
-        let ts = st.next_ts;
-        st.next_ts += 1;
+        let _st = self.lock();
+        let ts = self.next_ts.fetch_add(1, Ordering::AcqRel);
         self.applied.begin(ts);
         Ok(ts)
     }

@@ -19,17 +19,17 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 struct State {
     /// Timestamp -> number of holders that began it and are not done.
     pending: BTreeMap<u64, u32>,
-    /// Largest timestamp ever begun.
-    last_begun: u64,
 }
 
 /// A watermark; see the module doc.
 #[derive(Debug, Default)]
 pub struct WaterMark {
-    /// GUARDED: pending counts and the last begun timestamp.
+    /// GUARDED: pending counts.
     state: Mutex<State>,
     cond: Condvar,
     done_until: AtomicU64,
+    /// Largest timestamp ever begun; written under `state`, read without it.
+    last_begun: AtomicU64,
 }
 
 impl WaterMark {
@@ -37,7 +37,7 @@ impl WaterMark {
     pub fn new(done_until: u64) -> Self {
         let w = WaterMark::default();
         w.done_until.store(done_until, Ordering::Release);
-        w.lock().last_begun = done_until;
+        w.last_begun.store(done_until, Ordering::Release);
         w
     }
 
@@ -47,9 +47,18 @@ impl WaterMark {
 
     /// Marks `ts` as begun (may be called several times for one timestamp).
     pub fn begin(&self, ts: u64) {
+        self.begin_with(|| ts);
+    }
+
+    /// Marks the timestamp `ts()` returns as begun, calling it under the lock (so every other
+    /// holder's begin or done, and every [`WaterMark::pending_min`], is ordered before or after
+    /// both the read of the timestamp and its registration); returns it.
+    pub fn begin_with(&self, ts: impl FnOnce() -> u64) -> u64 {
         let mut st = self.lock();
+        let ts = ts();
         *st.pending.entry(ts).or_insert(0) += 1;
-        st.last_begun = st.last_begun.max(ts);
+        self.last_begun.fetch_max(ts, Ordering::AcqRel);
+        ts
     }
 
     /// Marks one holder of `ts` done and advances the mark.
@@ -64,7 +73,7 @@ impl WaterMark {
         }
         let until = match st.pending.keys().next() {
             Some(&first) => first.saturating_sub(1),
-            None => st.last_begun,
+            None => self.last_begun.load(Ordering::Acquire),
         };
         if until > self.done_until.load(Ordering::Acquire) {
             self.done_until.store(until, Ordering::Release);
@@ -84,7 +93,7 @@ impl WaterMark {
 
     /// Largest timestamp begun so far.
     pub fn last_begun(&self) -> u64 {
-        self.lock().last_begun
+        self.last_begun.load(Ordering::Acquire)
     }
 
     /// Blocks until `done_until() >= ts`.

@@ -30,6 +30,6 @@ pub use discard_tracker::DiscardTracker;
 pub use file_name::{parse_vlog_file_name, vlog_file_name};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use recovery::{FileCheck, VlogRecovery};
-pub(crate) use value_log::VlogPin;
+pub(crate) use value_log::{FilesNow, VlogPin};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use value_log::{ValueLog, ValueLogOptions};

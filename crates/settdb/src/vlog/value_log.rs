@@ -12,7 +12,9 @@ use std::fmt;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use arc_swap::{ArcSwap, Guard};
 
 use super::file_name::{vlog_file_name, FIRST_VLOG_FILE_ID};
 use super::recovery::{recover_dir, Files, Recovered, VlogRecovery};
@@ -95,7 +97,7 @@ type FileMap = BTreeMap<u32, Arc<VlogFile>>;
 
 /// The value-log files one read snapshot may read: those open when it was taken
 /// ([`ValueLog::pinned`]). Holding it keeps every one of them on disk, even after value-log GC
-/// retired it; cheap to clone (two `Arc`s).
+/// retired it; cheap to clone (three `Arc`s).
 ///
 /// A snapshot shares the mutable memtable, which keeps receiving entries after the snapshot
 /// was taken. New commits are above its read timestamp and stay unseen, but a GC rewrite
@@ -105,7 +107,7 @@ type FileMap = BTreeMap<u32, Arc<VlogFile>>;
 #[derive(Clone)]
 pub(crate) struct VlogPin {
     files: Arc<FileMap>,
-    live: Arc<RwLock<Arc<FileMap>>>,
+    live: Arc<ArcSwap<FileMap>>,
     dir: Arc<Path>,
     /// The database is encrypted: every record carries a tag.
     sealed: bool,
@@ -139,10 +141,7 @@ impl VlogPin {
             .last_key_value()
             .is_none_or(|(&newest, _)| vp.file_id > newest);
         let live = newer
-            .then(|| {
-                let map = self.live.read().unwrap_or_else(PoisonError::into_inner);
-                map.get(&vp.file_id).cloned()
-            })
+            .then(|| self.live.load().get(&vp.file_id).cloned())
             .flatten();
         match live {
             Some(f) => f.read(vp, expected_key),
@@ -167,6 +166,24 @@ impl VlogPin {
     }
 }
 
+/// The open files loaded by [`ValueLog::files_now`].
+pub(crate) struct FilesNow<'a> {
+    files: Guard<Arc<FileMap>>,
+    vlog: &'a ValueLog,
+}
+
+impl FilesNow<'_> {
+    /// A pin on these files.
+    pub(crate) fn pin(&self) -> VlogPin {
+        VlogPin {
+            files: Arc::clone(&self.files),
+            live: Arc::clone(&self.vlog.files),
+            dir: Arc::clone(&self.vlog.shared_dir),
+            sealed: self.vlog.keys.is_some(),
+        }
+    }
+}
+
 /// The Corruption of a pointer to file `id`, which does not exist.
 fn missing_file(dir: &Path, id: u32, offset: u64) -> Error {
     let why = format!("value pointer names value-log file {id}, which does not exist");
@@ -182,15 +199,15 @@ fn missing_file(dir: &Path, id: u32, offset: u64) -> Error {
 ///   table: DESIGN.md rule 5) and [`ValueLog::close`]; they share the writer mutex, which is
 ///   held across the append's write and the sync's fsync;
 /// - any number of threads call [`ValueLog::read`], [`ValueLog::pointer_is_valid`] and the
-///   accessors; they never wait for the writer mutex, and hold the file map's read lock only
-///   to clone one `Arc` out, never across I/O;
+///   accessors; they never wait for the writer mutex or any lock (the file map is an
+///   `ArcSwap`);
 /// - value-log GC (not built yet) calls [`ValueLog::iterate_file`] and
 ///   [`ValueLog::delete_file`] on files other than the active one.
 ///
 /// Invariants: every file but the newest (highest id) is complete (valid batches up to its
 /// length) and durable; once writing, the newest is the active file, and files are
 /// complete up to their readable end; a file's readable end only grows, and only the active
-/// file's grows; `active_id` only grows. Lock order: `state` before `files`.
+/// file's grows; `active_id` only grows. Lock order: `state` before `files_changing`.
 pub struct ValueLog {
     storage: Arc<dyn Storage>,
     dir: PathBuf,
@@ -198,9 +215,12 @@ pub struct ValueLog {
     shared_dir: Arc<Path>,
     limits: RotationLimits,
     /// Every open file by id, copy-on-write. Written only by rotation and start (adding) and
-    /// by retirement; its read lock is what makes [`ValueLog::pinned`] atomic with respect to
+    /// by retirement, one at a time (`files_changing`). A reader loads it before it takes its
+    /// LSM view ([`ValueLog::pinned`]), which is what makes the pin consistent with
     /// [`ValueLog::retire_file`].
-    files: Arc<RwLock<Arc<FileMap>>>,
+    files: Arc<ArcSwap<FileMap>>,
+    /// Serialises the changes to `files` (a publish by the writer and a retirement by GC).
+    files_changing: Mutex<()>,
     /// Id of the active file; 0 (never a file id) when there is none.
     active_id: AtomicU32,
     /// The writer side: taken by `start_writing`, `append`, `sync`, `close` and `poisoned`,
@@ -315,7 +335,8 @@ impl ValueLog {
                 max_file_size_bytes: opts.max_file_size_bytes,
                 max_entries: opts.max_entries,
             },
-            files: Arc::new(RwLock::new(Arc::new(open))),
+            files: Arc::new(ArcSwap::from_pointee(open)),
+            files_changing: Mutex::new(()),
             active_id: AtomicU32::new(0),
             state: Mutex::new(state),
             written_back: Mutex::new((0, 0)),
@@ -379,7 +400,7 @@ impl ValueLog {
             self.record(ManifestChange::DeleteVlog {
                 file_id: u64::from(*id),
             })?;
-            Arc::make_mut(&mut self.lock_files_mut()).remove(id);
+            self.change_files(|m| m.remove(id));
             self.storage.remove_file(&self.path_of(*id))?;
         }
         // The removals are made durable before the new file can be: else a crash could keep
@@ -613,20 +634,24 @@ impl ValueLog {
         Ok(())
     }
 
-    /// Runs `f` (which takes the engine's LSM view) and pins the open files, atomically with
-    /// respect to [`ValueLog::retire_file`]: a file retired before the pin was taken had its
-    /// live values rewritten, and the rewrite applied, before `f` ran, so `f`'s view reads
-    /// them in their new place; a file retired after stays readable through the pin.
+    /// Pins the open files, then runs `f` (which takes the engine's LSM view). A file retired
+    /// before the pin was taken had its live values rewritten, and the rewrite applied, before
+    /// `f` ran, so `f`'s view reads them in their new place; a file retired after stays
+    /// readable through the pin.
     pub(crate) fn pinned<T>(&self, f: impl FnOnce() -> T) -> (T, VlogPin) {
-        let files = self.lock_files();
+        let files = self.files_now();
         let out = f();
-        let pin = VlogPin {
-            files: Arc::clone(&files),
-            live: Arc::clone(&self.files),
-            dir: Arc::clone(&self.shared_dir),
-            sealed: self.keys.is_some(),
-        };
-        (out, pin)
+        (out, files.pin())
+    }
+
+    /// The open files now, for a short read: taken before the LSM view, as
+    /// [`ValueLog::pinned`] does, and made a [`VlogPin`] only if the read needs one (a point
+    /// read that found a value pointer). Holds no reference count until then.
+    pub(crate) fn files_now(&self) -> FilesNow<'_> {
+        FilesNow {
+            files: self.files.load(),
+            vlog: self,
+        }
     }
 
     /// Seals the active file and starts a new one now, even if the active one has room
@@ -680,7 +705,7 @@ impl ValueLog {
         self.record(ManifestChange::DeleteVlog {
             file_id: u64::from(id),
         })?;
-        let removed = Arc::make_mut(&mut self.lock_files_mut()).remove(&id);
+        let removed = self.change_files(|m| m.remove(&id));
         if let Some(file) = removed {
             file.retire(Arc::clone(&self.storage));
         }
@@ -726,7 +751,7 @@ impl ValueLog {
     fn publish(&self, file: Arc<VlogFile>) {
         let id = file.id();
         debug_assert!(id > self.active_id.load(Ordering::Acquire));
-        Arc::make_mut(&mut self.lock_files_mut()).insert(id, file);
+        self.change_files(|m| m.insert(id, file));
         self.active_id.store(id, Ordering::Release);
     }
 
@@ -740,12 +765,20 @@ impl ValueLog {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_files(&self) -> std::sync::RwLockReadGuard<'_, Arc<FileMap>> {
-        self.files.read().unwrap_or_else(PoisonError::into_inner)
+    fn lock_files(&self) -> Guard<Arc<FileMap>> {
+        self.files.load()
     }
 
-    fn lock_files_mut(&self) -> std::sync::RwLockWriteGuard<'_, Arc<FileMap>> {
-        self.files.write().unwrap_or_else(PoisonError::into_inner)
+    /// Publishes a changed copy of the file map (readers holding the old one keep it).
+    fn change_files<T>(&self, change: impl FnOnce(&mut FileMap) -> T) -> T {
+        let _one_at_a_time = self
+            .files_changing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut map = FileMap::clone(&self.files.load());
+        let out = change(&mut map);
+        self.files.store(Arc::new(map));
+        out
     }
 }
 
@@ -1229,7 +1262,7 @@ mod tests {
         let sim = SimStorage::with_seed(seed);
         let (vlog, _) = open_sim(&sim, opts(16 * KIB as u64, 10)).unwrap();
         let vlog = Arc::new(vlog);
-        let published: Arc<RwLock<Vec<Written>>> = Arc::default();
+        let published: Arc<std::sync::RwLock<Vec<Written>>> = Arc::default();
         let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let readers: Vec<_> = (0..2u64)
             .map(|t| {
