@@ -137,6 +137,13 @@ pub struct Options {
     pub value_log_file_size: u64,
     /// Entries at which a value-log file is rotated.
     pub value_log_max_entries: u32,
+    /// Read sealed value-log files through a read-only memory mapping instead of a `pread` per
+    /// value (Badger v2's `ValueLogLoadingMode = MemoryMap`, Badger v4's only way). It saves
+    /// the system call, about a fifth of a cached 1 KiB point read. Off by default, because a
+    /// mapping turns an I/O error (a failing disk) or another program truncating a file into
+    /// a SIGBUS that ends the process, where a `pread` gives a typed error. The active file is
+    /// always read with `pread`. Refused with `in_memory` (no files to map).
+    pub value_log_mmap: bool,
     /// Compaction threads (0 disables compaction; 1 is refused, as in Badger, because L0→L0
     /// and L0→Lbase need two).
     pub num_compactors: usize,
@@ -236,6 +243,7 @@ impl Options {
             num_level_zero_tables_stall: 15,
             value_log_file_size: GIB - 1,
             value_log_max_entries: 1_000_000,
+            value_log_mmap: false,
             num_compactors: 4,
             compact_l0_on_close: false,
             auto_value_log_gc: None,
@@ -318,6 +326,8 @@ impl Options {
         with_value_log_file_size, value_log_file_size: u64);
     setter!(/// Sets [`Options::value_log_max_entries`].
         with_value_log_max_entries, value_log_max_entries: u32);
+    setter!(/// Sets [`Options::value_log_mmap`].
+        with_value_log_mmap, value_log_mmap: bool);
     /// Sets [`Options::auto_value_log_gc`] to `Some(on)`.
     #[must_use]
     pub fn with_auto_value_log_gc(mut self, on: bool) -> Self {
@@ -435,6 +445,12 @@ impl Options {
                 return invalid(
                     "encryption_key cannot be combined with in_memory: an in-memory database \
                      writes no files to encrypt",
+                );
+            }
+            if self.value_log_mmap {
+                return invalid(
+                    "value_log_mmap cannot be combined with in_memory: an in-memory database \
+                     has no value-log files to map",
                 );
             }
         } else if self.dir.as_os_str().is_empty() {
@@ -616,6 +632,10 @@ mod tests {
             (
                 Options::in_memory().with_encryption_key(vec![0; 16]),
                 "encryption_key",
+            ),
+            (
+                Options::in_memory().with_value_log_mmap(true),
+                "value_log_mmap",
             ),
             (
                 base().with_encryption_key_rotation_duration(std::time::Duration::ZERO),

@@ -75,6 +75,7 @@ mod tests {
             num_level_zero_tables_stall: _,
             value_log_file_size: _,
             value_log_max_entries: _,
+            value_log_mmap: _,
             num_compactors: _,
             compact_l0_on_close: _,
             auto_value_log_gc: _,

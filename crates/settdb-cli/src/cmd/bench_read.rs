@@ -65,6 +65,10 @@ pub struct BenchReadArgs {
     /// Index cache size in MiB (0, the default: every table keeps its index in memory).
     #[arg(long, value_name = "MIB", default_value_t = 0)]
     pub index_cache_mb: u64,
+    /// Read value-log files through a memory mapping (Options::value_log_mmap; Badger's way)
+    /// instead of a pread per value.
+    #[arg(long)]
+    pub value_log_mmap: bool,
 }
 
 /// What one reader thread saw.
@@ -84,7 +88,8 @@ pub fn run(args: BenchReadArgs) -> CliResult {
         .options()?
         .with_read_only(true)
         .with_block_cache_size(args.block_cache_mb << 20)
-        .with_index_cache_size(args.index_cache_mb << 20);
+        .with_index_cache_size(args.index_cache_mb << 20)
+        .with_value_log_mmap(args.value_log_mmap);
     let db = args.dirs.open(opts)?;
     let outcome = if args.full_scan {
         full_scan(&db, &args)

@@ -17,4 +17,4 @@ pub use fs::FsStorage;
 pub use mem::MemStorage;
 #[cfg(any(test, feature = "testing"))]
 pub use sim::{CrashMode, Fault, FaultKind, FaultOp, SimStorage};
-pub use storage::{parent_dir, LockKind, OpenMode, Storage, StorageFile, StorageLock};
+pub use storage::{parent_dir, LockKind, Mapping, OpenMode, Storage, StorageFile, StorageLock};

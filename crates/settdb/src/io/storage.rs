@@ -8,6 +8,9 @@
 //! - `read_at` reads exactly `buf.len()` bytes or fails; callers check lengths against
 //!   `len()` first (rule 3), so a short read is an error, not a partial result.
 //! - `lock` never blocks: a held lock is [`crate::Error::Locked`].
+//! - `map_read_only` is asked only for the first `len` bytes of a file that no one writes or
+//!   truncates any more (a sealed value-log file: DESIGN.md allows mmap "only for reading
+//!   immutable, fully synced files"); an implementation may decline with `None`.
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -67,6 +70,39 @@ pub trait StorageFile: Send + Sync + Debug {
         let mut buf = vec![0u8; len];
         self.read_at(offset, &mut buf)?;
         Ok(buf)
+    }
+
+    /// A read-only memory mapping of the first `len` bytes, or `None` if this storage does not
+    /// map files (then readers use `read_at`). REQUIRES: `len <= len()`, and the file is never
+    /// written or truncated again by anyone while the mapping lives.
+    fn map_read_only(&self, len: u64) -> Result<Option<Mapping>> {
+        let _ = len;
+        Ok(None)
+    }
+}
+
+/// A read-only memory mapping of part of a file ([`StorageFile::map_read_only`]).
+pub struct Mapping {
+    map: memmap2::Mmap,
+}
+
+impl Mapping {
+    /// Wraps a mapping made by a [`StorageFile`].
+    pub(crate) fn new(map: memmap2::Mmap) -> Self {
+        Mapping { map }
+    }
+
+    /// The mapped bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl Debug for Mapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapping")
+            .field("len", &self.map.len())
+            .finish()
     }
 }
 

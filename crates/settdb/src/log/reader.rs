@@ -44,6 +44,36 @@ pub fn read_record_at(
     pos: RecordPos,
     cipher: Option<&FileCipher>,
 ) -> Result<OwnedRecord> {
+    let len = check_position(file, file_len, pos)?;
+    let buf = file.read_vec_at(pos.offset, len)?;
+    decode_record(file, buf, pos, cipher)
+}
+
+/// [`read_record_at`] from `mapped`, a mapping of the file's first `mapped.len()` bytes (all
+/// of them the caller may read): the same checks and errors, with no system call.
+pub fn read_mapped_record_at(
+    file: &dyn StorageFile,
+    mapped: &[u8],
+    pos: RecordPos,
+    cipher: Option<&FileCipher>,
+) -> Result<OwnedRecord> {
+    let len = check_position(file, mapped.len() as u64, pos)?;
+    let bytes = usize::try_from(pos.offset)
+        .ok()
+        .and_then(|start| mapped.get(start..start.checked_add(len)?));
+    let Some(bytes) = bytes else {
+        // check_position bounded the record by the mapping's length.
+        return Err(Error::corruption(
+            file.path(),
+            pos.offset,
+            "record outside the mapping",
+        ));
+    };
+    decode_record(file, bytes.to_vec(), pos, cipher)
+}
+
+/// The record length of `pos` if it can be a record of a file of `file_len` bytes.
+fn check_position(file: &dyn StorageFile, file_len: u64, pos: RecordPos) -> Result<usize> {
     let bad = |why: String| Error::corruption(file.path(), pos.offset, why);
     if pos.offset < FIRST_RECORD_OFFSET {
         return Err(bad(format!(
@@ -62,8 +92,16 @@ pub fn read_record_at(
             )))
         }
     }
-    let len = usize::try_from(pos.len).map_err(|_| bad("record length overflows".into()))?;
-    let buf = file.read_vec_at(pos.offset, len)?;
+    usize::try_from(pos.len).map_err(|_| bad("record length overflows".into()))
+}
+
+/// Decodes the bytes read for the record at `pos`.
+fn decode_record(
+    file: &dyn StorageFile,
+    buf: Vec<u8>,
+    pos: RecordPos,
+    cipher: Option<&FileCipher>,
+) -> Result<OwnedRecord> {
     OwnedRecord::from_encoded_in(buf, cipher.map(|c| (c, pos.offset)))
         .map_err(|e| e.into_error(file.path(), pos.offset))
 }

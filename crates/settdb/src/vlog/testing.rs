@@ -36,6 +36,7 @@ pub(crate) fn opts(max_file_size_bytes: u64, max_entries: u32) -> ValueLogOption
         max_entries,
         read_only: false,
         keys: None,
+        mmap: false,
     }
 }
 

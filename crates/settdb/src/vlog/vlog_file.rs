@@ -14,8 +14,11 @@ use std::sync::{Arc, OnceLock};
 
 use crate::crypto::FileCipher;
 use crate::error::{Error, Result};
-use crate::io::{Storage, StorageFile};
-use crate::log::{read_record_at, OwnedRecord, RecordPos, FIRST_RECORD_OFFSET, MIN_RECORD_LEN};
+use crate::io::{Mapping, Storage, StorageFile};
+use crate::log::{
+    read_mapped_record_at, read_record_at, OwnedRecord, RecordPos, FIRST_RECORD_OFFSET,
+    MIN_RECORD_LEN,
+};
 use crate::value::ValuePointer;
 
 /// Bytes of a key shown in an error message.
@@ -40,6 +43,10 @@ pub(crate) struct VlogFile {
     remove_on_drop: OnceLock<Arc<dyn Storage>>,
     /// The cipher of an encrypted file.
     cipher: Option<FileCipher>,
+    /// A read-only mapping of the readable bytes, made once the file is sealed when the
+    /// database maps its value log ([`crate::Options::value_log_mmap`]); reads then copy
+    /// from it instead of making a system call.
+    mapping: OnceLock<Mapping>,
 }
 
 impl VlogFile {
@@ -57,7 +64,26 @@ impl VlogFile {
             readable_end: AtomicU64::new(readable_end),
             remove_on_drop: OnceLock::new(),
             cipher,
+            mapping: OnceLock::new(),
         }
+    }
+
+    /// Maps the readable bytes for reads. REQUIRES: the file is sealed (complete, and never
+    /// written or truncated again while open). A storage that does not map (the simulated
+    /// and in-memory ones) leaves reads on `read_at`.
+    pub(crate) fn map_sealed(&self) -> Result<()> {
+        if self.mapping.get().is_none() {
+            if let Some(m) = self.file.map_read_only(self.readable_end())? {
+                let _ = self.mapping.set(m);
+            }
+        }
+        Ok(())
+    }
+
+    /// True if reads go through a mapping.
+    #[cfg(test)]
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.mapping.get().is_some()
     }
 
     /// Retires the file: it is removed from `storage` when the last `Arc` drops. REQUIRES: its
@@ -115,12 +141,18 @@ impl VlogFile {
     /// damaged record; I/O errors.
     pub(crate) fn read(&self, vp: ValuePointer, expected_key: &[u8]) -> Result<OwnedRecord> {
         debug_assert_eq!(vp.file_id, self.id);
-        let rec = read_record_at(
-            self.file.as_ref(),
-            self.readable_end(),
-            RecordPos::from(vp),
-            self.cipher.as_ref(),
-        )?;
+        let pos = RecordPos::from(vp);
+        let rec = match self.mapping.get() {
+            Some(m) => {
+                read_mapped_record_at(self.file.as_ref(), m.bytes(), pos, self.cipher.as_ref())
+            }
+            None => read_record_at(
+                self.file.as_ref(),
+                self.readable_end(),
+                pos,
+                self.cipher.as_ref(),
+            ),
+        }?;
         if rec.key() != expected_key {
             let why = format!(
                 "the value pointer ({vp}) was stored under key {} but its record holds key {}",
