@@ -9,7 +9,9 @@
 #   SettDB  `settdb bench write -k 16 -v V` (defaults: snappy, 256 MiB block cache, 1 KiB value
 #           threshold, so 1 KiB values live in the value log); encrypted: the same with
 #           --encryption-key-file; reads `settdb bench read -g 2 --block-cache-mb 256` (keys
-#           sampled by a key-only pass, one `view` per read).
+#           sampled by a key-only pass, one `view` per read). For 1 KiB values a second row
+#           reads with --value-log-mmap (Options::value_log_mmap, off by default), which is how
+#           Badger reads its value log (v2's default ValueLogLoadingMode = MemoryMap).
 #   Badger  `badger benchmark write -k 16 -v V` (v2 defaults); reads bench/badger-peer
 #           `-mode read -threads 2 -block-cache-mb 256` (v2 defaults to no block cache; this sets
 #           256 MiB; keys sampled by a key-only iteration, one View per read, as `badger
@@ -62,12 +64,20 @@ for v in 128 1024; do
   row "load $v B (entries/s)" "$(rate "$n" "$s_wall")" "$(rate "$n" "$e_wall")" "$(rate "$n" "$b_wall")" "$(rate "$n" "$r_wall")"
   rss+=("$(printf '%-28s %10s %10s %10s %10s\n' "load $v B peak RSS (MB)" "$s_rss" "$e_rss" "$b_rss" "$r_rss")")
 
-  s_all=; e_all=; b_all=; r_all=
+  s_all=; e_all=; b_all=; r_all=; sm_all=; em_all=
   for rep in $(seq "$reps"); do
     echo "reads $v B (run $rep of $reps): settdb, settdb encrypted, badger, rocksdb..." >&2
     "$settdb" bench read --dir "$work/s-$v" -g 2 -d "${read_secs}s" --block-cache-mb $cache_mb >"$work/s-read-$v.log" 2>&1
     "$settdb" bench read --dir "$work/e-$v" -g 2 -d "${read_secs}s" --block-cache-mb $cache_mb \
       --encryption-key-file "$key" >"$work/e-read-$v.log" 2>&1
+    if [ "$v" = 1024 ]; then
+      "$settdb" bench read --dir "$work/s-$v" -g 2 -d "${read_secs}s" --block-cache-mb $cache_mb \
+        --value-log-mmap >"$work/sm-read-$v.log" 2>&1
+      "$settdb" bench read --dir "$work/e-$v" -g 2 -d "${read_secs}s" --block-cache-mb $cache_mb \
+        --value-log-mmap --encryption-key-file "$key" >"$work/em-read-$v.log" 2>&1
+      sm_all+=" $(sed -n 's/^  throughput  \([0-9,]*\) reads\/s.*/\1/p' "$work/sm-read-$v.log" | tr -d ,)"
+      em_all+=" $(sed -n 's/^  throughput  \([0-9,]*\) reads\/s.*/\1/p' "$work/em-read-$v.log" | tr -d ,)"
+    fi
     "$peer" -mode read -dir "$work/b-$v" -threads 2 -secs "$read_secs" -block-cache-mb $cache_mb >"$work/b-read-$v.log" 2>&1
     db_bench --benchmarks=readrandom --use_existing_db=1 --db="$work/r-$v" --num="$n" --key_size=16 \
       --value_size="$v" --threads=2 --duration="$read_secs" --bloom_bits=10 --compression_ratio=1 \
@@ -84,6 +94,11 @@ for v in 128 1024; do
   label="reads $v B, 2 threads (/s)"
   [ "$reps" -gt 1 ] && label="reads $v B (median of $reps)"
   row "$label" "${s_r:-0}" "${e_r:-0}" "${b_r:-0}" "${r_r:-0}"
+  if [ "$v" = 1024 ]; then
+    sm_r=$(echo "$sm_all" | median); em_r=$(echo "$em_all" | median)
+    row "  same, value_log_mmap" "${sm_r:-0}" "${em_r:-0}" "${b_r:-0}" "${r_r:-0}"
+    runs+=("reads $v B value_log_mmap, each run: settdb$sm_all | settdb-enc$em_all")
+  fi
   s_h=$(sed -n 's/^  block cache hit ratio \([0-9.]*%\).*/\1/p' "$work/s-read-$v.log")
   e_h=$(sed -n 's/^  block cache hit ratio \([0-9.]*%\).*/\1/p' "$work/e-read-$v.log")
   b_h=$(sed -n 's/.*hit_ratio=\([0-9.]*\).*/\1/p' "$work/b-read-$v.log" | awk '{printf "%.1f%%", $1*100}')
