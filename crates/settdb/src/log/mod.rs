@@ -39,7 +39,7 @@ pub use reader::{read_header, read_mapped_record_at, read_record_at};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use record::{decode_record, OwnedRecord, RecordPos, RecordRef, MIN_RECORD_LEN};
 #[cfg_attr(not(test), allow(unused_imports))]
-pub use replay::{replay, replay_with, ReplayEnd, StopReason};
+pub use replay::{replay, replay_until, replay_with, ReplayEnd, StopReason};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use salvage::{salvage, Salvaged};
 #[cfg_attr(not(test), allow(unused_imports))]

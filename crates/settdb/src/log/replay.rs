@@ -11,6 +11,8 @@
 //! power loss leaves. It never writes (rule 7) and reads through a bounded [`Window`].
 //! Normative page: docs/format/log.md.
 
+use std::ops::ControlFlow;
+
 use super::batch::{check_batch, Placement, ReplayBatch, Scratch};
 use super::format::{BatchHeader, LogHeader, LogKind, BATCH_HEADER_LEN, BATCH_MAGIC_BYTES};
 use super::format::{FILE_HEADER_LEN, FIRST_BATCH_OFFSET};
@@ -108,16 +110,31 @@ pub fn replay_with(
     keys: Option<&KeyRegistry>,
     mut f: impl FnMut(&ReplayBatch<'_>) -> Result<()>,
 ) -> Result<ReplayEnd> {
+    let end = replay_until(file, expected, keys, |b| {
+        f(b).map(|()| ControlFlow::Continue(()))
+    })?;
+    end.ok_or_else(|| Error::corruption(file.path(), 0, "replay stopped without being asked"))
+}
+
+/// [`replay_with`] that `f` may stop (`ControlFlow::Break`): then no later batch is read or
+/// checked, and the result is `None` (the log's end was not reached). A reader that wants the
+/// first records of a large file (value-log GC's sample) reads only those batches.
+pub fn replay_until(
+    file: &dyn StorageFile,
+    expected: LogKind,
+    keys: Option<&KeyRegistry>,
+    mut f: impl FnMut(&ReplayBatch<'_>) -> Result<ControlFlow<()>>,
+) -> Result<Option<ReplayEnd>> {
     let mut win = Window::new(file, file.len()?);
     let Some(header) = read_header_in(&mut win, expected)? else {
-        return Ok(ReplayEnd {
+        return Ok(Some(ReplayEnd {
             header: None,
             valid_end: 0,
             stop: StopReason::Unborn,
             sealed: false,
             batches: 0,
             records: 0,
-        });
+        }));
     };
     let cipher = header.cipher(keys, file.path())?;
     let cipher = cipher.as_ref();
@@ -152,9 +169,12 @@ pub fn replay_with(
                 if is_seal(&batch) {
                     end.sealed = true;
                 } else {
-                    f(&batch)?;
+                    let flow = f(&batch)?;
                     end.batches += 1;
                     end.records += batch.len() as u64;
+                    if flow.is_break() {
+                        return Ok(None);
+                    }
                 }
                 pos = batch.end();
                 continue;
@@ -165,7 +185,7 @@ pub fn replay_with(
         break;
     }
     end.valid_end = pos;
-    Ok(end)
+    Ok(Some(end))
 }
 
 /// Reads and checks the header; `None` when the file is unborn.

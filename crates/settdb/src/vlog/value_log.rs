@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::io::Storage;
 use crate::log::FIRST_BATCH_OFFSET;
 use crate::log::{
-    replay_with, seal_batch_len, LogKind, LogWriter, OwnedRecord, RecordRef, ReplayEnd,
+    replay_until, seal_batch_len, LogKind, LogWriter, OwnedRecord, RecordRef, ReplayEnd,
 };
 use crate::manifest::{ManifestChange, SharedManifest};
 use crate::options::Options;
@@ -604,7 +604,6 @@ impl ValueLog {
         id: u32,
         mut f: impl FnMut(ValuePointer, RecordRef<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        let mut stopped = false;
         // Ids at or past the active one may be (or become, by a rotation racing this call)
         // the file being appended to; ids below it are sealed for good.
         let active = self.active_id.load(Ordering::Acquire);
@@ -617,10 +616,9 @@ impl ValueLog {
         let valid_end = file.readable_end();
         let bad = |at: u64, why: String| Error::corruption(file.path(), at, why);
         let keys = self.keys.as_deref();
-        let end = replay_with(file.file().as_ref(), LogKind::ValueLog, keys, |batch| {
-            if stopped {
-                return Ok(());
-            }
+        // Stopping ends the replay: no later batch is read, checked or decrypted (a GC
+        // sample of a 1 GiB file reads its first batches, not the file).
+        let end = replay_until(file.file().as_ref(), LogKind::ValueLog, keys, |batch| {
             if batch.end() > valid_end {
                 return Err(bad(
                     batch.offset(),
@@ -636,15 +634,14 @@ impl ValueLog {
                     .value_pointer(id)
                     .ok_or_else(|| bad(pos.offset, "record offset past u32".into()))?;
                 if f(vp, rec)?.is_break() {
-                    stopped = true;
-                    break;
+                    return Ok(ControlFlow::Break(()));
                 }
             }
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
-        if stopped {
+        let Some(end) = end else {
             return Ok(());
-        }
+        };
         let data_end = end.valid_end - if end.sealed { seal_batch_len() } else { 0 };
         if data_end != valid_end {
             let why = format!(
@@ -1388,6 +1385,46 @@ mod tests {
             Err(e) => assert!(e.is_corruption(), "{e}"),
             Ok(()) => panic!("damage in a sealed file iterated cleanly"),
         }
+    }
+
+    #[test]
+    fn an_iteration_that_stops_reads_no_later_batch() {
+        // Proves a stopped iteration ends the replay: with the file's last batch damaged, an
+        // iteration that stops in the first batch returns Ok having seen only its records,
+        // while one that goes on reaches the damage (Corruption). (Value-log GC's sample of
+        // a large file once read, checked and decrypted all of it.)
+        let sim = SimStorage::new();
+        let (vlog, _) = open_sim(&sim, opts(1 << 20, 1000)).unwrap();
+        let mut r = rng(12);
+        let group = |r: &mut rand::rngs::StdRng, g: u64| {
+            let mut e = gen_group(r, g, 1, 30);
+            e.extend(gen_group(r, g + 100, 1, 30));
+            e
+        };
+        let first = append(&vlog, group(&mut r, 0)).unwrap();
+        append(&vlog, group(&mut r, 1)).unwrap();
+        let last = append(&vlog, group(&mut r, 2)).unwrap();
+        vlog.rotate().unwrap(); // file 1 is now an older, sealed file: opens check its seal only
+        vlog.close().unwrap();
+        drop(vlog);
+        let path = Path::new(DIR).join("000001.vlog");
+        let mut bytes = sim.durable_bytes(&path).unwrap();
+        bytes[last.ptrs[1].offset as usize + 5] ^= 1;
+        sim.set_bytes(&path, &bytes).unwrap();
+        let (vlog, _) = open_sim(&sim, read_only(opts(1 << 20, 1000))).unwrap();
+        let mut seen = Vec::new();
+        vlog.iterate_file(1, |vp, _| {
+            seen.push(vp);
+            Ok(if seen.len() == 2 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })
+        .unwrap();
+        assert_eq!(seen, first.ptrs[..2]);
+        let all = vlog.iterate_file(1, |_, _| Ok(ControlFlow::Continue(())));
+        assert!(all.is_err_and(|e| e.is_corruption()));
     }
 
     #[test]
