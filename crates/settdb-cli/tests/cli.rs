@@ -96,6 +96,7 @@ fn bench_write_then_read_info_verify_and_flatten() {
         .success()
         .stdout(contains("every listed table has its file"))
         .stdout(contains("keys (estimate): 10,000"))
+        .stdout(contains("encryption: none"))
         .stdout(contains("key range"));
     settdb()
         .args(["verify", "--dir"])
@@ -1028,6 +1029,17 @@ fn encrypted_database_needs_its_key_file_and_rotate_changes_it() {
             .assert()
             .success();
     }
+    settdb()
+        .args(["info", "--dir"])
+        .arg(&db)
+        .arg("--encryption-key-file")
+        .arg(&k1)
+        .assert()
+        .success()
+        .stdout(
+            contains("encryption: AES-256-GCM, 1 data key in KEYREGISTRY")
+                .and(contains("data key    1  created at unix")),
+        );
     settdb()
         .args(["rotate", "--dir"])
         .arg(&db)

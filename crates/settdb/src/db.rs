@@ -58,6 +58,16 @@ pub struct Db {
     inner: Arc<DbInner>,
 }
 
+/// One data key of an encrypted database ([`Db::encryption_keys`]); its bytes stay inside
+/// the key registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DataKeyInfo {
+    /// The id every file sealed under it records.
+    pub id: u64,
+    /// When it was created, in unix seconds.
+    pub created_at: u64,
+}
+
 /// The shared state of an open database.
 pub(crate) struct DbInner {
     pub(crate) opts: Options,
@@ -593,6 +603,18 @@ impl Db {
         // A pass over the whole tree: it must not flush the block cache (fill_cache off).
         let sources = snap.sources(None, &PrefixRange::new(&[]), 0, false);
         crate::verify::verify_open(&tables, sources, self.inner.vlog.as_deref())
+    }
+
+    /// The data keys of an encrypted database, oldest first (empty for a plaintext one). New
+    /// files are sealed under the newest, which is replaced once it is older than
+    /// `encryption_key_rotation_duration`; a file keeps the key it was sealed with.
+    pub fn encryption_keys(&self) -> Vec<DataKeyInfo> {
+        self.inner.keys.as_ref().map_or_else(Vec::new, |k| {
+            k.key_ids()
+                .into_iter()
+                .map(|(id, created_at)| DataKeyInfo { id, created_at })
+                .collect()
+        })
     }
 
     /// The block and index caches' statistics: hits, misses, inserts, evictions, entries,

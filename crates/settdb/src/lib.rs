@@ -62,7 +62,7 @@ mod vlog_gc;
 pub(crate) mod write;
 
 pub use batch::{WriteBatch, DEFAULT_MAX_PENDING_TXNS};
-pub use db::{Db, DbSize, ValueLogFileInfo};
+pub use db::{DataKeyInfo, Db, DbSize, ValueLogFileInfo};
 pub use entry::Entry;
 pub use error::{Error, Result};
 pub use inventory::{rotate_encryption_key, LOCK_FILE_NAME};

@@ -280,6 +280,16 @@ fn data_keys_rotate_by_age_and_every_file_has_its_own_salt() {
     assert!(key_ids.len() >= 3, "data keys used: {key_ids:?}");
     let db = Db::open(o).unwrap();
     check_model(&db, &model);
+    // Every key a file uses is listed, oldest first, with increasing ids and creation times.
+    let listed = db.encryption_keys();
+    assert!(key_ids.iter().all(|id| listed.iter().any(|k| k.id == *id)));
+    assert!(listed
+        .windows(2)
+        .all(|w| w[0].id < w[1].id && w[0].created_at <= w[1].created_at));
+    db.close().unwrap();
+    let plain = tempfile::tempdir().unwrap();
+    let db = Db::open(opts(plain.path(), &[])).unwrap();
+    assert!(db.encryption_keys().is_empty());
     db.close().unwrap();
 }
 

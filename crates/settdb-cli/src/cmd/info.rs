@@ -36,6 +36,37 @@ pub struct InfoArgs {
     pub hex: bool,
 }
 
+/// Prints whether the database is encrypted and, if it is, its data keys.
+fn print_encryption(db: &Db, dirs: &DirArgs) {
+    let keys = db.encryption_keys();
+    if keys.is_empty() {
+        println!("encryption: none");
+        return;
+    }
+    // The key file opened the database a moment ago; its length is the AES variant.
+    let aes = dirs
+        .encryption_key_file
+        .as_deref()
+        .and_then(|f| crate::db_dir::read_key_file(f).ok())
+        .map_or("AES-GCM".to_string(), |k| {
+            format!("AES-{}-GCM", k.len() * 8)
+        });
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    println!(
+        "encryption: {aes}, {} in KEYREGISTRY (new files use the newest):",
+        plural(keys.len() as u64, "data key")
+    );
+    for k in &keys {
+        let age = now.saturating_sub(k.created_at) as f64 / 86_400.0;
+        println!(
+            "  data key {:>4}  created at unix {}  ({age:.1} days ago)",
+            k.id, k.created_at
+        );
+    }
+}
+
 /// Runs `info`.
 pub fn run(args: InfoArgs) -> CliResult {
     let dirs = &args.dirs;
@@ -69,6 +100,7 @@ pub fn run(args: InfoArgs) -> CliResult {
                 Encoding::from_hex_flag(args.hex),
             )?;
         }
+        print_encryption(db, dirs);
         println!("caches (this open; `settdb bench read` shows them under load):");
         super::bench_read::print_caches(&settdb::CacheMetrics::default(), &db.cache_metrics());
     }

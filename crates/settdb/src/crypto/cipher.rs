@@ -20,6 +20,8 @@ use aes_gcm::aes::cipher::BlockEncrypt;
 use aes_gcm::aes::{Aes128, Aes192, Aes256};
 use aes_gcm::{AesGcm, Nonce, Tag};
 
+use zeroize::{Zeroize, Zeroizing};
+
 use crate::error::{Error, Result};
 
 /// Bytes of an AES-GCM authentication tag.
@@ -151,9 +153,9 @@ pub fn nonce(offset: u64) -> [u8; NONCE_LEN] {
 }
 
 /// Derives the key of one file from its data key and salt (see the module comment).
-pub fn file_key(data_key: &[u8], salt: &[u8; SALT_LEN]) -> Result<Vec<u8>> {
+pub fn file_key(data_key: &[u8], salt: &[u8; SALT_LEN]) -> Result<Zeroizing<Vec<u8>>> {
     check_key_len(data_key.len())?;
-    let mut out = Vec::with_capacity(32);
+    let mut out = Zeroizing::new(Vec::with_capacity(32));
     for counter in 0u32..2 {
         let mut block = [0u8; 16];
         block[..SALT_LEN].copy_from_slice(salt);
@@ -166,6 +168,7 @@ pub fn file_key(data_key: &[u8], salt: &[u8; SALT_LEN]) -> Result<Vec<u8>> {
         }
         .map_err(|_| Error::InvalidOptions("bad AES key length".into()))?;
         out.extend_from_slice(&b);
+        b.zeroize();
     }
     out.truncate(data_key.len());
     Ok(out)

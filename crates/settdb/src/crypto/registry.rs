@@ -19,6 +19,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use zeroize::{Zeroize, Zeroizing};
+
 use super::cipher::{check_key_len, random_bytes, Aead, FileCipher, NONCE_LEN, SALT_LEN, TAG_LEN};
 use crate::checksum::crc32c;
 use crate::coding::{self, Reader};
@@ -49,7 +51,8 @@ pub struct DataKey {
     pub id: u64,
     /// Unix seconds it was created at.
     pub created_at: u64,
-    bytes: Vec<u8>,
+    /// Wiped when dropped.
+    bytes: Zeroizing<Vec<u8>>,
 }
 
 impl std::fmt::Debug for DataKey {
@@ -192,7 +195,6 @@ impl KeyRegistry {
     }
 
     /// The ids and creation times of every data key, oldest first.
-    #[cfg(test)]
     pub fn key_ids(&self) -> Vec<(u64, u64)> {
         self.lock().values().map(|k| (k.id, k.created_at)).collect()
     }
@@ -230,7 +232,9 @@ impl KeyRegistry {
             super::cipher::Aead::A192(_) => 24,
             super::cipher::Aead::A256(_) => 32,
         };
-        let bytes = random_bytes::<32>()?[..len].to_vec();
+        let mut random = random_bytes::<32>()?;
+        let bytes = Zeroizing::new(random[..len].to_vec());
+        random.zeroize();
         let id = next.keys().next_back().map_or(1, |&i| i + 1);
         let key = DataKey {
             id,
@@ -307,7 +311,7 @@ fn encode(master: &Aead, keys: &BTreeMap<u64, DataKey>) -> Result<Vec<u8>> {
         coding::put_u64(&mut out, k.created_at);
         out.push(k.bytes.len() as u8);
         let nonce = random_bytes::<NONCE_LEN>()?;
-        let mut sealed = k.bytes.clone();
+        let mut sealed = Zeroizing::new(k.bytes.to_vec());
         let tag = master.seal(&nonce, &entry_aad(k.id, k.created_at), &mut sealed)?;
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&sealed);
@@ -378,7 +382,7 @@ fn decode(bytes: &[u8], path: &Path, master: &Aead) -> Result<BTreeMap<u64, Data
         let len = usize::from(r.u8().ok_or_else(cut)?);
         check_key_len(len).map_err(|_| bad(at, format!("data key {id} has {len} bytes")))?;
         let nonce: [u8; NONCE_LEN] = take(&mut r).ok_or_else(cut)?;
-        let mut key = r.bytes(len).ok_or_else(cut)?.to_vec();
+        let mut key = Zeroizing::new(r.bytes(len).ok_or_else(cut)?.to_vec());
         let tag = r.bytes(TAG_LEN).ok_or_else(cut)?;
         if !master.open(&nonce, &entry_aad(id, created_at), &mut key, tag) {
             return Err(Error::Authentication {
@@ -540,7 +544,7 @@ mod tests {
         let keys = decode(&b, Path::new("KEYREGISTRY"), &master).unwrap();
         let k = &keys[&5];
         assert_eq!(
-            (k.id, k.created_at, k.bytes.clone()),
+            (k.id, k.created_at, k.bytes.to_vec()),
             (5, created, vec![0x11; 16])
         );
     }
