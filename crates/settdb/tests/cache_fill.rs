@@ -42,6 +42,11 @@ fn verify_checksum_fills_no_block_cache() {
         (0, 0),
         "verify_checksum filled the block cache: {after:?}"
     );
+    assert_eq!(
+        (after.hits, after.misses),
+        (before.hits, before.misses),
+        "verification's lookups are not the readers': they are not counted"
+    );
 
     let txn = db.new_transaction(false).unwrap();
     let mut it = txn.iter(IteratorOptions::default()).unwrap();

@@ -81,7 +81,9 @@ impl Weighter<u64, Arc<TableIndexes>> for IndexWeight {
 /// What one cache did since the database opened, and holds now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CacheStats {
-    /// Lookups that found their entry.
+    /// Lookups that found their entry. For the block cache, only the lookups of readers that
+    /// fill it (point reads, iterators) count: compaction and verification use cached blocks
+    /// but are not counted.
     pub hits: u64,
     /// Lookups that did not (the entry was then read from its file).
     pub misses: u64,
@@ -249,11 +251,15 @@ impl TableCaches {
         self.indexes.is_some()
     }
 
-    /// Block `idx` of the table with cache id `table`, if cached (counted as a hit or miss).
-    pub fn block(&self, table: u64, idx: u32) -> Option<Arc<Block>> {
+    /// Block `idx` of the table with cache id `table`, if cached; counted as a hit or miss
+    /// when `counted` (the lookups of readers that fill the cache; compaction's and
+    /// verification's are not, so the hit ratio is the readers').
+    pub fn block(&self, table: u64, idx: u32, counted: bool) -> Option<Arc<Block>> {
         let cache = self.blocks.as_ref()?;
         let found = cache.get(&(table, idx));
-        self.block_counters.hit(found.is_some());
+        if counted {
+            self.block_counters.hit(found.is_some());
+        }
         found
     }
 
@@ -325,12 +331,15 @@ mod tests {
         // the weight stays within capacity however many blocks go in (evictions counted).
         let c = TableCaches::new(64 << 10, 0);
         assert!(c.caches_blocks() && !c.caches_indexes());
-        assert!(c.block(1, 0).is_none());
+        assert!(c.block(1, 0, true).is_none());
         c.insert_block(1, 0, block(100));
-        assert!(c.block(1, 0).is_some());
-        assert!(c.block(2, 0).is_none(), "another table's block 0");
+        assert!(c.block(1, 0, true).is_some());
+        assert!(c.block(2, 0, true).is_none(), "another table's block 0");
         let m = c.metrics().block;
         assert_eq!((m.hits, m.misses, m.inserts), (1, 2, 1));
+        // Uncounted lookups (compaction, verification) find the same blocks, count nothing.
+        assert!(c.block(1, 0, false).is_some() && c.block(9, 0, false).is_none());
+        assert_eq!(c.metrics().block, m);
         for i in 0..1000u32 {
             c.insert_block(3, i, block(1000));
             assert!(c.metrics().block.bytes <= 64 << 10);
@@ -347,10 +356,10 @@ mod tests {
     fn since_counts_from_the_earlier_snapshot_and_keeps_what_is_held_now() {
         let c = TableCaches::new(64 << 10, 0);
         c.insert_block(1, 0, block(100));
-        assert!(c.block(1, 0).is_some());
+        assert!(c.block(1, 0, true).is_some());
         let before = c.metrics().block;
-        assert!(c.block(1, 0).is_some());
-        assert!(c.block(1, 1).is_none());
+        assert!(c.block(1, 0, true).is_some());
+        assert!(c.block(1, 1, true).is_none());
         let now = c.metrics().block;
         let d = now.since(&before);
         assert_eq!((d.hits, d.misses, d.inserts, d.evictions), (1, 1, 0, 0));

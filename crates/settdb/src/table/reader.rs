@@ -250,7 +250,7 @@ impl Table {
         let caches = self.opts.caches.as_ref().filter(|c| c.caches_blocks());
         let key = u32::try_from(idx).map_err(|_| Error::InvalidRequest("block index over u32"))?;
         if let Some(c) = caches {
-            if let Some(b) = c.block(self.cache_id, key) {
+            if let Some(b) = c.block(self.cache_id, key, fill_cache) {
                 return Ok(b);
             }
         }
