@@ -20,8 +20,9 @@
 #           values), then `readrandom --threads 2 --duration S --cache_size 256 MiB --statistics`
 #           (its block cache hit ratio from rocksdb.block.cache.hit / miss).
 # Usage: [REPS=n] scripts/bench-caches.sh [work-dir] [read-seconds] [scale]
-#   REPS (default 1) repeats every read run, the engines taking turns, and reports the median
-#   (this machine's throughput varies by up to 1.6x from run to run);
+#   REPS (default 1) repeats every read run, the engines taking turns, and SettDB's plaintext
+#   and encrypted loads in pairs (alternating which goes first), and reports medians (this
+#   machine's throughput varies by up to 1.6x from run to run);
 #   scale multiplies the key count (default 1: 1M keys per load); about 6 minutes at the
 #   defaults on 2 cores after the builds. The databases are removed at the end unless
 #   KEEP_DBS=1; the logs stay in the work dir.
@@ -55,13 +56,29 @@ echo "loads of $n x 128 B and $n x 1 KiB; reads ${read_secs}s from 2 threads, ${
 for v in 128 1024; do
   rm -rf "$work/s-$v" "$work/e-$v" "$work/b-$v" "$work/r-$v"
   echo "load $n x $v B: settdb, settdb encrypted, badger, rocksdb..." >&2
-  read -r s_wall s_rss < <(timed "$work/s-$v.log" "$settdb" bench write --dir "$work/s-$v" -k 16 -v "$v" -m "$m")
-  read -r e_wall e_rss < <(timed "$work/e-$v.log" "$settdb" bench write --dir "$work/e-$v" -k 16 -v "$v" -m "$m" --encryption-key-file "$key")
+  # SettDB's plaintext and encrypted loads REPS times, taking turns (the order alternating),
+  # for the median of each and of their ratio per pair; the last of each is kept for reads.
+  s_loads=; e_loads=; pair_ratios=
+  for rep in $(seq "$reps"); do
+    for which in $( [ $((rep % 2)) = 1 ] && echo "s e" || echo "e s"); do
+      rm -rf "${work:?}/$which-$v"
+      keyarg=(); [ "$which" = e ] && keyarg=(--encryption-key-file "$key")
+      read -r wall rss_mb < <(timed "$work/$which-$v.log" "$settdb" bench write --dir "$work/$which-$v" \
+        -k 16 -v "$v" -m "$m" "${keyarg[@]}")
+      if [ "$which" = s ]; then s_wall=$wall; s_rss=$rss_mb; else e_wall=$wall; e_rss=$rss_mb; fi
+    done
+    s_loads+=" $(rate "$n" "$s_wall")"; e_loads+=" $(rate "$n" "$e_wall")"
+    pair_ratios+=" $(ratio "$(rate "$n" "$e_wall")" "$(rate "$n" "$s_wall")")"
+  done
+  runs+=("load $v B, each pair: settdb$s_loads | settdb-enc$e_loads | enc/plain$pair_ratios")
   read -r b_wall b_rss < <(timed "$work/b-$v.log" badger benchmark write --dir "$work/b-$v" -k 16 -v "$v" -m "$m")
   read -r r_wall r_rss < <(timed "$work/r-$v.log" db_bench --benchmarks=filluniquerandom,flush --db="$work/r-$v" \
     --num="$n" --key_size=16 --value_size="$v" --threads=1 --sync=0 --compression_type=snappy \
     --compression_ratio=1 --bloom_bits=10 --cache_size=$((cache_mb << 20)))
-  row "load $v B (entries/s)" "$(rate "$n" "$s_wall")" "$(rate "$n" "$e_wall")" "$(rate "$n" "$b_wall")" "$(rate "$n" "$r_wall")"
+  load_label="load $v B (entries/s)"
+  [ "$reps" -gt 1 ] && load_label="load $v B (median of $reps)"
+  row "$load_label" "$(echo "$s_loads" | median)" "$(echo "$e_loads" | median)" "$(rate "$n" "$b_wall")" "$(rate "$n" "$r_wall")"
+  runs+=("load $v B, median enc/plain of the pairs: $(echo "$pair_ratios" | median)")
   rss+=("$(printf '%-28s %10s %10s %10s %10s\n' "load $v B peak RSS (MB)" "$s_rss" "$e_rss" "$b_rss" "$r_rss")")
 
   s_all=; e_all=; b_all=; r_all=; sm_all=; em_all=

@@ -182,6 +182,19 @@ mod tests {
     }
 
     #[test]
+    fn user_key_prefix_is_the_first_eight_bytes_big_endian() {
+        // Proves the prefix is the key's first 8 bytes, zero-padded, so it does decide the
+        // order of keys that differ early (a constant would decide nothing).
+        assert_eq!(user_key_prefix(b"ab"), 0x6162_0000_0000_0000);
+        assert_eq!(
+            user_key_prefix(b"0123456789"),
+            u64::from_be_bytes(*b"01234567")
+        );
+        assert_eq!(user_key_prefix(b""), 0);
+        assert!(user_key_prefix(b"a") < user_key_prefix(b"b"));
+    }
+
+    #[test]
     fn prefix_user_keys_order_by_user_key_first() {
         // Proves `a@v` < `ab@w` for every pair of versions, which whole-key memcmp gets wrong.
         for (va, vb) in [(0, 0), (0, u64::MAX), (u64::MAX, 0), (7, 3)] {

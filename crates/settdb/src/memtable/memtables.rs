@@ -166,3 +166,66 @@ impl Memtables {
         self.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::key_with_version;
+    use crate::memtable::MemValue;
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    /// A memtable `id` holding one entry (an empty one is not queued for flushing).
+    fn full(id: u64) -> Arc<Memtable> {
+        let m = Memtable::in_memory(id);
+        m.list()
+            .insert(Bytes::from(key_with_version(b"k", id)), MemValue::default());
+        Arc::new(m)
+    }
+
+    fn ids(v: &MemtablesView) -> Vec<u64> {
+        v.newest_first.iter().map(|m| m.id()).collect()
+    }
+
+    #[test]
+    fn rotation_stalls_at_the_limit_until_a_flush_and_views_follow_every_change() {
+        // Proves the write stall: with room for 3 memtables, rotations return at once until
+        // 3 are in memory, the next waits until the oldest immutable is flushed and removed,
+        // and close releases a waiting rotation; the published view is the mutable then the
+        // immutables newest first after every change; an empty mutable is not queued.
+        let m = Arc::new(Memtables::new(
+            Arc::new(Memtable::in_memory(1)),
+            Vec::new(),
+            3,
+        ));
+        assert_eq!(ids(&m.view()), [1]);
+        assert_eq!(m.rotate(full(2)), 0, "an empty memtable is not queued");
+        assert_eq!(ids(&m.current()), [2]);
+        assert_eq!(m.rotate(full(3)), 1);
+        assert_eq!(m.rotate(full(4)), 2);
+        assert_eq!(ids(&m.view()), [4, 3, 2]);
+        let waiter = {
+            let m = Arc::clone(&m);
+            std::thread::spawn(move || m.rotate(full(5)))
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            !waiter.is_finished(),
+            "a fourth memtable must wait for a flush"
+        );
+        assert_eq!(m.wait_oldest_immutable().map(|t| t.id()), Some(2));
+        m.remove_flushed(2);
+        assert_eq!(waiter.join().unwrap(), 2);
+        assert_eq!(ids(&m.view()), [5, 4, 3]);
+        let closing = {
+            let m = Arc::clone(&m);
+            std::thread::spawn(move || m.rotate(full(6)))
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!closing.is_finished());
+        m.close();
+        closing.join().unwrap();
+        assert_eq!(m.immutable_count(), 3);
+        assert_eq!(ids(&m.view()), [6, 5, 4, 3]);
+    }
+}

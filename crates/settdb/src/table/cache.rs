@@ -354,12 +354,22 @@ mod tests {
 
     #[test]
     fn since_counts_from_the_earlier_snapshot_and_keeps_what_is_held_now() {
-        let c = TableCaches::new(64 << 10, 0);
-        c.insert_block(1, 0, block(100));
-        assert!(c.block(1, 0, true).is_some());
+        // A cache of two blocks' weight: the third insert evicts, so `before` holds a hit, a
+        // miss, inserts and an eviction, and each counter must be taken from it.
+        let c = TableCaches::new(2 * (block(100).size_bytes() as u64 + ENTRY_OVERHEAD), 0);
+        for i in 0..3 {
+            c.insert_block(1, i, block(100));
+        }
+        let held = (0..3).find(|&i| c.block(1, i, false).is_some()).unwrap();
+        assert!(c.block(1, held, true).is_some());
+        assert!(c.block(1, 9, true).is_none());
         let before = c.metrics().block;
-        assert!(c.block(1, 0, true).is_some());
-        assert!(c.block(1, 1, true).is_none());
+        assert!(
+            before.hits > 0 && before.misses > 0 && before.evictions > 0,
+            "{before:?}"
+        );
+        assert!(c.block(1, held, true).is_some());
+        assert!(c.block(1, 8, true).is_none());
         let now = c.metrics().block;
         let d = now.since(&before);
         assert_eq!((d.hits, d.misses, d.inserts, d.evictions), (1, 1, 0, 0));

@@ -117,6 +117,21 @@ mod tests {
     use std::time::Duration;
 
     #[test]
+    fn last_begun_is_the_largest_timestamp_ever_begun() {
+        // Proves last_begun follows the largest begin (not the latest call), done or not.
+        let w = WaterMark::new(2);
+        assert_eq!(w.last_begun(), 2);
+        w.begin(7);
+        w.begin(4);
+        assert_eq!(w.last_begun(), 7);
+        assert_eq!(w.begin_with(|| 9), 9);
+        w.done(7);
+        w.done(4);
+        w.done(9);
+        assert_eq!((w.last_begun(), w.done_until()), (9, 9));
+    }
+
+    #[test]
     fn mark_waits_for_the_oldest_pending() {
         // Proves done_until stops below the oldest pending timestamp and jumps when it ends.
         let w = WaterMark::new(0);
