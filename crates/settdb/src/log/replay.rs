@@ -11,6 +11,7 @@
 //! power loss leaves. It never writes (rule 7) and reads through a bounded [`Window`].
 //! Normative page: docs/format/log.md.
 
+use std::convert::Infallible;
 use std::ops::ControlFlow;
 
 use super::batch::{check_batch, Placement, ReplayBatch, Scratch};
@@ -110,10 +111,14 @@ pub fn replay_with(
     keys: Option<&KeyRegistry>,
     mut f: impl FnMut(&ReplayBatch<'_>) -> Result<()>,
 ) -> Result<ReplayEnd> {
-    let end = replay_until(file, expected, keys, |b| {
-        f(b).map(|()| ControlFlow::Continue(()))
+    // `f` never stops the replay: the break type is uninhabited.
+    let flow = replay_flow(file, expected, keys, |b| {
+        f(b).map(|()| ControlFlow::<Infallible>::Continue(()))
     })?;
-    end.ok_or_else(|| Error::corruption(file.path(), 0, "replay stopped without being asked"))
+    match flow {
+        ControlFlow::Continue(end) => Ok(end),
+        ControlFlow::Break(never) => match never {},
+    }
 }
 
 /// [`replay_with`] that `f` may stop (`ControlFlow::Break`): then no later batch is read or
@@ -123,11 +128,24 @@ pub fn replay_until(
     file: &dyn StorageFile,
     expected: LogKind,
     keys: Option<&KeyRegistry>,
-    mut f: impl FnMut(&ReplayBatch<'_>) -> Result<ControlFlow<()>>,
+    f: impl FnMut(&ReplayBatch<'_>) -> Result<ControlFlow<()>>,
 ) -> Result<Option<ReplayEnd>> {
+    Ok(match replay_flow(file, expected, keys, f)? {
+        ControlFlow::Continue(end) => Some(end),
+        ControlFlow::Break(()) => None,
+    })
+}
+
+/// The replay itself: `Break(b)` as soon as `f` breaks with `b`, else the end of the log.
+fn replay_flow<B>(
+    file: &dyn StorageFile,
+    expected: LogKind,
+    keys: Option<&KeyRegistry>,
+    mut f: impl FnMut(&ReplayBatch<'_>) -> Result<ControlFlow<B>>,
+) -> Result<ControlFlow<B, ReplayEnd>> {
     let mut win = Window::new(file, file.len()?);
     let Some(header) = read_header_in(&mut win, expected)? else {
-        return Ok(Some(ReplayEnd {
+        return Ok(ControlFlow::Continue(ReplayEnd {
             header: None,
             valid_end: 0,
             stop: StopReason::Unborn,
@@ -172,8 +190,8 @@ pub fn replay_until(
                     let flow = f(&batch)?;
                     end.batches += 1;
                     end.records += batch.len() as u64;
-                    if flow.is_break() {
-                        return Ok(None);
+                    if let ControlFlow::Break(b) = flow {
+                        return Ok(ControlFlow::Break(b));
                     }
                 }
                 pos = batch.end();
@@ -185,7 +203,7 @@ pub fn replay_until(
         break;
     }
     end.valid_end = pos;
-    Ok(Some(end))
+    Ok(ControlFlow::Continue(end))
 }
 
 /// Reads and checks the header; `None` when the file is unborn.

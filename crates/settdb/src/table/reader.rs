@@ -381,7 +381,8 @@ impl BlockEntry {
         self.block.value_at(self.pos)
     }
 
-    /// The entry's internal key (a copy).
+    /// The entry's internal key (a copy; tests check it against the version).
+    #[cfg(test)]
     pub fn key(&self) -> Vec<u8> {
         let mut k = Vec::new();
         self.block.key_at(self.pos, &mut k);

@@ -204,8 +204,8 @@ fn missing_file(dir: &Path, id: u32, offset: u64) -> Error {
 /// - any number of threads call [`ValueLog::read`], [`ValueLog::pointer_is_valid`] and the
 ///   accessors; they never wait for the writer mutex or any lock (the file map is an
 ///   `ArcSwap`);
-/// - value-log GC (not built yet) calls [`ValueLog::iterate_file`] and
-///   [`ValueLog::delete_file`] on files other than the active one.
+/// - value-log GC calls [`ValueLog::iterate_file`] and [`ValueLog::retire_file`] on files
+///   other than the active one.
 ///
 /// Invariants: every file but the newest (highest id) is complete (valid batches up to its
 /// length) and durable; once writing, the newest is the active file, and files are
