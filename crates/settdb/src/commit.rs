@@ -11,7 +11,7 @@ use crate::key::validate_key;
 use crate::options::Options;
 use crate::txn::{Oracle, WaterMark};
 use crate::value::meta;
-use crate::write::{CallbackRunner, Poison, WriteEntry, WriteQueue, WriteRequest};
+use crate::write::{CallbackRunner, Completion, Poison, WriteEntry, WriteQueue, WriteRequest};
 
 /// The commit side (module doc).
 pub(crate) struct Committer {
@@ -111,6 +111,24 @@ impl Committer {
             .sum();
         self.check_batch_limits(entries.len() as u64, size)?;
         self.check_value_log_fit(entries)
+    }
+
+    /// Queues `entries` at the versions they carry, as one atomic group that does not touch
+    /// the commit watermark ([`crate::write::Duty::Rewrite`]): versions restored from a
+    /// backup, which no commit stamped. Returns the completion to wait for.
+    pub(crate) fn queue_loaded(&self, entries: Vec<WriteEntry>) -> Result<Arc<Completion>> {
+        self.check_writable()?;
+        self.validate_entries(&entries)?;
+        self.queue.push_with(|| Ok(WriteRequest::load(entries)))
+    }
+
+    /// After loaded versions up to `version` are applied: a normal database's next commit
+    /// timestamp goes above them (Badger's `Load` raises `nextTxnTs`); a managed database's
+    /// caller picks its timestamps.
+    pub(crate) fn loaded_up_to(&self, version: u64) {
+        if !self.oracle.is_managed() {
+            self.oracle.advance_past(version);
+        }
     }
 
     /// Writes `entries` at one new version, without a transaction (blind writes never

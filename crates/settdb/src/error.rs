@@ -182,6 +182,28 @@ pub enum Error {
         offset: u64,
     },
 
+    /// A backup's bytes are not a valid backup: a frame cut short, a length over the limit,
+    /// bytes that are not a protobuf `KVList`, or a KV SettDB cannot store.
+    #[error("bad backup: frame at offset {offset}: {reason}")]
+    BadBackup {
+        /// Byte offset of the frame in the backup.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+
+    /// Reading or writing a backup's bytes failed.
+    #[error("I/O error during backup {op} at offset {offset}: {source}")]
+    BackupIo {
+        /// `"read"`, `"write"` or `"flush"`.
+        op: &'static str,
+        /// Byte offset in the backup where it failed.
+        offset: u64,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+
     /// A call is not valid in the current state (for example managed and normal calls mixed).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),

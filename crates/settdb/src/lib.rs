@@ -24,6 +24,7 @@ macro_rules! setter {
     };
 }
 
+pub mod backup;
 mod batch;
 mod bulk_drop;
 pub(crate) mod checksum;
@@ -50,6 +51,7 @@ pub(crate) mod memtable;
 pub mod options;
 mod read;
 mod repair;
+pub mod stream;
 pub(crate) mod table;
 mod transaction;
 pub(crate) mod txn;
@@ -61,6 +63,7 @@ pub(crate) mod vlog;
 mod vlog_gc;
 pub(crate) mod write;
 
+pub use backup::{BackupProgress, LoadSummary};
 pub use batch::{WriteBatch, DEFAULT_MAX_PENDING_TXNS};
 pub use db::{DataKeyInfo, Db, DbSize, ValueLogFileInfo};
 pub use entry::Entry;
@@ -70,6 +73,7 @@ pub use key::{validate_key, MAX_KEY_SIZE};
 pub use options::{ChecksumVerificationMode, Compression, Options};
 pub use read::{DbIterator, Item, IteratorOptions};
 pub use repair::{repair, RepairReport};
+pub use stream::{KeyVersions, Stream, StreamSummary};
 pub use table::{CacheMetrics, CacheStats};
 pub use transaction::Txn;
 pub use txn_iterator::TxnIterator;

@@ -172,6 +172,19 @@ impl Oracle {
         Ok(ts)
     }
 
+    /// Raises the next commit timestamp above `version` (versions loaded from a backup, already
+    /// applied), and the commit watermark with it, so a read that starts after sees them.
+    /// Commits in flight keep the watermark below their timestamps until they are applied.
+    pub fn advance_past(&self, version: u64) {
+        let _st = self.lock();
+        if self.next_ts.load(Ordering::Acquire) > version {
+            return;
+        }
+        self.applied.begin(version);
+        self.next_ts.store(version + 1, Ordering::Release);
+        self.applied.done(version);
+    }
+
     /// Forgets committed transactions no live reader can conflict with.
     fn forget_old(&self, st: &mut OracleState) {
         let oldest_reader = self.read_mark.pending_min().unwrap_or(u64::MAX);

@@ -99,6 +99,12 @@ impl WriteRequest {
         req
     }
 
+    /// Versions restored from a backup ([`Duty::Rewrite`] with no check): written at the
+    /// versions they carry without touching the commit watermark; durable at the next sync.
+    pub fn load(entries: Vec<WriteEntry>) -> Self {
+        WriteRequest::with_duty(entries, Duty::Rewrite)
+    }
+
     /// A memtable rotation barrier ([`Duty::RotateMemtable`]).
     pub fn rotate_memtable() -> Self {
         WriteRequest::with_duty(Vec::new(), Duty::RotateMemtable)

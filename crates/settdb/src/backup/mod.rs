@@ -1,0 +1,393 @@
+//! Backups in Badger's format (docs/format/backup.md): frames of an 8-byte little-endian
+//! length and a protobuf [`pb::KvList`]; [`Db::backup`] writes them from a [`crate::Stream`],
+//! [`Db::load`] reads them back into a database.
+
+#[allow(missing_docs, clippy::doc_markdown)]
+pub mod pb;
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use prost::Message;
+
+use self::pb::{Kv, KvList};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::key::{validate_key, INTERNAL_KEY_PREFIX};
+use crate::stream::KeyVersions;
+use crate::value::meta;
+use crate::write::{Completion, WriteEntry};
+
+/// Bytes of a frame's length prefix.
+pub const FRAME_HEADER_LEN: u64 = 8;
+
+/// Largest frame [`FrameReader`] accepts: 2 GiB. Badger cuts frames at about 100 MB, but one
+/// key's versions are never split, so a frame may hold a value near Badger's 1 GiB limit; a
+/// larger length is damage, refused before anything is allocated for it.
+pub const MAX_FRAME_LEN: u64 = 2 << 30;
+
+/// Bytes of one write of a load at most (with `max_pending_writes` writes in flight): large
+/// enough that the writer's per-write costs vanish, small enough to bound memory.
+const MAX_LOAD_BATCH_BYTES: u64 = 16 << 20;
+
+/// Meta bits a backup may carry and SettDB stores: delete, discard earlier versions, merge.
+const KEPT_META: u8 = meta::DELETE | meta::DISCARD_EARLIER_VERSIONS | meta::MERGE;
+
+/// Meta bits a backup may carry that are dropped on load: Badger's value pointer bit (the
+/// value is in the frame) and the transaction framing bits.
+const DROPPED_META: u8 = meta::VALUE_POINTER | meta::TXN | meta::FIN_TXN;
+
+/// Writes `list` as one frame; returns the bytes written.
+pub fn write_frame(w: &mut (impl Write + ?Sized), list: &KvList, offset: u64) -> Result<u64> {
+    let body = list.encode_to_vec();
+    let io = |e| Error::BackupIo {
+        op: "write",
+        offset,
+        source: e,
+    };
+    w.write_all(&(body.len() as u64).to_le_bytes())
+        .map_err(io)?;
+    w.write_all(&body).map_err(io)?;
+    Ok(FRAME_HEADER_LEN + body.len() as u64)
+}
+
+/// Reads frames one by one, checking each.
+#[derive(Debug)]
+pub struct FrameReader<R> {
+    r: R,
+    offset: u64,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> FrameReader<R> {
+    /// A reader of the frames of `r`, from its current position (offset 0).
+    pub fn new(r: R) -> Self {
+        FrameReader {
+            r,
+            offset: 0,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Bytes consumed so far: the offset of the next frame.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The next frame and its offset; `None` at a clean end (the input ends between frames).
+    ///
+    /// Errors ([`Error::BadBackup`], naming the frame's offset): the input ends inside a
+    /// length or a frame, a length over [`MAX_FRAME_LEN`], bytes that are not a `KVList`;
+    /// [`Error::BackupIo`] when reading fails.
+    pub fn next_frame(&mut self) -> Result<Option<(u64, KvList)>> {
+        let at = self.offset;
+        let mut len = [0u8; 8];
+        let got = read_full(&mut self.r, &mut len, at)?;
+        if got == 0 {
+            return Ok(None);
+        }
+        if got < len.len() {
+            return Err(bad(
+                at,
+                format!("the input ends inside a frame length ({got} of 8 bytes)"),
+            ));
+        }
+        let n = u64::from_le_bytes(len);
+        if n > MAX_FRAME_LEN {
+            return Err(bad(
+                at,
+                format!("frame length {n} is over the limit of {MAX_FRAME_LEN} bytes"),
+            ));
+        }
+        self.buf.clear();
+        (&mut self.r)
+            .take(n)
+            .read_to_end(&mut self.buf)
+            .map_err(|e| Error::BackupIo {
+                op: "read",
+                offset: at,
+                source: e,
+            })?;
+        if (self.buf.len() as u64) < n {
+            return Err(bad(
+                at,
+                format!(
+                    "the input ends inside the frame: {} of its {n} bytes are present",
+                    self.buf.len()
+                ),
+            ));
+        }
+        let list = KvList::decode(self.buf.as_slice())
+            .map_err(|e| bad(at, format!("the frame is not a protobuf KVList: {e}")))?;
+        self.offset = at + FRAME_HEADER_LEN + n;
+        Ok(Some((at, list)))
+    }
+}
+
+/// Fills `buf` unless the input ends first; returns the bytes read.
+fn read_full(r: &mut impl Read, buf: &mut [u8], offset: u64) -> Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                return Err(Error::BackupIo {
+                    op: "read",
+                    offset,
+                    source: e,
+                })
+            }
+        }
+    }
+    Ok(got)
+}
+
+fn bad(offset: u64, reason: String) -> Error {
+    Error::BadBackup { offset, reason }
+}
+
+/// Badger's backup `KeyToList`: every version newest first with its meta (transaction bits
+/// and the value-pointer bit cleared), deleted and expired versions without a value and ending
+/// the key; a version that discards earlier versions is followed by a delete marker one
+/// version below it, and ends the key.
+pub(crate) fn backup_versions(versions: &mut KeyVersions<'_>) -> Result<Vec<Kv>> {
+    let key = versions.key().to_vec();
+    let mut out = Vec::new();
+    while let Some(item) = versions.next_version()? {
+        let dead = item.is_deleted_or_expired();
+        out.push(Kv {
+            key: key.clone(),
+            value: if dead { Vec::new() } else { item.value()? },
+            user_meta: vec![item.user_meta()],
+            version: item.version(),
+            expires_at: item.expires_at(),
+            meta: vec![item.meta() & !DROPPED_META],
+            ..Kv::default()
+        });
+        if item.discard_earlier_versions() {
+            out.push(Kv {
+                key: key.clone(),
+                version: item.version().saturating_sub(1),
+                meta: vec![meta::DELETE],
+                ..Kv::default()
+            });
+            break;
+        }
+        if dead {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// Progress of a backup, reported after each frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BackupProgress {
+    /// Frames written.
+    pub frames: u64,
+    /// KVs written.
+    pub kvs: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+/// Writes the backup of `db` newer than `since` to `w`; see [`Db::backup`].
+pub(crate) fn backup(
+    db: &Db,
+    w: &mut dyn Write,
+    since: u64,
+    progress: &mut dyn FnMut(&BackupProgress),
+) -> Result<u64> {
+    let mut done = BackupProgress::default();
+    let summary = db
+        .stream()
+        .since_ts(since)
+        .key_to_list(backup_versions)
+        .run(|list| {
+            done.bytes += write_frame(w, &list, done.bytes)?;
+            done.frames += 1;
+            done.kvs += list.kv.len() as u64;
+            progress(&done);
+            Ok(())
+        })?;
+    w.flush().map_err(|e| Error::BackupIo {
+        op: "flush",
+        offset: done.bytes,
+        source: e,
+    })?;
+    Ok(summary.max_version.max(since))
+}
+
+/// What [`Db::load`] loaded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadSummary {
+    /// Frames read.
+    pub frames: u64,
+    /// Versions written.
+    pub kvs: u64,
+    /// Bytes of the backup read.
+    pub bytes: u64,
+    /// The largest version loaded (0 if none).
+    pub max_version: u64,
+}
+
+/// Checks one KV of the frame at `offset` and turns it into the entry to write.
+fn entry_of(kv: Kv, offset: u64, index: usize) -> Result<WriteEntry> {
+    let at = |reason: String| bad(offset, format!("KV {index}: {reason}"));
+    validate_key(&kv.key).map_err(|e| at(format!("bad key: {e}")))?;
+    if kv.key.starts_with(INTERNAL_KEY_PREFIX) {
+        return Err(at("a key under SettDB's internal prefix !settdb!".into()));
+    }
+    if kv.version == 0 {
+        return Err(at("version 0 (versions start at 1)".into()));
+    }
+    if kv.user_meta.len() > 1 || kv.meta.len() > 1 {
+        return Err(at(format!(
+            "user_meta and meta are one byte each; they have {} and {}",
+            kv.user_meta.len(),
+            kv.meta.len()
+        )));
+    }
+    let m = kv.meta.first().copied().unwrap_or(0);
+    if m & !(KEPT_META | DROPPED_META) != 0 {
+        return Err(at(format!("meta {m:#04x} has bits no format defines")));
+    }
+    let m = m & KEPT_META;
+    let value = if m & meta::DELETE != 0 {
+        Bytes::new()
+    } else {
+        Bytes::from(kv.value)
+    };
+    Ok(WriteEntry {
+        key: Bytes::from(kv.key),
+        version: kv.version,
+        meta: m,
+        user_meta: kv.user_meta.first().copied().unwrap_or(0),
+        expires_at: kv.expires_at,
+        value,
+    })
+}
+
+/// Loads the frames of `r` into `db`; see [`Db::load`].
+pub(crate) fn load(
+    db: &Db,
+    r: &mut dyn Read,
+    max_pending_writes: usize,
+    progress: &mut dyn FnMut(&LoadSummary),
+) -> Result<LoadSummary> {
+    let mut frames = FrameReader::new(r);
+    let mut loader = Loader {
+        db,
+        batch: Vec::new(),
+        batch_max_version: 0,
+        batch_bytes: 0,
+        batch_vlog_bytes: 0,
+        in_flight: VecDeque::new(),
+        max_pending: max_pending_writes.max(1),
+        summary: LoadSummary::default(),
+    };
+    let read = loop {
+        let (offset, list) = match frames.next_frame() {
+            Ok(Some(f)) => f,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e),
+        };
+        // The whole frame is checked before any of it is queued.
+        let entries: Result<Vec<WriteEntry>> = list
+            .kv
+            .into_iter()
+            .enumerate()
+            .filter(|(_, kv)| !kv.stream_done)
+            .map(|(i, kv)| entry_of(kv, offset, i))
+            .collect();
+        let entries = match entries {
+            Ok(e) => e,
+            Err(e) => break Err(e),
+        };
+        if let Err(e) = loader.add(entries) {
+            break Err(e);
+        }
+        loader.summary.frames += 1;
+        loader.summary.bytes = frames.offset();
+        progress(&loader.summary);
+    };
+    // Whatever was read before an error is still written, so the database holds every whole
+    // frame before it; the error is returned after.
+    let finished = loader.finish();
+    read.and(finished).map(|()| loader.summary)
+}
+
+struct Loader<'a> {
+    db: &'a Db,
+    batch: Vec<WriteEntry>,
+    batch_max_version: u64,
+    batch_bytes: u64,
+    batch_vlog_bytes: u64,
+    in_flight: VecDeque<(Arc<Completion>, u64)>,
+    max_pending: usize,
+    summary: LoadSummary,
+}
+
+impl Loader<'_> {
+    fn add(&mut self, entries: Vec<WriteEntry>) -> Result<()> {
+        let opts = self.db.options();
+        for e in entries {
+            let charge = opts.entry_charge(e.key.len(), e.value.len());
+            let vlog = if e.meta & meta::DELETE == 0 && opts.goes_to_value_log(e.value.len()) {
+                e.value.len() as u64
+            } else {
+                0
+            };
+            let full = self.batch.len() as u64 + 1 > opts.max_batch_count()
+                || self.batch_bytes + charge > opts.max_batch_size().min(MAX_LOAD_BATCH_BYTES)
+                || self.batch_vlog_bytes + vlog > opts.value_log_file_size;
+            if full && !self.batch.is_empty() {
+                self.submit()?;
+            }
+            // A single entry too large for one write is refused by the write path.
+            self.batch_max_version = self.batch_max_version.max(e.version);
+            self.batch_bytes += charge;
+            self.batch_vlog_bytes += vlog;
+            self.batch.push(e);
+        }
+        Ok(())
+    }
+
+    fn submit(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        while self.in_flight.len() >= self.max_pending {
+            self.wait_oldest()?;
+        }
+        let n = self.batch.len() as u64;
+        (self.batch_bytes, self.batch_vlog_bytes) = (0, 0);
+        let completion = self.db.load_batch(std::mem::take(&mut self.batch))?;
+        self.in_flight
+            .push_back((completion, std::mem::take(&mut self.batch_max_version)));
+        self.summary.kvs += n;
+        Ok(())
+    }
+
+    fn wait_oldest(&mut self) -> Result<()> {
+        if let Some((c, max_version)) = self.in_flight.pop_front() {
+            c.wait()?;
+            self.db.loaded_up_to(max_version);
+            self.summary.max_version = self.summary.max_version.max(max_version);
+        }
+        Ok(())
+    }
+
+    /// Writes the last batch, waits for every write, makes them durable.
+    fn finish(&mut self) -> Result<()> {
+        let mut r = self.submit();
+        while !self.in_flight.is_empty() {
+            r = r.and(self.wait_oldest());
+        }
+        r.and(self.db.sync())
+    }
+}

@@ -1,0 +1,521 @@
+//! [`Stream`]: every key of one snapshot, read by several threads in parallel and handed to one
+//! callback in batches (Badger's `Stream`). Backups are built on it.
+//!
+//! How the work is split: the key space is cut at the first keys of the tables of the level
+//! that holds the most tables (the bottom level of a settled database), so each range is about
+//! one table's worth of data; the ranges are handed out largest first to `num_threads`
+//! producer threads. Each producer iterates its range with its own iterator at the stream's
+//! read timestamp (all versions, values not prefetched), turns each key into [`Kv`]s with
+//! `key_to_list`, and sends batches of about [`PRODUCER_BATCH_BYTES`] through a bounded
+//! channel; the calling thread gathers them into lists of up to `max_batch_bytes` and calls
+//! `send`. So memory is bounded by the channel's capacity times the producers' batch size, and
+//! `send` is never called from two threads.
+//!
+//! Order: within a range keys come in order; ranges arrive in any order (as in Badger).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
+
+use crate::backup::pb::{Kv, KvList};
+use crate::db::Db;
+use crate::error::Result;
+use crate::key::user_key;
+use crate::levels::LevelsSnapshot;
+use crate::read::{DbIterator, Item, IteratorOptions};
+use crate::transaction::Txn;
+
+/// Bytes a producer gathers before sending them to the `send` side.
+pub const PRODUCER_BATCH_BYTES: usize = 4 << 20;
+
+/// Default soft cap on the bytes of one list handed to `send` (Badger's `MaxSize`: 100 MB).
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 100 << 20;
+
+/// Decides whether a key is streamed, from its newest visible version.
+pub type ChooseKey<'a> = Box<dyn Fn(&Item) -> bool + Send + Sync + 'a>;
+
+/// Turns one key's versions into the KVs to stream (Badger's `KeyToList`).
+pub type KeyToList<'a> = Box<dyn Fn(&mut KeyVersions<'_>) -> Result<Vec<Kv>> + Send + Sync + 'a>;
+
+/// The versions of one key, newest first, as `key_to_list` sees them: a cursor that never
+/// leaves the key.
+pub struct KeyVersions<'it> {
+    it: &'it mut DbIterator,
+    key: Vec<u8>,
+    started: bool,
+}
+
+impl std::fmt::Debug for KeyVersions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyVersions")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyVersions<'_> {
+    /// The user key.
+    pub fn key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The next version of the key (the newest on the first call), deleted and expired ones
+    /// included; `None` after the oldest visible one.
+    pub fn next_version(&mut self) -> Result<Option<&Item>> {
+        if self.started {
+            if !self.it.valid() {
+                return Ok(None);
+            }
+            self.it.next()?;
+        }
+        self.started = true;
+        if self.it.valid() && self.it.item().key() == self.key.as_slice() {
+            Ok(Some(self.it.item()))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// Badger's default `KeyToList` (`Stream.ToList`): the key's versions newest first, each with
+/// its value, up to the first deleted or expired one (not included) or the first that
+/// discards earlier versions (included); only the newest when `versions_to_keep` is 1.
+pub fn live_versions(versions: &mut KeyVersions<'_>, versions_to_keep: u32) -> Result<Vec<Kv>> {
+    let key = versions.key().to_vec();
+    let mut out = Vec::new();
+    while let Some(item) = versions.next_version()? {
+        if item.is_deleted_or_expired() {
+            break;
+        }
+        out.push(Kv {
+            key: key.clone(),
+            value: item.value()?,
+            user_meta: vec![item.user_meta()],
+            version: item.version(),
+            expires_at: item.expires_at(),
+            ..Kv::default()
+        });
+        if versions_to_keep == 1 || item.discard_earlier_versions() {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+/// A parallel read of one snapshot ([`Db::stream`], [`Db::stream_at`]); configure it, then
+/// [`Stream::run`].
+pub struct Stream<'db> {
+    db: &'db Db,
+    read_ts: Option<u64>,
+    prefix: Vec<u8>,
+    num_threads: usize,
+    since_ts: u64,
+    max_batch_bytes: usize,
+    choose_key: Option<ChooseKey<'db>>,
+    key_to_list: Option<KeyToList<'db>>,
+}
+
+impl std::fmt::Debug for Stream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stream")
+            .field("read_ts", &self.read_ts)
+            .field("prefix", &self.prefix)
+            .field("num_threads", &self.num_threads)
+            .field("since_ts", &self.since_ts)
+            .field("max_batch_bytes", &self.max_batch_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a finished [`Stream::run`] went through.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamSummary {
+    /// The read timestamp the stream read at.
+    pub read_ts: u64,
+    /// Keys handed to `key_to_list`.
+    pub keys: u64,
+    /// KVs handed to `send`.
+    pub kvs: u64,
+    /// Lists handed to `send`.
+    pub batches: u64,
+    /// The largest version among the KVs sent (0 if none).
+    pub max_version: u64,
+}
+
+impl<'db> Stream<'db> {
+    pub(crate) fn new(db: &'db Db, read_ts: Option<u64>) -> Self {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Stream {
+            db,
+            read_ts,
+            prefix: Vec::new(),
+            num_threads: threads.clamp(1, 8),
+            since_ts: 0,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            choose_key: None,
+            key_to_list: None,
+        }
+    }
+
+    /// Only keys starting with `prefix` (Badger's `Prefix`).
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<Vec<u8>>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Producer threads (Badger's `NumGo`); default: the machine's cores, at most 8. At least 1.
+    #[must_use]
+    pub fn num_threads(mut self, n: usize) -> Self {
+        self.num_threads = n.max(1);
+        self
+    }
+
+    /// Only versions strictly above `ts` (Badger v4's `SinceTs`).
+    #[must_use]
+    pub fn since_ts(mut self, ts: u64) -> Self {
+        self.since_ts = ts;
+        self
+    }
+
+    /// Soft cap on the bytes of one list handed to `send` (Badger's `MaxSize`); a single
+    /// key's KVs are never split.
+    #[must_use]
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.max_batch_bytes = bytes.max(1);
+        self
+    }
+
+    /// Streams only the keys for which `f` returns true, given the newest visible version
+    /// (Badger's `ChooseKey`).
+    #[must_use]
+    pub fn choose_key(mut self, f: impl Fn(&Item) -> bool + Send + Sync + 'db) -> Self {
+        self.choose_key = Some(Box::new(f));
+        self
+    }
+
+    /// Turns each key's versions into KVs (Badger's `KeyToList`); default [`live_versions`]
+    /// with the database's `num_versions_to_keep`.
+    #[must_use]
+    pub fn key_to_list(
+        mut self,
+        f: impl Fn(&mut KeyVersions<'_>) -> Result<Vec<Kv>> + Send + Sync + 'db,
+    ) -> Self {
+        self.key_to_list = Some(Box::new(f));
+        self
+    }
+
+    /// Reads the snapshot and calls `send` with lists of KVs, on the calling thread, until
+    /// every key is sent. Stops at the first error (of a producer or of `send`) and returns
+    /// it.
+    pub fn run(self, mut send: impl FnMut(KvList) -> Result<()>) -> Result<StreamSummary> {
+        // The read transaction registers the read timestamp, so compaction keeps what the
+        // snapshot sees while the stream runs.
+        let txn: Txn = match self.read_ts {
+            Some(ts) => self.db.new_transaction_at(ts, false)?,
+            None => self.db.new_transaction(false)?,
+        };
+        let read_ts = txn.read_ts();
+        let ranges = Mutex::new(ranges_for(&self.db.levels(), &self.prefix));
+        let stop = AtomicBool::new(false);
+        let default_list: KeyToList<'_> = {
+            let keep = self.db.options().num_versions_to_keep;
+            Box::new(move |v: &mut KeyVersions<'_>| live_versions(v, keep))
+        };
+        let key_to_list = self.key_to_list.as_ref().unwrap_or(&default_list);
+        let producer = Producer {
+            db: self.db,
+            read_ts,
+            opts: IteratorOptions::default()
+                .with_all_versions(true)
+                .with_prefetch_values(false)
+                .with_prefix(self.prefix.clone())
+                .with_since_ts(self.since_ts),
+            choose_key: self.choose_key.as_ref(),
+            key_to_list,
+            ranges: &ranges,
+            stop: &stop,
+        };
+        let (tx, rx) = sync_channel::<Result<(KvList, u64)>>(2 * self.num_threads);
+        let mut summary = StreamSummary {
+            read_ts,
+            ..StreamSummary::default()
+        };
+        let outcome = std::thread::scope(|s| {
+            for _ in 0..self.num_threads {
+                let tx = tx.clone();
+                let producer = &producer;
+                s.spawn(move || producer.run(&tx));
+            }
+            drop(tx);
+            let r = gather(&rx, self.max_batch_bytes, &mut summary, &mut send);
+            // On an error, the producers see `stop` (or a closed channel) and end.
+            stop.store(true, Ordering::Release);
+            drop(rx);
+            r
+        });
+        drop(txn);
+        outcome.map(|()| summary)
+    }
+}
+
+/// The calling thread's side: gathers the producers' lists up to `max_bytes` and sends them.
+fn gather(
+    rx: &Receiver<Result<(KvList, u64)>>,
+    max_bytes: usize,
+    summary: &mut StreamSummary,
+    send: &mut impl FnMut(KvList) -> Result<()>,
+) -> Result<()> {
+    let mut pending = KvList::default();
+    let mut pending_bytes = 0usize;
+    let mut flush = |pending: &mut KvList, bytes: &mut usize, summary: &mut StreamSummary| {
+        if pending.kv.is_empty() {
+            return Ok(());
+        }
+        let list = std::mem::take(pending);
+        *bytes = 0;
+        summary.kvs += list.kv.len() as u64;
+        summary.batches += 1;
+        summary.max_version = list
+            .kv
+            .iter()
+            .map(|kv| kv.version)
+            .fold(summary.max_version, u64::max);
+        send(list)
+    };
+    for msg in rx {
+        let (list, keys) = msg?;
+        summary.keys += keys;
+        let bytes = list_bytes(&list);
+        if pending_bytes > 0 && pending_bytes + bytes > max_bytes {
+            flush(&mut pending, &mut pending_bytes, summary)?;
+        }
+        pending.kv.extend(list.kv);
+        pending_bytes += bytes;
+        if pending_bytes >= max_bytes {
+            flush(&mut pending, &mut pending_bytes, summary)?;
+        }
+    }
+    flush(&mut pending, &mut pending_bytes, summary)
+}
+
+fn kv_bytes(kv: &Kv) -> usize {
+    kv.key.len() + kv.value.len() + kv.user_meta.len() + kv.meta.len() + 24
+}
+
+fn list_bytes(list: &KvList) -> usize {
+    list.kv.iter().map(kv_bytes).sum()
+}
+
+/// What every producer thread shares.
+struct Producer<'a, 'db> {
+    db: &'a Db,
+    read_ts: u64,
+    opts: IteratorOptions,
+    choose_key: Option<&'a ChooseKey<'db>>,
+    key_to_list: &'a KeyToList<'db>,
+    ranges: &'a Mutex<Vec<KeyRange>>,
+    stop: &'a AtomicBool,
+}
+
+impl Producer<'_, '_> {
+    fn run(&self, tx: &SyncSender<Result<(KvList, u64)>>) {
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return;
+            }
+            let next = self.ranges.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let Some(range) = next else { return };
+            if let Err(e) = self.stream_range(&range, tx) {
+                self.stop.store(true, Ordering::Release);
+                let _ = tx.send(Err(e));
+                return;
+            }
+        }
+    }
+
+    /// Streams the keys of `range`; `Ok` also when the receiver went away (the stream is
+    /// ending for another reason).
+    fn stream_range(&self, range: &KeyRange, tx: &SyncSender<Result<(KvList, u64)>>) -> Result<()> {
+        let mut it = self.db.iter_at(self.read_ts, self.opts.clone())?;
+        it.seek(&range.start)?;
+        let mut batch = KvList::default();
+        let (mut bytes, mut keys) = (0usize, 0u64);
+        while it.valid() {
+            if self.stop.load(Ordering::Acquire) {
+                return Ok(());
+            }
+            let key = it.item().key().to_vec();
+            if range.end.as_ref().is_some_and(|end| key >= *end) {
+                break;
+            }
+            if self.choose_key.is_none_or(|choose| choose(it.item())) {
+                let mut versions = KeyVersions {
+                    it: &mut it,
+                    key,
+                    started: false,
+                };
+                let kvs = (self.key_to_list)(&mut versions)?;
+                keys += 1;
+                bytes += kvs.iter().map(kv_bytes).sum::<usize>();
+                batch.kv.extend(kvs);
+                let key = versions.key;
+                skip_key(&mut it, &key)?;
+            } else {
+                skip_key(&mut it, &key)?;
+            }
+            if bytes >= PRODUCER_BATCH_BYTES {
+                if tx.send(Ok((std::mem::take(&mut batch), keys))).is_err() {
+                    return Ok(());
+                }
+                (bytes, keys) = (0, 0);
+            }
+        }
+        if keys > 0 {
+            let _ = tx.send(Ok((batch, keys)));
+        }
+        Ok(())
+    }
+}
+
+/// Moves `it` past every remaining version of `key`.
+fn skip_key(it: &mut DbIterator, key: &[u8]) -> Result<()> {
+    while it.valid() && it.item().key() == key {
+        it.next()?;
+    }
+    Ok(())
+}
+
+/// A range of user keys `[start, end)` (`end: None`: to the last key) and the table bytes it
+/// is estimated to hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KeyRange {
+    pub(crate) start: Vec<u8>,
+    pub(crate) end: Option<Vec<u8>>,
+    pub(crate) bytes: u64,
+}
+
+/// Cuts the key space at `splits` (first keys of tables, with the bytes from each split to
+/// the next), keeps the ranges that can hold keys starting with `prefix`, and orders them so
+/// that `pop` hands out the largest first.
+pub(crate) fn ranges_from_splits(mut splits: Vec<(Vec<u8>, u64)>, prefix: &[u8]) -> Vec<KeyRange> {
+    splits.sort();
+    splits.dedup_by(|b, a| {
+        if a.0 == b.0 {
+            a.1 += b.1;
+            true
+        } else {
+            false
+        }
+    });
+    let mut ranges = Vec::with_capacity(splits.len() + 1);
+    let mut start = Vec::new();
+    let mut bytes = 0;
+    for (key, size) in splits {
+        if !key.is_empty() && key > start {
+            ranges.push(KeyRange {
+                start: std::mem::replace(&mut start, key),
+                end: None,
+                bytes,
+            });
+            bytes = 0;
+        }
+        bytes += size;
+    }
+    ranges.push(KeyRange {
+        start,
+        end: None,
+        bytes,
+    });
+    for i in 1..ranges.len() {
+        let next_start = ranges[i].start.clone();
+        ranges[i - 1].end = Some(next_start);
+    }
+    ranges.retain(|r| may_hold_prefix(r, prefix));
+    // `pop` takes from the back: smallest first in the vector.
+    ranges.sort_by(|a, b| a.bytes.cmp(&b.bytes).then_with(|| b.start.cmp(&a.start)));
+    ranges
+}
+
+/// True if some key starting with `prefix` may lie in `range`.
+fn may_hold_prefix(range: &KeyRange, prefix: &[u8]) -> bool {
+    if prefix.is_empty() {
+        return true;
+    }
+    // Keys with the prefix are >= prefix; the range must end above it.
+    if range.end.as_deref().is_some_and(|end| end <= prefix) {
+        return false;
+    }
+    // A range starting above every key with the prefix holds none of them.
+    range.start.as_slice() <= prefix || range.start.starts_with(prefix)
+}
+
+/// Key ranges for a stream over keys starting with `prefix`: the key space cut at the first
+/// user keys of the tables of the level holding the most tables.
+pub(crate) fn ranges_for(levels: &LevelsSnapshot, prefix: &[u8]) -> Vec<KeyRange> {
+    let level = (0..levels.level_count())
+        .max_by_key(|&l| (levels.tables(l).len(), l))
+        .unwrap_or(0);
+    let splits = levels
+        .tables(level)
+        .iter()
+        .map(|t| {
+            (
+                user_key(t.table().smallest()).to_vec(),
+                t.table().size_bytes(),
+            )
+        })
+        .collect();
+    ranges_from_splits(splits, prefix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: &str) -> Vec<u8> {
+        x.as_bytes().to_vec()
+    }
+
+    #[test]
+    fn ranges_cover_the_key_space_once_and_come_largest_first() {
+        // Proves the ranges tile the key space ([], a), [a, m), [m, ..) without gaps or
+        // overlaps, sizes summed per range, and pop order largest first.
+        let splits = vec![(s("m"), 5), (s("a"), 10), (s("m"), 2)];
+        let mut r = ranges_from_splits(splits, b"");
+        let mut order = Vec::new();
+        while let Some(x) = r.pop() {
+            order.push(x);
+        }
+        assert_eq!(order[0].bytes, 10);
+        assert_eq!(order[0].start, s("a"));
+        assert_eq!(order[0].end, Some(s("m")));
+        assert_eq!(order[1].bytes, 7);
+        assert_eq!(
+            (order[1].start.clone(), order[1].end.clone()),
+            (s("m"), None)
+        );
+        assert_eq!(
+            (order[2].start.clone(), order[2].end.clone()),
+            (s(""), Some(s("a")))
+        );
+        assert_eq!(order.len(), 3);
+    }
+
+    #[test]
+    fn ranges_that_cannot_hold_the_prefix_are_left_out() {
+        // Proves a prefix keeps the ranges its keys can fall in: [c, f) holds "d..", [f, ..)
+        // and [.., c) do not.
+        let r = ranges_from_splits(vec![(s("c"), 1), (s("f"), 1)], b"d");
+        assert_eq!(r.len(), 1);
+        assert_eq!(
+            (r[0].start.clone(), r[0].end.clone()),
+            (s("c"), Some(s("f")))
+        );
+        // A range starting inside the prefix is kept; one ending exactly at it is not.
+        let r = ranges_from_splits(vec![(s("d"), 1), (s("da"), 1)], b"d");
+        let starts: Vec<_> = r.iter().map(|x| x.start.clone()).collect();
+        assert!(starts.contains(&s("d")) && starts.contains(&s("da")));
+        assert!(!starts.contains(&s("")));
+    }
+}
