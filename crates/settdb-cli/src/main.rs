@@ -25,7 +25,10 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use cmd::{bank, bench, delete, drop, flatten, gc, get, info, repair, rotate, scan, set, verify};
+use cmd::{
+    backup, bank, bench, delete, drop, dump, flatten, gc, get, info, repair, restore, rotate, scan,
+    set, verify,
+};
 
 /// SettDB command-line tool.
 #[derive(Debug, Parser)]
@@ -68,6 +71,13 @@ enum Command {
     Gc(gc::GcArgs),
     /// Check every checksum of every table, value-log file and WAL.
     Verify(verify::VerifyArgs),
+    /// Write a backup in Badger's format (`badger restore` reads it too); --since for an
+    /// incremental one.
+    Backup(backup::BackupArgs),
+    /// Load a backup (from `settdb backup` or `badger backup`) into a new database.
+    Restore(restore::RestoreArgs),
+    /// Print a backup file's frames and entries.
+    Dump(dump::DumpArgs),
     /// Rebuild a damaged database from what can still be read; old files go to lost/N/.
     Repair(repair::RepairArgs),
     /// Change an encrypted database's master key (re-seals KEYREGISTRY only).
@@ -88,6 +98,9 @@ fn main() -> ExitCode {
         Command::Flatten(a) => flatten::run(a),
         Command::Gc(a) => gc::run(a),
         Command::Verify(a) => verify::run(a),
+        Command::Backup(a) => backup::run(a),
+        Command::Restore(a) => restore::run(a),
+        Command::Dump(a) => dump::run(a),
         Command::Repair(a) => repair::run(a),
         Command::Rotate(a) => rotate::run(a),
     };
