@@ -122,11 +122,11 @@ fn may_hold_prefix(lo: &[u8], hi: &[u8], prefix: &[u8]) -> bool {
 /// Runs `work` with GC held off, the writer paused, the memtables flushed (and L0 compacted
 /// into the base level if `empty_l0`) and compactions paused; everything resumes after,
 /// whatever `work` returned.
-fn held_still(
+pub(crate) fn held_still<T>(
     ctx: &DropContext<'_>,
     empty_l0: bool,
-    work: impl FnOnce(&crate::compaction::CompactionPause<'_>) -> Result<()>,
-) -> Result<()> {
+    work: impl FnOnce(&crate::compaction::CompactionPause<'_>) -> Result<T>,
+) -> Result<T> {
     let _gc = ctx.gc.map(ValueLogGc::exclusive);
     let (request, gate) = WriteRequest::pause();
     let completion = ctx.queue.push_with(|| Ok(request))?;
@@ -146,8 +146,9 @@ fn held_still(
     drop(pause);
     gate.resume();
     // The pause request itself completes once the writer went on.
-    completion.wait()?;
-    outcome
+    let resumed = completion.wait();
+    let outcome = outcome?;
+    resumed.map(|()| outcome)
 }
 
 /// Resumes the writer when dropped.

@@ -33,6 +33,7 @@ use crate::memtable::{Memtable, Memtables};
 use crate::options::Options;
 use crate::read::{DbIterator, IteratorOptions, PrefixRange, Reader};
 use crate::stream::Stream;
+use crate::stream_writer::{BulkLoadSummary, StreamWriter, StreamWriterContext};
 use crate::table::CacheMetrics;
 use crate::table::{Table, TableBuilderOptions, VecIterator};
 use crate::txn::{Oracle, WaterMark};
@@ -702,6 +703,33 @@ impl Db {
         backup::load(self, r, max_pending_writes, &mut progress)
     }
 
+    /// Bulk-loads an empty database (Badger's `StreamWriter`): `f` writes sorted streams of
+    /// KVs through the [`StreamWriter`] it is given, straight into tables at the last level
+    /// (large values through the value log), bypassing memtables, WAL and compaction; when `f`
+    /// returns `Ok`, every table is added in one MANIFEST edit and the next commit timestamp
+    /// goes above the largest version written. All or nothing: if `f` or the load fails,
+    /// nothing it wrote is kept, and a crash before the end leaves the database as it was.
+    /// Writes queued meanwhile wait; compactions and value-log GC pause.
+    ///
+    /// Errors: [`Error::InvalidRequest`] if the database holds any table when the load starts
+    /// (use [`Db::load`], or [`Db::drop_all`] first), if a stream's KVs are out of order or
+    /// two streams overlap; read-only, closed, poisoned; I/O errors; `f`'s error.
+    pub fn bulk_load<T>(
+        &self,
+        f: impl FnOnce(&mut StreamWriter<'_>) -> Result<T>,
+    ) -> Result<(T, BulkLoadSummary)> {
+        let inner = &self.inner;
+        inner.check_writable()?;
+        let _one = inner.dropping.lock().unwrap_or_else(|e| e.into_inner());
+        let ctx = StreamWriterContext {
+            opts: &inner.opts,
+            levels: &inner.levels,
+            vlog: inner.vlog.as_ref(),
+        };
+        let raise = |v| inner.committer.loaded_up_to(v);
+        crate::stream_writer::run(&inner.drop_context(&|| inner.discard_ts()), ctx, &raise, f)
+    }
+
     /// Queues loaded versions ([`Db::load`]).
     pub(crate) fn load_batch(&self, entries: Vec<WriteEntry>) -> Result<Arc<Completion>> {
         self.inner.committer.queue_loaded(entries)
@@ -787,8 +815,7 @@ impl DbInner {
         self.reader.get(key, read_ts)
     }
 
-    /// Versions at or below this may be discarded by compaction: no reader can see them.
-    /// What `drop_all` and `drop_prefix` work with.
+    /// What `drop_all`, `drop_prefix` and `bulk_load` work with.
     fn drop_context<'a>(&'a self, discard_ts: &'a dyn Fn() -> u64) -> DropContext<'a> {
         DropContext {
             queue: &self.queue,
@@ -803,6 +830,7 @@ impl DbInner {
         }
     }
 
+    /// Versions at or below this may be discarded by compaction: no reader can see them.
     pub(crate) fn discard_ts(&self) -> u64 {
         self.oracle.discard_ts()
     }

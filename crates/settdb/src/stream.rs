@@ -113,6 +113,7 @@ pub struct Stream<'db> {
     max_batch_bytes: usize,
     choose_key: Option<ChooseKey<'db>>,
     key_to_list: Option<KeyToList<'db>>,
+    done_markers: bool,
 }
 
 impl std::fmt::Debug for Stream<'_> {
@@ -154,6 +155,7 @@ impl<'db> Stream<'db> {
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             choose_key: None,
             key_to_list: None,
+            done_markers: false,
         }
     }
 
@@ -183,6 +185,15 @@ impl<'db> Stream<'db> {
     #[must_use]
     pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
         self.max_batch_bytes = bytes.max(1);
+        self
+    }
+
+    /// After the last KV of each range, sends a KV with only `stream_id` and `stream_done`
+    /// set (Badger's `SendDoneMarkers`): a [`crate::StreamWriter`] then finishes that
+    /// stream's table at once. Off by default (backups never hold them).
+    #[must_use]
+    pub fn done_markers(mut self, on: bool) -> Self {
+        self.done_markers = on;
         self
     }
 
@@ -235,6 +246,7 @@ impl<'db> Stream<'db> {
             key_to_list,
             ranges: &ranges,
             stop: &stop,
+            done_markers: self.done_markers,
         };
         let (tx, rx) = sync_channel::<Result<(KvList, u64)>>(2 * self.num_threads);
         let mut summary = StreamSummary {
@@ -274,7 +286,7 @@ fn gather(
         }
         let list = std::mem::take(pending);
         *bytes = 0;
-        summary.kvs += list.kv.len() as u64;
+        summary.kvs += list.kv.iter().filter(|kv| !kv.stream_done).count() as u64;
         summary.batches += 1;
         summary.max_version = list
             .kv
@@ -316,6 +328,7 @@ struct Producer<'a, 'db> {
     key_to_list: &'a KeyToList<'db>,
     ranges: &'a Mutex<Vec<KeyRange>>,
     stop: &'a AtomicBool,
+    done_markers: bool,
 }
 
 impl Producer<'_, '_> {
@@ -355,7 +368,10 @@ impl Producer<'_, '_> {
                     key,
                     started: false,
                 };
-                let kvs = (self.key_to_list)(&mut versions)?;
+                let mut kvs = (self.key_to_list)(&mut versions)?;
+                for kv in &mut kvs {
+                    kv.stream_id = range.id;
+                }
                 keys += 1;
                 bytes += kvs.iter().map(kv_bytes).sum::<usize>();
                 batch.kv.extend(kvs);
@@ -371,7 +387,14 @@ impl Producer<'_, '_> {
                 (bytes, keys) = (0, 0);
             }
         }
-        if keys > 0 {
+        if self.done_markers {
+            batch.kv.push(Kv {
+                stream_id: range.id,
+                stream_done: true,
+                ..Kv::default()
+            });
+        }
+        if !batch.kv.is_empty() {
             let _ = tx.send(Ok((batch, keys)));
         }
         Ok(())
@@ -390,6 +413,8 @@ fn skip_key(it: &mut DbIterator, key: &[u8]) -> Result<()> {
 /// is estimated to hold.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct KeyRange {
+    /// The stream id of the KVs read from this range (1-based, as Badger numbers them).
+    pub(crate) id: u32,
     pub(crate) start: Vec<u8>,
     pub(crate) end: Option<Vec<u8>>,
     pub(crate) bytes: u64,
@@ -414,6 +439,7 @@ pub(crate) fn ranges_from_splits(mut splits: Vec<(Vec<u8>, u64)>, prefix: &[u8])
     for (key, size) in splits {
         if !key.is_empty() && key > start {
             ranges.push(KeyRange {
+                id: 0,
                 start: std::mem::replace(&mut start, key),
                 end: None,
                 bytes,
@@ -423,10 +449,14 @@ pub(crate) fn ranges_from_splits(mut splits: Vec<(Vec<u8>, u64)>, prefix: &[u8])
         bytes += size;
     }
     ranges.push(KeyRange {
+        id: 0,
         start,
         end: None,
         bytes,
     });
+    for (i, r) in ranges.iter_mut().enumerate() {
+        r.id = u32::try_from(i + 1).unwrap_or(u32::MAX);
+    }
     for i in 1..ranges.len() {
         let next_start = ranges[i].start.clone();
         ranges[i - 1].end = Some(next_start);

@@ -29,7 +29,12 @@ fn kvs_of(bytes: &[u8]) -> Vec<Kv> {
     let mut r = FrameReader::new(bytes);
     let mut per_key: BTreeMap<Vec<u8>, Vec<Kv>> = BTreeMap::new();
     while let Some((_, list)) = r.next_frame().unwrap() {
-        for kv in list.kv {
+        for mut kv in list.kv {
+            assert!(
+                kv.stream_id > 0,
+                "a backup's KVs carry their range's stream id"
+            );
+            kv.stream_id = 0;
             per_key.entry(kv.key.clone()).or_default().push(kv);
         }
     }

@@ -154,7 +154,7 @@ fn bad(offset: u64, reason: String) -> Error {
 /// and the value-pointer bit cleared), deleted and expired versions without a value and ending
 /// the key; a version that discards earlier versions is followed by a delete marker one
 /// version below it, and ends the key.
-pub(crate) fn backup_versions(versions: &mut KeyVersions<'_>) -> Result<Vec<Kv>> {
+pub fn backup_key_to_list(versions: &mut KeyVersions<'_>) -> Result<Vec<Kv>> {
     let key = versions.key().to_vec();
     let mut out = Vec::new();
     while let Some(item) = versions.next_version()? {
@@ -206,7 +206,7 @@ pub(crate) fn backup(
     let summary = db
         .stream()
         .since_ts(since)
-        .key_to_list(backup_versions)
+        .key_to_list(backup_key_to_list)
         .run(|list| {
             done.bytes += write_frame(w, &list, done.bytes)?;
             done.frames += 1;
@@ -236,7 +236,7 @@ pub struct LoadSummary {
 }
 
 /// Checks one KV of the frame at `offset` and turns it into the entry to write.
-fn entry_of(kv: Kv, offset: u64, index: usize) -> Result<WriteEntry> {
+pub(crate) fn entry_of(kv: Kv, offset: u64, index: usize) -> Result<WriteEntry> {
     let at = |reason: String| bad(offset, format!("KV {index}: {reason}"));
     validate_key(&kv.key).map_err(|e| at(format!("bad key: {e}")))?;
     if kv.key.starts_with(INTERNAL_KEY_PREFIX) {

@@ -21,7 +21,8 @@ pub struct Kv {
     /// 0x02 value pointer (ignored on load), 0x04 discard earlier versions, 0x08 merge operand.
     #[prost(bytes = "vec", tag = "6")]
     pub meta: ::prost::alloc::vec::Vec<u8>,
-    /// Which stream (key range) produced the KV; 0 in SettDB's backups.
+    /// Which stream (key range) produced the KV: numbered from 1 per range, as Badger does;
+    /// the KVs of one stream come sorted, and streams cover disjoint key ranges.
     #[prost(uint32, tag = "10")]
     pub stream_id: u32,
     /// Marks the end of a stream in Badger's StreamWriter input; never set in backups.
