@@ -226,16 +226,11 @@ impl<'a> StreamWriter<'a> {
 
     fn add(&mut self, stream: u32, key: &[u8], value: ValueRef<'_>) -> Result<()> {
         self.clock += 1;
-        if !self.streams.contains_key(&stream) {
-            self.streams.insert(
-                stream,
-                OpenStream {
-                    last_key: Vec::new(),
-                    builder: None,
-                    last_used: 0,
-                },
-            );
-        }
+        self.streams.entry(stream).or_insert_with(|| OpenStream {
+            last_key: Vec::new(),
+            builder: None,
+            last_used: 0,
+        });
         let open_builders = self
             .streams
             .values()
