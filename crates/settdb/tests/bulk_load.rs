@@ -51,7 +51,7 @@ fn source_backup(rng: &mut StdRng) -> Vec<KvList> {
     let mut bytes = Vec::new();
     db.stream()
         .max_batch_bytes(20_000)
-        .key_to_list(|v| settdb::backup::backup_key_to_list(v))
+        .key_to_list(settdb::backup::backup_key_to_list)
         .run(|list| {
             settdb::backup::write_frame(&mut bytes, &list, 0)?;
             Ok(())
