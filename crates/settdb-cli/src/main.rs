@@ -27,7 +27,7 @@ use clap::{Parser, Subcommand};
 
 use cmd::{
     backup, bank, bench, delete, drop, dump, flatten, gc, get, info, repair, restore, rotate, scan,
-    set, verify,
+    set, stream, verify,
 };
 
 /// SettDB command-line tool.
@@ -78,6 +78,8 @@ enum Command {
     Restore(restore::RestoreArgs),
     /// Print a backup file's frames and entries.
     Dump(dump::DumpArgs),
+    /// Copy a database into a new one (parallel read, bulk load; new compression or key).
+    Stream(stream::StreamArgs),
     /// Rebuild a damaged database from what can still be read; old files go to lost/N/.
     Repair(repair::RepairArgs),
     /// Change an encrypted database's master key (re-seals KEYREGISTRY only).
@@ -101,6 +103,7 @@ fn main() -> ExitCode {
         Command::Backup(a) => backup::run(a),
         Command::Restore(a) => restore::run(a),
         Command::Dump(a) => dump::run(a),
+        Command::Stream(a) => stream::run(a),
         Command::Repair(a) => repair::run(a),
         Command::Rotate(a) => rotate::run(a),
     };

@@ -1153,7 +1153,8 @@ fn backup_restore_dump_round_trip_and_refusals() {
         .arg(&bak)
         .assert()
         .success()
-        .stdout(contains("restored 10,000 versions"));
+        .stdout(contains("restored 10,000 versions"))
+        .stdout(contains("bulk-loaded into tables"));
     let scan = |d: &Path| {
         settdb()
             .args(["scan", "--hex", "--dir", &dir_arg(d)])

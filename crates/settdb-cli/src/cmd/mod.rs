@@ -22,4 +22,5 @@ pub mod restore;
 pub mod rotate;
 pub mod scan;
 pub mod set;
+pub mod stream;
 pub mod verify;
