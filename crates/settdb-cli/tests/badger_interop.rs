@@ -108,10 +108,10 @@ fn kvs(file: &Path) -> Vec<NormKv> {
             assert!(!kv.stream_done, "a backup holds a stream_done KV");
             let meta = kv.meta.iter().map(|m| m & !0x02).collect();
             out.push((
-                kv.key,
+                kv.key.to_vec(),
                 kv.version,
-                kv.value,
-                kv.user_meta,
+                kv.value.to_vec(),
+                kv.user_meta.to_vec(),
                 meta,
                 kv.expires_at,
             ));

@@ -17,6 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
+use bytes::Bytes;
+
+use crate::backup::one_byte;
 use crate::backup::pb::{Kv, KvList};
 use crate::db::Db;
 use crate::error::Result;
@@ -81,7 +84,7 @@ impl KeyVersions<'_> {
 /// its value, up to the first deleted or expired one (not included) or the first that
 /// discards earlier versions (included); only the newest when `versions_to_keep` is 1.
 pub fn live_versions(versions: &mut KeyVersions<'_>, versions_to_keep: u32) -> Result<Vec<Kv>> {
-    let key = versions.key().to_vec();
+    let key = Bytes::copy_from_slice(versions.key());
     let mut out = Vec::new();
     while let Some(item) = versions.next_version()? {
         if item.is_deleted_or_expired() {
@@ -89,8 +92,8 @@ pub fn live_versions(versions: &mut KeyVersions<'_>, versions_to_keep: u32) -> R
         }
         out.push(Kv {
             key: key.clone(),
-            value: item.value()?,
-            user_meta: vec![item.user_meta()],
+            value: Bytes::from(item.value()?),
+            user_meta: one_byte(item.user_meta()),
             version: item.version(),
             expires_at: item.expires_at(),
             ..Kv::default()

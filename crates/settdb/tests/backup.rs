@@ -27,7 +27,7 @@ fn opts(dir: &str) -> Options {
 /// within a key the order is the stream's).
 fn kvs_of(bytes: &[u8]) -> Vec<Kv> {
     let mut r = FrameReader::new(bytes);
-    let mut per_key: BTreeMap<Vec<u8>, Vec<Kv>> = BTreeMap::new();
+    let mut per_key: BTreeMap<bytes::Bytes, Vec<Kv>> = BTreeMap::new();
     while let Some((_, list)) = r.next_frame().unwrap() {
         for mut kv in list.kv {
             assert!(
@@ -49,12 +49,12 @@ fn backup(db: &Db, since: u64) -> (Vec<u8>, u64) {
 
 fn kv(key: &str, version: u64, value: &str, user_meta: u8, meta: u8, expires_at: u64) -> Kv {
     Kv {
-        key: key.as_bytes().to_vec(),
-        value: value.as_bytes().to_vec(),
-        user_meta: vec![user_meta],
+        key: key.as_bytes().to_vec().into(),
+        value: value.as_bytes().to_vec().into(),
+        user_meta: vec![user_meta].into(),
         version,
         expires_at,
-        meta: vec![meta],
+        meta: vec![meta].into(),
         ..Kv::default()
     }
 }
@@ -91,9 +91,9 @@ fn each_key_is_backed_up_as_badger_emits_it() {
         kv("b", b2, "", 0, 1, 0),
         kv("c", c2, "c2", 0, 4, 0),
         Kv {
-            key: b"c".to_vec(),
+            key: b"c".to_vec().into(),
             version: c2 - 1,
-            meta: vec![1],
+            meta: vec![1].into(),
             ..Kv::default()
         },
         kv("d", d2, "", 0, 0, 1),
@@ -198,7 +198,7 @@ fn incremental_backups_chain() {
         let (bytes, next) = backup(&src, since);
         assert!(kvs_of(&bytes)
             .iter()
-            .all(|kv| kv.version > since || kv.meta == [1]));
+            .all(|kv| kv.version > since || kv.meta.as_ref() == [1]));
         dst.load(&mut bytes.as_slice(), 2).unwrap();
         since = next;
     }
@@ -294,7 +294,7 @@ fn damaged_frames_are_typed_errors_naming_their_offset() {
         (
             "two-byte meta",
             Kv {
-                meta: vec![0, 0],
+                meta: vec![0, 0].into(),
                 ..kv("z", 5, "v", 0, 0, 0)
             },
         ),
@@ -425,7 +425,7 @@ fn streams_with_many_threads_give_what_one_thread_gives() {
         .collect();
     let mut first: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
     for kv in &one {
-        first.entry(kv.key.clone()).or_insert(kv.value.clone());
+        first.entry(kv.key.to_vec()).or_insert(kv.value.to_vec());
     }
     assert_eq!(first, newest);
     let pre = collect(4, "key01");

@@ -157,10 +157,10 @@ fn a_bulk_load_holds_what_the_backup_held_in_last_level_tables() {
     drop(db);
     let db = Db::open(opts(&storage)).unwrap();
     let mut with_after = want.clone();
-    with_after.retain(|kv| kv.key != b"after");
+    with_after.retain(|kv| kv.key.as_ref() != b"after");
     let got: Vec<Kv> = content(&db)
         .into_iter()
-        .filter(|kv| kv.key != b"after")
+        .filter(|kv| kv.key.as_ref() != b"after")
         .collect();
     assert!(got == with_after, "content after reopen differs");
     assert_eq!(db.get(b"after").unwrap(), Some(b"x".to_vec()));
@@ -172,8 +172,8 @@ fn bad_streams_and_failed_writes_leave_nothing_behind() {
     // returned by the caller, and an injected write failure each fail the load, leave no
     // table and no key, and that the same database then takes a good load.
     let kv = |k: &str, v: u64, stream: u32| Kv {
-        key: k.as_bytes().to_vec(),
-        value: vec![b'v'; 100],
+        key: k.as_bytes().to_vec().into(),
+        value: vec![b'v'; 100].into(),
         version: v,
         stream_id: stream,
         ..Kv::default()

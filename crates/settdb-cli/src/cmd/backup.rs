@@ -30,12 +30,23 @@ pub struct BackupArgs {
     /// backup.
     #[arg(long, default_value_t = 0)]
     pub since: u64,
+    /// Read the value log through memory maps (Options::value_log_mmap, as Badger does): no
+    /// system call per value, but a value-log file damaged by the disk or truncated by
+    /// another program during the backup ends the process with SIGBUS instead of an error
+    /// (the unfinished F.partial is left).
+    #[arg(long)]
+    pub value_log_mmap: bool,
 }
 
 /// Runs `backup`.
 pub fn run(args: BackupArgs) -> CliResult {
     args.dirs.require_database()?;
-    let db = args.dirs.open_read_only()?;
+    let db = args.dirs.open(
+        args.dirs
+            .options()?
+            .with_read_only(true)
+            .with_value_log_mmap(args.value_log_mmap),
+    )?;
     let to_stdout = args.file.as_os_str() == "-";
     let partial = partial_path(&args.file);
     let kvs = Arc::new(AtomicU64::new(0));

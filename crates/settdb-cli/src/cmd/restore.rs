@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use settdb::backup::pb::KvList;
 use settdb::backup::FrameReader;
 use settdb::inspect::MANIFEST_FILE_NAME;
 use settdb::LoadSummary;
@@ -103,9 +104,12 @@ enum Outcome {
 }
 use Outcome::{Failed, Fallback};
 
-fn open_input(args: &RestoreArgs) -> Result<(Box<dyn Read>, u64), Outcome> {
+fn open_input(args: &RestoreArgs) -> Result<(Box<dyn Read + Send>, u64), Outcome> {
     if args.file.as_os_str() == "-" {
-        return Ok((Box::new(std::io::stdin().lock()), 0));
+        return Ok((
+            Box::new(BufReader::with_capacity(1 << 20, std::io::stdin())),
+            0,
+        ));
     }
     let f = File::open(&args.file).map_err(|e| {
         Failed(settdb::Error::BackupIo {
@@ -149,19 +153,42 @@ fn load(db: &settdb::Db, args: &RestoreArgs) -> Result<(LoadSummary, &'static st
 fn bulk(db: &settdb::Db, args: &RestoreArgs) -> Result<(LoadSummary, &'static str), Outcome> {
     let (input, total) = open_input(args)?;
     let (progress, kvs) = progress_for(total);
-    let mut frames = FrameReader::new(input);
     let mut summary = LoadSummary::default();
-    let result = db.bulk_load(|w| {
-        while let Some((_, list)) = frames.next_frame()? {
-            let n = list.kv.iter().filter(|kv| !kv.stream_done).count() as u64;
-            w.write(list)?;
-            summary.frames += 1;
-            summary.kvs += n;
-            progress.add(frames.offset() - summary.bytes);
-            summary.bytes = frames.offset();
-            kvs.store(summary.kvs, Ordering::Relaxed);
-        }
-        Ok(())
+    // Frames are read and decoded on their own thread, while this one writes the previous
+    // ones (a bounded channel of two frames in between).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<settdb::Result<(KvList, u64)>>(2);
+    let result = std::thread::scope(|s| {
+        s.spawn(move || {
+            let mut frames = FrameReader::new(input);
+            loop {
+                let next = frames
+                    .next_frame()
+                    .map(|f| f.map(|(_, l)| (l, frames.offset())));
+                let stop = !matches!(next, Ok(Some(_)));
+                let msg = match next {
+                    Ok(Some(f)) => Ok(f),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                if tx.send(msg).is_err() || stop {
+                    break;
+                }
+            }
+        });
+        db.bulk_load(|w| {
+            // Owned by this closure: dropped when it returns, so the reader stops sending.
+            for msg in rx {
+                let (list, offset) = msg?;
+                let n = list.kv.iter().filter(|kv| !kv.stream_done).count() as u64;
+                w.write(list)?;
+                summary.frames += 1;
+                summary.kvs += n;
+                progress.add(offset - summary.bytes);
+                summary.bytes = offset;
+                kvs.store(summary.kvs, Ordering::Relaxed);
+            }
+            Ok(())
+        })
     });
     progress.finish();
     match result {

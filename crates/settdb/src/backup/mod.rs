@@ -30,7 +30,7 @@ pub const MAX_FRAME_LEN: u64 = 2 << 30;
 
 /// Bytes of one write of a load at most (with `max_pending_writes` writes in flight): large
 /// enough that the writer's per-write costs vanish, small enough to bound memory.
-const MAX_LOAD_BATCH_BYTES: u64 = 16 << 20;
+const MAX_LOAD_BATCH_BYTES: u64 = 4 << 20;
 
 /// Meta bits a backup may carry and SettDB stores: delete, discard earlier versions, merge.
 const KEPT_META: u8 = meta::DELETE | meta::DISCARD_EARLIER_VERSIONS | meta::MERGE;
@@ -58,17 +58,12 @@ pub fn write_frame(w: &mut (impl Write + ?Sized), list: &KvList, offset: u64) ->
 pub struct FrameReader<R> {
     r: R,
     offset: u64,
-    buf: Vec<u8>,
 }
 
 impl<R: Read> FrameReader<R> {
     /// A reader of the frames of `r`, from its current position (offset 0).
     pub fn new(r: R) -> Self {
-        FrameReader {
-            r,
-            offset: 0,
-            buf: Vec::new(),
-        }
+        FrameReader { r, offset: 0 }
     }
 
     /// Bytes consumed so far: the offset of the next frame.
@@ -101,25 +96,26 @@ impl<R: Read> FrameReader<R> {
                 format!("frame length {n} is over the limit of {MAX_FRAME_LEN} bytes"),
             ));
         }
-        self.buf.clear();
+        // A fresh buffer per frame: the decoded KVs slice their keys and values out of it.
+        let mut buf = Vec::with_capacity(usize::try_from(n.min(1 << 20)).unwrap_or(0));
         (&mut self.r)
             .take(n)
-            .read_to_end(&mut self.buf)
+            .read_to_end(&mut buf)
             .map_err(|e| Error::BackupIo {
                 op: "read",
                 offset: at,
                 source: e,
             })?;
-        if (self.buf.len() as u64) < n {
+        if (buf.len() as u64) < n {
             return Err(bad(
                 at,
                 format!(
                     "the input ends inside the frame: {} of its {n} bytes are present",
-                    self.buf.len()
+                    buf.len()
                 ),
             ));
         }
-        let list = KvList::decode(self.buf.as_slice())
+        let list = KvList::decode(Bytes::from(buf))
             .map_err(|e| bad(at, format!("the frame is not a protobuf KVList: {e}")))?;
         self.offset = at + FRAME_HEADER_LEN + n;
         Ok(Some((at, list)))
@@ -155,24 +151,28 @@ fn bad(offset: u64, reason: String) -> Error {
 /// the key; a version that discards earlier versions is followed by a delete marker one
 /// version below it, and ends the key.
 pub fn backup_key_to_list(versions: &mut KeyVersions<'_>) -> Result<Vec<Kv>> {
-    let key = versions.key().to_vec();
+    let key = Bytes::copy_from_slice(versions.key());
     let mut out = Vec::new();
     while let Some(item) = versions.next_version()? {
         let dead = item.is_deleted_or_expired();
         out.push(Kv {
             key: key.clone(),
-            value: if dead { Vec::new() } else { item.value()? },
-            user_meta: vec![item.user_meta()],
+            value: if dead {
+                Bytes::new()
+            } else {
+                Bytes::from(item.value()?)
+            },
+            user_meta: one_byte(item.user_meta()),
             version: item.version(),
             expires_at: item.expires_at(),
-            meta: vec![item.meta() & !DROPPED_META],
+            meta: one_byte(item.meta() & !DROPPED_META),
             ..Kv::default()
         });
         if item.discard_earlier_versions() {
             out.push(Kv {
                 key: key.clone(),
                 version: item.version().saturating_sub(1),
-                meta: vec![meta::DELETE],
+                meta: one_byte(meta::DELETE),
                 ..Kv::default()
             });
             break;
@@ -182,6 +182,23 @@ pub fn backup_key_to_list(versions: &mut KeyVersions<'_>) -> Result<Vec<Kv>> {
         }
     }
     Ok(out)
+}
+
+/// Every byte value, for one-byte fields that need no allocation.
+static BYTE_VALUES: [u8; 256] = {
+    let mut all = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        all[i] = i as u8;
+        i += 1;
+    }
+    all
+};
+
+/// `[b]` as [`Bytes`], without allocating.
+pub fn one_byte(b: u8) -> Bytes {
+    let i = usize::from(b);
+    Bytes::from_static(&BYTE_VALUES[i..=i])
 }
 
 /// Progress of a backup, reported after each frame.
@@ -260,10 +277,10 @@ pub(crate) fn entry_of(kv: Kv, offset: u64, index: usize) -> Result<WriteEntry> 
     let value = if m & meta::DELETE != 0 {
         Bytes::new()
     } else {
-        Bytes::from(kv.value)
+        kv.value
     };
     Ok(WriteEntry {
-        key: Bytes::from(kv.key),
+        key: kv.key,
         version: kv.version,
         meta: m,
         user_meta: kv.user_meta.first().copied().unwrap_or(0),

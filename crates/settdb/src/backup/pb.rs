@@ -3,14 +3,14 @@
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Kv {
     /// The user key (no version suffix).
-    #[prost(bytes = "vec", tag = "1")]
-    pub key: ::prost::alloc::vec::Vec<u8>,
+    #[prost(bytes = "bytes", tag = "1")]
+    pub key: ::prost::bytes::Bytes,
     /// The value; empty for a delete, an expired version, or a discard marker.
-    #[prost(bytes = "vec", tag = "2")]
-    pub value: ::prost::alloc::vec::Vec<u8>,
+    #[prost(bytes = "bytes", tag = "2")]
+    pub value: ::prost::bytes::Bytes,
     /// The user meta byte (exactly one byte when set).
-    #[prost(bytes = "vec", tag = "3")]
-    pub user_meta: ::prost::alloc::vec::Vec<u8>,
+    #[prost(bytes = "bytes", tag = "3")]
+    pub user_meta: ::prost::bytes::Bytes,
     /// The version (commit timestamp).
     #[prost(uint64, tag = "4")]
     pub version: u64,
@@ -19,8 +19,8 @@ pub struct Kv {
     pub expires_at: u64,
     /// The internal meta byte, transaction bits cleared (one byte when set): 0x01 delete,
     /// 0x02 value pointer (ignored on load), 0x04 discard earlier versions, 0x08 merge operand.
-    #[prost(bytes = "vec", tag = "6")]
-    pub meta: ::prost::alloc::vec::Vec<u8>,
+    #[prost(bytes = "bytes", tag = "6")]
+    pub meta: ::prost::bytes::Bytes,
     /// Which stream (key range) produced the KV: numbered from 1 per range, as Badger does;
     /// the KVs of one stream come sorted, and streams cover disjoint key ranges.
     #[prost(uint32, tag = "10")]
