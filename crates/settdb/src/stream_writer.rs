@@ -42,8 +42,9 @@ use crate::write::WriteEntry;
 /// finished when another stream needs a builder (its later keys start a new table).
 const MAX_OPEN_STREAMS: usize = 16;
 
-/// Value-log bytes appended as one group at most.
-const VLOG_GROUP_BYTES: u64 = 16 << 20;
+/// Value-log bytes appended as one group at most: within the log writer's retained buffer
+/// (4 MiB), so each group reuses its memory instead of faulting in a new buffer.
+const VLOG_GROUP_BYTES: u64 = 4 << 20;
 
 /// What a bulk load wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use settdb::backup::pb::KvList;
 use settdb::backup::FrameReader;
 use settdb::inspect::MANIFEST_FILE_NAME;
@@ -156,20 +157,23 @@ fn bulk(db: &settdb::Db, args: &RestoreArgs) -> Result<(LoadSummary, &'static st
     let mut summary = LoadSummary::default();
     // Frames are read and decoded on their own thread, while this one writes the previous
     // ones (a bounded channel of two frames in between).
-    let (tx, rx) = std::sync::mpsc::sync_channel::<settdb::Result<(KvList, u64)>>(2);
+    // The frame's bytes travel with it and come back once written, for reuse.
+    type Msg = settdb::Result<(KvList, u64, Bytes)>;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(2);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<Bytes>();
     let result = std::thread::scope(|s| {
         s.spawn(move || {
             let mut frames = FrameReader::new(input);
             loop {
-                let next = frames
-                    .next_frame()
-                    .map(|f| f.map(|(_, l)| (l, frames.offset())));
-                let stop = !matches!(next, Ok(Some(_)));
-                let msg = match next {
-                    Ok(Some(f)) => Ok(f),
+                while let Ok(b) = back_rx.try_recv() {
+                    frames.recycle(b);
+                }
+                let msg = match frames.next_frame_shared() {
+                    Ok(Some((_, list, bytes))) => Ok((list, frames.offset(), bytes)),
                     Ok(None) => break,
                     Err(e) => Err(e),
                 };
+                let stop = msg.is_err();
                 if tx.send(msg).is_err() || stop {
                     break;
                 }
@@ -178,9 +182,10 @@ fn bulk(db: &settdb::Db, args: &RestoreArgs) -> Result<(LoadSummary, &'static st
         db.bulk_load(|w| {
             // Owned by this closure: dropped when it returns, so the reader stops sending.
             for msg in rx {
-                let (list, offset) = msg?;
+                let (list, offset, bytes) = msg?;
                 let n = list.kv.iter().filter(|kv| !kv.stream_done).count() as u64;
                 w.write(list)?;
+                let _ = back_tx.send(bytes);
                 summary.frames += 1;
                 summary.kvs += n;
                 progress.add(offset - summary.bytes);

@@ -41,16 +41,29 @@ const DROPPED_META: u8 = meta::VALUE_POINTER | meta::TXN | meta::FIN_TXN;
 
 /// Writes `list` as one frame; returns the bytes written.
 pub fn write_frame(w: &mut (impl Write + ?Sized), list: &KvList, offset: u64) -> Result<u64> {
-    let body = list.encode_to_vec();
-    let io = |e| Error::BackupIo {
+    write_frame_with(w, list, offset, &mut Vec::new())
+}
+
+/// [`write_frame`], encoding in `buf` (reused across frames: a large frame then does not fault
+/// in fresh memory each time).
+pub fn write_frame_with(
+    w: &mut (impl Write + ?Sized),
+    list: &KvList,
+    offset: u64,
+    buf: &mut Vec<u8>,
+) -> Result<u64> {
+    buf.clear();
+    let len = list.encoded_len();
+    buf.reserve(FRAME_HEADER_LEN as usize + len);
+    buf.extend_from_slice(&(len as u64).to_le_bytes());
+    list.encode(buf)
+        .map_err(|_| Error::InvalidRequest("a KVList did not fit its encoded length"))?;
+    w.write_all(buf).map_err(|e| Error::BackupIo {
         op: "write",
         offset,
         source: e,
-    };
-    w.write_all(&(body.len() as u64).to_le_bytes())
-        .map_err(io)?;
-    w.write_all(&body).map_err(io)?;
-    Ok(FRAME_HEADER_LEN + body.len() as u64)
+    })?;
+    Ok(buf.len() as u64)
 }
 
 /// Reads frames one by one, checking each.
@@ -58,12 +71,22 @@ pub fn write_frame(w: &mut (impl Write + ?Sized), list: &KvList, offset: u64) ->
 pub struct FrameReader<R> {
     r: R,
     offset: u64,
+    /// Buffers of frames given back by [`FrameReader::recycle`], reused so that large frames
+    /// do not each fault in fresh memory.
+    pool: Vec<Vec<u8>>,
 }
+
+/// Frame buffers kept for reuse at most.
+const FRAME_POOL: usize = 4;
 
 impl<R: Read> FrameReader<R> {
     /// A reader of the frames of `r`, from its current position (offset 0).
     pub fn new(r: R) -> Self {
-        FrameReader { r, offset: 0 }
+        FrameReader {
+            r,
+            offset: 0,
+            pool: Vec::new(),
+        }
     }
 
     /// Bytes consumed so far: the offset of the next frame.
@@ -77,6 +100,13 @@ impl<R: Read> FrameReader<R> {
     /// length or a frame, a length over [`MAX_FRAME_LEN`], bytes that are not a `KVList`;
     /// [`Error::BackupIo`] when reading fails.
     pub fn next_frame(&mut self) -> Result<Option<(u64, KvList)>> {
+        Ok(self.next_frame_shared()?.map(|(at, list, _)| (at, list)))
+    }
+
+    /// As [`FrameReader::next_frame`], also returning the frame's bytes, which the KVs' keys
+    /// and values are slices of: give them back with [`FrameReader::recycle`] once the KVs
+    /// are dropped, and the next frame reuses the memory.
+    pub fn next_frame_shared(&mut self) -> Result<Option<(u64, KvList, Bytes)>> {
         let at = self.offset;
         let mut len = [0u8; 8];
         let got = read_full(&mut self.r, &mut len, at)?;
@@ -96,8 +126,9 @@ impl<R: Read> FrameReader<R> {
                 format!("frame length {n} is over the limit of {MAX_FRAME_LEN} bytes"),
             ));
         }
-        // A fresh buffer per frame: the decoded KVs slice their keys and values out of it.
-        let mut buf = Vec::with_capacity(usize::try_from(n.min(1 << 20)).unwrap_or(0));
+        // The decoded KVs slice their keys and values out of the frame's buffer.
+        let mut buf = self.pool.pop().unwrap_or_default();
+        buf.clear();
         (&mut self.r)
             .take(n)
             .read_to_end(&mut buf)
@@ -115,10 +146,21 @@ impl<R: Read> FrameReader<R> {
                 ),
             ));
         }
-        let list = KvList::decode(Bytes::from(buf))
+        let frame = Bytes::from(buf);
+        let list = KvList::decode(frame.clone())
             .map_err(|e| bad(at, format!("the frame is not a protobuf KVList: {e}")))?;
         self.offset = at + FRAME_HEADER_LEN + n;
-        Ok(Some((at, list)))
+        Ok(Some((at, list, frame)))
+    }
+
+    /// Takes back a frame's bytes from [`FrameReader::next_frame_shared`]: reused if nothing
+    /// else refers to them any more.
+    pub fn recycle(&mut self, frame: Bytes) {
+        if self.pool.len() < FRAME_POOL {
+            if let Ok(m) = frame.try_into_mut() {
+                self.pool.push(Vec::from(m));
+            }
+        }
     }
 }
 
@@ -220,12 +262,13 @@ pub(crate) fn backup(
     progress: &mut dyn FnMut(&BackupProgress),
 ) -> Result<u64> {
     let mut done = BackupProgress::default();
+    let mut buf = Vec::new();
     let summary = db
         .stream()
         .since_ts(since)
         .key_to_list(backup_key_to_list)
         .run(|list| {
-            done.bytes += write_frame(w, &list, done.bytes)?;
+            done.bytes += write_frame_with(w, &list, done.bytes, &mut buf)?;
             done.frames += 1;
             done.kvs += list.kv.len() as u64;
             progress(&done);
