@@ -223,6 +223,34 @@ impl<'db> Stream<'db> {
     /// every key is sent. Stops at the first error (of a producer or of `send`) and returns
     /// it.
     pub fn run(self, mut send: impl FnMut(KvList) -> Result<()>) -> Result<StreamSummary> {
+        let max_bytes = self.max_batch_bytes;
+        self.run_inner(&Ok, |rx, summary| gather(rx, max_bytes, summary, &mut send))
+    }
+
+    /// As [`Stream::run`], but each producer thread turns its batches (about
+    /// [`PRODUCER_BATCH_BYTES`] of KVs, one range's keys in order) into `T` with `map`, and
+    /// `send` gets them one by one, ungathered: work like encoding is then spread over the
+    /// producers, and only what `send` does runs on the calling thread.
+    pub fn run_mapped<T: Send>(
+        self,
+        map: &(dyn Fn(KvList) -> Result<T> + Sync),
+        mut send: impl FnMut(T) -> Result<()>,
+    ) -> Result<StreamSummary> {
+        self.run_inner(map, |rx, summary| {
+            for msg in rx {
+                let batch = msg?;
+                summary.add(&batch);
+                send(batch.payload)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn run_inner<T: Send>(
+        self,
+        map: &(dyn Fn(KvList) -> Result<T> + Sync),
+        consume: impl FnOnce(&Receiver<Result<Batch<T>>>, &mut StreamSummary) -> Result<()>,
+    ) -> Result<StreamSummary> {
         // The read transaction registers the read timestamp, so compaction keeps what the
         // snapshot sees while the stream runs.
         let txn: Txn = match self.read_ts {
@@ -250,8 +278,9 @@ impl<'db> Stream<'db> {
             ranges: &ranges,
             stop: &stop,
             done_markers: self.done_markers,
+            map,
         };
-        let (tx, rx) = sync_channel::<Result<(KvList, u64)>>(2 * self.num_threads);
+        let (tx, rx) = sync_channel::<Result<Batch<T>>>(2 * self.num_threads);
         let mut summary = StreamSummary {
             read_ts,
             ..StreamSummary::default()
@@ -263,7 +292,7 @@ impl<'db> Stream<'db> {
                 s.spawn(move || producer.run(&tx));
             }
             drop(tx);
-            let r = gather(&rx, self.max_batch_bytes, &mut summary, &mut send);
+            let r = consume(&rx, &mut summary);
             // On an error, the producers see `stop` (or a closed channel) and end.
             stop.store(true, Ordering::Release);
             drop(rx);
@@ -274,9 +303,27 @@ impl<'db> Stream<'db> {
     }
 }
 
-/// The calling thread's side: gathers the producers' lists up to `max_bytes` and sends them.
+/// A producer's batch: one range's keys in order, as `T`, with what the summary counts.
+struct Batch<T> {
+    payload: T,
+    keys: u64,
+    kvs: u64,
+    max_version: u64,
+}
+
+impl StreamSummary {
+    fn add<T>(&mut self, b: &Batch<T>) {
+        self.keys += b.keys;
+        self.kvs += b.kvs;
+        self.batches += 1;
+        self.max_version = self.max_version.max(b.max_version);
+    }
+}
+
+/// The calling thread's side of [`Stream::run`]: gathers the producers' lists up to
+/// `max_bytes` and sends them.
 fn gather(
-    rx: &Receiver<Result<(KvList, u64)>>,
+    rx: &Receiver<Result<Batch<KvList>>>,
     max_bytes: usize,
     summary: &mut StreamSummary,
     send: &mut impl FnMut(KvList) -> Result<()>,
@@ -287,20 +334,16 @@ fn gather(
         if pending.kv.is_empty() {
             return Ok(());
         }
-        let list = std::mem::take(pending);
         *bytes = 0;
-        summary.kvs += list.kv.iter().filter(|kv| !kv.stream_done).count() as u64;
         summary.batches += 1;
-        summary.max_version = list
-            .kv
-            .iter()
-            .map(|kv| kv.version)
-            .fold(summary.max_version, u64::max);
-        send(list)
+        send(std::mem::take(pending))
     };
     for msg in rx {
-        let (list, keys) = msg?;
-        summary.keys += keys;
+        let b = msg?;
+        summary.keys += b.keys;
+        summary.kvs += b.kvs;
+        summary.max_version = summary.max_version.max(b.max_version);
+        let list = b.payload;
         let bytes = list_bytes(&list);
         if pending_bytes > 0 && pending_bytes + bytes > max_bytes {
             flush(&mut pending, &mut pending_bytes, summary)?;
@@ -323,7 +366,7 @@ fn list_bytes(list: &KvList) -> usize {
 }
 
 /// What every producer thread shares.
-struct Producer<'a, 'db> {
+struct Producer<'a, 'db, T> {
     db: &'a Db,
     read_ts: u64,
     opts: IteratorOptions,
@@ -332,10 +375,11 @@ struct Producer<'a, 'db> {
     ranges: &'a Mutex<Vec<KeyRange>>,
     stop: &'a AtomicBool,
     done_markers: bool,
+    map: &'a (dyn Fn(KvList) -> Result<T> + Sync),
 }
 
-impl Producer<'_, '_> {
-    fn run(&self, tx: &SyncSender<Result<(KvList, u64)>>) {
+impl<T> Producer<'_, '_, T> {
+    fn run(&self, tx: &SyncSender<Result<Batch<T>>>) {
         loop {
             if self.stop.load(Ordering::Acquire) {
                 return;
@@ -352,7 +396,19 @@ impl Producer<'_, '_> {
 
     /// Streams the keys of `range`; `Ok` also when the receiver went away (the stream is
     /// ending for another reason).
-    fn stream_range(&self, range: &KeyRange, tx: &SyncSender<Result<(KvList, u64)>>) -> Result<()> {
+    /// Maps `list` into a batch for the channel.
+    fn batch(&self, list: KvList, keys: u64) -> Result<Batch<T>> {
+        let kvs = list.kv.iter().filter(|kv| !kv.stream_done).count() as u64;
+        let max_version = list.kv.iter().map(|kv| kv.version).max().unwrap_or(0);
+        Ok(Batch {
+            payload: (self.map)(list)?,
+            keys,
+            kvs,
+            max_version,
+        })
+    }
+
+    fn stream_range(&self, range: &KeyRange, tx: &SyncSender<Result<Batch<T>>>) -> Result<()> {
         let mut it = self.db.iter_at(self.read_ts, self.opts.clone())?;
         it.seek(&range.start)?;
         let mut batch = KvList::default();
@@ -384,7 +440,8 @@ impl Producer<'_, '_> {
                 skip_key(&mut it, &key)?;
             }
             if bytes >= PRODUCER_BATCH_BYTES {
-                if tx.send(Ok((std::mem::take(&mut batch), keys))).is_err() {
+                let b = self.batch(std::mem::take(&mut batch), keys)?;
+                if tx.send(Ok(b)).is_err() {
                     return Ok(());
                 }
                 (bytes, keys) = (0, 0);
@@ -398,7 +455,8 @@ impl Producer<'_, '_> {
             });
         }
         if !batch.kv.is_empty() {
-            let _ = tx.send(Ok((batch, keys)));
+            let b = self.batch(batch, keys)?;
+            let _ = tx.send(Ok(b));
         }
         Ok(())
     }
