@@ -46,6 +46,10 @@ const MAX_OPEN_STREAMS: usize = 16;
 /// (4 MiB), so each group reuses its memory instead of faulting in a new buffer.
 const VLOG_GROUP_BYTES: u64 = 4 << 20;
 
+/// Bytes a value-log record takes beyond its key and value, at most (header varints, expiry,
+/// checksum, an encrypted record's tag).
+const RECORD_OVERHEAD: u64 = 48;
+
 /// What a bulk load wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BulkLoadSummary {
@@ -154,7 +158,10 @@ impl<'a> StreamWriter<'a> {
         let mut next_ptr = pointers.iter();
         for (stream, e) in &entries {
             let ptr = if self.goes_to_value_log(e) {
-                next_ptr.next().map(ValuePointer::encode)
+                let p = next_ptr.next().ok_or(Error::InvalidRequest(
+                    "bulk load: the value log returned fewer pointers than values",
+                ))?;
+                Some(p.encode())
             } else {
                 None
             };
@@ -197,12 +204,16 @@ impl<'a> StreamWriter<'a> {
             .map(|(_, e)| (key_with_version(&e.key, e.version), e))
             .collect();
         let mut out = Vec::with_capacity(keys.len());
+        // A group also fits one value-log file, so files keep to their size.
+        let cap = VLOG_GROUP_BYTES.min(self.ctx.opts.value_log_file_size);
         let mut group: Vec<RecordRef<'_>> = Vec::new();
         let mut group_bytes = 0u64;
         let mut ptrs = Vec::new();
         for (k, e) in &keys {
             let len = e.value.len() as u64;
-            if !group.is_empty() && group_bytes + len > VLOG_GROUP_BYTES {
+            // The record's bytes: value, key and a header (lengths, expiry, checksum, tag).
+            let record = len + k.len() as u64 + RECORD_OVERHEAD;
+            if !group.is_empty() && group_bytes + record > cap {
                 vlog.append(&group, &mut ptrs)?;
                 out.append(&mut ptrs);
                 group.clear();
@@ -215,7 +226,7 @@ impl<'a> StreamWriter<'a> {
                 key: k,
                 value: &e.value,
             });
-            group_bytes += len;
+            group_bytes += record;
             self.summary.value_log_bytes += len;
         }
         if !group.is_empty() {
