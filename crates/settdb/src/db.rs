@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::backup::{self, BackupProgress, LoadSummary};
 use crate::bulk_drop::DropContext;
 use crate::commit::Committer;
 use crate::compaction::Compactor;
@@ -32,7 +31,6 @@ use crate::manifest::{
 use crate::memtable::{Memtable, Memtables};
 use crate::options::Options;
 use crate::read::{DbIterator, IteratorOptions, PrefixRange, Reader};
-use crate::stream::Stream;
 use crate::stream_writer::{BulkLoadSummary, StreamWriter, StreamWriterContext};
 use crate::table::CacheMetrics;
 use crate::table::{Table, TableBuilderOptions, VecIterator};
@@ -640,67 +638,6 @@ impl Db {
     /// directory lock. Idempotent.
     pub fn close(&self) -> Result<()> {
         self.inner.close()
-    }
-
-    /// A parallel read of every key at a new read timestamp, handed to one callback in
-    /// batches (Badger's `NewStream`); configure it and call [`Stream::run`]. Normal mode.
-    pub fn stream(&self) -> Stream<'_> {
-        Stream::new(self, None)
-    }
-
-    /// [`Db::stream`] at `read_ts` (Badger's `NewStreamAt`). Managed mode.
-    pub fn stream_at(&self, read_ts: u64) -> Stream<'_> {
-        Stream::new(self, Some(read_ts))
-    }
-
-    /// Writes a backup of every version newer than `since` (exclusive, as Badger v4) that is
-    /// visible now, deletes, expiry and user meta included, to `w` in Badger's format
-    /// (docs/format/backup.md); returns the version to pass as the next `since` for an
-    /// incremental backup (the largest version written, or `since` if none was).
-    ///
-    /// Errors: [`Error::BackupIo`] if writing fails (`w` then holds whole frames and perhaps
-    /// part of one), and whatever reading the database fails with.
-    pub fn backup(&self, w: &mut impl std::io::Write, since: u64) -> Result<u64> {
-        backup::backup(self, w, since, &mut |_| {})
-    }
-
-    /// [`Db::backup`], calling `progress` after each frame written.
-    pub fn backup_with_progress(
-        &self,
-        w: &mut impl std::io::Write,
-        since: u64,
-        mut progress: impl FnMut(&BackupProgress),
-    ) -> Result<u64> {
-        backup::backup(self, w, since, &mut progress)
-    }
-
-    /// Loads a backup written by [`Db::backup`], `badger backup` or Badger's `DB.Backup`
-    /// (Badger's `DB.Load`): each version at its own version, with at most
-    /// `max_pending_writes` writes in flight; in a normal database, the next commit timestamp
-    /// is raised above the largest version loaded. Loaded versions do not go through
-    /// transactions: load into a database nobody else writes (conflict detection does not see
-    /// them). Durable when it returns.
-    ///
-    /// Errors: [`Error::BadBackup`] (naming the frame's offset) for a frame cut short, a
-    /// length over [`backup::MAX_FRAME_LEN`], bytes that are not a `KVList`, or a KV SettDB
-    /// cannot store (empty or internal key, version 0, unknown meta bits); nothing of that
-    /// frame is written, every frame before it is, and the database stays consistent.
-    pub fn load(
-        &self,
-        r: &mut impl std::io::Read,
-        max_pending_writes: usize,
-    ) -> Result<LoadSummary> {
-        backup::load(self, r, max_pending_writes, &mut |_| {})
-    }
-
-    /// [`Db::load`], calling `progress` after each frame read.
-    pub fn load_with_progress(
-        &self,
-        r: &mut impl std::io::Read,
-        max_pending_writes: usize,
-        mut progress: impl FnMut(&LoadSummary),
-    ) -> Result<LoadSummary> {
-        backup::load(self, r, max_pending_writes, &mut progress)
     }
 
     /// Bulk-loads an empty database (Badger's `StreamWriter`): `f` writes sorted streams of

@@ -36,6 +36,7 @@ pub(crate) mod crypto;
 mod db;
 mod entry;
 pub mod error;
+pub(crate) mod export;
 mod flush;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
@@ -64,17 +65,17 @@ pub(crate) mod vlog;
 mod vlog_gc;
 pub(crate) mod write;
 
-pub use backup::{BackupProgress, LoadSummary};
 pub use batch::{WriteBatch, DEFAULT_MAX_PENDING_TXNS};
 pub use db::{DataKeyInfo, Db, DbSize, ValueLogFileInfo};
 pub use entry::Entry;
 pub use error::{Error, Result};
+pub use export::{BackupProgress, LoadSummary};
 pub use inventory::{rotate_encryption_key, LOCK_FILE_NAME};
 pub use key::{validate_key, MAX_KEY_SIZE};
 pub use options::{ChecksumVerificationMode, Compression, Options};
 pub use read::{DbIterator, Item, IteratorOptions};
 pub use repair::{repair, RepairReport};
-pub use stream::{KeyVersions, Stream, StreamSummary};
+pub use stream::{backup_key_to_list, live_versions, KeyVersions, Stream, StreamSummary};
 pub use stream_writer::{BulkLoadSummary, StreamWriter};
 pub use table::{CacheMetrics, CacheStats};
 pub use transaction::Txn;

@@ -19,14 +19,15 @@ use std::sync::Mutex;
 
 use bytes::Bytes;
 
-use crate::backup::one_byte;
 use crate::backup::pb::{Kv, KvList};
+use crate::backup::{one_byte, DROPPED_META};
 use crate::db::Db;
 use crate::error::Result;
 use crate::key::user_key;
 use crate::levels::LevelsSnapshot;
 use crate::read::{DbIterator, Item, IteratorOptions};
 use crate::transaction::Txn;
+use crate::value::meta;
 
 /// Bytes a producer gathers before sending them to the `send` side.
 pub const PRODUCER_BATCH_BYTES: usize = 4 << 20;
@@ -103,6 +104,57 @@ pub fn live_versions(versions: &mut KeyVersions<'_>, versions_to_keep: u32) -> R
         }
     }
     Ok(out)
+}
+
+/// Badger's backup `KeyToList`: every version newest first with its meta (transaction bits
+/// and the value-pointer bit cleared), deleted and expired versions without a value and ending
+/// the key; a version that discards earlier versions is followed by a delete marker one
+/// version below it, and ends the key.
+pub fn backup_key_to_list(versions: &mut KeyVersions<'_>) -> Result<Vec<Kv>> {
+    let key = Bytes::copy_from_slice(versions.key());
+    let mut out = Vec::new();
+    while let Some(item) = versions.next_version()? {
+        let dead = item.is_deleted_or_expired();
+        out.push(Kv {
+            key: key.clone(),
+            value: if dead {
+                Bytes::new()
+            } else {
+                Bytes::from(item.value()?)
+            },
+            user_meta: one_byte(item.user_meta()),
+            version: item.version(),
+            expires_at: item.expires_at(),
+            meta: one_byte(item.meta() & !DROPPED_META),
+            ..Kv::default()
+        });
+        if item.discard_earlier_versions() {
+            out.push(Kv {
+                key: key.clone(),
+                version: item.version().saturating_sub(1),
+                meta: one_byte(meta::DELETE),
+                ..Kv::default()
+            });
+            break;
+        }
+        if dead {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+impl Db {
+    /// A parallel read of every key at a new read timestamp, handed to one callback in
+    /// batches (Badger's `NewStream`); configure it and call [`Stream::run`]. Normal mode.
+    pub fn stream(&self) -> Stream<'_> {
+        Stream::new(self, None)
+    }
+
+    /// [`Db::stream`] at `read_ts` (Badger's `NewStreamAt`). Managed mode.
+    pub fn stream_at(&self, read_ts: u64) -> Stream<'_> {
+        Stream::new(self, Some(read_ts))
+    }
 }
 
 /// A parallel read of one snapshot ([`Db::stream`], [`Db::stream_at`]); configure it, then

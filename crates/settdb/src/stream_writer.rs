@@ -23,8 +23,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::backup::entry_of;
 use crate::backup::pb::KvList;
+use crate::backup::{check_kv, CheckedKv};
 use crate::bulk_drop::{held_still, DropContext};
 use crate::error::{Error, Result};
 use crate::io::OpenMode;
@@ -36,7 +36,6 @@ use crate::options::Options;
 use crate::table::{TableBuilder, TableBuilderOptions};
 use crate::value::{meta, ValuePointer, ValueRef};
 use crate::vlog::ValueLog;
-use crate::write::WriteEntry;
 
 /// Streams with an open table builder at most; the least recently written one's table is
 /// finished when another stream needs a builder (its later keys start a new table).
@@ -145,14 +144,14 @@ impl<'a> StreamWriter<'a> {
     }
 
     fn write_inner(&mut self, list: KvList) -> Result<()> {
-        let mut entries: Vec<(u32, WriteEntry)> = Vec::with_capacity(list.kv.len());
+        let mut entries: Vec<(u32, CheckedKv)> = Vec::with_capacity(list.kv.len());
         for (i, kv) in list.kv.into_iter().enumerate() {
             let stream = kv.stream_id;
             if kv.stream_done {
                 self.finish_stream(stream)?;
                 continue;
             }
-            entries.push((stream, entry_of(kv, 0, i)?));
+            entries.push((stream, check_kv(kv, 0, i)?));
         }
         let pointers = self.append_values(&entries)?;
         let mut next_ptr = pointers.iter();
@@ -186,7 +185,7 @@ impl<'a> StreamWriter<'a> {
         Ok(())
     }
 
-    fn goes_to_value_log(&self, e: &WriteEntry) -> bool {
+    fn goes_to_value_log(&self, e: &CheckedKv) -> bool {
         self.ctx.vlog.is_some()
             && e.meta & meta::DELETE == 0
             && self.ctx.opts.goes_to_value_log(e.value.len())
@@ -194,11 +193,11 @@ impl<'a> StreamWriter<'a> {
 
     /// Appends the large values of `entries` to the value log, in groups; their pointers in
     /// order.
-    fn append_values(&mut self, entries: &[(u32, WriteEntry)]) -> Result<Vec<ValuePointer>> {
+    fn append_values(&mut self, entries: &[(u32, CheckedKv)]) -> Result<Vec<ValuePointer>> {
         let Some(vlog) = self.ctx.vlog else {
             return Ok(Vec::new());
         };
-        let keys: Vec<(Vec<u8>, &WriteEntry)> = entries
+        let keys: Vec<(Vec<u8>, &CheckedKv)> = entries
             .iter()
             .filter(|(_, e)| self.goes_to_value_log(e))
             .map(|(_, e)| (key_with_version(&e.key, e.version), e))

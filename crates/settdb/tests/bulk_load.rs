@@ -140,7 +140,7 @@ fn source_backup(rng: &mut StdRng) -> Vec<KvList> {
     let mut bytes = Vec::new();
     db.stream()
         .max_batch_bytes(20_000)
-        .key_to_list(settdb::backup::backup_key_to_list)
+        .key_to_list(settdb::backup_key_to_list)
         .run(|list| {
             settdb::backup::write_frame(&mut bytes, &list, 0)?;
             Ok(())

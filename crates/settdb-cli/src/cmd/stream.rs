@@ -67,7 +67,7 @@ pub fn run(args: StreamArgs) -> CliResult {
     let copied = dst.bulk_load(|w| {
         src.stream()
             .done_markers(true)
-            .key_to_list(settdb::backup::backup_key_to_list)
+            .key_to_list(settdb::backup_key_to_list)
             .run(|list| {
                 kvs.fetch_add(
                     list.kv.iter().filter(|kv| !kv.stream_done).count() as u64,
