@@ -22,7 +22,7 @@ use bytes::Bytes;
 use crate::backup::pb::{Kv, KvList};
 use crate::backup::{one_byte, DROPPED_META};
 use crate::db::Db;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::key::user_key;
 use crate::levels::LevelsSnapshot;
 use crate::read::{DbIterator, Item, IteratorOptions};
@@ -307,6 +307,12 @@ impl<'db> Stream<'db> {
         // snapshot sees while the stream runs.
         let txn: Txn = match self.read_ts {
             Some(ts) => self.db.new_transaction_at(ts, false)?,
+            None if self.db.is_managed() => {
+                return Err(Error::InvalidRequest(
+                    "a managed database streams (and backs up) at a read timestamp it picks: \
+                     use stream_at(read_ts)",
+                ))
+            }
             None => self.db.new_transaction(false)?,
         };
         let read_ts = txn.read_ts();

@@ -261,8 +261,15 @@ fn every_truncation_loads_the_whole_frames_before_it_and_names_the_cut_frame() {
                 );
                 assert_eq!(keys(&db).len(), 4 * s.frames as usize);
             }
-            Err(Error::BadBackup { offset, .. }) => {
+            Err(Error::BadBackup { offset, reason }) => {
                 assert_eq!(Some(offset), frame_start, "cut {cut}");
+                let in_length = (cut as u64) < offset + 8;
+                let said = if in_length {
+                    "inside a frame length"
+                } else {
+                    "inside the frame"
+                };
+                assert!(reason.contains(said), "cut {cut}: {reason}");
                 assert_eq!(keys(&db).len(), 4 * (whole - 1), "cut {cut}");
             }
             Err(e) => panic!("cut {cut}: {e}"),
@@ -503,4 +510,105 @@ fn a_badger_v4_backup_loads() {
         },
     ];
     assert_eq!(back, want);
+}
+
+#[test]
+fn a_managed_database_streams_at_the_timestamp_it_picks() {
+    // Proves a managed database's backup (which reads at a new timestamp) is refused with an
+    // error naming stream_at, and that stream_at reads exactly the versions at or below its
+    // timestamp.
+    let db = Db::open_managed(opts("/managed")).unwrap();
+    for ts in [10u64, 20] {
+        let mut t = db.new_transaction_at(ts - 1, true).unwrap();
+        t.set(format!("k{ts}").into_bytes(), b"v".to_vec()).unwrap();
+        t.commit_at(ts).unwrap();
+    }
+    let r = db.backup(&mut Vec::new(), 0);
+    assert!(
+        matches!(r, Err(Error::InvalidRequest(m)) if m.contains("stream_at")),
+        "{r:?}"
+    );
+    let mut got = Vec::new();
+    let s = db
+        .stream_at(15)
+        .run(|l| {
+            got.extend(l.kv.into_iter().map(|kv| (kv.key.to_vec(), kv.version)));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(got, vec![(b"k10".to_vec(), 10)]);
+    assert_eq!((s.read_ts, s.kvs, s.max_version), (15, 1, 10));
+}
+
+#[test]
+fn progress_reports_add_up_to_what_was_written_and_read() {
+    // Proves backup_with_progress reports, after the last frame, exactly the frames, KVs and
+    // bytes written (and returns what backup returns), and load_with_progress's last report
+    // equals the summary load returns.
+    let s = seed(14);
+    println!("seed {s}");
+    let src = Db::open(opts("/progress")).unwrap();
+    random_history(&src, &mut StdRng::seed_from_u64(s), 1500);
+    let mut out = Vec::new();
+    let mut last = settdb::BackupProgress::default();
+    let mut calls = 0;
+    let next = src
+        .backup_with_progress(&mut out, 0, |p| {
+            calls += 1;
+            last = *p;
+        })
+        .unwrap();
+    assert_eq!(next, src.max_version());
+    assert_eq!(last.bytes, out.len() as u64);
+    assert_eq!(last.frames, calls);
+    let frames = {
+        let mut r = FrameReader::new(out.as_slice());
+        let mut n = (0u64, 0u64);
+        while let Some((_, l)) = r.next_frame().unwrap() {
+            n = (n.0 + 1, n.1 + l.kv.len() as u64);
+        }
+        n
+    };
+    assert_eq!((last.frames, last.kvs), frames);
+    let dst = Db::open(opts("/progress2")).unwrap();
+    let mut seen = settdb::LoadSummary::default();
+    let summary = dst
+        .load_with_progress(&mut out.as_slice(), 3, |p| seen = *p)
+        .unwrap();
+    assert_eq!(summary.frames, frames.0);
+    assert_eq!(summary.kvs, frames.1);
+    assert_eq!(summary.bytes, out.len() as u64);
+    assert_eq!((seen.frames, seen.bytes), (summary.frames, summary.bytes));
+    assert_eq!(summary.max_version, next);
+}
+
+#[test]
+fn a_load_splits_its_writes_to_fit_the_value_log_and_batch_limits() {
+    // Proves one frame holding 3 MiB of value-log values (the value-log file is 1 MiB here, and
+    // one write's values must fit one file) and more entries than one write may hold loads
+    // whole: the loader cuts its writes by count, bytes and value-log bytes.
+    let o = opts("/split");
+    let many = o.max_batch_count() as usize + 10;
+    let mut kvs: Vec<Kv> = (0..4000u32)
+        .map(|i| kv(&format!("big{i:05}"), 5, &"x".repeat(800), 0, 0, 0))
+        .collect();
+    kvs.extend((0..many).map(|i| kv(&format!("small{i:07}"), 6, "s", 0, 0, 0)));
+    let mut bytes = Vec::new();
+    write_frame(
+        &mut bytes,
+        &KvList {
+            kv: kvs,
+            alloc_ref: 0,
+        },
+        0,
+    )
+    .unwrap();
+    let db = Db::open(o).unwrap();
+    let s = db.load(&mut bytes.as_slice(), 4).unwrap();
+    assert_eq!(s.kvs as usize, 4000 + many);
+    assert_eq!(db.get(b"big03999").unwrap(), Some(vec![b'x'; 800]));
+    assert_eq!(
+        db.iter(IteratorOptions::default()).unwrap().count(),
+        4000 + many
+    );
 }
