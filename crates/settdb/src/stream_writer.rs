@@ -153,9 +153,13 @@ impl<'a> StreamWriter<'a> {
             }
             entries.push((stream, check_kv(kv, 0, i)?));
         }
-        let pointers = self.append_values(&entries)?;
+        let ikeys: Vec<Vec<u8>> = entries
+            .iter()
+            .map(|(_, e)| key_with_version(&e.key, e.version))
+            .collect();
+        let pointers = self.append_values(&entries, &ikeys)?;
         let mut next_ptr = pointers.iter();
-        for (stream, e) in &entries {
+        for ((stream, e), ikey) in entries.iter().zip(&ikeys) {
             let ptr = if self.goes_to_value_log(e) {
                 let p = next_ptr.next().ok_or(Error::InvalidRequest(
                     "bulk load: the value log returned fewer pointers than values",
@@ -178,7 +182,7 @@ impl<'a> StreamWriter<'a> {
                     value: &e.value,
                 },
             };
-            self.add(*stream, &key_with_version(&e.key, e.version), value)?;
+            self.add(*stream, ikey, value)?;
             self.summary.kvs += 1;
             self.summary.max_version = self.summary.max_version.max(e.version);
         }
@@ -191,16 +195,21 @@ impl<'a> StreamWriter<'a> {
             && self.ctx.opts.goes_to_value_log(e.value.len())
     }
 
-    /// Appends the large values of `entries` to the value log, in groups; their pointers in
-    /// order.
-    fn append_values(&mut self, entries: &[(u32, CheckedKv)]) -> Result<Vec<ValuePointer>> {
+    /// Appends the large values of `entries` (internal keys `ikeys`) to the value log, in
+    /// groups; their pointers in order.
+    fn append_values(
+        &mut self,
+        entries: &[(u32, CheckedKv)],
+        ikeys: &[Vec<u8>],
+    ) -> Result<Vec<ValuePointer>> {
         let Some(vlog) = self.ctx.vlog else {
             return Ok(Vec::new());
         };
-        let keys: Vec<(Vec<u8>, &CheckedKv)> = entries
+        let keys: Vec<(&Vec<u8>, &CheckedKv)> = entries
             .iter()
-            .filter(|(_, e)| self.goes_to_value_log(e))
-            .map(|(_, e)| (key_with_version(&e.key, e.version), e))
+            .zip(ikeys)
+            .filter(|((_, e), _)| self.goes_to_value_log(e))
+            .map(|((_, e), k)| (k, e))
             .collect();
         let mut out = Vec::with_capacity(keys.len());
         // A group also fits one value-log file, so files keep to their size.
@@ -242,16 +251,18 @@ impl<'a> StreamWriter<'a> {
             builder: None,
             last_used: 0,
         });
-        let open_builders = self
-            .streams
-            .values()
-            .filter(|s| s.builder.is_some())
-            .count();
         let needs_builder = self
             .streams
             .get(&stream)
             .is_some_and(|s| s.builder.is_none());
-        if needs_builder && open_builders >= MAX_OPEN_STREAMS {
+        // Counted only when a table starts (not per entry: a backup has a stream per range).
+        let open_builders = || {
+            self.streams
+                .values()
+                .filter(|s| s.builder.is_some())
+                .count()
+        };
+        if needs_builder && open_builders() >= MAX_OPEN_STREAMS {
             let lru = self
                 .streams
                 .iter()

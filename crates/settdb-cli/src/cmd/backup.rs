@@ -89,6 +89,14 @@ pub fn run(args: BackupArgs) -> CliResult {
                 args.file.display()
             ))
         })?;
+        // The rename is durable only once the directory is synced (DESIGN.md rule 2).
+        let dir = match args.file.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        File::open(&dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| CliError::new(format!("cannot sync directory {}: {e}", dir.display())))?;
     }
     let secs = start.elapsed().as_secs_f64();
     let line = format!(
