@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use settdb::WriteEntry;
+use settdb::Entry;
 use settdb::{Db, GcOutcome, Options};
 
 use crate::{dir_sizes, key_at, peak_rss_mb, random_pool};
@@ -113,16 +113,12 @@ fn load(db: &Db, w: GcWorkload, batch: u64) -> settdb::Result<f64> {
                     let entries = (from..(from + batch).min(total))
                         .map(|j| {
                             let off = rng.random_range(0..=pool.len() - w.value_size);
-                            WriteEntry {
-                                key: key_at(w.seed, j % w.keys, KEY_SIZE).into(),
-                                version: 0,
-                                meta: 0,
-                                user_meta: 0,
-                                expires_at: 0,
-                                value: pool.slice(off..off + w.value_size),
-                            }
+                            Entry::new(
+                                key_at(w.seed, j % w.keys, KEY_SIZE),
+                                pool.slice(off..off + w.value_size),
+                            )
                         })
-                        .collect();
+                        .collect::<Vec<_>>();
                     db.write(entries)?;
                 }
             })

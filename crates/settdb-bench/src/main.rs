@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
-use settdb::WriteEntry;
+use settdb::Entry;
 use settdb::{Db, Options};
 
 #[derive(Debug, Parser)]
@@ -252,16 +252,9 @@ fn load(
                     let entries = (from..to)
                         .map(|i| {
                             let off = rng.random_range(0..=pool.len() - value_size);
-                            WriteEntry {
-                                key: key_at(seed, i, key_size).into(),
-                                version: 0,
-                                meta: 0,
-                                user_meta: 0,
-                                expires_at: 0,
-                                value: pool.slice(off..off + value_size),
-                            }
+                            Entry::new(key_at(seed, i, key_size), pool.slice(off..off + value_size))
                         })
-                        .collect();
+                        .collect::<Vec<_>>();
                     db.write(entries)?;
                 }
             })

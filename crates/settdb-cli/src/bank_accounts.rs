@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use settdb::{Error, IteratorOptions, Options, Txn};
+use settdb::{IteratorOptions, Options, Txn};
 
 use crate::encoding::display_key;
 
@@ -131,10 +131,9 @@ pub fn read_balance(
         }
         it.item().value_with(parse_balance)?
     } else {
-        match txn.get(key) {
-            Ok(item) => item.value_with(parse_balance)?,
-            Err(Error::KeyNotFound) => return Ok(Err(missing(key))),
-            Err(e) => return Err(e),
+        match txn.get(key)? {
+            Some(item) => item.value_with(parse_balance)?,
+            None => return Ok(Err(missing(key))),
         }
     };
     Ok(parsed.ok_or_else(|| not_a_balance(key)))

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use settdb::WriteEntry;
+use settdb::Entry;
 use settdb::{Db, IteratorOptions, Options};
 
 const KEYS: u64 = 1_000_000;
@@ -45,16 +45,9 @@ fn load(dir: &std::path::Path) -> Db {
         let entries = (b * BATCH..(b + 1) * BATCH)
             .map(|i| {
                 let k = i * STRIDE % KEYS;
-                WriteEntry {
-                    key: key(k),
-                    version: 0,
-                    meta: 0,
-                    user_meta: 0,
-                    expires_at: 0,
-                    value: value(k),
-                }
+                Entry::new(key(k), value(k))
             })
-            .collect();
+            .collect::<Vec<_>>();
         db.write(entries).unwrap();
     }
     db.flush().unwrap();

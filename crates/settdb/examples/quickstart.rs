@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use settdb::{Db, Entry, Error, IteratorOptions, Options};
+use settdb::{Db, Entry, IteratorOptions, Options};
 
 fn main() -> settdb::Result<()> {
     let dir = std::env::temp_dir().join("settdb-quickstart");
@@ -15,12 +15,9 @@ fn main() -> settdb::Result<()> {
         txn.set("greeting", "hello")?;
         txn.set_entry(Entry::new("session", "abc").with_ttl(Duration::from_secs(60)))
     })?;
-    let greeting = db.view(|txn| txn.get(b"greeting")?.value())?;
-    assert_eq!(greeting, b"hello");
-    assert!(matches!(
-        db.view(|txn| txn.get(b"missing").map(|_| ())),
-        Err(Error::KeyNotFound)
-    ));
+    let greeting = db.view(|txn| txn.get("greeting")?.map(|item| item.value()).transpose())?;
+    assert_eq!(greeting.as_deref(), Some(&b"hello"[..]));
+    assert!(db.view(|txn| txn.get("missing"))?.is_none());
 
     // Many writes at high throughput.
     let mut batch = db.new_write_batch()?;

@@ -9,11 +9,10 @@
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use bytes::Bytes;
-
 use crate::commit::Committer;
 use crate::entry::Entry;
 use crate::error::{Error, Result};
+use crate::into_bytes::IntoBytes;
 use crate::read::Reader;
 use crate::transaction::Txn;
 
@@ -130,12 +129,12 @@ impl WriteBatch {
     }
 
     /// Sets `key` to `value`.
-    pub fn set(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<()> {
+    pub fn set(&mut self, key: impl IntoBytes, value: impl IntoBytes) -> Result<()> {
         self.set_entry(Entry::new(key, value))
     }
 
     /// Deletes `key`.
-    pub fn delete(&mut self, key: impl Into<Bytes>) -> Result<()> {
+    pub fn delete(&mut self, key: impl IntoBytes) -> Result<()> {
         self.set_entry(Entry::delete(key))
     }
 

@@ -3,13 +3,14 @@
 //! runner), shared by `Db`, [`crate::Txn`] and [`crate::WriteBatch`] without a reference back
 //! to `Db`. Reads go through [`crate::read::Reader`]; a transaction holds one of each.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::key::validate_key;
 use crate::options::Options;
-use crate::txn::{Oracle, WaterMark};
+use crate::txn::{fingerprint, Oracle, WaterMark};
 use crate::value::meta;
 use crate::write::{CallbackRunner, Completion, Poison, WriteEntry, WriteQueue, WriteRequest};
 
@@ -131,17 +132,23 @@ impl Committer {
         }
     }
 
-    /// Writes `entries` at one new version, without a transaction (blind writes never
-    /// conflict); returns the version. Nothing to write returns the applied watermark.
+    /// Writes `entries` at one new version, without a transaction (blind writes have no reads,
+    /// so they never conflict themselves, but transactions that read their keys do); returns
+    /// the version. Nothing to write returns the applied watermark.
     pub(crate) fn write(&self, mut entries: Vec<WriteEntry>) -> Result<u64> {
         self.check_writable()?;
         if entries.is_empty() {
             return Ok(self.applied.done_until());
         }
         self.validate_entries(&entries)?;
+        let writes: HashSet<u64> = if self.oracle.detects_conflicts() {
+            entries.iter().map(|e| fingerprint(&e.key)).collect()
+        } else {
+            HashSet::new()
+        };
         let mut version = 0;
         let completion = self.queue.push_with(|| {
-            version = self.oracle.new_blind_commit_ts()?;
+            version = self.oracle.new_blind_commit_ts(&writes)?;
             for e in &mut entries {
                 e.version = version;
             }

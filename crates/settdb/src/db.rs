@@ -13,14 +13,14 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use bytes::Bytes;
-
 use crate::bulk_drop::DropContext;
 use crate::commit::Committer;
 use crate::compaction::Compactor;
 use crate::crypto::KeyRegistry;
+use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::flush::{flush_memtable, Flusher};
+use crate::into_bytes::IntoBytes;
 use crate::inventory::{take_inventory, Dirs};
 use crate::io::{MemStorage, Storage, StorageLock};
 use crate::key::validate_key;
@@ -35,7 +35,7 @@ use crate::stream_writer::{BulkLoadSummary, StreamWriter, StreamWriterContext};
 use crate::table::CacheMetrics;
 use crate::table::{Table, TableBuilderOptions, VecIterator};
 use crate::txn::{Oracle, WaterMark};
-use crate::value::{meta, ValuePointer};
+use crate::value::ValuePointer;
 use crate::verify::VerifyReport;
 use crate::vlog::{DiscardTracker, ValueLog, ValueLogOptions};
 use crate::vlog_gc::{GcOutcome, GcPlan, ValueLogGc};
@@ -279,6 +279,12 @@ impl Db {
         &self.inner.opts
     }
 
+    /// True once [`Db::close`] began; every call but this one then fails with
+    /// [`Error::Closed`].
+    pub fn is_closed(&self) -> bool {
+        self.inner.check_open().is_err()
+    }
+
     /// True if opened with [`Db::open_managed`].
     pub fn is_managed(&self) -> bool {
         self.inner.oracle.is_managed()
@@ -321,13 +327,15 @@ impl Db {
     }
 
     /// A new transaction at the latest commit; `update` for read-write. Not in managed mode.
+    /// On a database opened read-only the transaction is read-only whatever `update` says
+    /// (as Badger's): its writes fail with [`Error::ReadOnlyTxn`].
     pub fn new_transaction(&self, update: bool) -> Result<Txn> {
         self.inner.check_open()?;
         self.refuse_managed("managed mode: use new_transaction_at(read_ts, update)")?;
         Ok(Txn::begin(
             self.committer(),
             self.inner.reader.clone(),
-            update,
+            update && !self.inner.opts.read_only,
         ))
     }
 
@@ -339,7 +347,7 @@ impl Db {
             self.committer(),
             self.inner.reader.clone(),
             read_ts,
-            update,
+            update && !self.inner.opts.read_only,
         ))
     }
 
@@ -374,9 +382,37 @@ impl Db {
         ))
     }
 
-    /// Writes `entries` atomically at one new version; returns that version. Keys are user
-    /// keys; each entry's `version` is ignored and set to the commit timestamp.
-    pub fn write(&self, entries: Vec<WriteEntry>) -> Result<u64> {
+    /// Writes `entries` atomically at one new version and returns that version: the writes
+    /// of a transaction without its reads (no conflict check). Build entries with
+    /// [`Entry::new`] (with TTL, user meta or discard) and [`Entry::delete`]. Not in managed
+    /// mode.
+    ///
+    /// ```
+    /// # fn main() -> settdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use settdb::{Db, Entry, Options};
+    /// let db = Db::open(Options::new(dir.path()))?;
+    /// let version = db.write(vec![
+    ///     Entry::new("a", "1").with_user_meta(7),
+    ///     Entry::new("b", "2"),
+    ///     Entry::delete("c"),
+    /// ])?;
+    /// assert_eq!(db.get("a")?.as_deref(), Some(&b"1"[..]));
+    /// assert_eq!(db.max_version(), version);
+    /// # Ok(()) }
+    /// ```
+    pub fn write(&self, entries: impl IntoIterator<Item = Entry>) -> Result<u64> {
+        let entries = entries
+            .into_iter()
+            .map(|e| WriteEntry {
+                key: e.key,
+                version: 0,
+                meta: e.meta,
+                user_meta: e.user_meta,
+                expires_at: e.expires_at,
+                value: e.value,
+            })
+            .collect();
         self.inner.committer.write(entries)
     }
 
@@ -427,24 +463,28 @@ impl Db {
             .is_ok()
     }
 
-    /// Sets `key` to `value`.
-    pub fn set(&self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<u64> {
-        self.write(vec![plain_entry(key.into(), value.into(), 0)])
+    /// Sets `key` to `value` at a new version, which it returns.
+    pub fn set(&self, key: impl IntoBytes, value: impl IntoBytes) -> Result<u64> {
+        self.write([Entry::new(key, value)])
     }
 
-    /// Deletes `key` (writes a tombstone).
-    pub fn delete(&self, key: impl Into<Bytes>) -> Result<u64> {
-        self.write(vec![plain_entry(key.into(), Bytes::new(), meta::DELETE)])
+    /// Deletes `key` (writes a tombstone) at a new version, which it returns.
+    pub fn delete(&self, key: impl IntoBytes) -> Result<u64> {
+        self.write([Entry::delete(key)])
     }
 
-    /// The value of `key` at the latest applied version.
-    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+    /// The value of `key` at the latest applied version; `None` if it has none, or it is
+    /// deleted or expired.
+    pub fn get(&self, key: impl AsRef<[u8]>) -> Result<Option<Vec<u8>>> {
         self.get_at(key, self.inner.applied.done_until())
     }
 
     /// The value of `key` as of `read_ts`.
-    pub fn get_at(&self, key: &[u8], read_ts: u64) -> Result<Option<Vec<u8>>> {
-        Ok(self.inner.get_versioned(key, read_ts)?.map(|(_, v)| v))
+    pub fn get_at(&self, key: impl AsRef<[u8]>, read_ts: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .inner
+            .get_versioned(key.as_ref(), read_ts)?
+            .map(|(_, v)| v))
     }
 
     /// The latest applied version.
@@ -721,17 +761,6 @@ impl ValueLogFileInfo {
         } else {
             self.discard_bytes as f64 / self.size_bytes as f64
         }
-    }
-}
-
-fn plain_entry(key: Bytes, value: Bytes, meta_bits: u8) -> WriteEntry {
-    WriteEntry {
-        key,
-        version: 0,
-        meta: meta_bits,
-        user_meta: 0,
-        expires_at: 0,
-        value,
     }
 }
 

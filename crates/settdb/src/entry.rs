@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::into_bytes::IntoBytes;
 use crate::value::meta;
 
 /// A write: key, value and options. Build with [`Entry::new`] and the `with_*` methods.
@@ -19,10 +20,10 @@ pub struct Entry {
 
 impl Entry {
     /// An entry setting `key` to `value`.
-    pub fn new(key: impl Into<Bytes>, value: impl Into<Bytes>) -> Self {
+    pub fn new(key: impl IntoBytes, value: impl IntoBytes) -> Self {
         Entry {
-            key: key.into(),
-            value: value.into(),
+            key: key.into_bytes(),
+            value: value.into_bytes(),
             user_meta: 0,
             expires_at: 0,
             meta: 0,
@@ -59,10 +60,11 @@ impl Entry {
         self
     }
 
-    /// A tombstone for `key`.
-    pub(crate) fn delete(key: impl Into<Bytes>) -> Self {
+    /// A tombstone for `key` (for [`Db::write`](crate::Db::write); transactions and batches
+    /// have `delete`).
+    pub fn delete(key: impl IntoBytes) -> Self {
         Entry {
-            key: key.into(),
+            key: key.into_bytes(),
             value: Bytes::new(),
             user_meta: 0,
             expires_at: 0,

@@ -13,10 +13,6 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The key has no visible version at the read timestamp.
-    #[error("key not found")]
-    KeyNotFound,
-
     /// A transaction committed after our read timestamp wrote a key we read.
     #[error(
         "transaction conflict: a key read by this transaction was written after it started; retry"

@@ -12,6 +12,7 @@
 //! (`TxnTooBig`: commit and start another, or use a `WriteBatch`).
 
 use std::collections::{BTreeMap, HashSet};
+use std::ops::{Bound, RangeBounds};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -20,8 +21,10 @@ use crate::clock::now_secs;
 use crate::commit::Committer;
 use crate::entry::Entry;
 use crate::error::{Error, Result};
+use crate::into_bytes::IntoBytes;
 use crate::key::key_with_version;
 use crate::key::validate_key;
+use crate::range_iter::{MakeCursor, RangeIter};
 use crate::read::{Item, IteratorOptions, Reader};
 use crate::table::VecIterator;
 use crate::txn::fingerprint;
@@ -126,12 +129,12 @@ impl Txn {
     }
 
     /// Sets `key` to `value`.
-    pub fn set(&mut self, key: impl Into<Bytes>, value: impl Into<Bytes>) -> Result<()> {
+    pub fn set(&mut self, key: impl IntoBytes, value: impl IntoBytes) -> Result<()> {
         self.set_entry(Entry::new(key, value))
     }
 
     /// Deletes `key`.
-    pub fn delete(&mut self, key: impl Into<Bytes>) -> Result<()> {
+    pub fn delete(&mut self, key: impl IntoBytes) -> Result<()> {
         self.set_entry(Entry::delete(key))
     }
 
@@ -196,15 +199,30 @@ impl Txn {
     }
 
     /// The newest version of `key` this transaction sees: its own pending write, else the
-    /// newest committed version at `read_ts`. `Err(KeyNotFound)` if there is none or it is
-    /// deleted or expired. Records the read for conflict detection (a read of the
-    /// transaction's own write is not a read of the database and is not recorded).
-    pub fn get(&mut self, key: &[u8]) -> Result<Item> {
+    /// newest committed version at `read_ts`; `None` if there is none or it is deleted or
+    /// expired. Records the read for conflict detection (a read of the transaction's own write
+    /// is not a read of the database and is not recorded).
+    ///
+    /// ```
+    /// # fn main() -> settdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = settdb::Db::open(settdb::Options::new(dir.path()))?;
+    /// db.update(|txn| txn.set("answer", "42"))?;
+    /// db.view(|txn| {
+    ///     let item = txn.get("answer")?.expect("was set");
+    ///     assert_eq!(item.value()?, b"42");
+    ///     assert!(txn.get("question")?.is_none());
+    ///     Ok(())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn get(&mut self, key: impl AsRef<[u8]>) -> Result<Option<Item>> {
+        let key = key.as_ref();
         self.check_open()?;
         validate_key(key)?;
         if let Some(p) = self.pending.get(key) {
             if p.meta & meta::DELETE != 0 || is_expired(p.expires_at, now_secs()) {
-                return Err(Error::KeyNotFound);
+                return Ok(None);
             }
             let value = ValueRef {
                 meta: p.meta,
@@ -212,13 +230,17 @@ impl Txn {
                 expires_at: p.expires_at,
                 value: &p.value,
             };
-            return Ok(Item::from_entry(key, self.read_ts, value, None, now_secs()));
+            return Ok(Some(Item::from_entry(
+                key,
+                self.read_ts,
+                value,
+                None,
+                now_secs(),
+            )));
         }
         self.record_read(key);
         self.committer.check_open()?;
-        self.reader
-            .get_item(key, self.read_ts)?
-            .ok_or(Error::KeyNotFound)
+        self.reader.get_item(key, self.read_ts)
     }
 
     /// An iterator over this transaction's snapshot and its pending writes.
@@ -232,7 +254,8 @@ impl Txn {
 
     /// An iterator over every version of one key, newest first (`opts.reverse`: oldest
     /// first). `opts.prefix` must be empty; `all_versions` is implied.
-    pub fn key_iter(&self, key: &[u8], opts: IteratorOptions) -> Result<TxnIterator> {
+    pub fn key_iter(&self, key: impl AsRef<[u8]>, opts: IteratorOptions) -> Result<TxnIterator> {
+        let key = key.as_ref();
         self.check_open()?;
         validate_key(key)?;
         if !opts.prefix.is_empty() {
@@ -245,6 +268,86 @@ impl Txn {
         let inner = self.reader.iter(self.read_ts, opts, self.pending_source());
         let reads = self.tracks_reads().then(|| self.reads.clone());
         Ok(TxnIterator::new(inner, reads, Some(key.to_vec())))
+    }
+
+    /// The newest visible version of each key in `range`, in key order, as a double-ended
+    /// iterator (`.rev()` walks down). Bounds are any byte strings (`Vec<u8>`, `&[u8]`,
+    /// `&str`, ...); pending writes of this transaction are included.
+    ///
+    /// ```
+    /// # fn main() -> settdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = settdb::Db::open(settdb::Options::new(dir.path()))?;
+    /// db.update(|txn| {
+    ///     for k in ["a", "b", "c", "d"] {
+    ///         txn.set(k, "v")?;
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// db.view(|txn| {
+    ///     let keys = |it: &mut dyn Iterator<Item = settdb::Result<settdb::Item>>| {
+    ///         it.map(|item| item.map(|i| i.key().to_vec())).collect::<settdb::Result<Vec<_>>>()
+    ///     };
+    ///     assert_eq!(keys(&mut txn.range("b".."d")?)?, [b"b", b"c"]);
+    ///     assert_eq!(keys(&mut txn.range(b"b".to_vec()..)?.rev())?, [b"d", b"c", b"b"]);
+    ///     Ok(())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
+    pub fn range<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<RangeIter> {
+        let own = |b: Bound<&K>| match b {
+            Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
+            Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),
+            Bound::Unbounded => Bound::Unbounded,
+        };
+        let (start, end) = (own(range.start_bound()), own(range.end_bound()));
+        Ok(RangeIter::new(
+            self.cursor_maker()?,
+            self.tracks_reads().then(|| self.reads.clone()),
+            IteratorOptions::default(),
+            start,
+            end,
+        ))
+    }
+
+    /// The newest visible version of each key starting with `prefix`, in key order, as a
+    /// double-ended iterator; tables that cannot hold such keys are not read.
+    ///
+    /// ```
+    /// # fn main() -> settdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = settdb::Db::open(settdb::Options::new(dir.path()))?;
+    /// db.update(|txn| {
+    ///     txn.set("user:1", "ann")?;
+    ///     txn.set("user:2", "bob")?;
+    ///     txn.set("group:1", "admins")
+    /// })?;
+    /// let newest_user = db.view(|txn| txn.prefix("user:")?.next_back().transpose())?;
+    /// assert_eq!(newest_user.unwrap().value()?, b"bob");
+    /// # Ok(()) }
+    /// ```
+    pub fn prefix(&self, prefix: impl AsRef<[u8]>) -> Result<RangeIter> {
+        Ok(RangeIter::new(
+            self.cursor_maker()?,
+            self.tracks_reads().then(|| self.reads.clone()),
+            IteratorOptions::default().with_prefix(prefix.as_ref()),
+            Bound::Unbounded,
+            Bound::Unbounded,
+        ))
+    }
+
+    /// What a [`RangeIter`] makes its cursors with: this transaction's snapshot and its
+    /// pending writes as of now.
+    fn cursor_maker(&self) -> Result<MakeCursor> {
+        self.check_open()?;
+        self.committer.check_open()?;
+        let (reader, read_ts) = (self.reader.clone(), self.read_ts);
+        let committer = self.committer.clone();
+        let pending = self.pending_source();
+        Ok(Box::new(move |opts| {
+            committer.check_open()?;
+            Ok(reader.iter(read_ts, opts, pending.clone()))
+        }))
     }
 
     /// The pending writes as a sorted source (update transactions only).
@@ -307,6 +410,21 @@ impl Txn {
         managed_commit_ts: Option<u64>,
     ) -> Result<Option<Arc<Completion>>> {
         self.check_open()?;
+        // A commit call of the wrong mode is refused before anything is discarded, so the
+        // caller's correct commit that follows still works (Badger's `commitPrecheck`).
+        match (managed_commit_ts, self.committer.oracle.is_managed()) {
+            (Some(_), false) => {
+                return Err(Error::InvalidRequest(
+                    "commit_at needs a database opened with open_managed: use commit",
+                ))
+            }
+            (None, true) => {
+                return Err(Error::InvalidRequest(
+                    "managed mode: commit with commit_at(commit_ts)",
+                ))
+            }
+            _ => {}
+        }
         let outcome = self.send_inner(managed_commit_ts);
         self.discard();
         outcome

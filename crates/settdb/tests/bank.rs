@@ -29,11 +29,13 @@ fn balance(txn: &mut Txn, i: u32, by_iterator: bool) -> settdb::Result<u64> {
         let mut it = txn.iter(IteratorOptions::default().with_prefetch_values(false))?;
         it.seek(key.as_bytes())?;
         if !it.valid() || it.item().key() != key.as_bytes() {
-            return Err(Error::KeyNotFound);
+            return Err(Error::InvalidRequest("account missing"));
         }
         it.item().value()?
     } else {
-        txn.get(key.as_bytes())?.value()?
+        txn.get(key.as_bytes())?
+            .ok_or(Error::InvalidRequest("account missing"))?
+            .value()?
     };
     let text = String::from_utf8(bytes).map_err(|_| Error::InvalidRequest("balance not UTF-8"))?;
     text.parse()

@@ -35,7 +35,7 @@ use common::{seed, small_options, value_for, Gate, SlowTableStorage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use settdb::io::{FsStorage, Storage};
-use settdb::WriteEntry;
+use settdb::Entry;
 use settdb::{Db, IteratorOptions, Options};
 
 const CI_COPIES: usize = 1_050;
@@ -76,18 +76,10 @@ fn write_of(i: u64) -> (Vec<u8>, Option<Vec<u8>>) {
     (key, Some(v))
 }
 
-fn entry(key: &[u8], value: &Option<Vec<u8>>) -> WriteEntry {
-    WriteEntry {
-        key: key.to_vec().into(),
-        value: value.clone().unwrap_or_default().into(),
-        version: 0,
-        meta: if value.is_none() {
-            settdb::value::meta::DELETE
-        } else {
-            0
-        },
-        user_meta: 0,
-        expires_at: 0,
+fn entry(key: &[u8], value: &Option<Vec<u8>>) -> Entry {
+    match value {
+        Some(v) => Entry::new(key, v),
+        None => Entry::delete(key),
     }
 }
 

@@ -17,22 +17,18 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use settdb::io::FsStorage;
 use settdb::Db;
-use settdb::WriteEntry;
+use settdb::Entry;
 
 const KEYS_PER_BATCH: usize = 3;
 
-fn batch(i: u64) -> Vec<WriteEntry> {
+fn batch(i: u64) -> Vec<Entry> {
     (0..KEYS_PER_BATCH)
         .map(|j| {
             let key = format!("b{i:07}-{j}");
-            WriteEntry {
-                value: value_for(key.as_bytes(), i, if j == 0 { 500 } else { 16 }).into(),
-                key: key.into(),
-                version: 0,
-                meta: 0,
-                user_meta: 0,
-                expires_at: 0,
-            }
+            Entry::new(
+                &key,
+                value_for(key.as_bytes(), i, if j == 0 { 500 } else { 16 }),
+            )
         })
         .collect()
 }

@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use settdb::io::{CrashMode, SimStorage};
 use settdb::Db;
-use settdb::WriteEntry;
+use settdb::Entry;
 
 const KEYS_PER_BATCH: usize = 4;
 
@@ -26,19 +26,12 @@ fn value_len(j: usize) -> usize {
     }
 }
 
-fn batch(i: u64) -> Vec<WriteEntry> {
+fn batch(i: u64) -> Vec<Entry> {
     (0..KEYS_PER_BATCH)
         .map(|j| {
             let key = format!("b{i:05}-{j}");
             let len = value_len(j);
-            WriteEntry {
-                value: value_for(key.as_bytes(), i, len).into(),
-                key: key.into(),
-                version: 0,
-                meta: 0,
-                user_meta: 0,
-                expires_at: 0,
-            }
+            Entry::new(&key, value_for(key.as_bytes(), i, len))
         })
         .collect()
 }

@@ -9,13 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use common::{seed, small_options, value_for};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use settdb::io::{SimStorage, Storage};
-use settdb::value::meta;
-use settdb::WriteEntry;
+use settdb::Entry;
 use settdb::{Db, DbIterator, IteratorOptions};
 
 const DIR: &str = "/db";
@@ -83,23 +81,21 @@ fn unix_now() -> u64 {
 
 /// Writes each (key, version content) in one batch; returns the version.
 fn write(db: &Db, batch: &[(Vec<u8>, Ver)]) -> u64 {
-    let entries = batch
+    let entries: Vec<Entry> = batch
         .iter()
-        .map(|(k, ver)| WriteEntry {
-            key: Bytes::from(k.clone()),
-            version: 0,
-            meta: match (&ver.value, ver.discard) {
-                (None, _) => meta::DELETE,
-                (Some(_), true) => meta::DISCARD_EARLIER_VERSIONS,
-                (Some(_), false) => 0,
-            },
-            user_meta: ver.user_meta,
-            expires_at: match (ver.expired, ver.user_meta % 3) {
-                (true, _) => 1,
-                (false, 0) => unix_now() + 86_400,
-                (false, _) => 0,
-            },
-            value: Bytes::from(ver.value.clone().unwrap_or_default()),
+        .map(|(k, ver)| {
+            let e = match (&ver.value, ver.discard) {
+                (None, _) => Entry::delete(k),
+                (Some(v), true) => Entry::new(k, v).with_discard(),
+                (Some(v), false) => Entry::new(k, v),
+            };
+            e.with_user_meta(ver.user_meta).with_expires_at(
+                match (ver.expired, ver.user_meta % 3) {
+                    (true, _) => 1,
+                    (false, 0) => unix_now() + 86_400,
+                    (false, _) => 0,
+                },
+            )
         })
         .collect();
     db.write(entries).unwrap()
@@ -434,20 +430,14 @@ fn sst_files(sim: &SimStorage) -> BTreeSet<String> {
 
 fn fill(db: &Db, keys: u32, tag: u64) {
     for chunk in (0..keys).collect::<Vec<_>>().chunks(100) {
-        let entries = chunk
+        let entries: Vec<Entry> = chunk
             .iter()
             .map(|i| {
                 let key = format!("key{i:05}").into_bytes();
                 // Every third value goes to the value log (threshold 64).
                 let len = if i % 3 == 0 { 200 } else { 20 };
-                WriteEntry {
-                    value: Bytes::from(value_for(&key, tag, len)),
-                    key: Bytes::from(key),
-                    version: 0,
-                    meta: 0,
-                    user_meta: 0,
-                    expires_at: 0,
-                }
+                let value = value_for(&key, tag, len);
+                Entry::new(key, value)
             })
             .collect();
         db.write(entries).unwrap();

@@ -96,14 +96,7 @@ fn bad_keys_and_sizes_are_typed_errors() {
         Err(Error::InvalidKey { .. })
     ));
     let many: Vec<_> = (0..200_000u32)
-        .map(|i| settdb::WriteEntry {
-            key: format!("k{i}").into(),
-            version: 0,
-            meta: 0,
-            user_meta: 0,
-            expires_at: 0,
-            value: bytes::Bytes::from_static(b"v"),
-        })
+        .map(|i| settdb::Entry::new(format!("k{i}"), bytes::Bytes::from_static(b"v")))
         .collect();
     assert!(matches!(db.write(many), Err(Error::TxnTooBig { .. })));
     assert_eq!(db.get(b"k1").unwrap(), None);

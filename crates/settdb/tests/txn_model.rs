@@ -43,8 +43,7 @@ fn visible(model: &Versions, t: &OpenTxn) -> BTreeMap<Vec<u8>, Vec<u8>> {
 fn check_reads(model: &Versions, t: &mut OpenTxn, key: &[u8], reverse: bool, seed: u64) {
     let want = visible(model, t);
     let got = match t.txn.get(key) {
-        Ok(item) => Some(item.value().unwrap()),
-        Err(Error::KeyNotFound) => None,
+        Ok(item) => item.map(|i| i.value().unwrap()),
         Err(e) => panic!("{e}"),
     };
     assert_eq!(
@@ -126,7 +125,7 @@ fn check_reads(model: &Versions, t: &mut OpenTxn, key: &[u8], reverse: bool, see
         for d in &diff {
             eprintln!(
                 "get {d}: {:?}",
-                t.txn.get(d.as_bytes()).map(|i| i.version())
+                t.txn.get(d.as_bytes()).map(|i| i.map(|i| i.version()))
             );
         }
         let fwd: Vec<String> = t
@@ -163,7 +162,7 @@ fn run(seed: u64, steps: usize) {
                     if t.pending.contains_key(&key) {
                         continue;
                     }
-                    let got = t.txn.get(&key).ok().map(|i| i.value().unwrap());
+                    let got = t.txn.get(&key).unwrap().map(|i| i.value().unwrap());
                     t.reads.insert(key.clone());
                     if got.as_ref() != want.get(&key) {
                         let vs: Vec<(u64, Option<usize>)> = model

@@ -118,7 +118,7 @@ fn snapshot_across_gc(mmap: bool) {
     let db = Db::open(opts(dir.path()).with_value_log_mmap(mmap)).unwrap();
     let old = overwrite(&db, 200, 2000, 1);
     let mut it = db.iter(IteratorOptions::default()).unwrap();
-    let item = db.view(|t| t.get(&key(7))).unwrap();
+    let item = db.view(|t| t.get(key(7))).unwrap().unwrap();
     let new = overwrite(&db, 200, 2000, 3);
     db.flatten().unwrap();
     let files_before = vlog_files_on_disk(dir.path());
@@ -162,7 +162,7 @@ fn a_value_an_open_transaction_may_read_keeps_its_file() {
     db.flatten().unwrap();
     let _ = db.run_value_log_gc(0.5).unwrap();
     for (k, v) in &old {
-        assert_eq!(&txn.get(k).unwrap().value().unwrap(), v);
+        assert_eq!(&txn.get(k).unwrap().unwrap().value().unwrap(), v);
     }
     drop(txn);
     db.flatten().unwrap();
@@ -418,7 +418,7 @@ fn seeded_model_across_gc(mmap: bool) {
                 let (mut txn, want) = held.remove(rng.random_range(0..held.len()));
                 for (k, v) in want.iter().take(40) {
                     assert_eq!(
-                        &txn.get(k).unwrap().value().unwrap(),
+                        &txn.get(k).unwrap().unwrap().value().unwrap(),
                         v,
                         "step {step}: held txn"
                     );

@@ -233,11 +233,10 @@ fn read_loop(
 /// value, or with `keys_only` of the key (the value is not asked for, so a value-log value is
 /// not read). `None` if the key has no value.
 fn lookup(db: &Db, key: &[u8], keys_only: bool) -> settdb::Result<Option<u64>> {
-    db.view(|txn| match txn.get(key) {
-        Ok(_) if keys_only => Ok(Some(key.len() as u64)),
-        Ok(item) => item.value_with(|v| Some(v.len() as u64)),
-        Err(Error::KeyNotFound) => Ok(None),
-        Err(e) => Err(e),
+    db.view(|txn| match txn.get(key)? {
+        Some(_) if keys_only => Ok(Some(key.len() as u64)),
+        Some(item) => item.value_with(|v| Some(v.len() as u64)),
+        None => Ok(None),
     })
 }
 

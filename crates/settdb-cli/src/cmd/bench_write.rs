@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rand::{Rng, RngCore, SeedableRng};
-use settdb::WriteEntry;
+use settdb::Entry;
 use settdb::{Db, Options};
 
 use crate::bench_keys::{BenchKeys, SORTED_PREFIX_LEN};
@@ -225,7 +225,7 @@ fn write_all(
                         let to = (from + batch as u64).min(keys.count);
                         let entries = (from..to)
                             .map(|i| entry(keys, i, &pool, val_size, &mut rng))
-                            .collect();
+                            .collect::<Vec<_>>();
                         if let Err(e) = db.write(entries) {
                             failed.store(true, Ordering::Relaxed);
                             return Err(e);
@@ -253,22 +253,9 @@ fn write_all(
 }
 
 /// Entry `i`: its key and a random slice of the pool as value.
-fn entry(
-    keys: &BenchKeys,
-    i: u64,
-    pool: &Bytes,
-    val_size: usize,
-    rng: &mut impl Rng,
-) -> WriteEntry {
+fn entry(keys: &BenchKeys, i: u64, pool: &Bytes, val_size: usize, rng: &mut impl Rng) -> Entry {
     let off = rng.random_range(0..=pool.len() - val_size);
-    WriteEntry {
-        key: keys.key(i).into(),
-        version: 0,
-        meta: 0,
-        user_meta: 0,
-        expires_at: 0,
-        value: pool.slice(off..off + val_size),
-    }
+    Entry::new(keys.key(i), pool.slice(off..off + val_size))
 }
 
 /// Random bytes to slice values from.

@@ -158,18 +158,17 @@ impl Oracle {
         Ok(ts)
     }
 
-    /// Assigns a commit timestamp for a write that took part in no transaction (no reads, no
-    /// conflict check). REQUIRES: under the write queue's lock.
-    pub fn new_blind_commit_ts(&self) -> Result<u64> {
+    /// Assigns a commit timestamp for a write that took part in no transaction (no reads, so
+    /// no conflict check of its own). Its `writes` are recorded like a transaction's: a
+    /// transaction that read one of those keys before this commit conflicts with it.
+    /// REQUIRES: under the write queue's lock.
+    pub fn new_blind_commit_ts(&self, writes: &HashSet<u64>) -> Result<u64> {
         if self.managed {
             return Err(Error::InvalidRequest(
                 "managed mode: write with a transaction and commit_at(ts)",
             ));
         }
-        let _st = self.lock();
-        let ts = self.next_ts.fetch_add(1, Ordering::AcqRel);
-        self.applied.begin(ts);
-        Ok(ts)
+        self.new_commit_ts(0, &[], writes, None)
     }
 
     /// Raises the next commit timestamp above `version` (versions loaded from a backup, already
@@ -269,7 +268,7 @@ mod tests {
         let o = oracle();
         let r = o.begin_read();
         for _ in 0..5 {
-            let ts = o.new_blind_commit_ts().unwrap();
+            let ts = o.new_blind_commit_ts(&HashSet::new()).unwrap();
             o.applied().done(ts);
         }
         assert_eq!(o.discard_ts(), r);
@@ -302,7 +301,7 @@ mod tests {
             m.new_commit_ts(0, &[], &HashSet::new(), Some(42)).unwrap(),
             42
         );
-        assert!(m.new_blind_commit_ts().is_err());
+        assert!(m.new_blind_commit_ts(&HashSet::new()).is_err());
         let o = oracle();
         assert!(o.new_commit_ts(10, &[], &HashSet::new(), Some(3)).is_err());
     }

@@ -1,0 +1,345 @@
+//! The public API as a Rust user writes it: every key and value form, `Result<Option<_>>`
+//! reads, range and prefix iterators (checked against a `BTreeMap` model, both ends pulled in
+//! random order), and misuse refused without losing the transaction.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{seed, small_options, value_for};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use settdb::io::{MemStorage, SimStorage};
+use settdb::{Bytes, Db, Entry, Error, Options, Result, Txn};
+
+fn mem_db() -> Db {
+    Db::open(Options::new("/db").with_storage(Arc::new(MemStorage::new()))).unwrap()
+}
+
+// The issue's first line: a helper taking borrowed slices compiles and works.
+fn put(db: &Db, k: &[u8], v: &[u8]) -> Result<()> {
+    db.update(|t| t.set(k, v))
+}
+
+fn get_string(db: &Db, k: &str) -> Result<Option<String>> {
+    Ok(db.get(k)?.map(|v| String::from_utf8(v).unwrap()))
+}
+
+#[test]
+fn every_key_and_value_form_goes_in_everywhere() {
+    // Proves keys and values accept &[u8], &str, &[u8; N], [u8; N], &String, &Vec<u8>,
+    // Vec<u8>, String and Bytes in Txn, WriteBatch, Db and Entry, and that reads take the
+    // borrowed forms too.
+    let db = mem_db();
+    put(&db, b"slice", b"1").unwrap();
+    let owned_key = String::from("string");
+    let owned_vec = b"vec".to_vec();
+    db.update(|t| {
+        t.set("str", "2")?;
+        t.set(b"arr", *b"3")?;
+        t.set(*b"arr2", b"4")?;
+        t.set(&owned_key, &owned_key)?;
+        t.set(&owned_vec, &owned_vec)?;
+        t.set(String::from("owned"), vec![5u8])?;
+        t.set(Bytes::from_static(b"bytes"), Bytes::from_static(b"6"))?;
+        t.delete("gone")
+    })
+    .unwrap();
+    let mut wb = db.new_write_batch().unwrap();
+    wb.set("wb-str", String::from("7")).unwrap();
+    wb.set(&b"wb-arr"[..], [8u8; 2]).unwrap();
+    wb.delete(b"slice").unwrap();
+    wb.flush().unwrap();
+    db.set("db-set", "9").unwrap();
+    db.write([Entry::new("entry", "10").with_user_meta(3)])
+        .unwrap();
+    db.delete(String::from("str")).unwrap();
+
+    assert_eq!(get_string(&db, "slice").unwrap(), None);
+    assert_eq!(get_string(&db, "str").unwrap(), None);
+    for (k, v) in [
+        ("arr", "3"),
+        ("arr2", "4"),
+        ("string", "string"),
+        ("vec", "vec"),
+        ("owned", "\u{5}"),
+        ("bytes", "6"),
+        ("wb-str", "7"),
+        ("wb-arr", "\u{8}\u{8}"),
+        ("db-set", "9"),
+        ("entry", "10"),
+    ] {
+        assert_eq!(get_string(&db, k).unwrap().as_deref(), Some(v), "{k}");
+    }
+    db.view(|t| {
+        assert!(t.get(&owned_key)?.is_some());
+        assert!(t.get(&owned_vec)?.is_some());
+        assert!(t.get(*b"arr")?.is_some());
+        assert!(t.get(Bytes::from_static(b"bytes"))?.is_some());
+        assert_eq!(t.get("entry")?.unwrap().user_meta(), 3);
+        assert!(t.get("gone")?.is_none());
+        Ok(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn not_found_is_none_everywhere_and_errors_stay_errors() {
+    // Proves a missing, deleted or expired key reads as Ok(None) (in a transaction, through
+    // its own pending delete, and on Db), while a bad key is still an error.
+    let db = mem_db();
+    db.set("k", "v").unwrap();
+    db.write([Entry::new("expired", "v").with_expires_at(1)])
+        .unwrap();
+    let mut t = db.new_transaction(true).unwrap();
+    assert!(t.get("missing").unwrap().is_none());
+    assert!(t.get("expired").unwrap().is_none());
+    t.delete("k").unwrap();
+    assert!(t.get("k").unwrap().is_none(), "own pending delete");
+    assert!(db.get("k").unwrap().is_some(), "not committed yet");
+    assert!(matches!(t.get(""), Err(Error::EmptyKey)));
+    t.commit().unwrap();
+    assert!(db.get("k").unwrap().is_none());
+    assert!(db.get("expired").unwrap().is_none());
+}
+
+fn keys(it: impl Iterator<Item = Result<settdb::Item>>) -> Vec<Vec<u8>> {
+    it.map(|i| i.unwrap().key().to_vec()).collect()
+}
+
+#[test]
+fn range_and_prefix_iterators_forward_and_reversed() {
+    // Proves the forms of the issue: Vec ranges, str ranges, inclusive and open ends, prefix
+    // iterators, and .rev().
+    let db = mem_db();
+    db.update(|t| {
+        for k in ["a", "b", "m", "user:1", "user:2", "user:3", "users", "z"] {
+            t.set(k, "v")?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    db.view(|t| {
+        let r = t.range(b"a".to_vec()..b"m".to_vec())?;
+        assert_eq!(keys(r), [b"a".to_vec(), b"b".to_vec()]);
+        assert_eq!(
+            keys(t.range("b"..="m")?.rev()),
+            [b"m".to_vec(), b"b".to_vec()]
+        );
+        assert_eq!(
+            keys(t.range("users"..)?),
+            [b"users".to_vec(), b"z".to_vec()]
+        );
+        assert_eq!(keys(t.range(.."b")?), [b"a".to_vec()]);
+        assert_eq!(keys(t.range::<&str>(..)?).len(), 8);
+        assert_eq!(
+            keys(t.prefix("user:")?),
+            [b"user:1".to_vec(), b"user:2".to_vec(), b"user:3".to_vec()]
+        );
+        assert_eq!(
+            keys(t.prefix(String::from("user:"))?.rev()),
+            [b"user:3".to_vec(), b"user:2".to_vec(), b"user:1".to_vec()]
+        );
+        assert!(keys(t.prefix("nothing")?).is_empty());
+        assert!(keys(t.range("m".."b")?).is_empty(), "inverted range");
+        assert!(keys(t.range("m".."m")?).is_empty());
+        let mut both = t.prefix("user:")?;
+        assert_eq!(both.next().unwrap()?.key(), b"user:1");
+        assert_eq!(both.next_back().unwrap()?.key(), b"user:3");
+        assert_eq!(both.next_back().unwrap()?.key(), b"user:2");
+        assert!(both.next().is_none() && both.next_back().is_none());
+        Ok(())
+    })
+    .unwrap();
+}
+
+fn bound(rng: &mut StdRng, keys: u32) -> Bound<Vec<u8>> {
+    let k = format!("k{:03}", rng.random_range(0..keys)).into_bytes();
+    match rng.random_range(0..3) {
+        0 => Bound::Included(k),
+        1 => Bound::Excluded(k),
+        _ => Bound::Unbounded,
+    }
+}
+
+#[test]
+fn range_iterators_match_a_model_from_both_ends() {
+    // Proves against a BTreeMap: random ranges and prefixes over a database with flushed,
+    // compacted and memtable versions, deletes and a transaction's own pending writes, pulled
+    // from the front and the back in random order, yield exactly the model's keys with the
+    // right values, each once.
+    let seed = seed(0x4a11);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let db = Db::open(small_options(Path::new("/db"), Arc::new(SimStorage::new()))).unwrap();
+    let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+    const KEYS: u32 = 300;
+    for round in 0..6u64 {
+        let mut wb = db.new_write_batch().unwrap();
+        for _ in 0..400 {
+            let k = format!("k{:03}", rng.random_range(0..KEYS)).into_bytes();
+            if rng.random_bool(0.2) {
+                wb.delete(&k).unwrap();
+                model.remove(&k);
+            } else {
+                let v = value_for(&k, round, rng.random_range(1..200));
+                wb.set(&k, &v).unwrap();
+                model.insert(k, v);
+            }
+        }
+        wb.flush().unwrap();
+        if round % 2 == 0 {
+            db.flush().unwrap();
+        }
+    }
+    let mut txn = db.new_transaction(true).unwrap();
+    for _ in 0..30 {
+        let k = format!("k{:03}", rng.random_range(0..KEYS)).into_bytes();
+        if rng.random_bool(0.3) {
+            txn.delete(&k).unwrap();
+            model.remove(&k);
+        } else {
+            let v = value_for(&k, 99, 10);
+            txn.set(&k, &v).unwrap();
+            model.insert(k, v);
+        }
+    }
+    for case in 0..300 {
+        let (lo, hi) = (bound(&mut rng, KEYS), bound(&mut rng, KEYS));
+        let prefix = (case % 4 == 0).then(|| format!("k{}", rng.random_range(0..3)));
+        let want: Vec<(Vec<u8>, Vec<u8>)> = match &prefix {
+            Some(p) => model
+                .iter()
+                .filter(|(k, _)| k.starts_with(p.as_bytes()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            None => {
+                let valid = match (&lo, &hi) {
+                    (Bound::Included(a), Bound::Included(b)) => a <= b,
+                    (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+                    | (Bound::Excluded(a), Bound::Included(b)) => a < b,
+                    _ => true,
+                };
+                if valid {
+                    model
+                        .range((lo.clone(), hi.clone()))
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                } else {
+                    Vec::new()
+                }
+            }
+        };
+        let mut it = match &prefix {
+            Some(p) => txn.prefix(p).unwrap(),
+            None => txn.range::<Vec<u8>>((lo.clone(), hi.clone())).unwrap(),
+        };
+        let (mut front, mut back) = (Vec::new(), Vec::new());
+        loop {
+            let from_back = rng.random_bool(0.5);
+            let next = if from_back { it.next_back() } else { it.next() };
+            let Some(item) = next else { break };
+            let item = item.unwrap();
+            let kv = (item.key().to_vec(), item.value().unwrap());
+            if from_back {
+                back.push(kv);
+            } else {
+                front.push(kv);
+            }
+        }
+        assert!(it.next().is_none() && it.next_back().is_none());
+        back.reverse();
+        front.extend(back);
+        assert_eq!(
+            front.len(),
+            want.len(),
+            "case {case} seed {seed}: {lo:?}..{hi:?} prefix {prefix:?}"
+        );
+        assert!(front == want, "case {case} seed {seed}: contents differ");
+    }
+}
+
+#[test]
+fn a_range_records_its_reads_for_conflicts() {
+    // Proves keys yielded by a range iterator are reads: a concurrent commit to one of them
+    // makes the transaction's commit a conflict; a commit outside the range does not.
+    let db = mem_db();
+    db.update(|t| {
+        t.set("a", "1")?;
+        t.set("b", "1")?;
+        t.set("x", "1")
+    })
+    .unwrap();
+    let mut t1 = db.new_transaction(true).unwrap();
+    assert_eq!(keys(t1.range("a"..="b").unwrap()).len(), 2);
+    t1.set("out", "1").unwrap();
+    db.set("x", "2").unwrap();
+    t1.commit().unwrap();
+    let mut t2 = db.new_transaction(true).unwrap();
+    assert_eq!(keys(t2.prefix("a").unwrap().rev()).len(), 1);
+    t2.set("out", "2").unwrap();
+    db.set("a", "2").unwrap();
+    assert!(matches!(t2.commit(), Err(Error::Conflict)));
+}
+
+#[test]
+fn commit_of_the_wrong_mode_is_refused_and_the_transaction_stays_usable() {
+    // Badger's commitPrecheck (TestTxnSimple, TestManagedDB): commit_at on a normal database
+    // and commit on a managed one are refused without discarding, so the correct commit that
+    // follows still writes.
+    let db = mem_db();
+    let mut t = db.new_transaction(true).unwrap();
+    t.set("k", "v").unwrap();
+    assert!(matches!(t.commit_at(10), Err(Error::InvalidRequest(_))));
+    t.commit().unwrap();
+    assert_eq!(db.get("k").unwrap().as_deref(), Some(&b"v"[..]));
+
+    let mdb =
+        Db::open_managed(Options::new("/m").with_storage(Arc::new(MemStorage::new()))).unwrap();
+    let mut t: Txn = mdb.new_transaction_at(1, true).unwrap();
+    t.set("k", "v").unwrap();
+    assert!(matches!(t.commit(), Err(Error::InvalidRequest(_))));
+    let (tx, rx) = std::sync::mpsc::channel();
+    t.commit_with(move |r| tx.send(r.is_err()).unwrap());
+    assert!(
+        rx.recv().unwrap(),
+        "commit_with on a managed db is refused too"
+    );
+    t.commit_at(5).unwrap();
+    assert_eq!(mdb.get_at("k", 5).unwrap().as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn a_read_only_database_hands_out_read_only_transactions() {
+    // Badger's TestReadOnly: new_transaction(true) on a read-only database gives a read-only
+    // transaction whose writes fail at once with ReadOnlyTxn (not at commit); reads work.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = Db::open(Options::new(dir.path())).unwrap();
+        db.set("k", "v").unwrap();
+        db.close().unwrap();
+    }
+    let db = Db::open(Options::new(dir.path()).with_read_only(true)).unwrap();
+    let mut t = db.new_transaction(true).unwrap();
+    assert!(!t.is_update());
+    assert!(matches!(t.set("k", "w"), Err(Error::ReadOnlyTxn)));
+    assert!(matches!(t.delete("k"), Err(Error::ReadOnlyTxn)));
+    assert_eq!(t.get("k").unwrap().unwrap().value().unwrap(), b"v");
+    assert!(matches!(
+        db.update(|t| t.set("k", "w")),
+        Err(Error::ReadOnlyTxn)
+    ));
+}
+
+#[test]
+fn is_closed_reports_close() {
+    // Proves is_closed is false while open and true after close, on every clone.
+    let db = mem_db();
+    let clone = db.clone();
+    assert!(!db.is_closed());
+    db.close().unwrap();
+    assert!(db.is_closed() && clone.is_closed());
+    assert!(matches!(clone.get("k"), Err(Error::Closed)));
+}
