@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use settdb::{Db, Entry, IteratorOptions, Options};
+use settdb::{Db, Entry, Options};
 
 fn main() -> settdb::Result<()> {
     let dir = std::env::temp_dir().join("settdb-quickstart");
@@ -15,31 +15,32 @@ fn main() -> settdb::Result<()> {
         txn.set("greeting", "hello")?;
         txn.set_entry(Entry::new("session", "abc").with_ttl(Duration::from_secs(60)))
     })?;
+    // Reads give Ok(None) for a key that is missing, deleted or expired.
     let greeting = db.view(|txn| txn.get("greeting")?.map(|item| item.value()).transpose())?;
     assert_eq!(greeting.as_deref(), Some(&b"hello"[..]));
-    assert!(db.view(|txn| txn.get("missing"))?.is_none());
+    assert!(db.get("missing")?.is_none());
 
-    // Many writes at high throughput.
+    // Many writes at high throughput (not atomic as a whole).
     let mut batch = db.new_write_batch()?;
     for i in 0..10_000 {
         batch.set(format!("key{i:05}"), vec![0u8; 100])?;
     }
     batch.flush()?;
 
-    // Iteration, here over a prefix in reverse.
+    // Ranges and prefixes are double-ended iterators: here the three largest keys under
+    // "key", walking down from the end of the prefix.
     let last_three: Vec<Vec<u8>> = db.view(|txn| {
-        let opts = IteratorOptions::default()
-            .with_prefix(b"key".to_vec())
-            .with_reverse(true);
-        txn.iter(opts)?
+        txn.prefix("key")?
+            .rev()
             .take(3)
             .map(|item| Ok(item?.key().to_vec()))
             .collect()
     })?;
-    assert_eq!(last_three[0], b"key09999");
+    assert_eq!(last_three, [b"key09999", b"key09998", b"key09997"]);
+    let in_range = db.view(|txn| Ok(txn.range("key00100".."key00200")?.count()))?;
+    assert_eq!(in_range, 100);
     println!(
-        "ok: {} keys, newest first: {:?}",
-        10_000,
+        "ok: 10000 keys, the largest: {}",
         String::from_utf8_lossy(&last_three[0])
     );
     db.close()

@@ -73,7 +73,23 @@ impl Throttle {
     }
 }
 
-/// A batch of writes; see the module doc.
+/// Many writes at high throughput, committed in sub-batches in the background (not atomic
+/// as a whole); `flush` waits for all of them and reports the first error.
+///
+/// ```
+/// # fn main() -> settdb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = settdb::Db::open(settdb::Options::new(dir.path()))?;
+/// let mut batch = db.new_write_batch()?;
+/// for i in 0..10_000u32 {
+///     batch.set(format!("key{i:05}"), i.to_be_bytes())?;
+/// }
+/// batch.delete("key00000")?;
+/// batch.flush()?;
+/// assert!(db.get("key00000")?.is_none());
+/// assert_eq!(db.get("key09999")?.as_deref(), Some(&9999u32.to_be_bytes()[..]));
+/// # Ok(()) }
+/// ```
 pub struct WriteBatch {
     committer: Arc<Committer>,
     reader: Arc<Reader>,

@@ -26,18 +26,37 @@ impl Db {
     ///
     /// Errors: [`Error::BackupIo`] if writing fails (`w` then holds whole frames and perhaps
     /// part of one), and whatever reading the database fails with.
-    pub fn backup(&self, w: &mut impl Write, since: u64) -> Result<u64> {
-        backup(self, w, since, &mut |_| {})
+    ///
+    /// ```
+    /// # fn main() -> settdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use settdb::{Db, Options};
+    /// let db = Db::open(Options::new(dir.path().join("a")))?;
+    /// db.set("k1", "v1")?;
+    /// let mut full = Vec::new();
+    /// let since = db.backup(&mut full, 0)?;
+    /// db.set("k2", "v2")?;
+    /// let mut incremental = Vec::new();
+    /// db.backup(&mut incremental, since)?; // only what changed after `since`
+    ///
+    /// let restored = Db::open(Options::new(dir.path().join("b")))?;
+    /// restored.load(&full[..], 16)?;
+    /// restored.load(&incremental[..], 16)?;
+    /// assert_eq!(restored.get("k2")?.as_deref(), Some(&b"v2"[..]));
+    /// # Ok(()) }
+    /// ```
+    pub fn backup(&self, mut w: impl Write, since: u64) -> Result<u64> {
+        backup(self, &mut w, since, &mut |_| {})
     }
 
     /// [`Db::backup`], calling `progress` after each frame written.
     pub fn backup_with_progress(
         &self,
-        w: &mut impl Write,
+        mut w: impl Write,
         since: u64,
         mut progress: impl FnMut(&BackupProgress),
     ) -> Result<u64> {
-        backup(self, w, since, &mut progress)
+        backup(self, &mut w, since, &mut progress)
     }
 
     /// Loads a backup written by [`Db::backup`], `badger backup` or Badger's `DB.Backup`
@@ -51,18 +70,18 @@ impl Db {
     /// length over [`crate::backup::MAX_FRAME_LEN`], bytes that are not a `KVList`, or a KV
     /// SettDB cannot store (empty or internal key, version 0, unknown meta bits); nothing of
     /// that frame is written, every frame before it is, and the database stays consistent.
-    pub fn load(&self, r: &mut impl Read, max_pending_writes: usize) -> Result<LoadSummary> {
-        load(self, r, max_pending_writes, &mut |_| {})
+    pub fn load(&self, mut r: impl Read, max_pending_writes: usize) -> Result<LoadSummary> {
+        load(self, &mut r, max_pending_writes, &mut |_| {})
     }
 
     /// [`Db::load`], calling `progress` after each frame read.
     pub fn load_with_progress(
         &self,
-        r: &mut impl Read,
+        mut r: impl Read,
         max_pending_writes: usize,
         mut progress: impl FnMut(&LoadSummary),
     ) -> Result<LoadSummary> {
-        load(self, r, max_pending_writes, &mut progress)
+        load(self, &mut r, max_pending_writes, &mut progress)
     }
 }
 

@@ -1,12 +1,67 @@
-//! SettDB: an embeddable, persistent, transactional key-value store implementing Badger's
-//! design (an LSM tree with a separate value log, MVCC with serializable snapshot isolation,
-//! leveled compaction) in Rust.
+//! SettDB: an embedded, persistent, transactional key-value store for Rust programs, built on
+//! Badger's design (an LSM tree with large values kept apart in a value log, MVCC
+//! transactions with serializable snapshot isolation, leveled compaction).
 //!
-//! Layers (see ARCHITECTURE.md); a module imports only from its own layer or lower:
-//! - 0 vocabulary and I/O: [`error`], [`options`], [`key`], [`value`], [`coding`], [`checksum`],
-//!   [`io`];
-//! - 1 on-disk structures: [`log`], [`table`], [`manifest`], each with its page in
-//!   docs/format/.
+//! # Use it
+//!
+//! ```
+//! use settdb::{Db, Entry, Options};
+//! # fn main() -> settdb::Result<()> {
+//! # let dir = tempfile::tempdir().unwrap();
+//! # let path = dir.path();
+//! let db = Db::open(Options::new(path))?;
+//!
+//! // A read-write transaction: every write lands at one commit, or none does. On
+//! // Err(Error::Conflict) (a key it read changed meanwhile), run it again.
+//! db.update(|txn| {
+//!     txn.set("user:1", "ann")?;
+//!     txn.set("user:2", "bob")?;
+//!     txn.set_entry(Entry::new("session:9", "token").with_ttl(std::time::Duration::from_secs(60)))
+//! })?;
+//!
+//! // A read-only transaction sees one snapshot. Not found is Ok(None).
+//! db.view(|txn| {
+//!     assert_eq!(txn.get("user:1")?.unwrap().value()?, b"ann");
+//!     assert!(txn.get("user:3")?.is_none());
+//!     // Prefixes and ranges are double-ended iterators.
+//!     let users: Vec<Vec<u8>> = txn
+//!         .prefix("user:")?
+//!         .rev()
+//!         .map(|item| Ok(item?.key().to_vec()))
+//!         .collect::<settdb::Result<_>>()?;
+//!     assert_eq!(users, [b"user:2", b"user:1"]);
+//!     Ok(())
+//! })?;
+//!
+//! // Shortcuts for single writes and reads, and a batch for bulk writes.
+//! db.set("counter", 7u64.to_be_bytes())?;
+//! assert_eq!(db.get("counter")?.as_deref(), Some(&7u64.to_be_bytes()[..]));
+//! let mut batch = db.new_write_batch()?;
+//! for i in 0..1000u32 {
+//!     batch.set(format!("item:{i:04}"), i.to_le_bytes())?;
+//! }
+//! batch.flush()?;
+//! db.close()?;
+//! # Ok(()) }
+//! ```
+//!
+//! Keys and values are bytes: anything [`IntoBytes`] (`&[u8]`, `&str`, arrays, `Vec<u8>`,
+//! `String`, [`Bytes`]) goes in; reads give `Vec<u8>` or an [`Item`]. Every error is a typed
+//! [`Error`]; SettDB never panics on data from disk and never exits the process.
+//!
+//! # Where to go next
+//!
+//! - [`Options`]: durability (`sync_writes`), sizes, compression, encryption at rest, caches,
+//!   in-memory mode, read-only mode.
+//! - [`Db`]: transactions ([`Db::update`], [`Db::view`], [`Txn`]), [`WriteBatch`], iterators
+//!   ([`Txn::range`], [`Txn::prefix`], and the cursor [`Txn::iter`] with
+//!   [`IteratorOptions`]), managed mode ([`Db::open_managed`]: the caller picks versions),
+//!   backup and restore in Badger's format ([`Db::backup`], [`Db::load`]), parallel streams
+//!   ([`Db::stream`]), bulk loading ([`Db::bulk_load`]), value-log garbage collection
+//!   ([`Db::run_value_log_gc`]), [`verify`] and [`repair`].
+//!
+//! The engine's layers and invariants are described in ARCHITECTURE.md and docs/ in the
+//! repository.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -78,6 +78,24 @@ pub enum ChecksumVerificationMode {
 
 /// Everything that configures a database. Build with [`Options::new`] and the `with_*`
 /// methods; [`Options::validate`] runs on open.
+///
+/// ```
+/// use settdb::{Compression, Db, Options};
+/// # fn main() -> settdb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let opts = Options::new(dir.path())
+///     .with_sync_writes(true) // every commit durable when it returns
+///     .with_compression(Compression::Zstd(1))
+///     .with_value_threshold(1024) // values of 1 KiB or more go to the value log
+///     .with_block_cache_size(64 << 20);
+/// let db = Db::open(opts)?;
+/// db.close()?;
+///
+/// // In memory only: nothing touches the disk, everything is gone on close.
+/// let mem = Db::open(Options::new("").with_in_memory(true))?;
+/// mem.set("k", "v")?;
+/// # Ok(()) }
+/// ```
 #[derive(Clone)]
 pub struct Options {
     /// Directory of the LSM tree (tables, manifest, memtable WALs).
@@ -362,7 +380,7 @@ impl Options {
         with_namespace_offset, namespace_offset: i64);
     setter!(/// Sets [`Options::external_magic_version`].
         with_external_magic_version, external_magic_version: u16);
-    setter!(/// Sets [`Options::storage`] (tests use [`crate::io::SimStorage`]).
+    setter!(/// Sets [`Options::storage`] (tests use `io::SimStorage`).
         with_storage, storage: Arc<dyn Storage>);
 
     /// Sets both [`Options::dir`] and [`Options::value_dir`].

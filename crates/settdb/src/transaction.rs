@@ -41,7 +41,36 @@ pub(crate) struct PendingWrite {
     pub(crate) expires_at: u64,
 }
 
-/// A transaction; see the module doc.
+/// A transaction: reads see one snapshot (plus its own writes), writes commit atomically at
+/// one version, and a commit fails with [`Error::Conflict`] if a key it read was changed by a
+/// commit after its snapshot (serializable snapshot isolation). Used from one thread at a
+/// time; dropping it discards it. [`Db::update`](crate::Db::update) and
+/// [`Db::view`](crate::Db::view) run a closure in one; here by hand, with the retry a
+/// conflict asks for:
+///
+/// ```
+/// use settdb::{Db, Error, Options};
+/// # fn main() -> settdb::Result<()> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let db = Db::open(Options::new(dir.path()))?;
+/// fn add(db: &Db, key: &str, n: u64) -> settdb::Result<u64> {
+///     loop {
+///         let mut txn = db.new_transaction(true)?;
+///         let old = match txn.get(key)? {
+///             Some(item) => u64::from_be_bytes(item.value()?.try_into().unwrap()),
+///             None => 0,
+///         };
+///         txn.set(key, (old + n).to_be_bytes())?;
+///         match txn.commit() {
+///             Err(Error::Conflict) => continue, // someone changed `key`: read it again
+///             other => return other.map(|()| old + n),
+///         }
+///     }
+/// }
+/// assert_eq!(add(&db, "hits", 2)?, 2);
+/// assert_eq!(add(&db, "hits", 3)?, 5);
+/// # Ok(()) }
+/// ```
 pub struct Txn {
     committer: Arc<Committer>,
     reader: Arc<Reader>,
@@ -243,7 +272,32 @@ impl Txn {
         self.reader.get_item(key, self.read_ts)
     }
 
-    /// An iterator over this transaction's snapshot and its pending writes.
+    /// A cursor over this transaction's snapshot and its pending writes (Badger's iterator);
+    /// it is also a Rust `Iterator`. [`Txn::range`] and [`Txn::prefix`] are simpler for
+    /// most scans.
+    ///
+    /// ```
+    /// use settdb::IteratorOptions;
+    /// # fn main() -> settdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = settdb::Db::open(settdb::Options::new(dir.path()))?;
+    /// db.update(|txn| {
+    ///     txn.set("a", "1")?;
+    ///     txn.set("b", "2")
+    /// })?;
+    /// db.view(|txn| {
+    ///     // Keys only: values in the value log are not read until asked for.
+    ///     let mut it = txn.iter(IteratorOptions::default().with_prefetch_values(false))?;
+    ///     it.seek(b"b")?;
+    ///     while it.valid() {
+    ///         assert_eq!(it.item().key(), b"b");
+    ///         assert_eq!(it.item().value()?, b"2");
+    ///         it.next()?;
+    ///     }
+    ///     Ok(())
+    /// })?;
+    /// # Ok(()) }
+    /// ```
     pub fn iter(&self, opts: IteratorOptions) -> Result<TxnIterator> {
         self.check_open()?;
         self.committer.check_open()?;

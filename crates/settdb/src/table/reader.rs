@@ -123,7 +123,7 @@ impl Table {
         Ok(f(&loaded))
     }
 
-    /// The table's index and filter (see [`Table::with_indexes`]).
+    /// The table's index and filter (see `Table::with_indexes`).
     pub fn indexes(&self) -> Result<Arc<TableIndexes>> {
         if let Some(r) = &self.resident {
             return Ok(r.clone());
