@@ -13,8 +13,10 @@ use crate::commit::Committer;
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::into_bytes::IntoBytes;
+use crate::key::validate_key;
 use crate::read::Reader;
 use crate::transaction::Txn;
+use crate::write::WriteEntry;
 
 /// Commits in flight at most, by default (Badger's default).
 pub const DEFAULT_MAX_PENDING_TXNS: usize = 16;
@@ -23,6 +25,14 @@ pub const DEFAULT_MAX_PENDING_TXNS: usize = 16;
 struct ThrottleState {
     in_flight: usize,
     first_error: Option<String>,
+}
+
+/// Entries of a managed write batch at their own versions, not yet sent.
+#[derive(Debug, Default)]
+struct Versioned {
+    entries: Vec<WriteEntry>,
+    /// Their charge against the batch limits.
+    size: u64,
 }
 
 /// Counts commits in flight and keeps the first error.
@@ -94,6 +104,9 @@ pub struct WriteBatch {
     committer: Arc<Committer>,
     reader: Arc<Reader>,
     txn: Option<Txn>,
+    /// A managed batch whose entries carry their own versions
+    /// ([`WriteBatch::set_entry_at`]); `txn` is then unused.
+    versioned: Option<Versioned>,
     commit_ts: Option<u64>,
     throttle: Arc<Throttle>,
     max_pending: usize,
@@ -119,12 +132,26 @@ impl WriteBatch {
             committer,
             reader,
             txn: None,
+            versioned: None,
             commit_ts,
             throttle: Arc::new(Throttle::default()),
             max_pending: DEFAULT_MAX_PENDING_TXNS,
         };
         wb.txn = Some(wb.new_txn());
         wb
+    }
+
+    /// A managed batch whose entries carry their own versions.
+    pub(crate) fn new_versioned(committer: Arc<Committer>, reader: Arc<Reader>) -> Self {
+        WriteBatch {
+            committer,
+            reader,
+            txn: None,
+            versioned: Some(Versioned::default()),
+            commit_ts: None,
+            throttle: Arc::new(Throttle::default()),
+            max_pending: DEFAULT_MAX_PENDING_TXNS,
+        }
     }
 
     fn new_txn(&self) -> Txn {
@@ -157,6 +184,11 @@ impl WriteBatch {
     /// Writes `entry`, committing the current sub-batch first when it is full.
     pub fn set_entry(&mut self, entry: Entry) -> Result<()> {
         self.throttle.check()?;
+        if self.versioned.is_some() {
+            return Err(Error::InvalidRequest(
+                "a managed write batch writes at given versions: use set_entry_at or delete_at",
+            ));
+        }
         let txn = self.txn.as_mut().ok_or(Error::DiscardedTxn)?;
         match txn.set_entry(entry.clone()) {
             Err(Error::TxnTooBig { .. }) => {
@@ -170,8 +202,84 @@ impl WriteBatch {
         }
     }
 
+    /// Managed write batch ([`crate::Db::new_managed_write_batch`]): writes `entry` at
+    /// `version` (Badger's `SetEntryAt`). Versions of one key may differ within a batch; the
+    /// same key at the same version twice keeps the later write.
+    pub fn set_entry_at(&mut self, entry: Entry, version: u64) -> Result<()> {
+        self.throttle.check()?;
+        if self.versioned.is_none() {
+            return Err(Error::InvalidRequest(
+                "set_entry_at and delete_at need a batch from Db::new_managed_write_batch",
+            ));
+        }
+        if version == 0 {
+            return Err(Error::InvalidRequest(
+                "version 0 is not a version: start at 1",
+            ));
+        }
+        validate_key(&entry.key)?;
+        self.committer.check_value_size(entry.value.len())?;
+        let charge = entry.charge(&self.committer.opts);
+        let full = {
+            let v = self.versioned.as_ref().expect("checked above");
+            self.committer
+                .check_batch_limits(v.entries.len() as u64 + 1, v.size + charge)
+                .is_err()
+        };
+        if full {
+            self.commit_current()?;
+        }
+        let v = self.versioned.as_mut().expect("checked above");
+        v.size += charge;
+        v.entries.push(WriteEntry {
+            key: entry.key,
+            version,
+            meta: entry.meta,
+            user_meta: entry.user_meta,
+            expires_at: entry.expires_at,
+            value: entry.value,
+        });
+        Ok(())
+    }
+
+    /// Managed write batch: deletes `key` at `version` (Badger's `DeleteAt`).
+    pub fn delete_at(&mut self, key: impl IntoBytes, version: u64) -> Result<()> {
+        self.set_entry_at(Entry::delete(key), version)
+    }
+
+    /// Sends the managed batch's entries (later writes of a key at one version win).
+    fn commit_versioned(&mut self) -> Result<()> {
+        let Some(v) = self.versioned.as_mut() else {
+            return Ok(());
+        };
+        let mut entries = std::mem::take(&mut v.entries);
+        v.size = 0;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        entries.reverse();
+        entries.sort_by(|a, b| a.key.cmp(&b.key).then(b.version.cmp(&a.version)));
+        entries.dedup_by(|a, b| a.key == b.key && a.version == b.version);
+        self.throttle.acquire(self.max_pending);
+        let throttle = self.throttle.clone();
+        match self.committer.queue_versioned(entries, true) {
+            Ok(completion) => self
+                .committer
+                .callbacks
+                .run_after(completion, Box::new(move |r| throttle.release(r))),
+            Err(e) => {
+                throttle.release(Err(Error::Poisoned(e.to_string())));
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
     /// Commits the current sub-batch asynchronously and starts a new one.
     fn commit_current(&mut self) -> Result<()> {
+        if self.versioned.is_some() {
+            return self.commit_versioned();
+        }
         let Some(mut txn) = self.txn.take() else {
             return Err(Error::DiscardedTxn);
         };
@@ -210,6 +318,9 @@ impl WriteBatch {
     fn cancel_inner(&mut self) {
         if let Some(mut t) = self.txn.take() {
             t.discard();
+        }
+        if let Some(v) = self.versioned.as_mut() {
+            v.entries.clear();
         }
         self.throttle.wait_all();
     }

@@ -132,6 +132,47 @@ impl Committer {
         }
     }
 
+    /// Queues `entries` at the versions they carry (managed mode), as one atomic group through
+    /// the commit watermark; `check_keys` false only for `repair`, which rebuilds SettDB's own
+    /// keys too. Returns the completion to wait for.
+    pub(crate) fn queue_versioned(
+        &self,
+        entries: Vec<WriteEntry>,
+        check_keys: bool,
+    ) -> Result<Arc<Completion>> {
+        if !self.oracle.is_managed() {
+            return Err(Error::InvalidRequest(
+                "writes at their own versions need a database opened with open_managed",
+            ));
+        }
+        self.check_writable()?;
+        if check_keys {
+            self.validate_entries(&entries)?;
+        } else {
+            let size = entries
+                .iter()
+                .map(|e| self.opts.entry_charge(e.key.len(), e.value.len()))
+                .sum();
+            self.check_batch_limits(entries.len() as u64, size)?;
+            self.check_value_log_fit(&entries)?;
+        }
+        if entries.iter().any(|e| e.version == 0) {
+            return Err(Error::InvalidRequest(
+                "version 0 is not a version: start at 1",
+            ));
+        }
+        let writes: HashSet<u64> = if self.oracle.detects_conflicts() {
+            entries.iter().map(|e| fingerprint(&e.key)).collect()
+        } else {
+            HashSet::new()
+        };
+        let req = WriteRequest::new(entries);
+        self.queue.push_with(|| {
+            self.oracle.begin_versioned(&req.begun_versions(), &writes);
+            Ok(req)
+        })
+    }
+
     /// Writes `entries` at one new version, without a transaction (blind writes have no reads,
     /// so they never conflict themselves, but transactions that read their keys do); returns
     /// the version. Nothing to write returns the applied watermark.

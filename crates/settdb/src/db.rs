@@ -392,6 +392,33 @@ impl Db {
         ))
     }
 
+    /// Managed mode: a write batch whose writes each carry their own version
+    /// ([`WriteBatch::set_entry_at`], [`WriteBatch::delete_at`]; Badger's
+    /// `NewManagedWriteBatch`).
+    ///
+    /// ```
+    /// use settdb::{Db, Entry, Options};
+    /// # fn main() -> settdb::Result<()> {
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// let db = Db::open_managed(Options::new(dir.path()))?;
+    /// let mut batch = db.new_managed_write_batch()?;
+    /// batch.set_entry_at(Entry::new("k", "old"), 10)?;
+    /// batch.set_entry_at(Entry::new("k", "new"), 20)?;
+    /// batch.delete_at("gone", 15)?;
+    /// batch.flush()?;
+    /// assert_eq!(db.get_at("k", 15)?.as_deref(), Some(&b"old"[..]));
+    /// assert_eq!(db.get_at("k", 20)?.as_deref(), Some(&b"new"[..]));
+    /// # Ok(()) }
+    /// ```
+    pub fn new_managed_write_batch(&self) -> Result<WriteBatch> {
+        self.inner.check_open()?;
+        self.require_managed("new_managed_write_batch needs a database opened with open_managed")?;
+        Ok(WriteBatch::new_versioned(
+            self.committer(),
+            self.inner.reader.clone(),
+        ))
+    }
+
     /// Managed mode: a write batch committing every write at `commit_ts`.
     pub fn new_write_batch_at(&self, commit_ts: u64) -> Result<WriteBatch> {
         self.inner.check_open()?;
@@ -441,25 +468,7 @@ impl Db {
     /// `settdb repair` rebuilds a database this way. Keys are not checked (a rebuilt
     /// database may hold SettDB's own keys).
     pub(crate) fn write_versioned(&self, entries: Vec<WriteEntry>) -> Result<()> {
-        self.require_managed("write_versioned needs a database opened with open_managed")?;
-        let inner = &self.inner;
-        inner.check_writable()?;
-        let size = entries
-            .iter()
-            .map(|e| inner.opts.entry_charge(e.key.len(), e.value.len()))
-            .sum();
-        inner
-            .committer
-            .check_batch_limits(entries.len() as u64, size)?;
-        inner.committer.check_value_log_fit(&entries)?;
-        let req = WriteRequest::new(entries);
-        let completion = inner.queue.push_with(|| {
-            for v in req.begun_versions() {
-                inner.applied.begin(v);
-            }
-            Ok(req)
-        })?;
-        completion.wait()
+        self.inner.committer.queue_versioned(entries, false)?.wait()
     }
 
     fn committer(&self) -> Arc<Committer> {

@@ -439,11 +439,26 @@ impl Txn {
     /// thread, with the outcome. Errors found before sending (misuse, conflict) are passed to
     /// the callback too.
     pub fn commit_with(&mut self, callback: impl FnOnce(Result<()>) + Send + 'static) {
-        match self.send(None) {
-            Ok(Some(completion)) => self
-                .committer
-                .callbacks
-                .run_after(completion, Box::new(callback)),
+        self.send_with(None, Box::new(callback));
+    }
+
+    /// Managed mode: commits at `commit_ts` asynchronously, as [`Txn::commit_with`] (Badger's
+    /// `CommitAt` with a callback).
+    pub fn commit_at_with(
+        &mut self,
+        commit_ts: u64,
+        callback: impl FnOnce(Result<()>) + Send + 'static,
+    ) {
+        self.send_with(Some(commit_ts), Box::new(callback));
+    }
+
+    fn send_with(
+        &mut self,
+        managed_commit_ts: Option<u64>,
+        callback: Box<dyn FnOnce(Result<()>) + Send>,
+    ) {
+        match self.send(managed_commit_ts) {
+            Ok(Some(completion)) => self.committer.callbacks.run_after(completion, callback),
             Ok(None) => callback(Ok(())),
             Err(e) => callback(Err(e)),
         }

@@ -343,3 +343,136 @@ fn is_closed_reports_close() {
     assert!(db.is_closed() && clone.is_closed());
     assert!(matches!(clone.get("k"), Err(Error::Closed)));
 }
+
+fn managed_db() -> Db {
+    Db::open_managed(small_options(Path::new("/m"), Arc::new(SimStorage::new()))).unwrap()
+}
+
+#[test]
+fn a_managed_write_batch_writes_each_entry_at_its_own_version() {
+    // Badger's NewManagedWriteBatch / SetEntryAt / DeleteAt: every entry lands at its version
+    // (several versions of one key in one batch included), the later write of a key at one
+    // version wins, a batch larger than one write splits and still lands whole, and each
+    // read timestamp sees the versions at or below it.
+    let db = managed_db();
+    let mut wb = db.new_managed_write_batch().unwrap();
+    wb.set_entry_at(Entry::new("k", "v10"), 10).unwrap();
+    wb.set_entry_at(Entry::new("k", "v30"), 30).unwrap();
+    wb.set_entry_at(Entry::new("k", "first"), 20).unwrap();
+    wb.set_entry_at(Entry::new("k", "v20").with_user_meta(2), 20)
+        .unwrap();
+    wb.delete_at("k", 40).unwrap();
+    // Enough 300-byte values (value log, 1 MiB files) to need several writes.
+    for i in 0..6_000u64 {
+        let key = format!("bulk{i:05}");
+        let value = value_for(key.as_bytes(), i, 300);
+        wb.set_entry_at(Entry::new(&key, value), 100 + i % 7)
+            .unwrap();
+    }
+    wb.flush().unwrap();
+    for (ts, want) in [
+        (9, None),
+        (10, Some("v10")),
+        (25, Some("v20")),
+        (30, Some("v30")),
+        (40, None),
+    ] {
+        assert_eq!(
+            db.get_at("k", ts).unwrap().as_deref(),
+            want.map(str::as_bytes),
+            "at {ts}"
+        );
+    }
+    let mut t = db.new_transaction_at(25, false).unwrap();
+    assert_eq!(t.get("k").unwrap().unwrap().user_meta(), 2);
+    for i in (0..6_000u64).step_by(97) {
+        let key = format!("bulk{i:05}");
+        assert_eq!(
+            db.get_at(&key, 106).unwrap().unwrap(),
+            value_for(key.as_bytes(), i, 300)
+        );
+        assert!(db.get_at(&key, 100 + i % 7 - 1).unwrap().is_none());
+    }
+}
+
+#[test]
+fn managed_write_batch_misuse_is_refused() {
+    // Proves each wrong call is a typed error naming the right call: plain set on a managed
+    // batch, set_entry_at on a normal one, version 0, a managed batch on a normal database.
+    let db = managed_db();
+    let mut wb = db.new_managed_write_batch().unwrap();
+    assert!(matches!(wb.set("k", "v"), Err(Error::InvalidRequest(_))));
+    assert!(matches!(
+        wb.set_entry_at(Entry::new("k", "v"), 0),
+        Err(Error::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        wb.set_entry_at(Entry::new("", "v"), 1),
+        Err(Error::EmptyKey)
+    ));
+    wb.cancel();
+    let mut at = db.new_write_batch_at(5).unwrap();
+    assert!(matches!(
+        at.set_entry_at(Entry::new("k", "v"), 5),
+        Err(Error::InvalidRequest(_))
+    ));
+    at.cancel();
+    let normal = mem_db();
+    assert!(matches!(
+        normal.new_managed_write_batch(),
+        Err(Error::InvalidRequest(_))
+    ));
+    let mut nb = normal.new_write_batch().unwrap();
+    assert!(matches!(
+        nb.delete_at("k", 3),
+        Err(Error::InvalidRequest(_))
+    ));
+}
+
+#[test]
+fn managed_batch_writes_conflict_with_transactions_that_read_them() {
+    // Proves a managed batch's writes count for conflict detection: a transaction that read
+    // `k` at 10 conflicts when a batch wrote `k` at 15 before it commits; one that read only
+    // other keys commits.
+    let db = managed_db();
+    let mut reader = db.new_transaction_at(10, true).unwrap();
+    assert!(reader.get("k").unwrap().is_none());
+    reader.set("other", "x").unwrap();
+    let mut bystander = db.new_transaction_at(10, true).unwrap();
+    assert!(bystander.get("unrelated").unwrap().is_none());
+    bystander.set("y", "y").unwrap();
+    let mut wb = db.new_managed_write_batch().unwrap();
+    wb.set_entry_at(Entry::new("k", "v"), 15).unwrap();
+    wb.flush().unwrap();
+    assert!(matches!(reader.commit_at(20), Err(Error::Conflict)));
+    bystander.commit_at(21).unwrap();
+}
+
+#[test]
+fn commit_at_with_calls_back_once_with_the_outcome() {
+    // Badger's CommitAt with a callback: the callback gets Ok after the write is applied,
+    // and the error for a conflict; a normal database refuses it through the callback.
+    let db = managed_db();
+    let mut t = db.new_transaction_at(1, true).unwrap();
+    t.set("k", "v").unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx2 = tx.clone();
+    t.commit_at_with(7, move |r| tx2.send(r.map_err(|e| e.to_string())).unwrap());
+    assert_eq!(rx.recv().unwrap(), Ok(()));
+    assert_eq!(db.get_at("k", 7).unwrap().as_deref(), Some(&b"v"[..]));
+    let mut stale = db.new_transaction_at(1, true).unwrap();
+    assert!(stale.get("k").unwrap().is_none());
+    stale.set("k", "w").unwrap();
+    let tx3 = tx.clone();
+    stale.commit_at_with(8, move |r| tx3.send(r.map_err(|e| e.to_string())).unwrap());
+    assert!(
+        rx.recv().unwrap().is_err(),
+        "conflict reported to the callback"
+    );
+    let normal = mem_db();
+    let mut n = normal.new_transaction(true).unwrap();
+    n.set("k", "v").unwrap();
+    n.commit_at_with(3, move |r| tx.send(r.map_err(|e| e.to_string())).unwrap());
+    assert!(rx.recv().unwrap().is_err());
+    n.commit().unwrap();
+}

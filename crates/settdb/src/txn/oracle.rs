@@ -171,6 +171,24 @@ impl Oracle {
         self.new_commit_ts(0, &[], writes, None)
     }
 
+    /// Managed mode: begins `versions` (sorted, distinct) of a write outside transactions that
+    /// carries its own versions (a managed write batch), and records its `writes` at the
+    /// largest: a transaction that read one of those keys below it conflicts with it.
+    /// REQUIRES: under the write queue's lock.
+    pub fn begin_versioned(&self, versions: &[u64], writes: &HashSet<u64>) {
+        let mut st = self.lock();
+        for &v in versions {
+            self.applied.begin(v);
+        }
+        if let (true, Some(&ts)) = (self.detect_conflicts && !writes.is_empty(), versions.last()) {
+            st.committed.push(CommittedTxn {
+                ts,
+                writes: writes.clone(),
+            });
+            self.forget_old(&mut st);
+        }
+    }
+
     /// Raises the next commit timestamp above `version` (versions loaded from a backup, already
     /// applied), and the commit watermark with it, so a read that starts after sees them.
     /// Commits in flight keep the watermark below their timestamps until they are applied.
