@@ -96,6 +96,7 @@ mod flush;
 #[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod info;
 pub mod inspect;
 mod into_bytes;
 pub(crate) mod inventory;
@@ -128,6 +129,7 @@ pub use db::{DataKeyInfo, Db, DbSize, ValueLogFileInfo};
 pub use entry::Entry;
 pub use error::{Error, Result};
 pub use export::{BackupProgress, LoadSummary};
+pub use info::{LevelInfo, SizeEstimate, TableInfo};
 pub use into_bytes::IntoBytes;
 pub use inventory::{rotate_encryption_key, LOCK_FILE_NAME};
 pub use key::{validate_key, MAX_KEY_SIZE};

@@ -476,3 +476,58 @@ fn commit_at_with_calls_back_once_with_the_outcome() {
     assert!(rx.recv().unwrap().is_err());
     n.commit().unwrap();
 }
+
+#[test]
+fn tables_levels_estimate_size_and_key_splits_describe_the_tree() {
+    // Proves the info calls agree with each other and with the data: tables() lists every
+    // table once with its level, key range and counts; level_info() sums them per level with
+    // one base level; estimate_size() gives a prefix its share (a prefix inside one table gets
+    // part of it, not 0 as Badger's whole-table rule would), nothing for a prefix with no keys;
+    // key_splits() are sorted, distinct table starts under the prefix.
+    let db = Db::open(small_options(Path::new("/db"), Arc::new(SimStorage::new()))).unwrap();
+    let mut wb = db.new_write_batch().unwrap();
+    for i in 0..20_000u32 {
+        let key = format!("a:{i:06}");
+        wb.set(&key, value_for(key.as_bytes(), 1, 40)).unwrap();
+    }
+    for i in 0..50u32 {
+        let key = format!("b:{i:06}");
+        wb.set(&key, value_for(key.as_bytes(), 1, 40)).unwrap();
+    }
+    wb.flush().unwrap();
+    db.flatten().unwrap();
+    let tables = db.tables();
+    assert!(tables.len() > 3, "{} tables", tables.len());
+    let mut keys = 0;
+    for t in &tables {
+        assert!(t.smallest <= t.biggest && t.on_disk_bytes > 0 && t.max_version > 0);
+        assert!(t.entry_count >= t.key_count && t.uncompressed_bytes > 0);
+        keys += t.key_count;
+    }
+    assert_eq!(keys, 20_050, "flattened: one version per key");
+    let levels = db.level_info();
+    assert_eq!(levels.iter().filter(|l| l.is_base_level).count(), 1);
+    for l in &levels {
+        let here: Vec<_> = tables.iter().filter(|t| t.level == l.level).collect();
+        assert_eq!(l.tables, here.len());
+        assert_eq!(l.bytes, here.iter().map(|t| t.on_disk_bytes).sum::<u64>());
+    }
+    let total: u64 = tables.iter().map(|t| t.on_disk_bytes).sum();
+    let a = db.estimate_size("a:").unwrap();
+    let b = db.estimate_size("b:").unwrap();
+    let all = db.estimate_size("").unwrap();
+    assert_eq!(all.on_disk_bytes, total);
+    assert!(a.on_disk_bytes > 0 && a.on_disk_bytes <= total);
+    assert!(
+        b.on_disk_bytes > 0,
+        "a prefix inside one table gets its blocks"
+    );
+    assert!(b.on_disk_bytes * 20 < a.on_disk_bytes, "{b:?} vs {a:?}");
+    assert!(a.uncompressed_bytes >= a.on_disk_bytes / 2);
+    assert_eq!(db.estimate_size("c:").unwrap().on_disk_bytes, 0);
+    let splits = db.key_splits("a:");
+    assert!(splits.len() > 2);
+    assert!(splits.windows(2).all(|w| w[0] < w[1]));
+    assert!(splits.iter().all(|k| k.starts_with(b"a:")));
+    assert!(db.key_splits("zz").is_empty());
+}
