@@ -40,7 +40,8 @@ use crate::verify::VerifyReport;
 use crate::vlog::{DiscardTracker, ValueLog, ValueLogOptions};
 use crate::vlog_gc::{GcOutcome, GcPlan, ValueLogGc};
 use crate::write::{
-    run_writer, GroupLimits, Poison, WriteEntry, WriteQueue, WriteRequest, WriterContext,
+    run_writer, GroupLimits, Poison, ValueThreshold, WriteEntry, WriteQueue, WriteRequest,
+    WriterContext,
 };
 use crate::write::{CallbackRunner, Completion, Signal};
 use crate::{batch::WriteBatch, transaction::Txn};
@@ -902,7 +903,11 @@ impl DbInner {
 
     fn writer_context(&self) -> WriterContext {
         WriterContext {
-            value_threshold: self.opts.value_threshold,
+            value_threshold: Arc::new(ValueThreshold::new(
+                self.opts.value_threshold,
+                self.opts.max_value_threshold(),
+                self.opts.vlog_percentile,
+            )),
             mem_table_size: self.opts.mem_table_size,
             sync_writes: self.opts.sync_writes,
             // Raw bytes, values included: a group's value-log values then fit one file too.

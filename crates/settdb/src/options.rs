@@ -126,8 +126,13 @@ pub struct Options {
     pub table_size_multiplier: u64,
     /// Number of levels, L0 included.
     pub max_levels: usize,
-    /// Percentile for a dynamic value threshold. Not built yet: only 0 (a fixed threshold)
-    /// is accepted.
+    /// A value threshold that follows the sizes written (Badger's `VLogPercentile`): with p in
+    /// (0, 1), the threshold becomes the p-th percentile of the value sizes seen, kept within
+    /// `[value_threshold, max_value_threshold()]`; with 0.99 the largest 1% of values go to
+    /// the value log and the rest stay in the LSM tree. It starts at `value_threshold` at each
+    /// open. Default 0: the threshold is `value_threshold`, fixed. Transaction size limits
+    /// then count values below `max_value_threshold()` at their full size, since any of them
+    /// may stay inline.
     pub vlog_percentile: f64,
     /// Values of this many bytes or more are stored in the value log.
     pub value_threshold: u64,
@@ -405,7 +410,10 @@ impl Options {
     /// memtable and its WAL. A value the value log will hold counts as its 12-byte pointer (as
     /// in Badger), so a value of any size up to the value-log file size fits a transaction.
     pub(crate) fn entry_charge(&self, key_len: usize, value_len: usize) -> u64 {
-        let stored = if self.goes_to_value_log(value_len) {
+        // With a dynamic threshold, a value below its ceiling may stay inline.
+        let surely_in_vlog = self.goes_to_value_log(value_len)
+            && (self.vlog_percentile == 0.0 || value_len as u64 >= self.max_value_threshold());
+        let stored = if surely_in_vlog {
             crate::value::ValuePointer::ENCODED_LEN
         } else {
             value_len
@@ -413,8 +421,10 @@ impl Options {
         (key_len + crate::key::VERSION_LEN + stored + 16) as u64
     }
 
-    /// True if a value of `value_len` bytes is stored in the value log (the write path's rule;
-    /// a delete's empty value never is, as no threshold is 0).
+    /// True if a value of `value_len` bytes may be stored in the value log (the write path's
+    /// rule with a fixed threshold; a dynamic one is never below it, so this is an upper bound
+    /// for the value-log bytes of a write; a delete's empty value never is, as no threshold
+    /// is 0).
     pub(crate) fn goes_to_value_log(&self, value_len: usize) -> bool {
         !self.in_memory && value_len > 0 && value_len as u64 >= self.value_threshold
     }
@@ -550,6 +560,9 @@ impl Options {
         }
         if !(0.0..1.0).contains(&self.bloom_false_positive) {
             return invalid("bloom_false_positive must be in [0, 1)");
+        }
+        if !(0.0..1.0).contains(&self.vlog_percentile) {
+            return invalid("vlog_percentile must be in [0, 1) (0: a fixed value threshold)");
         }
         if !(self.value_log_gc_space_amp > 1.0 && self.value_log_gc_space_amp.is_finite()) {
             return invalid("value_log_gc_space_amp must be a finite number above 1.0");

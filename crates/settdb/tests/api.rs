@@ -531,3 +531,58 @@ fn tables_levels_estimate_size_and_key_splits_describe_the_tree() {
     assert!(splits.iter().all(|k| k.starts_with(b"a:")));
     assert!(db.key_splits("zz").is_empty());
 }
+
+#[test]
+fn vlog_percentile_keeps_the_common_sizes_inline() {
+    // Proves the dynamic threshold (Badger's VLogPercentile): with 0.9 and 95% of values at
+    // 300 bytes (over the fixed threshold of 64) and 5% at 20 KB, after the first groups only
+    // the large values go to the value log, so it holds far less than with a fixed threshold;
+    // every value reads back, also after reopen (reads follow each value's own pointer bit).
+    let write = |percentile: f64| -> (u64, Arc<SimStorage>) {
+        let storage = Arc::new(SimStorage::new());
+        let opts = small_options(Path::new("/db"), storage.clone())
+            .with_value_log_file_size(8 << 20)
+            .with_vlog_percentile(percentile);
+        let db = Db::open(opts.clone()).unwrap();
+        for batch in 0..40u64 {
+            let mut entries = Vec::new();
+            for j in 0..100u64 {
+                let i = batch * 100 + j;
+                let key = format!("k{i:05}");
+                let len = if i % 20 == 7 { 20_000 } else { 300 };
+                entries.push(Entry::new(&key, value_for(key.as_bytes(), i, len)));
+            }
+            db.write(entries).unwrap();
+        }
+        let vlog: u64 = db.value_log_files().iter().map(|f| f.size_bytes).sum();
+        db.close().unwrap();
+        let db = Db::open(opts).unwrap();
+        for i in 0..4_000u64 {
+            let key = format!("k{i:05}");
+            let len = if i % 20 == 7 { 20_000 } else { 300 };
+            assert_eq!(
+                db.get(&key).unwrap().unwrap(),
+                value_for(key.as_bytes(), i, len),
+                "{key} with percentile {percentile}"
+            );
+        }
+        db.close().unwrap();
+        (vlog, storage)
+    };
+    let (fixed, _) = write(0.0);
+    let (dynamic, _) = write(0.9);
+    let large = 200 * 20_000;
+    assert!(fixed > large + 3_000 * 300, "fixed threshold: {fixed}");
+    assert!(
+        dynamic < large + large / 5,
+        "dynamic threshold kept {dynamic} bytes in the value log"
+    );
+    assert!(matches!(
+        Db::open(
+            Options::new("/x")
+                .with_in_memory(true)
+                .with_vlog_percentile(1.0)
+        ),
+        Err(Error::InvalidOptions(_))
+    ));
+}

@@ -26,8 +26,8 @@
 //! reverse needs the caller to append `0xff` bytes to the prefix).
 //!
 //! Prefetch: with `prefetch_values` the current item's value is read from the value log as
-//! soon as the cursor lands on it (no read-ahead and no per-item threads; `prefetch_size` is
-//! not used). Expiry is judged against the clock when the iterator was created, so the items
+//! soon as the cursor lands on it (no read-ahead and no per-item threads: Badger's
+//! `PrefetchSize` has no counterpart). Expiry is judged against the clock when the iterator was created, so the items
 //! of one iterator do not change while it runs.
 
 use std::fmt;

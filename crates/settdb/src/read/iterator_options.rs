@@ -3,16 +3,14 @@
 
 /// Configures a [`crate::DbIterator`]. [`Default`] is Badger's `DefaultIteratorOptions`:
 /// values prefetched, forward, newest version only, no prefix, no lower version bound.
+/// Badger's `PrefetchSize` (values read ahead by background goroutines) has no counterpart:
+/// the current item's value is read when the cursor lands on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IteratorOptions {
     /// Resolve each item's value (reading the value log if needed) when the iterator is
     /// positioned on it, instead of on the first [`crate::Item::value`] call. Turn off for
     /// key-only scans. Default `true`.
     pub prefetch_values: bool,
-    /// Items to read ahead. Accepted for Badger compatibility; SettDB has no read-ahead
-    /// threads yet and resolves only the current item's value, so it changes nothing today.
-    /// Default 100.
-    pub prefetch_size: usize,
     /// Iterate from the largest key down. Default `false`.
     pub reverse: bool,
     /// Yield every visible version of each key, deleted and expired ones included, newest
@@ -31,7 +29,6 @@ impl Default for IteratorOptions {
     fn default() -> Self {
         IteratorOptions {
             prefetch_values: true,
-            prefetch_size: 100,
             reverse: false,
             all_versions: false,
             prefix: Vec::new(),
@@ -43,8 +40,6 @@ impl Default for IteratorOptions {
 impl IteratorOptions {
     setter!(/// Sets [`IteratorOptions::prefetch_values`].
         with_prefetch_values, prefetch_values: bool);
-    setter!(/// Sets [`IteratorOptions::prefetch_size`].
-        with_prefetch_size, prefetch_size: usize);
     setter!(/// Sets [`IteratorOptions::reverse`].
         with_reverse, reverse: bool);
     setter!(/// Sets [`IteratorOptions::all_versions`].
@@ -69,19 +64,15 @@ mod tests {
         // Proves Default equals Badger's DefaultIteratorOptions and each builder sets its field.
         let d = IteratorOptions::default();
         assert!(d.prefetch_values && !d.reverse && !d.all_versions);
-        assert_eq!((d.prefetch_size, d.since_ts), (100, 0));
+        assert_eq!(d.since_ts, 0);
         assert!(d.prefix.is_empty());
         let o = IteratorOptions::default()
             .with_prefetch_values(false)
-            .with_prefetch_size(7)
             .with_reverse(true)
             .with_all_versions(true)
             .with_prefix(b"ab".to_vec())
             .with_since_ts(9);
         assert!(!o.prefetch_values && o.reverse && o.all_versions);
-        assert_eq!(
-            (o.prefetch_size, o.since_ts, &o.prefix[..]),
-            (7, 9, &b"ab"[..])
-        );
+        assert_eq!((o.since_ts, &o.prefix[..]), (9, &b"ab"[..]));
     }
 }

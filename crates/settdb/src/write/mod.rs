@@ -5,6 +5,7 @@ mod callbacks;
 mod pause;
 mod request;
 mod signal;
+mod threshold;
 mod write_queue;
 mod writer;
 
@@ -16,6 +17,8 @@ pub use pause::PauseGate;
 pub use request::{Completion, WriteEntry, WriteRequest};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use signal::Signal;
+#[cfg_attr(not(test), allow(unused_imports))]
+pub use threshold::ValueThreshold;
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use write_queue::{GroupLimits, WriteQueue};
 #[cfg_attr(not(test), allow(unused_imports))]

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::request::{Duty, WriteRequest};
+use super::threshold::ValueThreshold;
 use super::write_queue::{GroupLimits, WriteQueue};
 use crate::crypto::KeyRegistry;
 use crate::error::{Error, Result};
@@ -56,8 +57,9 @@ impl Poison {
 /// What the writer needs; shared with the database.
 #[derive(Debug)]
 pub struct WriterContext {
-    /// Values of this many bytes or more go to the value log.
-    pub value_threshold: u64,
+    /// Values of this many bytes or more go to the value log (fixed or following the sizes
+    /// written).
+    pub value_threshold: Arc<ValueThreshold>,
     /// Memtable size limit.
     pub mem_table_size: u64,
     /// Sync before acknowledging.
@@ -240,8 +242,17 @@ fn append_values(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -
         return Ok(());
     };
     let mut big: Vec<RecordRef<'_>> = Vec::new();
+    let threshold = ctx.value_threshold.get();
+    if ctx.value_threshold.is_dynamic() {
+        let sizes = group.iter().flat_map(|r| r.entries.iter());
+        ctx.value_threshold.observe(
+            sizes
+                .filter(|e| e.meta & meta::DELETE == 0)
+                .map(|e| e.value.len()),
+        );
+    }
     for (i, e) in group.iter().flat_map(|r| r.entries.iter()).enumerate() {
-        let goes = e.meta & meta::DELETE == 0 && e.value.len() as u64 >= ctx.value_threshold;
+        let goes = e.meta & meta::DELETE == 0 && e.value.len() as u64 >= threshold;
         s.in_vlog.push(goes);
         if goes {
             big.push(RecordRef {
