@@ -79,6 +79,14 @@ pub enum ChecksumVerificationMode {
 /// Everything that configures a database. Build with [`Options::new`] and the `with_*`
 /// methods; [`Options::validate`] runs on open.
 ///
+/// Badger options with no counterpart here: `VerifyValueChecksum` (SettDB verifies every
+/// value-log record it reads, always: a damaged value is an error, never returned),
+/// `Logger` (SettDB logs through `tracing`), `NumGoroutines` (a parameter of
+/// [`crate::Db::stream`]), and the v2 options Badger v3 and v4 removed (`KeepL0InMemory`,
+/// `LoadBloomsOnOpen`, `MaxTableSize`, `LevelOneSize`, `TableLoadingMode`, `Truncate`,
+/// `LogRotatesToFlush`, `KeepBlockIndicesInCache`, `KeepBlocksInCache`; v2's
+/// `ValueLogLoadingMode` is [`Options::value_log_mmap`]).
+///
 /// ```
 /// use settdb::{Compression, Db, Options};
 /// # fn main() -> settdb::Result<()> {
@@ -192,9 +200,6 @@ pub struct Options {
     pub lmax_compaction: bool,
     /// Level of ZSTD compression when [`Compression::Zstd`] is chosen by name only.
     pub zstd_compression_level: i32,
-    /// Verify value-log record checksums on every read. SettDB always does (a damaged value
-    /// is an error, never returned): `false` is refused.
-    pub verify_value_checksum: bool,
     /// Master key for encryption at rest: empty (the default) for a plaintext database, or
     /// 16, 24 or 32 bytes (AES-128, -192, -256). With a key, every table, WAL and value-log
     /// record is encrypted and authenticated (AES-GCM) under a data key from the database's
@@ -274,7 +279,6 @@ impl Options {
             value_log_gc_rate_bytes: 256 * MIB,
             lmax_compaction: true,
             zstd_compression_level: 1,
-            verify_value_checksum: true,
             encryption_key: Vec::new(),
             encryption_key_rotation_duration: std::time::Duration::from_secs(10 * 24 * 3600),
             bypass_lock_guard: false,
@@ -369,8 +373,6 @@ impl Options {
         with_lmax_compaction, lmax_compaction: bool);
     setter!(/// Sets [`Options::zstd_compression_level`].
         with_zstd_compression_level, zstd_compression_level: i32);
-    setter!(/// Sets [`Options::verify_value_checksum`].
-        with_verify_value_checksum, verify_value_checksum: bool);
     setter!(/// Sets [`Options::encryption_key`].
         with_encryption_key, encryption_key: Vec<u8>);
     setter!(/// Sets [`Options::encryption_key_rotation_duration`].

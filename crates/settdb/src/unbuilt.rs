@@ -23,13 +23,6 @@ pub(crate) fn refuse_unbuilt(o: &Options) -> Result<()> {
         let value = o.namespace_offset.to_string();
         return refuse("namespace_offset", value, "-1", "key namespaces");
     }
-    if !o.verify_value_checksum {
-        return Err(Error::InvalidOptions(
-            "verify_value_checksum = false is not supported: SettDB always verifies value-log \
-             checksums (a damaged value is an error, never returned)"
-                .into(),
-        ));
-    }
     Ok(())
 }
 
@@ -79,7 +72,6 @@ mod tests {
             value_log_gc_rate_bytes: _,
             lmax_compaction: _,
             zstd_compression_level: _,
-            verify_value_checksum: _,
             encryption_key: _,
             encryption_key_rotation_duration: _,
             bypass_lock_guard: _,
@@ -91,10 +83,6 @@ mod tests {
         } = base.clone();
         vec![
             ("metrics_enabled", base.clone().with_metrics_enabled(true)),
-            (
-                "verify_value_checksum",
-                base.clone().with_verify_value_checksum(false),
-            ),
             ("namespace_offset", base.clone().with_namespace_offset(0)),
         ]
     }
