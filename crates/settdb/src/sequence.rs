@@ -34,7 +34,12 @@ const LEASE_LEN: usize = 8;
 /// Transactions a lease or release tries before giving up with [`Error::Conflict`]: each
 /// conflict means another handle leased the same key meanwhile, so the database makes
 /// progress; the bound only stops one handle from retrying forever.
-const MAX_ATTEMPTS: usize = 64;
+const MAX_ATTEMPTS: u32 = 1000;
+
+/// Longest pause between two tries, in microseconds. Retrying at once lets a handle lose to
+/// the same faster rivals again and again (seen: 64 losses in a row with 4 handles on 2
+/// busy cores); a growing, jittered pause lets the loser's next try land alone.
+const MAX_BACKOFF_MICROS: u64 = 2000;
 
 /// The part of a lease not handed out yet: `next..leased`.
 #[derive(Debug, Clone, Copy)]
@@ -230,14 +235,29 @@ impl Sequence {
         Ok(Some(u64::from_be_bytes(bytes)))
     }
 
-    /// Runs `attempt` again while it fails with a conflict, at most [`MAX_ATTEMPTS`] times.
+    /// Runs `attempt` again while it fails with a conflict, at most [`MAX_ATTEMPTS`] times,
+    /// pausing longer after each conflict.
     fn retry<T>(&self, mut attempt: impl FnMut() -> Result<T>) -> Result<T> {
         let mut tries = 1;
         loop {
             match attempt() {
-                Err(Error::Conflict) if tries < MAX_ATTEMPTS => tries += 1,
+                Err(Error::Conflict) if tries < MAX_ATTEMPTS => {
+                    std::thread::sleep(backoff(tries));
+                    tries += 1;
+                }
                 other => return other,
             }
         }
     }
+}
+
+/// The pause after the `tries`-th conflict: up to `50 µs * tries`, at most
+/// [`MAX_BACKOFF_MICROS`], jittered by the clock's nanoseconds (rivals that conflicted
+/// together should not retry together).
+fn backoff(tries: u32) -> std::time::Duration {
+    let cap = (50 * u64::from(tries)).min(MAX_BACKOFF_MICROS);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    std::time::Duration::from_micros(1 + nanos % cap)
 }
