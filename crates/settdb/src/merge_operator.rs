@@ -184,21 +184,15 @@ impl MergeOperator {
     /// of that merge ([`Error::Closed`] if the database was closed first). Later calls return
     /// `Ok`. `add` and `get` keep working.
     pub fn stop(&self) -> Result<()> {
-        let thread = self
-            .thread
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(thread) = thread else {
             return Ok(());
         };
         *self.shared.lock_stop() = true;
         self.shared.wake.notify_all();
-        thread.join().unwrap_or_else(|_| {
-            Err(Error::InvalidRequest(
-                "the merge function panicked on the merge thread",
-            ))
-        })
+        thread.join().unwrap_or(Err(Error::InvalidRequest(
+            "the merge function panicked on the merge thread",
+        )))
     }
 }
 

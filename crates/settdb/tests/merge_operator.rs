@@ -47,7 +47,9 @@ fn be(n: u64) -> Vec<u8> {
 /// Every stored version of `key`, deletes included.
 fn versions(db: &Db, key: &[u8]) -> usize {
     let txn = db.new_transaction(false).unwrap();
-    txn.key_iter(key, IteratorOptions::default()).unwrap().count()
+    txn.key_iter(key, IteratorOptions::default())
+        .unwrap()
+        .count()
 }
 
 /// Versions of `key` a read folds: newest first, down to the first that discards earlier
@@ -120,7 +122,10 @@ fn badger_get_after_stop() {
     let txn = db.new_transaction(false).unwrap();
     let mut it = txn.key_iter(b"merge", IteratorOptions::default()).unwrap();
     let newest = Iterator::next(&mut it).unwrap().unwrap();
-    assert!(newest.discard_earlier_versions(), "the final merge wrote it");
+    assert!(
+        newest.discard_earlier_versions(),
+        "the final merge wrote it"
+    );
     assert_eq!(newest.value().unwrap(), be(6));
     m.stop().unwrap(); // a second stop is a no-op
 }
@@ -163,7 +168,11 @@ fn fold_is_oldest_first_and_merges_do_not_change_it() {
     for v in ["a", "b", "c", "d", "e"] {
         fresh.add(v).unwrap();
     }
-    assert_eq!(fresh.get().unwrap(), m.get().unwrap(), "no merge: same bytes");
+    assert_eq!(
+        fresh.get().unwrap(),
+        m.get().unwrap(),
+        "no merge: same bytes"
+    );
 }
 
 #[test]
@@ -220,7 +229,11 @@ fn concurrent_adds_and_merges_lose_nothing() {
     });
     assert_eq!(m.get().unwrap(), Some(be(2000)));
     m.stop().unwrap();
-    assert_eq!(operands(&db, b"counter"), 1, "the final merge folded everything");
+    assert_eq!(
+        operands(&db, b"counter"),
+        1,
+        "the final merge folded everything"
+    );
 }
 
 #[test]

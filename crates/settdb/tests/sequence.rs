@@ -121,7 +121,10 @@ fn numbers_are_unique_across_handles_of_one_key() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     assert_eq!(all.len(), 4 * 1200);
     assert_unique(&all);
@@ -145,7 +148,11 @@ fn release_and_drop_survive_reopen() {
 
     let db = Db::open(opts(&storage)).unwrap();
     let seq = db.get_sequence("ids", 10).unwrap();
-    assert_eq!(seq.next().unwrap(), 3, "released: continues at the next number");
+    assert_eq!(
+        seq.next().unwrap(),
+        3,
+        "released: continues at the next number"
+    );
     seen.push(3);
     seen.push(seq.next().unwrap());
     drop(seq); // no release: 5..13 are skipped
@@ -235,7 +242,8 @@ fn misuse_is_a_typed_error() {
         db.get_sequence("text", 1),
         Err(Error::BadSequenceValue { size_bytes: 5 })
     ));
-    db.set("max", (u64::MAX - 1).to_be_bytes().to_vec()).unwrap();
+    db.set("max", (u64::MAX - 1).to_be_bytes().to_vec())
+        .unwrap();
     assert!(matches!(
         db.get_sequence("max", 2),
         Err(Error::SequenceExhausted { .. })
