@@ -219,6 +219,19 @@ pub enum Error {
         size_bytes: u64,
     },
 
+    /// The key belongs to a banned namespace ([`crate::Db::ban_namespace`]; Badger's
+    /// `ErrBannedKey`).
+    #[error("key is in banned namespace {namespace}")]
+    BannedKey {
+        /// The banned namespace.
+        namespace: u64,
+    },
+
+    /// A namespace call on a database opened without `namespace_offset` (Badger's
+    /// `ErrNamespaceMode`).
+    #[error("namespaces are off: open the database with namespace_offset >= 0")]
+    NamespaceMode,
+
     /// A sequence's next lease would pass `u64::MAX`.
     #[error("sequence exhausted: leasing {bandwidth} more numbers from {next} passes u64::MAX")]
     SequenceExhausted {

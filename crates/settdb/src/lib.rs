@@ -25,6 +25,7 @@ macro_rules! setter {
 }
 
 pub mod backup;
+mod ban;
 mod batch;
 mod bulk_drop;
 pub(crate) mod checksum;
@@ -50,6 +51,7 @@ pub(crate) mod log;
 pub(crate) mod manifest;
 pub(crate) mod memtable;
 mod merge_operator;
+pub(crate) mod namespace;
 pub mod options;
 mod read;
 mod repair;

@@ -142,6 +142,7 @@ impl Txn {
             return Err(Error::ReadOnlyTxn);
         }
         validate_key(&entry.key)?;
+        self.committer.namespaces.check(&entry.key)?;
         self.committer.check_value_size(entry.value.len())?;
         let (count, size) = self.size_after(&entry);
         self.committer.check_batch_limits(count, size)?;
@@ -197,11 +198,13 @@ impl Txn {
 
     /// The newest version of `key` this transaction sees: its own pending write, else the
     /// newest committed version at `read_ts`. `Err(KeyNotFound)` if there is none or it is
-    /// deleted or expired. Records the read for conflict detection (a read of the
+    /// deleted or expired; `Err(BannedKey)` for a key of a banned namespace. Records the read
+    /// for conflict detection (a read of the
     /// transaction's own write is not a read of the database and is not recorded).
     pub fn get(&mut self, key: &[u8]) -> Result<Item> {
         self.check_open()?;
         validate_key(key)?;
+        self.committer.namespaces.check(key)?;
         if let Some(p) = self.pending.get(key) {
             if p.meta & meta::DELETE != 0 || is_expired(p.expires_at, now_secs()) {
                 return Err(Error::KeyNotFound);

@@ -23,10 +23,6 @@ pub(crate) fn refuse_unbuilt(o: &Options) -> Result<()> {
         let value = o.vlog_percentile.to_string();
         return refuse("vlog_percentile", value, "0", "the dynamic value threshold");
     }
-    if o.namespace_offset != -1 {
-        let value = o.namespace_offset.to_string();
-        return refuse("namespace_offset", value, "-1", "key namespaces");
-    }
     if !o.verify_value_checksum {
         return Err(Error::InvalidOptions(
             "verify_value_checksum = false is not supported: SettDB always verifies value-log \
@@ -100,7 +96,6 @@ mod tests {
                 "verify_value_checksum",
                 base.clone().with_verify_value_checksum(false),
             ),
-            ("namespace_offset", base.clone().with_namespace_offset(0)),
         ]
     }
 
