@@ -360,3 +360,22 @@ fn misuse_is_a_typed_error() {
         Err(Error::Closed)
     ));
 }
+
+#[test]
+fn operands_in_the_value_log_fold_and_merge() {
+    // Proves operands over the value threshold (read through value pointers) fold and merge
+    // like inline ones, and the operator is Send + Sync.
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<settdb::MergeOperator>();
+    let db = db();
+    let m = db.get_merge_operator("big", append, LONG).unwrap();
+    let parts: Vec<Vec<u8>> = (0..5u8).map(|i| vec![b'a' + i; 200]).collect();
+    for p in &parts {
+        m.add(p.clone()).unwrap();
+    }
+    assert_eq!(m.get().unwrap(), Some(parts.concat()));
+    assert!(m.merge_now().unwrap());
+    db.flatten().unwrap();
+    assert_eq!(m.get().unwrap(), Some(parts.concat()));
+    assert_eq!(versions(&db, b"big"), 1);
+}

@@ -79,8 +79,10 @@ fn badger_test_sequence2() {
 
 #[test]
 fn numbers_are_unique_and_increasing_across_threads() {
-    // Proves one handle shared by 8 threads hands out every number once (small bandwidth:
-    // many leases under contention) and each thread sees its numbers increase.
+    // Proves one handle (Send + Sync) shared by 8 threads hands out every number once (small
+    // bandwidth: many leases under contention) and each thread sees its numbers increase.
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<settdb::Sequence>();
     let db = db();
     let seq = db.get_sequence("ids", 7).unwrap();
     let per_thread: Vec<Vec<u64>> = std::thread::scope(|s| {
