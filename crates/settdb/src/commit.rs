@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::key::validate_key;
+use crate::namespace::{ban_record_key, Namespaces, BAN_VERSION};
 use crate::options::Options;
 use crate::txn::{fingerprint, Oracle, WaterMark};
 use crate::value::meta;
@@ -27,6 +28,8 @@ pub(crate) struct Committer {
     pub(crate) closing: Arc<AtomicBool>,
     /// Set when close begins: every call fails with `Closed`.
     pub(crate) closed: AtomicBool,
+    /// Key namespaces: writes to a banned one fail.
+    pub(crate) namespaces: Arc<Namespaces>,
 }
 
 impl std::fmt::Debug for Committer {
@@ -100,6 +103,31 @@ impl Committer {
         Ok(())
     }
 
+    /// Writes the ban records of `namespaces` (keys under the internal prefix, which
+    /// `validate_entries` refuses) at their fixed version, like [`Committer::queue_loaded`];
+    /// durable when it returns.
+    pub(crate) fn write_ban_records(&self, namespaces: &[u64]) -> Result<()> {
+        self.check_writable()?;
+        let entries = namespaces
+            .iter()
+            .map(|&ns| WriteEntry {
+                key: ban_record_key(ns).into(),
+                version: BAN_VERSION,
+                meta: 0,
+                user_meta: 0,
+                expires_at: 0,
+                value: bytes::Bytes::new(),
+            })
+            .collect();
+        self.queue
+            .push_with(|| {
+                let mut req = WriteRequest::load(entries);
+                req.sync = true;
+                Ok(req)
+            })?
+            .wait()
+    }
+
     /// Every check a write of `entries` must pass: keys, value sizes, batch limits, fit.
     pub(crate) fn validate_entries(&self, entries: &[WriteEntry]) -> Result<()> {
         for e in entries {
@@ -148,6 +176,9 @@ impl Committer {
         self.check_writable()?;
         if check_keys {
             self.validate_entries(&entries)?;
+            for e in &entries {
+                self.namespaces.check(&e.key)?;
+            }
         } else {
             let size = entries
                 .iter()
@@ -182,6 +213,9 @@ impl Committer {
             return Ok(self.applied.done_until());
         }
         self.validate_entries(&entries)?;
+        for e in &entries {
+            self.namespaces.check(&e.key)?;
+        }
         let writes: HashSet<u64> = if self.oracle.detects_conflicts() {
             entries.iter().map(|e| fingerprint(&e.key)).collect()
         } else {

@@ -29,6 +29,7 @@ use crate::manifest::{
     ManifestChange, ManifestFile, ManifestOptions, SharedManifest, MANIFEST_FILE_NAME,
 };
 use crate::memtable::{Memtable, Memtables};
+use crate::namespace::Namespaces;
 use crate::options::Options;
 use crate::read::{DbIterator, IteratorOptions, PrefixRange, Reader};
 use crate::stream_writer::{BulkLoadSummary, StreamWriter, StreamWriterContext};
@@ -229,13 +230,18 @@ impl Db {
             applied.clone(),
         ));
         let memtables = Arc::new(memtables);
+        let namespaces = Arc::new(Namespaces::new(opts.namespace_offset));
         let reader = Arc::new(Reader::new(
             memtables.clone(),
             levels.clone(),
             vlog.clone(),
             applied.clone(),
             &opts.dir,
+            namespaces.clone(),
         ));
+        if namespaces.enabled() {
+            namespaces.publish(reader.stored_bans()?);
+        }
         let discards = Arc::new(match &vlog {
             Some(_) => DiscardTracker::load(storage.clone(), opts.value_dir.clone())?,
             None => DiscardTracker::in_memory(storage.clone()),
@@ -264,6 +270,7 @@ impl Db {
             callbacks: CallbackRunner::start()?,
             closing: closing.clone(),
             closed: AtomicBool::new(false),
+            namespaces,
         });
         let inner = Arc::new(DbInner {
             auto_gc: gc.is_some() && opts.runs_auto_value_log_gc(managed),
@@ -628,15 +635,24 @@ impl Db {
     /// tombstone per key. Writes queued meanwhile wait and are applied after. Iterators and
     /// items created before keep reading what they saw (their files go when they are
     /// dropped); a drop is not versioned, so a transaction begun before it no longer finds
-    /// the dropped keys, as in Badger. Data written just before is dropped too.
+    /// the dropped keys, as in Badger. Data written just before is dropped too. Banned
+    /// namespaces stay banned (their records are written again; Badger loses them at reopen).
     ///
     /// Errors: [`Error::InvalidRequest`] read-only; [`Error::Closed`]; [`Error::Poisoned`];
     /// the I/O errors of the flushes and the MANIFEST edit.
     pub fn drop_all(&self) -> Result<()> {
         let inner = &self.inner;
         inner.check_writable()?;
+        let namespaces = inner.reader.namespaces();
+        let _no_ban = namespaces.lock_banning();
         let _one = inner.dropping.lock().unwrap_or_else(|e| e.into_inner());
-        crate::bulk_drop::drop_all(&inner.drop_context(&|| inner.discard_ts()))
+        crate::bulk_drop::drop_all(&inner.drop_context(&|| inner.discard_ts()))?;
+        // The ban records went with everything else; the bans stand.
+        let bans = namespaces.banned();
+        if bans.is_empty() {
+            return Ok(());
+        }
+        inner.committer.write_ban_records(&bans)
     }
 
     /// Removes every version of every key that starts with one of `prefixes` (Badger's
@@ -738,6 +754,16 @@ impl Db {
         crate::stream_writer::run(&inner.drop_context(&|| inner.discard_ts()), ctx, &raise, f)
     }
 
+    /// Writes the ban records of `namespaces`; durable when it returns.
+    pub(crate) fn write_ban_records(&self, namespaces: &[u64]) -> Result<()> {
+        self.inner.committer.write_ban_records(namespaces)
+    }
+
+    /// Key namespaces and the banned ones.
+    pub(crate) fn namespaces(&self) -> &Arc<Namespaces> {
+        self.inner.reader.namespaces()
+    }
+
     /// Queues loaded versions ([`Db::load`]).
     pub(crate) fn load_batch(&self, entries: Vec<WriteEntry>) -> Result<Arc<Completion>> {
         self.inner.committer.queue_loaded(entries)
@@ -809,6 +835,7 @@ impl DbInner {
     pub(crate) fn get_versioned(&self, key: &[u8], read_ts: u64) -> Result<Option<(u64, Vec<u8>)>> {
         self.check_open()?;
         validate_key(key)?;
+        self.reader.namespaces().check(key)?;
         self.reader.get(key, read_ts)
     }
 

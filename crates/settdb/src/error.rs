@@ -203,6 +203,39 @@ pub enum Error {
     /// A call is not valid in the current state (for example managed and normal calls mixed).
     #[error("invalid request: {0}")]
     InvalidRequest(&'static str),
+
+    /// A sequence was asked for with a bandwidth of 0 (Badger's `ErrZeroBandwidth`).
+    #[error("sequence bandwidth must be greater than zero")]
+    ZeroBandwidth,
+
+    /// The value stored under a sequence's key is not an 8-byte big-endian number.
+    #[error("the value under a sequence key is {size_bytes} bytes; a sequence stores an 8-byte big-endian number")]
+    BadSequenceValue {
+        /// Length of the stored value.
+        size_bytes: u64,
+    },
+
+    /// The key belongs to a banned namespace ([`crate::Db::ban_namespace`]; Badger's
+    /// `ErrBannedKey`).
+    #[error("key is in banned namespace {namespace}")]
+    BannedKey {
+        /// The banned namespace.
+        namespace: u64,
+    },
+
+    /// A namespace call on a database opened without `namespace_offset` (Badger's
+    /// `ErrNamespaceMode`).
+    #[error("namespaces are off: open the database with namespace_offset >= 0")]
+    NamespaceMode,
+
+    /// A sequence's next lease would pass `u64::MAX`.
+    #[error("sequence exhausted: leasing {bandwidth} more numbers from {next} passes u64::MAX")]
+    SequenceExhausted {
+        /// The first number of the lease asked for.
+        next: u64,
+        /// The bandwidth of the lease.
+        bandwidth: u64,
+    },
 }
 
 impl Error {

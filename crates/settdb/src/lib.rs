@@ -80,6 +80,7 @@ macro_rules! setter {
 }
 
 pub mod backup;
+mod ban;
 mod batch;
 mod bulk_drop;
 pub(crate) mod checksum;
@@ -106,10 +107,13 @@ pub(crate) mod levels;
 pub(crate) mod log;
 pub(crate) mod manifest;
 pub(crate) mod memtable;
+mod merge_operator;
+pub(crate) mod namespace;
 pub mod options;
 mod range_iter;
 mod read;
 mod repair;
+mod sequence;
 pub mod stream;
 mod stream_writer;
 pub(crate) mod table;
@@ -133,10 +137,12 @@ pub use info::{LevelInfo, SizeEstimate, TableInfo};
 pub use into_bytes::IntoBytes;
 pub use inventory::{rotate_encryption_key, LOCK_FILE_NAME};
 pub use key::{validate_key, MAX_KEY_SIZE};
+pub use merge_operator::MergeOperator;
 pub use options::{ChecksumVerificationMode, Compression, Options};
 pub use range_iter::RangeIter;
 pub use read::{DbIterator, Item, IteratorOptions};
 pub use repair::{repair, RepairReport};
+pub use sequence::Sequence;
 pub use stream::{backup_key_to_list, live_versions, KeyVersions, Stream, StreamSummary};
 pub use stream_writer::{BulkLoadSummary, StreamWriter};
 pub use table::{CacheMetrics, CacheStats};

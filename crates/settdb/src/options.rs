@@ -216,8 +216,10 @@ pub struct Options {
     pub checksum_verification_mode: ChecksumVerificationMode,
     /// Track reads for serializable conflict detection.
     pub detect_conflicts: bool,
-    /// Byte offset of an 8-byte big-endian namespace in keys. Not built yet: only -1 (off) is
-    /// accepted.
+    /// Byte offset of an 8-byte big-endian namespace in keys (Badger's `NamespaceOffset`);
+    /// negative (default -1): no namespaces. A key of at least `offset + 8` bytes belongs to the
+    /// namespace at that offset; [`crate::Db::ban_namespace`] bans one (writes and point reads
+    /// of its keys fail with [`crate::Error::BannedKey`], iterators skip them).
     pub namespace_offset: i64,
     /// Extra magic a host application stamps into its files.
     pub external_magic_version: u16,

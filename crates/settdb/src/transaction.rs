@@ -174,6 +174,7 @@ impl Txn {
             return Err(Error::ReadOnlyTxn);
         }
         validate_key(&entry.key)?;
+        self.committer.namespaces.check(&entry.key)?;
         self.committer.check_value_size(entry.value.len())?;
         let (count, size) = self.size_after(&entry);
         self.committer.check_batch_limits(count, size)?;
@@ -229,8 +230,9 @@ impl Txn {
 
     /// The newest version of `key` this transaction sees: its own pending write, else the
     /// newest committed version at `read_ts`; `None` if there is none or it is deleted or
-    /// expired. Records the read for conflict detection (a read of the transaction's own write
-    /// is not a read of the database and is not recorded).
+    /// expired; `Err(BannedKey)` for a key of a banned namespace. Records the read for
+    /// conflict detection (a read of the transaction's own write is not a read of the
+    /// database and is not recorded).
     ///
     /// ```
     /// # fn main() -> settdb::Result<()> {
@@ -249,6 +251,7 @@ impl Txn {
         let key = key.as_ref();
         self.check_open()?;
         validate_key(key)?;
+        self.committer.namespaces.check(key)?;
         if let Some(p) = self.pending.get(key) {
             if p.meta & meta::DELETE != 0 || is_expired(p.expires_at, now_secs()) {
                 return Ok(None);

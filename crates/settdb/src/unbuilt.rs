@@ -19,10 +19,6 @@ pub(crate) fn refuse_unbuilt(o: &Options) -> Result<()> {
     if o.metrics_enabled {
         return refuse("metrics_enabled", "true".into(), "false", "metrics");
     }
-    if o.namespace_offset != -1 {
-        let value = o.namespace_offset.to_string();
-        return refuse("namespace_offset", value, "-1", "key namespaces");
-    }
     Ok(())
 }
 
@@ -81,10 +77,7 @@ mod tests {
             external_magic_version: _,
             storage: _,
         } = base.clone();
-        vec![
-            ("metrics_enabled", base.clone().with_metrics_enabled(true)),
-            ("namespace_offset", base.clone().with_namespace_offset(0)),
-        ]
+        vec![("metrics_enabled", base.clone().with_metrics_enabled(true))]
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! The sources ([`super::sources`]) are merged by [`MergeIterator`] into one stream of
 //! internal keys, user key ascending and, within a key, version descending. The cursor turns
 //! that stream into items as Badger's `parseItem` does:
-//! - skipped: internal keys (under [`INTERNAL_KEY_PREFIX`]), versions above `read_ts`, and
-//!   versions at or below `since_ts` (when it is not 0); a pending write is always visible;
+//! - skipped: internal keys (under [`INTERNAL_KEY_PREFIX`]; kept for SettDB's own scans that
+//!   ask for them), keys of banned namespaces ([`crate::namespace`]), versions above `read_ts`,
+//!   and versions at or below `since_ts` (when it is not 0); a pending write is always visible;
 //! - `all_versions`: every visible version is an item, deleted and expired ones included,
 //!   except versions whose value lives in a value-log file GC retired before the iterator was
 //!   created: GC retires a file only once each of its values is moved (the moved copy is the
@@ -31,6 +32,7 @@
 //! of one iterator do not change while it runs.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::item::{EntryView, Item, EMPTY_ITEM};
 use super::iterator_options::IteratorOptions;
@@ -38,6 +40,7 @@ use super::prefix_range::PrefixRange;
 use super::sources::{ReadSnapshot, PENDING_VERSION};
 use crate::error::{Error, Result};
 use crate::key::{append_version, user_key, version, INTERNAL_KEY_PREFIX};
+use crate::namespace::Namespaces;
 use crate::table::{KvIterator, MergeIterator, VecIterator};
 use crate::value::meta;
 
@@ -77,6 +80,10 @@ pub struct DbIterator {
     deferred: Option<Error>,
     /// Reused buffer for internal seek keys.
     seek_key: Vec<u8>,
+    /// Keys of the namespaces banned here are skipped (`None`: namespaces are off).
+    namespaces: Option<Arc<Namespaces>>,
+    /// Internal keys are items too (SettDB's own scans of its records).
+    internal_access: bool,
 }
 
 /// How the cursor treats the merged entry under it.
@@ -117,7 +124,22 @@ impl DbIterator {
             positioned: false,
             deferred: None,
             seek_key: Vec::new(),
+            namespaces: None,
+            internal_access: false,
         }
+    }
+
+    /// Skips the keys of the namespaces `namespaces` bans (checked as the cursor moves, so a
+    /// ban takes effect in open iterators too).
+    pub(crate) fn with_namespaces(mut self, namespaces: Arc<Namespaces>) -> Self {
+        self.namespaces = namespaces.enabled().then_some(namespaces);
+        self
+    }
+
+    /// Yields internal keys too (never for a user's iterator).
+    pub(crate) fn with_internal_access(mut self) -> Self {
+        self.internal_access = true;
+        self
     }
 
     /// The read timestamp: versions above it are invisible.
@@ -257,6 +279,10 @@ impl DbIterator {
             return Entry::Stop;
         }
         if is_internal(uk) {
+            if !self.internal_access {
+                return Entry::Skip;
+            }
+        } else if self.namespaces.as_ref().is_some_and(|n| n.is_banned(uk)) {
             return Entry::Skip;
         }
         let v = version(key);

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::key::key_with_version;
 use crate::levels::Levels;
 use crate::memtable::Memtables;
+use crate::namespace::{banned_by_record, Namespaces, BANNED_PREFIX};
 use crate::table::VecIterator;
 use crate::txn::WaterMark;
 use crate::value::{is_expired, meta, ValuePointer};
@@ -35,6 +36,8 @@ pub(crate) struct Reader {
     applied: Arc<WaterMark>,
     /// The database directory, named by errors that have no file of their own.
     dir: Arc<Path>,
+    /// Key namespaces and the banned ones: iterators skip their keys.
+    namespaces: Arc<Namespaces>,
 }
 
 impl Reader {
@@ -44,6 +47,7 @@ impl Reader {
         vlog: Option<Arc<ValueLog>>,
         applied: Arc<WaterMark>,
         dir: &Path,
+        namespaces: Arc<Namespaces>,
     ) -> Self {
         Reader {
             memtables,
@@ -51,7 +55,29 @@ impl Reader {
             vlog,
             applied,
             dir: Arc::from(dir),
+            namespaces,
         }
+    }
+
+    /// Key namespaces and the banned ones.
+    pub(crate) fn namespaces(&self) -> &Arc<Namespaces> {
+        &self.namespaces
+    }
+
+    /// The namespaces the stored ban records name (read at open).
+    pub(crate) fn stored_bans(&self) -> Result<Vec<u64>> {
+        let opts = IteratorOptions::default()
+            .with_prefix(BANNED_PREFIX.to_vec())
+            .with_prefetch_values(false);
+        let it = DbIterator::new(self.snapshot(), u64::MAX, now_secs(), opts, None)
+            .with_internal_access();
+        let mut bans = Vec::new();
+        for item in it {
+            if let Some(ns) = banned_by_record(item?.key()) {
+                bans.push(ns);
+            }
+        }
+        Ok(bans)
     }
 
     /// The memtables (value-log GC waits on their flushes).
@@ -160,6 +186,7 @@ impl Reader {
     ) -> DbIterator {
         let snapshot = self.snapshot_at(read_ts);
         DbIterator::new(snapshot, read_ts, now_secs(), opts, pending)
+            .with_namespaces(self.namespaces.clone())
     }
 }
 
