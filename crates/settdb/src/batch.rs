@@ -1,7 +1,8 @@
 //! `WriteBatch`: many writes at high throughput, not atomic as a whole.
 //!
-//! Writes accumulate in a transaction; when it reaches the batch limits (`TxnTooBig`) it is
-//! committed asynchronously and a new one started, with at most `max_pending_txns` (16)
+//! Writes accumulate in a transaction; when it reaches the batch limits (`TxnTooBig`), or its
+//! value-log values would no longer fit one value-log file (a write must: `ValueLogWriteTooBig`,
+//! checked only at commit), it is committed asynchronously and a new one started, with at most `max_pending_txns` (16)
 //! commits in flight (further writes wait: backpressure). `flush` commits the rest and waits
 //! for every commit; the first error of any commit is reported by later calls and by `flush`.
 //! Each sub-commit is atomic; the batch as a whole is not. Its transactions never read, so they
@@ -15,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::into_bytes::IntoBytes;
 use crate::read::Reader;
 use crate::transaction::Txn;
+use crate::value::meta;
 
 /// Commits in flight at most, by default (Badger's default).
 pub const DEFAULT_MAX_PENDING_TXNS: usize = 16;
@@ -81,6 +83,9 @@ pub struct WriteBatch {
     commit_ts: Option<u64>,
     throttle: Arc<Throttle>,
     max_pending: usize,
+    /// Bytes of value-log values written to the current sub-batch (an upper bound: a key
+    /// written twice counts twice).
+    value_log_bytes: u64,
 }
 
 impl std::fmt::Debug for WriteBatch {
@@ -106,6 +111,7 @@ impl WriteBatch {
             commit_ts,
             throttle: Arc::new(Throttle::default()),
             max_pending: DEFAULT_MAX_PENDING_TXNS,
+            value_log_bytes: 0,
         };
         wb.txn = Some(wb.new_txn());
         wb
@@ -141,6 +147,18 @@ impl WriteBatch {
     /// Writes `entry`, committing the current sub-batch first when it is full.
     pub fn set_entry(&mut self, entry: Entry) -> Result<()> {
         self.throttle.check()?;
+        let opts = &self.committer.opts;
+        let value_log_len =
+            if entry.meta & meta::DELETE == 0 && opts.goes_to_value_log(entry.value.len()) {
+                entry.value.len() as u64
+            } else {
+                0
+            };
+        if self.value_log_bytes > 0
+            && self.value_log_bytes + value_log_len > opts.value_log_file_size
+        {
+            self.commit_current()?;
+        }
         let txn = self.txn.as_mut().ok_or(Error::DiscardedTxn)?;
         match txn.set_entry(entry.clone()) {
             Err(Error::TxnTooBig { .. }) => {
@@ -148,10 +166,12 @@ impl WriteBatch {
                 self.txn
                     .as_mut()
                     .ok_or(Error::DiscardedTxn)?
-                    .set_entry(entry)
+                    .set_entry(entry)?;
             }
-            other => other,
+            other => other?,
         }
+        self.value_log_bytes += value_log_len;
+        Ok(())
     }
 
     /// Commits the current sub-batch asynchronously and starts a new one.
@@ -173,6 +193,7 @@ impl WriteBatch {
             }
         }
         self.txn = Some(self.new_txn());
+        self.value_log_bytes = 0;
         Ok(())
     }
 

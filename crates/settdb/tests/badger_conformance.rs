@@ -286,7 +286,10 @@ fn txn_versions() {
         let items: Vec<_> = it.map(|r| r.unwrap()).collect();
         assert_eq!(items.len(), 1, "i={i}");
         assert_eq!(items[0].key(), k);
-        assert_eq!(items[0].value().unwrap(), format!("valversion={i}").as_bytes());
+        assert_eq!(
+            items[0].value().unwrap(),
+            format!("valversion={i}").as_bytes()
+        );
     };
     let check_all_versions = |it: TxnIterator, i: u64, reverse: bool| {
         let items: Vec<_> = it.map(|r| r.unwrap()).collect();
@@ -405,7 +408,11 @@ fn txn_iteration_edge_case() {
 
 /// Asserts `it` is valid and positioned at `key`.
 fn assert_at(it: &TxnIterator, key: &[u8]) {
-    assert!(it.valid(), "not valid, wanted {:?}", String::from_utf8_lossy(key));
+    assert!(
+        it.valid(),
+        "not valid, wanted {:?}",
+        String::from_utf8_lossy(key)
+    );
     assert_eq!(it.item().key(), key);
 }
 
@@ -549,7 +556,9 @@ fn iterator_all_versions_with_deleted_on(db: &Db) {
     t.commit_at(1).unwrap();
     // Badger writes a tombstone at the very version of answer1 with its private batchSet;
     // the public equivalent is a managed commit at that same timestamp.
-    let version = db.view(|t| Ok(t.get("answer1")?.unwrap().version())).unwrap();
+    let version = db
+        .view(|t| Ok(t.get("answer1")?.unwrap().version()))
+        .unwrap();
     let mut t = db.new_transaction_at(version, true).unwrap();
     t.delete("answer1").unwrap();
     t.commit_at(version).unwrap();
@@ -844,7 +853,12 @@ fn iterate_prefix() {
     // iterator_test.go TestIteratePrefix: prefix iterators count exactly the keys with the
     // prefix and key iterators exactly one key, over 10000 keys in many tables, with the
     // default caches, the index cache, both caches, and the block cache alone.
-    let configs = [(10 << 20, 0), (10 << 20, 100 << 20), (100 << 20, 100 << 20), (100 << 20, 0)];
+    let configs = [
+        (10 << 20, 0),
+        (10 << 20, 100 << 20),
+        (100 << 20, 100 << 20),
+        (100 << 20, 0),
+    ];
     for (block, index) in configs {
         let db = Db::open(
             test_options(mem())
@@ -975,7 +989,6 @@ fn drop_all_managed() {
 }
 
 #[test]
-#[ignore = "BUG: WriteBatch does not split on the value-log fit: flush fails with ValueLogWriteTooBig"]
 fn drop_all() {
     // managed_db_test.go TestDropAll: drop_all empties the database; new writes work and
     // survive a reopen.
@@ -1020,7 +1033,10 @@ fn read_until_dropped(mut txn: Txn) -> u64 {
     let mut rounds = 0;
     let mut it = txn.iter(IteratorOptions::default()).unwrap();
     loop {
-        assert!(Instant::now() < deadline, "the drop never reached the transaction");
+        assert!(
+            Instant::now() < deadline,
+            "the drop never reached the transaction"
+        );
         rounds += 1;
         let mut keys = Vec::new();
         it.rewind().unwrap();
@@ -1046,7 +1062,6 @@ fn read_until_dropped(mut txn: Txn) -> u64 {
 }
 
 #[test]
-#[ignore = "BUG: WriteBatch does not split on the value-log fit: flush fails with ValueLogWriteTooBig"]
 fn drop_all_with_pending_txn() {
     // managed_db_test.go TestDropAllWithPendingTxn: drop_all completes while a transaction
     // with an open iterator keeps reading, and that reader ends (no deadlock, no crash).
@@ -1066,7 +1081,6 @@ fn drop_all_with_pending_txn() {
 }
 
 #[test]
-#[ignore = "BUG: WriteBatch does not split on the value-log fit: flush fails with ValueLogWriteTooBig"]
 fn drop_read_only() {
     // managed_db_test.go TestDropReadOnly: drop_all on a database opened read-only is refused.
     let storage = mem();
@@ -1081,7 +1095,6 @@ fn drop_read_only() {
 }
 
 #[test]
-#[ignore = "BUG: WriteBatch does not split on the value-log fit: flush fails with ValueLogWriteTooBig"]
 fn write_after_close() {
     // managed_db_test.go TestWriteAfterClose: an update after close fails with the closed
     // error (Badger's ErrDBClosed).
@@ -1184,7 +1197,6 @@ fn drop_prefix() {
 }
 
 #[test]
-#[ignore = "BUG: WriteBatch does not split on the value-log fit: flush fails with ValueLogWriteTooBig"]
 fn drop_prefix_with_pending_txn() {
     // managed_db_test.go TestDropPrefixWithPendingTxn: drop_prefix completes while a
     // transaction with an open iterator keeps reading, and that reader ends. Scaled: 2000
@@ -1206,7 +1218,6 @@ fn drop_prefix_with_pending_txn() {
 }
 
 #[test]
-#[ignore = "BUG: WriteBatch does not split on the value-log fit: flush fails with ValueLogWriteTooBig"]
 fn drop_prefix_read_only() {
     // managed_db_test.go TestDropPrefixReadOnly: drop_prefix on a read-only database is
     // refused.
@@ -1317,7 +1328,6 @@ fn write_batch_duplicate() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
-#[ignore = "BUG: WriteBatch does not split on the value-log fit: flush fails with ValueLogWriteTooBig"]
 fn write_batch_splits_when_its_values_overflow_a_value_log_file() {
     // Found by the TestDropAll port: 200 values of 8 KiB (1.6 MB for the value log) in one
     // write batch over 1 MiB value-log files must commit in several sub-batches, as the batch
