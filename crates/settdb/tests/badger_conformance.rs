@@ -1346,3 +1346,400 @@ fn write_batch_splits_when_its_values_overflow_a_value_log_file() {
     }
     db.close().unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------
+// db_test.go (the API cases)
+// ---------------------------------------------------------------------------------------------
+//
+// | Go test (db_test.go)          | status                                                        |
+// |-------------------------------|---------------------------------------------------------------|
+// | TestWrite                     | ported                                                        |
+// | TestUpdateAndView             | ported                                                        |
+// | TestConcurrentWrite           | ported                                                        |
+// | TestGet                       | ported (disk, in-memory, cache enabled)                       |
+// | TestGetAfterDelete            | ported                                                        |
+// | TestTxnTooBig                 | ported (n 1000 → 20000 so SettDB's 1 MiB memtable splits it)  |
+// | TestForceCompactL0            | departure (compact_l0_on_close is off by default in SettDB)   |
+// | TestGetMore                   | ported (db.validate() is internal: left out)                  |
+// | TestExistsMore                | ported                                                        |
+// | TestIterate2Basic             | ported                                                        |
+// | TestLoad                      | departure (next read_ts n, not n+1); file-id summary ported   |
+// | TestIterateDeleted            | ported                                                        |
+// | TestIterateParallel           | departure (discard with open iterators is fine); 100000→10000 |
+// | TestDeleteWithoutSyncWrite    | ported                                                        |
+// | TestPidFile                   | departure (Error::Locked, not Badger's message)               |
+// | TestInvalidKey                | departure (reserved prefix is !settdb!, not !badger!)         |
+// | TestIteratorPrefetchSize      | departure (prefetch_size is a usize: -10 does not exist)      |
+// | TestSetIfAbsentAsync          | ported                                                        |
+// | TestGetSetRace                | ported                                                        |
+// | TestDiscardVersionsBelow      | ported                                                        |
+// | TestExpiry                    | ported                                                        |
+// | TestExpiryImproperDBClose     | ported (crash simulated with SimStorage, plain and encrypted) |
+// | TestLargeKeys                 | ported (1000 → 100 rounds)                                    |
+// | TestCreateDirs                | ported                                                        |
+// | TestGetSetDeadlock            | departure (the 1 MiB write is refused: ValueLogWriteTooBig)   |
+// | TestWriteDeadlock             | departure (15 MB write refused; 600 keys per write instead)   |
+// | TestSequence                  | not ported: sequences (GetSequence) not built                 |
+// | TestSequence_Release          | not ported: sequences not built                               |
+// | TestTestSequence2             | not ported: sequences not built                               |
+// | TestReadOnly                  | departure (Error::Locked, not Badger's message)               |
+// | TestLSMOnly                   | departure (one threshold check; GC finds nothing to rewrite)  |
+// | TestMinReadTs                 | ported in part: the read watermark is crate-private           |
+// | TestGoroutineLeak             | not ported: needs Subscribe                                   |
+// | TestSyncForRace               | ported (10000 × 128 KiB → 300 × 128 KiB)                      |
+// | TestNoCrash                   | not ported: pokes Badger v2's private value-log head          |
+// | TestForceFlushMemtable        | not ported: v2-only LogRotatesToFlush and private head key    |
+// | TestVerifyChecksum            | ported (bulk_load for StreamWriter, plain and encrypted)      |
+// | TestMain                      | not a test (flag parsing)                                     |
+// | TestWriteInemory              | ported                                                        |
+// | (not in v2.2007's db_test.go) | TestReverseIterator, DropAll-style ones: see managed_db above |
+
+#[test]
+fn write() {
+    // db_test.go TestWrite: 100 single-key transactions commit.
+    let db = open_test_db();
+    for i in 0..100 {
+        txn_set(&db, format!("key{i}").as_bytes(), format!("val{i}").as_bytes(), 0);
+    }
+    db.close().unwrap();
+}
+
+#[test]
+fn update_and_view() {
+    // db_test.go TestUpdateAndView: what update wrote, view reads.
+    let db = open_test_db();
+    db.update(|txn| {
+        for i in 0..10 {
+            txn.set_entry(Entry::new(format!("key{i}"), format!("val{i}")))?;
+        }
+        Ok(())
+    })
+    .unwrap();
+    db.view(|txn| {
+        for i in 0..10 {
+            let item = txn.get(format!("key{i}"))?.expect("written");
+            assert_eq!(item.value()?, format!("val{i}").as_bytes());
+        }
+        Ok(())
+    })
+    .unwrap();
+    db.close().unwrap();
+}
+
+#[test]
+fn concurrent_write() {
+    // db_test.go TestConcurrentWrite: 20 threads × 500 commits all land; an iterator yields
+    // them in key order with their values and user meta.
+    let db = open_test_db();
+    let (n, m) = (20, 500);
+    thread::scope(|s| {
+        for i in 0..n {
+            let db = &db;
+            s.spawn(move || {
+                for j in 0..m {
+                    let k = format!("k{i:05}_{j:08}");
+                    let v = format!("v{i:05}_{j:08}");
+                    txn_set(db, k.as_bytes(), v.as_bytes(), (j % 127) as u8);
+                }
+            });
+        }
+    });
+    let opts = IteratorOptions::default()
+        .with_prefetch_size(10)
+        .with_prefetch_values(true);
+    let txn = db.new_transaction(true).unwrap();
+    let (mut i, mut j) = (0, 0);
+    for item in txn.iter(opts).unwrap() {
+        let item = item.unwrap();
+        assert_eq!(item.key(), format!("k{i:05}_{j:08}").as_bytes());
+        assert_eq!(item.value().unwrap(), format!("v{i:05}_{j:08}").as_bytes());
+        assert_eq!(item.user_meta(), (j % 127) as u8);
+        j += 1;
+        if j == m {
+            i += 1;
+            j = 0;
+        }
+    }
+    assert_eq!((i, j), (n, 0));
+    drop(txn);
+    db.close().unwrap();
+}
+
+fn get_on(db: &Db) {
+    txn_set(db, b"key1", b"val1", 0x08);
+    let mut txn = db.new_transaction(false).unwrap();
+    let item = txn.get("key1").unwrap().unwrap();
+    assert_eq!(item.value().unwrap(), b"val1");
+    assert_eq!(item.user_meta(), 0x08);
+    txn.discard();
+
+    txn_set(db, b"key1", b"val2", 0x09);
+    let mut txn = db.new_transaction(false).unwrap();
+    let item = txn.get("key1").unwrap().unwrap();
+    assert_eq!(item.value().unwrap(), b"val2");
+    assert_eq!(item.user_meta(), 0x09);
+    txn.discard();
+
+    txn_delete(db, b"key1");
+    let mut txn = db.new_transaction(false).unwrap();
+    assert!(txn.get("key1").unwrap().is_none());
+    txn.discard();
+
+    txn_set(db, b"key1", b"val3", 0x01);
+    let mut txn = db.new_transaction(false).unwrap();
+    let item = txn.get("key1").unwrap().unwrap();
+    assert_eq!(item.value().unwrap(), b"val3");
+    assert_eq!(item.user_meta(), 0x01);
+
+    let long_val = vec![0u8; 1000];
+    txn_set(db, b"key1", &long_val, 0x00);
+    let mut txn = db.new_transaction(false).unwrap();
+    let item = txn.get("key1").unwrap().unwrap();
+    assert_eq!(item.value().unwrap(), long_val);
+    txn.discard();
+}
+
+#[test]
+fn get() {
+    // db_test.go TestGet: get sees each overwrite with its user meta, nothing after a delete,
+    // and a value-log value; on disk, in memory, and with the block cache.
+    let db = open_test_db();
+    get_on(&db);
+    db.close().unwrap();
+    let db = open_in_memory();
+    get_on(&db);
+    db.close().unwrap();
+    let db =
+        Db::open(Options::new("/db").with_storage(mem()).with_block_cache_size(10 << 20)).unwrap();
+    get_on(&db);
+    db.close().unwrap();
+}
+
+#[test]
+fn get_after_delete() {
+    // db_test.go TestGetAfterDelete: a transaction's own delete hides the key from its get.
+    let db = open_test_db();
+    txn_set(&db, b"key", b"val1", 0);
+    db.update(|txn| {
+        txn.delete("key")?;
+        assert!(txn.get("key")?.is_none());
+        Ok(())
+    })
+    .unwrap();
+    db.close().unwrap();
+}
+
+#[test]
+fn txn_too_big() {
+    // db_test.go TestTxnTooBig: writing until TxnTooBig, committing and going on in a new
+    // transaction writes (and then deletes) every key. Badger's 32 KiB test tables made its
+    // batch limit ~5 KB, crossed by 1000 keys; SettDB's smallest memtable (1 MiB) allows
+    // ~150 KB per transaction, so n is 20000 to cross it several times.
+    let data = |i: u64| format!("{i:b}");
+    let n = 20_000;
+    let db = open_test_db();
+    let mut splits = 0;
+    let mut txn = db.new_transaction(true).unwrap();
+    let mut i = 0;
+    while i < n {
+        match txn.set_entry(Entry::new(data(i), data(i))) {
+            Err(Error::TxnTooBig { .. }) => {
+                txn.commit().unwrap();
+                txn = db.new_transaction(true).unwrap();
+                splits += 1;
+            }
+            Err(e) => panic!("{e}"),
+            Ok(()) => i += 1,
+        }
+    }
+    txn.commit().unwrap();
+    assert!(splits > 0);
+
+    let mut txn = db.new_transaction(true).unwrap();
+    let mut i = 0;
+    while i < n {
+        match txn.delete(data(i)) {
+            Err(Error::TxnTooBig { .. }) => {
+                txn.commit().unwrap();
+                txn = db.new_transaction(true).unwrap();
+            }
+            Err(e) => panic!("{e}"),
+            Ok(()) => i += 1,
+        }
+    }
+    txn.commit().unwrap();
+    db.close().unwrap();
+}
+
+#[test]
+fn force_compact_l0() {
+    // db_test.go TestForceCompactL0: closing compacts L0, so a reopened database has no L0
+    // table. Scaled: values 32 KiB → 4 KiB.
+    let storage = mem();
+    // DEPARTURE: Badger v2 compacts L0 on close by default (CompactL0OnClose = true); SettDB
+    // follows Badger v4 (default false), so the test turns it on.
+    let opts = test_options(storage)
+        .with_value_log_file_size(15 << 20)
+        .with_compact_l0_on_close(true);
+    let db = Db::open_managed(opts.clone()).unwrap();
+    let data = |i: u64| format!("{i:b}");
+    let (n, m) = (80, 45);
+    let v = vec![0u8; 4 << 10];
+    for i in (0..n).step_by(2) {
+        let version = i;
+        let mut txn = db.new_transaction_at(version, true).unwrap();
+        for j in 0..m {
+            txn.set_entry(Entry::new(data(j), v.clone())).unwrap();
+        }
+        txn.commit_at(version + 1).unwrap();
+    }
+    db.close().unwrap();
+    let db = Db::open_managed(opts).unwrap();
+    assert_eq!(db.levels().tables(0).len(), 0);
+    db.close().unwrap();
+}
+
+#[test]
+fn get_more() {
+    // db_test.go TestGetMore: 10000 keys written 45 per transaction, read back, overwritten
+    // with longer values, read back, deleted, and all gone (Badger's internal db.validate()
+    // of the level structure between phases is left out).
+    let data = |i: u64| format!("{i:b}");
+    let long = |j: u64| format!("zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz{j:9}");
+    let (n, m) = (10_000, 45);
+    let db = open_test_db();
+    let write_all = |value: &dyn Fn(u64) -> String, delete: bool| {
+        for i in (0..n).step_by(m) {
+            let mut txn = db.new_transaction(true).unwrap();
+            for j in i..(i + m as u64).min(n) {
+                if delete {
+                    txn.delete(data(j)).unwrap();
+                } else {
+                    txn.set_entry(Entry::new(data(j), value(j))).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+    };
+    let check_all = |value: &dyn Fn(u64) -> Option<String>| {
+        for i in 0..n {
+            let mut txn = db.new_transaction(false).unwrap();
+            let got = value_of(&mut txn, data(i));
+            assert_eq!(got, value(i).map(String::into_bytes), "key {}", data(i));
+        }
+    };
+    write_all(&data, false);
+    check_all(&|i| Some(data(i)));
+    write_all(&long, false);
+    check_all(&|i| Some(long(i)));
+    write_all(&data, true);
+    check_all(&|_| None);
+    db.close().unwrap();
+}
+
+fn exists_more_on(db: &Db) {
+    let (n, m) = (10_000u64, 45usize);
+    let key = |j: u64| format!("{j:09}");
+    for i in (0..n).step_by(m) {
+        let mut txn = db.new_transaction(true).unwrap();
+        for j in i..(i + m as u64).min(n) {
+            txn.set_entry(Entry::new(key(j), key(j))).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    for i in 0..n {
+        db.view(|txn| {
+            assert!(txn.get(key(i))?.is_some());
+            Ok(())
+        })
+        .unwrap();
+    }
+    db.view(|txn| {
+        assert!(txn.get("non-exists")?.is_none());
+        Ok(())
+    })
+    .unwrap();
+    for i in (0..n).step_by(m) {
+        let mut txn = db.new_transaction(true).unwrap();
+        for j in i..(i + m as u64).min(n) {
+            txn.delete(key(j)).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    for i in 0..n {
+        db.view(|txn| {
+            assert!(txn.get(key(i))?.is_none());
+            Ok(())
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn exists_more() {
+    // db_test.go TestExistsMore: 10000 keys exist after writing and none after deleting, on
+    // disk and in memory.
+    let db = open_test_db();
+    exists_more_on(&db);
+    db.close().unwrap();
+    let db = open_in_memory();
+    exists_more_on(&db);
+    db.close().unwrap();
+}
+
+fn iterate2_basic_on(db: &Db) {
+    let bkey = |i: u64| format!("{i:09}");
+    let bval = |i: u64| format!("{i:025}");
+    let n = 10_000;
+    for i in 0..n {
+        txn_set(db, bkey(i).as_bytes(), bval(i).as_bytes(), (i % 127) as u8);
+    }
+    let opts = IteratorOptions::default()
+        .with_prefetch_values(true)
+        .with_prefetch_size(10);
+    let txn = db.new_transaction(false).unwrap();
+    let mut it = txn.iter(opts).unwrap();
+    let mut count = 0;
+    let mut rewind = true;
+    it.rewind().unwrap();
+    while it.valid() {
+        let item = it.item();
+        if rewind && count == 5000 {
+            // Rewind would skip /head/ key, and it.next() would skip 0.
+            count = 1;
+            it.rewind().unwrap();
+            rewind = false;
+            it.next().unwrap(); // Go's `continue` runs the loop's it.Next().
+            continue;
+        }
+        assert_eq!(item.key(), bkey(count).as_bytes());
+        assert_eq!(item.value().unwrap(), bval(count).as_bytes());
+        assert_eq!(item.user_meta(), (count % 127) as u8);
+        count += 1;
+        it.next().unwrap();
+    }
+    assert_eq!(count, n);
+
+    let mut idx = 5030;
+    it.seek(bkey(idx).as_bytes()).unwrap();
+    while it.valid() {
+        let item = it.item();
+        assert_eq!(item.key(), bkey(idx).as_bytes());
+        assert_eq!(item.value().unwrap(), bval(idx).as_bytes());
+        idx += 1;
+        it.next().unwrap();
+    }
+    assert_eq!(idx, n);
+}
+
+#[test]
+fn iterate2_basic() {
+    // db_test.go TestIterate2Basic: an iterator over 10000 single-commit keys yields them in
+    // order with values and user meta, can rewind midway, and seeks; disk and in-memory.
+    let db = open_test_db();
+    iterate2_basic_on(&db);
+    db.close().unwrap();
+    let db = open_in_memory();
+    iterate2_basic_on(&db);
+    db.close().unwrap();
+}
