@@ -130,8 +130,7 @@ fn num_keys(db: &Db) -> usize {
 /// Badger's `numKeysManaged`: keys visible at `read_ts`.
 fn num_keys_managed(db: &Db, read_ts: u64) -> usize {
     let txn = db.new_transaction_at(read_ts, false).unwrap();
-    let n = txn.iter(IteratorOptions::default()).unwrap().count();
-    n
+    txn.iter(IteratorOptions::default()).unwrap().count()
 }
 
 /// Badger's `key(prefix, i)` of manifest_test.go: `prefix` and `i` on 4 digits.
@@ -1399,7 +1398,12 @@ fn write() {
     // db_test.go TestWrite: 100 single-key transactions commit.
     let db = open_test_db();
     for i in 0..100 {
-        txn_set(&db, format!("key{i}").as_bytes(), format!("val{i}").as_bytes(), 0);
+        txn_set(
+            &db,
+            format!("key{i}").as_bytes(),
+            format!("val{i}").as_bytes(),
+            0,
+        );
     }
     db.close().unwrap();
 }
@@ -1509,8 +1513,12 @@ fn get() {
     let db = open_in_memory();
     get_on(&db);
     db.close().unwrap();
-    let db =
-        Db::open(Options::new("/db").with_storage(mem()).with_block_cache_size(10 << 20)).unwrap();
+    let db = Db::open(
+        Options::new("/db")
+            .with_storage(mem())
+            .with_block_cache_size(10 << 20),
+    )
+    .unwrap();
     get_on(&db);
     db.close().unwrap();
 }
@@ -1922,7 +1930,12 @@ fn delete_without_sync_write() {
     let opts = Options::new("/db").with_storage(storage);
     let kv = Db::open(opts.clone()).unwrap();
     let key = b"k1";
-    txn_set(&kv, key, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789FOOBARZOGZOG", 0);
+    txn_set(
+        &kv,
+        key,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789FOOBARZOGZOG",
+        0,
+    );
     txn_delete(&kv, key);
     kv.close().unwrap();
     let kv = Db::open(opts).unwrap();
@@ -2168,7 +2181,12 @@ fn large_keys_with(opts: Options) {
         let mut tx = db.new_transaction(true).unwrap();
         for (k, v, success) in &data {
             let r = tx.set_entry(Entry::new(k.clone(), v.clone()));
-            assert_eq!(r.is_ok(), *success, "round {i}, key of {} bytes: {r:?}", k.len());
+            assert_eq!(
+                r.is_ok(),
+                *success,
+                "round {i}, key of {} bytes: {r:?}",
+                k.len()
+            );
         }
         tx.commit().unwrap();
     }
@@ -2379,13 +2397,15 @@ fn min_read_ts() {
     // SettDB keeps crate-private: not ported.
     let db = open_test_db();
     for _ in 0..10 {
-        db.update(|txn| txn.set_entry(Entry::new("x", "y"))).unwrap();
+        db.update(|txn| txn.set_entry(Entry::new("x", "y")))
+            .unwrap();
     }
     let read_txn0 = db.new_transaction(false).unwrap();
     assert_eq!(read_txn0.read_ts(), 10);
     let read_txn = db.new_transaction(false).unwrap();
     for _ in 0..10 {
-        db.update(|txn| txn.set_entry(Entry::new("x", "y"))).unwrap();
+        db.update(|txn| txn.set_entry(Entry::new("x", "y")))
+            .unwrap();
     }
     assert_eq!(db.max_version(), 20);
     drop((read_txn0, read_txn));
@@ -2455,11 +2475,18 @@ fn verify_checksum_with(opts: Options) {
             st += 1;
         }
     }
-    let list = settdb::backup::pb::KvList { kv: kvs, alloc_ref: 0 };
+    let list = settdb::backup::pb::KvList {
+        kv: kvs,
+        alloc_ref: 0,
+    };
     // Badger's StreamWriter Prepare / Write / Flush is SettDB's bulk_load.
     db.bulk_load(|w| w.write(list)).unwrap();
     let report = db.verify_checksum().unwrap();
-    assert!(report.is_ok(), "checksum verification failed: {:?}", report.problems);
+    assert!(
+        report.is_ok(),
+        "checksum verification failed: {:?}",
+        report.problems
+    );
     db.close().unwrap();
 }
 
@@ -2478,7 +2505,12 @@ fn write_in_memory() {
     // db_test.go TestWriteInemory: 100 commits to an in-memory database are all readable.
     let db = open_in_memory();
     for i in 0..100 {
-        txn_set(&db, format!("key{i}").as_bytes(), format!("val{i}").as_bytes(), 0);
+        txn_set(
+            &db,
+            format!("key{i}").as_bytes(),
+            format!("val{i}").as_bytes(),
+            0,
+        );
     }
     db.view(|txn| {
         for j in 0..100 {
