@@ -7,8 +7,8 @@
 //! | Go test (file)                          | status                                               |
 //! |-----------------------------------------|------------------------------------------------------|
 //! | TestTxnSimple (txn)                     | departure (commit_at refused, not a panic)           |
-//! | TestTxnReadAfterWrite (txn)             | ported (100 → 32 threads)                            |
-//! | TestTxnCommitAsync (txn)                | ported (100 → 20 writers)                            |
+//! | TestTxnReadAfterWrite (txn)             | ported                                               |
+//! | TestTxnCommitAsync (txn)                | ported                                               |
 //! | TestTxnVersions (txn)                   | ported (snapshots held instead of poking readTs)     |
 //! | TestTxnWriteSkew (txn)                  | ported                                               |
 //! | TestTxnIterationEdgeCase (txn)          | ported (snapshots held instead of poking readTs)     |
@@ -29,7 +29,7 @@
 //! | TestDropReadOnly (managed_db)           | departure (error instead of panic)                   |
 //! | TestWriteAfterClose (managed_db)        | ported                                               |
 //! | TestDropAllRace (managed_db)            | ported (10000 → 2000 keys)                           |
-//! | TestDropPrefix (managed_db)             | ported (values 8 KiB → 256 B, still value-log)       |
+//! | TestDropPrefix (managed_db)             | ported                                               |
 //! | TestDropPrefixWithPendingTxn            | ported (2000 keys, 200 ms instead of 2 s)            |
 //! | TestDropPrefixReadOnly (managed_db)     | departure (error instead of panic)                   |
 //! | TestDropPrefixRace (managed_db)         | ported (10000 → 2000 keys)                           |
@@ -167,8 +167,7 @@ fn txn_simple() {
 }
 
 fn txn_read_after_write_on(db: &Db) {
-    // Scaled: 100 goroutines → 32 threads.
-    let n = 32;
+    let n = 100;
     thread::scope(|s| {
         for i in 0..n {
             s.spawn(move || {
@@ -227,10 +226,9 @@ fn txn_commit_async() {
                 checks.fetch_add(1, Ordering::SeqCst);
             }
         });
-        // Scaled: 100 goroutines → 20 threads.
         let (tx, rx) = mpsc::channel();
         let mut writers = Vec::new();
-        for w in 0..20 {
+        for w in 0..100 {
             let (db, tx) = (db.clone(), tx.clone());
             writers.push(s.spawn(move || {
                 let mut txn = db.new_transaction(true).unwrap();
@@ -251,7 +249,7 @@ fn txn_commit_async() {
         for w in writers {
             w.join().unwrap();
         }
-        for _ in 0..20 {
+        for _ in 0..100 {
             rx.recv_timeout(Duration::from_secs(30))
                 .unwrap()
                 .expect("blind writes commit");
@@ -1158,9 +1156,9 @@ fn drop_all_race() {
     drop_race(|db| db.drop_all().unwrap());
 }
 
-/// Badger's TestDropPrefix values are 8 KiB (value log); here 256 B over a 64 B threshold,
-/// still in the value log (10000 keys kept: the prefix arithmetic needs them).
-const DROP_PREFIX_VALUE_LEN: usize = 256;
+/// Badger's TestDropPrefix: 10000 keys (the prefix arithmetic needs them) with 8 KiB values
+/// (value log).
+const DROP_PREFIX_VALUE_LEN: usize = 8192;
 
 #[test]
 fn drop_prefix() {
