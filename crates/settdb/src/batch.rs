@@ -1,9 +1,10 @@
 //! `WriteBatch`: many writes at high throughput, not atomic as a whole.
 //!
 //! Writes accumulate in a transaction; when it reaches the batch limits (`TxnTooBig`), or its
-//! value-log values would no longer fit one value-log file (a write must: `ValueLogWriteTooBig`,
-//! checked only at commit), it is committed asynchronously and a new one started, with at most `max_pending_txns` (16)
-//! commits in flight (further writes wait: backpressure). `flush` commits the rest and waits
+//! value-log values would no longer fit one value-log file (one write must fit one: commit
+//! would fail with `ValueLogWriteTooBig`), it is committed asynchronously and a new one
+//! started, with at most `max_pending_txns` (16) commits in flight (further writes wait:
+//! backpressure). `flush` commits the rest and waits
 //! for every commit; the first error of any commit is reported by later calls and by `flush`.
 //! Each sub-commit is atomic; the batch as a whole is not. Its transactions never read, so they
 //! never conflict.
@@ -147,15 +148,9 @@ impl WriteBatch {
     /// Writes `entry`, committing the current sub-batch first when it is full.
     pub fn set_entry(&mut self, entry: Entry) -> Result<()> {
         self.throttle.check()?;
-        let opts = &self.committer.opts;
-        let value_log_len =
-            if entry.meta & meta::DELETE == 0 && opts.goes_to_value_log(entry.value.len()) {
-                entry.value.len() as u64
-            } else {
-                0
-            };
+        let value_log_len = value_log_len(&self.committer.opts, &entry);
         if self.value_log_bytes > 0
-            && self.value_log_bytes + value_log_len > opts.value_log_file_size
+            && self.value_log_bytes + value_log_len > self.committer.opts.value_log_file_size
         {
             self.commit_current()?;
         }
@@ -217,6 +212,16 @@ impl WriteBatch {
             t.discard();
         }
         self.throttle.wait_all();
+    }
+}
+
+/// Bytes of `entry`'s value the value log will hold (0 for an inline value or a delete), as
+/// the commit's fit check counts them.
+fn value_log_len(opts: &crate::options::Options, entry: &Entry) -> u64 {
+    if entry.meta & meta::DELETE == 0 && opts.goes_to_value_log(entry.value.len()) {
+        entry.value.len() as u64
+    } else {
+        0
     }
 }
 
