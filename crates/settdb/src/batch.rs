@@ -1,8 +1,10 @@
 //! `WriteBatch`: many writes at high throughput, not atomic as a whole.
 //!
-//! Writes accumulate in a transaction; when it reaches the batch limits (`TxnTooBig`) it is
-//! committed asynchronously and a new one started, with at most `max_pending_txns` (16)
-//! commits in flight (further writes wait: backpressure). `flush` commits the rest and waits
+//! Writes accumulate in a transaction; when it reaches the batch limits (`TxnTooBig`), or its
+//! value-log values would no longer fit one value-log file (one write must fit one: commit
+//! would fail with `ValueLogWriteTooBig`), it is committed asynchronously and a new one
+//! started, with at most `max_pending_txns` (16) commits in flight (further writes wait:
+//! backpressure). `flush` commits the rest and waits
 //! for every commit; the first error of any commit is reported by later calls and by `flush`.
 //! Each sub-commit is atomic; the batch as a whole is not. Its transactions never read, so they
 //! never conflict.
@@ -16,6 +18,7 @@ use crate::into_bytes::IntoBytes;
 use crate::key::validate_key;
 use crate::read::Reader;
 use crate::transaction::Txn;
+use crate::value::meta;
 use crate::write::WriteEntry;
 
 /// Commits in flight at most, by default (Badger's default).
@@ -110,6 +113,9 @@ pub struct WriteBatch {
     commit_ts: Option<u64>,
     throttle: Arc<Throttle>,
     max_pending: usize,
+    /// Bytes of value-log values written to the current sub-batch (an upper bound: a key
+    /// written twice counts twice).
+    value_log_bytes: u64,
 }
 
 impl std::fmt::Debug for WriteBatch {
@@ -136,6 +142,7 @@ impl WriteBatch {
             commit_ts,
             throttle: Arc::new(Throttle::default()),
             max_pending: DEFAULT_MAX_PENDING_TXNS,
+            value_log_bytes: 0,
         };
         wb.txn = Some(wb.new_txn());
         wb
@@ -151,6 +158,7 @@ impl WriteBatch {
             commit_ts: None,
             throttle: Arc::new(Throttle::default()),
             max_pending: DEFAULT_MAX_PENDING_TXNS,
+            value_log_bytes: 0,
         }
     }
 
@@ -189,6 +197,12 @@ impl WriteBatch {
                 "a managed write batch writes at given versions: use set_entry_at or delete_at",
             ));
         }
+        let value_log_len = value_log_len(&self.committer.opts, &entry);
+        if self.value_log_bytes > 0
+            && self.value_log_bytes + value_log_len > self.committer.opts.value_log_file_size
+        {
+            self.commit_current()?;
+        }
         let txn = self.txn.as_mut().ok_or(Error::DiscardedTxn)?;
         match txn.set_entry(entry.clone()) {
             Err(Error::TxnTooBig { .. }) => {
@@ -196,10 +210,12 @@ impl WriteBatch {
                 self.txn
                     .as_mut()
                     .ok_or(Error::DiscardedTxn)?
-                    .set_entry(entry)
+                    .set_entry(entry)?;
             }
-            other => other,
+            other => other?,
         }
+        self.value_log_bytes += value_log_len;
+        Ok(())
     }
 
     /// Managed write batch ([`crate::Db::new_managed_write_batch`]): writes `entry` at
@@ -220,15 +236,20 @@ impl WriteBatch {
         validate_key(&entry.key)?;
         self.committer.check_value_size(entry.value.len())?;
         let charge = entry.charge(&self.committer.opts);
+        let value_log_len = value_log_len(&self.committer.opts, &entry);
         let full = {
             let v = self.versioned.as_ref().expect("checked above");
             self.committer
                 .check_batch_limits(v.entries.len() as u64 + 1, v.size + charge)
                 .is_err()
+                || (self.value_log_bytes > 0
+                    && self.value_log_bytes + value_log_len
+                        > self.committer.opts.value_log_file_size)
         };
         if full {
             self.commit_current()?;
         }
+        self.value_log_bytes += value_log_len;
         let v = self.versioned.as_mut().expect("checked above");
         v.size += charge;
         v.entries.push(WriteEntry {
@@ -249,6 +270,7 @@ impl WriteBatch {
 
     /// Sends the managed batch's entries (later writes of a key at one version win).
     fn commit_versioned(&mut self) -> Result<()> {
+        self.value_log_bytes = 0;
         let Some(v) = self.versioned.as_mut() else {
             return Ok(());
         };
@@ -297,6 +319,7 @@ impl WriteBatch {
             }
         }
         self.txn = Some(self.new_txn());
+        self.value_log_bytes = 0;
         Ok(())
     }
 
@@ -323,6 +346,16 @@ impl WriteBatch {
             v.entries.clear();
         }
         self.throttle.wait_all();
+    }
+}
+
+/// Bytes of `entry`'s value the value log will hold (0 for an inline value or a delete), as
+/// the commit's fit check counts them.
+fn value_log_len(opts: &crate::options::Options, entry: &Entry) -> u64 {
+    if entry.meta & meta::DELETE == 0 && opts.goes_to_value_log(entry.value.len()) {
+        entry.value.len() as u64
+    } else {
+        0
     }
 }
 

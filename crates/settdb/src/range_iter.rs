@@ -1,8 +1,11 @@
 //! [`RangeIter`]: the keys of a Rust range or a prefix as a double-ended iterator, built on
 //! two [`DbIterator`] cursors of a transaction's snapshot, one walking up from the start and
 //! one walking down from the end, each made when first needed. The two stop where they meet,
-//! so a key is yielded once whichever ends are pulled. Only the keys yielded count as read by
-//! the transaction (not the key past the bound a cursor looked at to find the end).
+//! so a key is yielded once whichever ends are pulled. The keys yielded count as read by the
+//! transaction, and so does an included bound once its cursor is made (as Badger's `Seek`
+//! records its key): a range that finds its start key absent learned that, so a concurrent
+//! commit of that key is a conflict. The key past a bound a cursor looked at to find the end
+//! is not a read.
 
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
@@ -16,8 +19,9 @@ pub(crate) type MakeCursor = Box<dyn FnMut(IteratorOptions) -> Result<DbIterator
 
 /// The newest visible version of each key in a range, in key order; double-ended (`.rev()`
 /// walks down from the end). Made by [`crate::Txn::range`] and [`crate::Txn::prefix`]; every
-/// key it yields counts as read by the transaction, as with any transaction iterator. An error
-/// is yielded once, then the iteration ends.
+/// key it yields counts as read by the transaction, as with any transaction iterator, and so
+/// does an included bound (see the module doc). An error is yielded once, then the iteration
+/// ends.
 pub struct RangeIter {
     make: MakeCursor,
     /// The transaction's read set (`None`: reads are not tracked).
@@ -82,6 +86,16 @@ impl RangeIter {
         }
     }
 
+    /// Records `key` as read by the transaction (when it tracks reads).
+    fn record(&self, key: &[u8]) {
+        if let Some(reads) = &self.reads {
+            reads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(fingerprint(key));
+        }
+    }
+
     fn below_end(&self, key: &[u8]) -> bool {
         let in_range = match &self.end {
             Bound::Included(e) => key <= e.as_slice(),
@@ -108,6 +122,9 @@ impl RangeIter {
                 Bound::Included(k) | Bound::Excluded(k) => it.seek(k)?,
                 Bound::Unbounded => it.rewind()?,
             }
+            if let Bound::Included(k) = &self.start {
+                self.record(k);
+            }
             self.front = Some(it);
         }
         Ok(self.front.as_mut().expect("made above"))
@@ -120,6 +137,9 @@ impl RangeIter {
             match &self.end {
                 Bound::Included(k) | Bound::Excluded(k) => it.seek(k)?,
                 Bound::Unbounded => it.rewind()?,
+            }
+            if let Bound::Included(k) = &self.end {
+                self.record(k);
             }
             self.back = Some(it);
         }
@@ -164,12 +184,7 @@ impl RangeIter {
                 }
                 self.front_last = Some(key.to_vec());
             }
-            if let Some(reads) = &self.reads {
-                reads
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(fingerprint(item.key()));
-            }
+            self.record(item.key());
             return Some(Ok(item));
         }
     }
