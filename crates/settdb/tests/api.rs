@@ -507,10 +507,24 @@ fn tables_levels_estimate_size_and_key_splits_describe_the_tree() {
     assert_eq!(keys, 20_050, "flattened: one version per key");
     let levels = db.level_info();
     assert_eq!(levels.iter().filter(|l| l.is_base_level).count(), 1);
+    assert!(!levels[0].is_base_level);
+    assert_eq!(levels[0].target_bytes, 0, "L0 has no size target");
     for l in &levels {
         let here: Vec<_> = tables.iter().filter(|t| t.level == l.level).collect();
         assert_eq!(l.tables, here.len());
         assert_eq!(l.bytes, here.iter().map(|t| t.on_disk_bytes).sum::<u64>());
+        assert_eq!(
+            l.stale_bytes,
+            here.iter().map(|t| t.stale_bytes).sum::<u64>()
+        );
+        assert!(l.target_table_bytes > 0);
+        if l.level == 0 {
+            // small_options: num_level_zero_tables = 2.
+            assert_eq!(l.score, l.tables as f64 / 2.0);
+        } else {
+            assert!(l.target_bytes >= 256 << 10, "at least base_level_size");
+            assert_eq!(l.score, l.bytes as f64 / l.target_bytes as f64);
+        }
     }
     let total: u64 = tables.iter().map(|t| t.on_disk_bytes).sum();
     let a = db.estimate_size("a:").unwrap();
@@ -518,13 +532,34 @@ fn tables_levels_estimate_size_and_key_splits_describe_the_tree() {
     let all = db.estimate_size("").unwrap();
     assert_eq!(all.on_disk_bytes, total);
     assert!(a.on_disk_bytes > 0 && a.on_disk_bytes <= total);
+    // 50 keys of about 60 bytes: a few 1 KiB blocks, part of one table.
+    let holder = tables
+        .iter()
+        .find(|t| t.biggest.starts_with(b"b:"))
+        .unwrap();
     assert!(
-        b.on_disk_bytes > 0,
-        "a prefix inside one table gets its blocks"
+        b.on_disk_bytes >= 2_000 && b.on_disk_bytes < holder.on_disk_bytes,
+        "a prefix inside one table gets its blocks: {b:?} of {}",
+        holder.on_disk_bytes
     );
     assert!(b.on_disk_bytes * 20 < a.on_disk_bytes, "{b:?} vs {a:?}");
-    assert!(a.uncompressed_bytes >= a.on_disk_bytes / 2);
+    // Whole tables: each counts its bytes before compression (at least its bytes on disk).
+    let raw: u64 = tables
+        .iter()
+        .map(|t| t.uncompressed_bytes.max(t.on_disk_bytes))
+        .sum();
+    let slack = tables.len() as u64;
+    assert!(
+        all.uncompressed_bytes + slack >= raw && all.uncompressed_bytes <= raw + slack,
+        "{} vs {raw}",
+        all.uncompressed_bytes
+    );
     assert_eq!(db.estimate_size("c:").unwrap().on_disk_bytes, 0);
+    // Put a table in L0 to see its score move.
+    db.set("z", "v").unwrap();
+    db.flush().unwrap();
+    let l0 = &db.level_info()[0];
+    assert_eq!((l0.tables, l0.score), (1, 0.5));
     let splits = db.key_splits("a:");
     assert!(splits.len() > 2);
     assert!(splits.windows(2).all(|w| w[0] < w[1]));
