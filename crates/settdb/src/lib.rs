@@ -50,6 +50,7 @@ pub(crate) mod log;
 pub(crate) mod manifest;
 pub(crate) mod memtable;
 pub mod options;
+pub(crate) mod publish;
 mod read;
 mod repair;
 pub mod stream;
@@ -73,6 +74,9 @@ pub use export::{BackupProgress, LoadSummary};
 pub use inventory::{rotate_encryption_key, LOCK_FILE_NAME};
 pub use key::{validate_key, MAX_KEY_SIZE};
 pub use options::{ChecksumVerificationMode, Compression, Options};
+pub use publish::{
+    Match, SubscribeOptions, SubscriberThread, Subscription, SubscriptionCancel, Update,
+};
 pub use read::{DbIterator, Item, IteratorOptions};
 pub use repair::{repair, RepairReport};
 pub use stream::{backup_key_to_list, live_versions, KeyVersions, Stream, StreamSummary};
