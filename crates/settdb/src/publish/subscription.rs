@@ -53,10 +53,10 @@ impl Subscription {
     /// cancelled or the database closed), `f` fails (its error), or the subscription lagged
     /// ([`Error::SubscriberLagged`], converted). Badger's `Subscribe`.
     pub fn run<E: From<Error>>(
-        mut self,
+        self,
         mut f: impl FnMut(Vec<Update>) -> std::result::Result<(), E>,
     ) -> std::result::Result<(), E> {
-        while let Some(batch) = self.next() {
+        for batch in self {
             f(batch?)?;
         }
         Ok(())
