@@ -7,6 +7,7 @@
 //! to stderr, results to stdout.
 
 mod bank_accounts;
+mod bank_replay;
 mod bench_keys;
 mod cli_error;
 mod cmd;

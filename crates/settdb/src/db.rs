@@ -31,6 +31,7 @@ use crate::manifest::{
 use crate::memtable::{Memtable, Memtables};
 use crate::namespace::Namespaces;
 use crate::options::Options;
+use crate::publish::{Match, Publisher, SubscribeOptions, Subscription};
 use crate::read::{DbIterator, IteratorOptions, PrefixRange, Reader};
 use crate::stream_writer::{BulkLoadSummary, StreamWriter, StreamWriterContext};
 use crate::table::CacheMetrics;
@@ -127,6 +128,8 @@ pub(crate) struct DbInner {
     next_mem_id: Arc<AtomicU64>,
     closing: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Subscriptions, published to by the writer; closed after the writer stopped.
+    publisher: Arc<Publisher>,
     /// Directory locks, released by close.
     locks: Mutex<Vec<Box<dyn StorageLock>>>,
 }
@@ -289,6 +292,7 @@ impl Db {
             next_mem_id: Arc::new(AtomicU64::new(next_mem_id)),
             closing,
             threads: Mutex::new(Vec::new()),
+            publisher: Arc::new(Publisher::default()),
             locks: Mutex::new(locks),
             storage,
             levels,
@@ -721,6 +725,72 @@ impl Db {
             .wait()
     }
 
+    /// Subscribes to the committed updates of the keys any of `matches` takes (Badger's
+    /// `Subscribe`); [`Db::subscribe_with`] with the default [`SubscribeOptions`].
+    ///
+    /// What is delivered: every write applied after this returns whose user key matches —
+    /// commits of transactions, write batches, [`Db::set`] / [`Db::delete`] / [`Db::write`],
+    /// and versions restored by [`Db::load`] (as Badger publishes its `Load`; they carry the
+    /// backup's versions) — as [`crate::Update`]s with the key, the whole value (taken from
+    /// the write itself, even when it went to the value log), the version, the expiry, the
+    /// user meta and whether it is a delete. Never delivered: a write that failed (a conflict,
+    /// an I/O error), value-log GC rewrites (the same versions moved, not updates), bulk
+    /// loads through [`Db::bulk_load`], [`Db::drop_all`] / [`Db::drop_prefix`] (no per-key
+    /// writes), and keys under SettDB's internal prefix.
+    ///
+    /// When and in which order: after the writer applied the write (WAL and memtable, synced
+    /// if `sync_writes`) and before its commit returns, in the order writes were applied,
+    /// which is commit-timestamp order (in managed mode: the order of the `commit_at` calls'
+    /// queueing, whatever timestamps they carry). One batch holds the matching updates of
+    /// one group commit, so a transaction is never split across batches; entries of one
+    /// transaction share its version.
+    ///
+    /// Lag policy: writes never wait for a subscriber. Each subscription buffers at most
+    /// [`SubscribeOptions::max_buffered_batches`] batches and
+    /// [`SubscribeOptions::max_buffered_bytes`] bytes; a batch that does not fit ends the
+    /// subscription: it still yields what it buffered, then
+    /// [`Error::SubscriberLagged`] with the first version it missed, then ends. Nothing is
+    /// skipped silently.
+    ///
+    /// End: dropping or cancelling the [`Subscription`] ends it at once; closing the
+    /// database ends it after it yielded every batch applied before the close (the
+    /// iterator then returns `None`, no error).
+    ///
+    /// Errors: [`Error::Closed`]; [`Error::InvalidRequest`] for an empty `matches`.
+    ///
+    /// ```
+    /// use settdb::{Db, Match, Options};
+    ///
+    /// let db = Db::open(Options::in_memory())?;
+    /// let mut sub = db.subscribe([Match::prefix("user/")])?;
+    /// db.set("user/1", "ann")?;
+    /// db.set("other", "x")?;
+    /// db.delete("user/1")?;
+    /// db.close()?;
+    /// let updates: Vec<_> = sub.by_ref().collect::<settdb::Result<Vec<_>>>()?.concat();
+    /// assert_eq!(updates.len(), 2);
+    /// assert_eq!((&updates[0].key[..], &updates[0].value[..]), (&b"user/1"[..], &b"ann"[..]));
+    /// assert!(updates[1].is_delete && updates[1].version > updates[0].version);
+    /// # Ok::<(), settdb::Error>(())
+    /// ```
+    pub fn subscribe(&self, matches: impl IntoIterator<Item = Match>) -> Result<Subscription> {
+        self.subscribe_with(matches, SubscribeOptions::default())
+    }
+
+    /// [`Db::subscribe`] with the buffer limits of `limits` (the lag policy).
+    ///
+    /// Errors: those of [`Db::subscribe`].
+    pub fn subscribe_with(
+        &self,
+        matches: impl IntoIterator<Item = Match>,
+        limits: SubscribeOptions,
+    ) -> Result<Subscription> {
+        self.inner.check_open()?;
+        self.inner
+            .publisher
+            .subscribe(matches.into_iter().collect(), limits)
+    }
+
     /// Stops writes, flushes the memtable, stops background work, syncs and releases the
     /// directory lock. Idempotent.
     pub fn close(&self) -> Result<()> {
@@ -956,6 +1026,7 @@ impl DbInner {
             poison: self.poison.clone(),
             writeback: self.writeback.clone(),
             keys: self.keys.clone(),
+            publisher: self.publisher.clone(),
         }
     }
 
@@ -964,6 +1035,7 @@ impl DbInner {
             return Ok(());
         }
         if self.opts.read_only {
+            self.publisher.close();
             self.release_locks();
             return Ok(());
         }
@@ -989,6 +1061,8 @@ impl DbInner {
         }
         // Every request is completed now, so no callback waits forever.
         self.committer.callbacks.shutdown();
+        // The writer stopped: every applied group was published; subscriptions drain and end.
+        self.publisher.close();
         let synced = match &self.vlog {
             Some(v) => v.close(),
             None => Ok(()),

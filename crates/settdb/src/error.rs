@@ -236,6 +236,28 @@ pub enum Error {
         /// The bandwidth of the lease.
         bandwidth: u64,
     },
+
+    /// A subscription's buffer overflowed because it did not keep up with the writes
+    /// (`Db::subscribe`): it ended, and this is its last item. It was given every matching
+    /// update applied before the one at `first_missed_version`, and none from that one on.
+    #[error("the subscriber lagged: its buffer (at most {max_buffered_batches} batches, {max_buffered_bytes} bytes) was full, so it was ended; it missed every update from version {first_missed_version} on")]
+    SubscriberLagged {
+        /// The version of the first update it was not given.
+        first_missed_version: u64,
+        /// The subscription's batch limit.
+        max_buffered_batches: usize,
+        /// The subscription's byte limit.
+        max_buffered_bytes: u64,
+    },
+
+    /// A subscription match's ignore-bytes text (Badger's `"1, 2-3, 4-7"`) does not parse.
+    #[error("invalid ignore_bytes {spec:?}: {reason}")]
+    InvalidIgnoreBytes {
+        /// The text given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -110,6 +110,7 @@ pub(crate) mod memtable;
 mod merge_operator;
 pub(crate) mod namespace;
 pub mod options;
+pub(crate) mod publish;
 mod range_iter;
 mod read;
 mod repair;
@@ -139,6 +140,9 @@ pub use inventory::{rotate_encryption_key, LOCK_FILE_NAME};
 pub use key::{validate_key, MAX_KEY_SIZE};
 pub use merge_operator::MergeOperator;
 pub use options::{ChecksumVerificationMode, Compression, Options};
+pub use publish::{
+    Match, SubscribeOptions, SubscriberThread, Subscription, SubscriptionCancel, Update,
+};
 pub use range_iter::RangeIter;
 pub use read::{DbIterator, Item, IteratorOptions};
 pub use repair::{repair, RepairReport};

@@ -16,6 +16,11 @@
 //! [`GC_RATIO`]) over 1 MiB value-log files, with one version kept per key so compaction
 //! leaves garbage to collect (automatic GC off: this thread is the only collector); a GC
 //! error fails the run like any library error.
+//!
+//! `--check-subscriber` subscribes to every account key before the set-up and replays the
+//! updates into a model on its own thread ([`crate::bank_replay`]): they must come in commit
+//! order, sum to the bank's total after every batch once every account was seen, and equal
+//! the database's last snapshot at the end; a failure exits 3 like a wrong total.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,8 +31,10 @@ use rand::Rng;
 use settdb::{Db, Error, GcOutcome};
 
 use crate::bank_accounts::{
-    bank_options, read_balance, BankAccounts, Total, INITIAL_BALANCE, TRANSFER_AMOUNT,
+    balances_by_scan, bank_options, read_balance, BankAccounts, Total, INITIAL_BALANCE,
+    TRANSFER_AMOUNT,
 };
+use crate::bank_replay::{ReplayCheck, ReplaySummary};
 use crate::cli_error::{CliError, CliResult};
 use crate::db_dir::DirArgs;
 use crate::progress::{Goal, Progress};
@@ -65,6 +72,11 @@ pub struct BankTestArgs {
     /// disect` cannot read the past snapshots of such a run.
     #[arg(long)]
     pub gc: bool,
+    /// Also subscribe to every account (`Db::subscribe`) and replay the updates into a
+    /// model: commit order, the total after every batch, and the model equal to the
+    /// database at the end.
+    #[arg(long)]
+    pub check_subscriber: bool,
 }
 
 /// The discard ratio the `--gc` thread collects at.
@@ -79,6 +91,8 @@ enum Failure {
     WrongTotal { total: Total, by_scan: bool },
     /// A worker read an account that is missing or not a balance.
     BadAccount { why: String, read_ts: u64 },
+    /// The subscriber's replay did not match (`--check-subscriber`).
+    Subscriber { why: String },
     /// The library failed.
     Db(Error),
 }
@@ -101,6 +115,8 @@ struct Shared {
     /// `--gc`: value-log files GC retired, and the bytes it gave back.
     gc_files: AtomicU64,
     gc_bytes: AtomicU64,
+    /// `--check-subscriber`: what the replay saw, once it passed.
+    replay: Mutex<Option<ReplaySummary>>,
 }
 
 impl Shared {
@@ -144,18 +160,36 @@ pub fn run(args: BankTestArgs) -> CliResult {
         fault_injected: AtomicBool::new(false),
         gc_files: AtomicU64::new(0),
         gc_bytes: AtomicU64::new(0),
+        replay: Mutex::new(None),
+    };
+    let replay = if args.check_subscriber {
+        Some(ReplayCheck::start(&db, bank).map_err(|e| dirs.error(e))?)
+    } else {
+        None
     };
     let mut elapsed = Duration::ZERO;
+    let mut last = None;
     let outcome = set_up(&db, bank).and_then(|()| {
         elapsed = run_threads(&db, &shared, &args);
-        final_check(&db, &shared)
+        final_check(&db, &shared)?;
+        if replay.is_some() {
+            last = Some(db.view(|txn| balances_by_scan(txn))?);
+        }
+        Ok(())
     });
+    // Closing ends the subscription once every applied update was delivered.
     let closed = db.close();
     if let Err(e) = outcome {
         shared.fail(Failure::Db(e));
     }
     if let Err(e) = closed {
         shared.fail(Failure::Db(e));
+    }
+    if let Some(r) = replay {
+        match r.finish(last.as_ref()) {
+            Ok(summary) => *shared.replay.lock().unwrap_or_else(|e| e.into_inner()) = Some(summary),
+            Err(why) => shared.fail(Failure::Subscriber { why }),
+        }
     }
     let failure = shared
         .failure
@@ -438,6 +472,15 @@ fn print_summary(shared: &Shared, args: &BankTestArgs, elapsed: Duration) {
             fmt_bytes(load(&shared.gc_bytes)),
         );
     }
+    if let Some(r) = *shared.replay.lock().unwrap_or_else(|e| e.into_inner()) {
+        println!(
+            "  subscriber {} updates in {} batches replayed, {} totals correct, equal to the \
+             database at the end",
+            fmt_count(r.updates),
+            fmt_count(r.batches),
+            fmt_count(r.totals_checked),
+        );
+    }
 }
 
 fn print_directory(dir: &std::path::Path, temporary: bool, passed: bool, gc: bool) {
@@ -487,6 +530,12 @@ fn report_failure(
             println!("FAILED: {why} at read_ts {read_ts}");
             Err(CliError::check_failed(format!(
                 "bank test failed: {why} at read_ts {read_ts}"
+            )))
+        }
+        Failure::Subscriber { why } => {
+            println!("FAILED: subscriber: {why}");
+            Err(CliError::check_failed(format!(
+                "bank test failed: the subscriber's replay: {why}"
             )))
         }
         Failure::Db(e) => Err(dirs.error(e)),

@@ -6,6 +6,8 @@ use bytes::Bytes;
 
 use super::PauseGate;
 use crate::error::{Error, Result};
+use crate::publish::{Publishable, Update};
+use crate::value::meta;
 
 /// One entry to write. The key is a user key; the version is the commit timestamp.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,6 +30,25 @@ impl WriteEntry {
     /// Bytes this entry counts against a batch's size limit: key + suffix + value + header.
     pub fn estimated_size(&self) -> u64 {
         (self.key.len() + crate::key::VERSION_LEN + self.value.len() + 16) as u64
+    }
+}
+
+impl Publishable for WriteEntry {
+    fn user_key(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The value comes from the request itself (shared, not copied): a subscription never
+    /// reads the value log.
+    fn to_update(&self) -> Update {
+        Update {
+            key: self.key.clone(),
+            value: self.value.clone(),
+            version: self.version,
+            expires_at: self.expires_at,
+            user_meta: self.user_meta,
+            is_delete: self.meta & meta::DELETE != 0,
+        }
     }
 }
 
@@ -65,6 +86,9 @@ pub struct WriteRequest {
     /// Sync the value log and the WAL once the group holding this request is applied, even
     /// without `sync_writes`.
     pub sync: bool,
+    /// Offer the entries to subscriptions once applied: true for commits and loaded
+    /// versions (new to a reader), false for GC rewrites (the same versions moved).
+    pub publish: bool,
     /// For a rewrite: the check the writer runs first (see [`RewriteCheck`]).
     pub check: Option<RewriteCheck>,
     /// For [`Duty::Pause`]: the handshake with the caller.
@@ -79,6 +103,7 @@ impl std::fmt::Debug for WriteRequest {
             .field("entries", &self.entries.len())
             .field("duty", &self.duty)
             .field("sync", &self.sync)
+            .field("publish", &self.publish)
             .field("check", &self.check.is_some())
             .finish()
     }
@@ -101,8 +126,11 @@ impl WriteRequest {
 
     /// Versions restored from a backup ([`Duty::Rewrite`] with no check): written at the
     /// versions they carry without touching the commit watermark; durable at the next sync.
+    /// Subscriptions are given them, as Badger publishes its `Load`.
     pub fn load(entries: Vec<WriteEntry>) -> Self {
-        WriteRequest::with_duty(entries, Duty::Rewrite)
+        let mut req = WriteRequest::with_duty(entries, Duty::Rewrite);
+        req.publish = true;
+        req
     }
 
     /// A memtable rotation barrier ([`Duty::RotateMemtable`]).
@@ -130,6 +158,7 @@ impl WriteRequest {
             entries,
             duty,
             sync: false,
+            publish: duty == Duty::Commit,
             check: None,
             pause: None,
             completion: Arc::new(Completion::default()),

@@ -23,6 +23,7 @@ use crate::key;
 use crate::log::RecordRef;
 use crate::manifest::{ManifestChange, SharedManifest};
 use crate::memtable::{MemMap, Memtable, Memtables};
+use crate::publish::Publisher;
 use crate::txn::WaterMark;
 use crate::value::{meta, ValuePointer};
 use crate::vlog::ValueLog;
@@ -88,6 +89,8 @@ pub struct WriterContext {
     pub writeback: Arc<super::Signal>,
     /// The key registry of an encrypted database: new WALs are sealed with it.
     pub keys: Option<Arc<KeyRegistry>>,
+    /// Subscriptions: each applied group is offered to them.
+    pub publisher: Arc<Publisher>,
 }
 
 /// Scratch buffers reused across groups (no per-entry allocation on the hot path).
@@ -147,13 +150,23 @@ fn run_checks(group: Vec<WriteRequest>) -> Vec<WriteRequest> {
     kept
 }
 
+/// Marks the group's versions done, publishes an applied group, then completes each request:
+/// so a subscription's update is readable at the latest version, and a commit that returned
+/// is already in its subscriptions' buffers. A failed group is never published.
 fn finish_group(ctx: &WriterContext, group: Vec<WriteRequest>, outcome: Result<()>) {
-    let msg = outcome.as_ref().err().map(|e| e.to_string());
-    let mut first_err = outcome.err();
-    for req in group {
+    for req in &group {
         for v in req.begun_versions() {
             ctx.applied.done(v);
         }
+    }
+    if outcome.is_ok() && ctx.publisher.has_subscribers() {
+        let published = group.iter().filter(|r| r.publish);
+        ctx.publisher
+            .publish(published.flat_map(|r| r.entries.iter()));
+    }
+    let msg = outcome.as_ref().err().map(|e| e.to_string());
+    let mut first_err = outcome.err();
+    for req in group {
         let r = match (&msg, first_err.take()) {
             (None, _) => Ok(()),
             (Some(_), Some(e)) => Err(e),
