@@ -144,6 +144,22 @@ fn range_and_prefix_iterators_forward_and_reversed() {
             [b"user:3".to_vec(), b"user:2".to_vec(), b"user:1".to_vec()]
         );
         assert!(keys(t.prefix("nothing")?).is_empty());
+        // Excluded bounds that exist, walked from each end alone.
+        fn open(lo: &'static str, hi: &'static str) -> (Bound<&'static str>, Bound<&'static str>) {
+            (Bound::Excluded(lo), Bound::Excluded(hi))
+        }
+        assert_eq!(keys(t.range::<&str>(open("a", "m"))?), [b"b".to_vec()]);
+        assert_eq!(
+            keys(t.range::<&str>(open("a", "m"))?.rev()),
+            [b"b".to_vec()]
+        );
+        let half = (Bound::Excluded("a"), Bound::Included("m"));
+        assert_eq!(
+            keys(t.range::<&str>(half)?.rev()),
+            [b"m".to_vec(), b"b".to_vec()]
+        );
+        assert!(keys(t.range::<&str>(open("a", "b"))?.rev()).is_empty());
+        assert!(keys(t.range::<&str>(open("a", "b"))?).is_empty());
         assert!(keys(t.range("m".."b")?).is_empty(), "inverted range");
         assert!(keys(t.range("m".."m")?).is_empty());
         let mut both = t.prefix("user:")?;
