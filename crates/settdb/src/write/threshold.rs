@@ -149,14 +149,19 @@ mod tests {
 
     #[test]
     fn old_sizes_fade() {
-        // Proves the halving: after a long run of large values, a longer run of small ones
-        // brings the threshold back down.
+        // Proves the halving: after a long run of large values, a short burst of small ones
+        // changes nothing, and a longer run brings the threshold back down.
         // Fed in groups of 1,000, as the writer does.
         let t = ValueThreshold::new(1024, 1 << 20, 0.9);
         for _ in 0..2_000 {
             t.observe(std::iter::repeat_n(500_000, 1_000));
         }
         assert!(t.get() > 400_000);
+        // A short burst of small values (a tenth of the history) does not move it yet.
+        for _ in 0..100 {
+            t.observe(std::iter::repeat_n(3_000, 1_000));
+        }
+        assert!(t.get() > 400_000, "{}", t.get());
         for _ in 0..3_000 {
             t.observe(std::iter::repeat_n(3_000, 1_000));
         }
