@@ -8,11 +8,11 @@
 //! is not a read.
 
 use std::ops::Bound;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::read::{DbIterator, Item, IteratorOptions};
-use crate::txn::fingerprint;
+use crate::txn::ReadSet;
 
 /// Makes a cursor of the transaction with the given options (`reverse` set for the back one).
 pub(crate) type MakeCursor = Box<dyn FnMut(IteratorOptions) -> Result<DbIterator> + Send>;
@@ -25,7 +25,7 @@ pub(crate) type MakeCursor = Box<dyn FnMut(IteratorOptions) -> Result<DbIterator
 pub struct RangeIter {
     make: MakeCursor,
     /// The transaction's read set (`None`: reads are not tracked).
-    reads: Option<Arc<Mutex<Vec<u64>>>>,
+    reads: Option<Arc<ReadSet>>,
     opts: IteratorOptions,
     start: Bound<Vec<u8>>,
     end: Bound<Vec<u8>>,
@@ -53,7 +53,7 @@ impl RangeIter {
     /// key between them has, so it joins `opts.prefix` (whichever is longer; both hold).
     pub(crate) fn new(
         make: MakeCursor,
-        reads: Option<Arc<Mutex<Vec<u64>>>>,
+        reads: Option<Arc<ReadSet>>,
         mut opts: IteratorOptions,
         start: Bound<Vec<u8>>,
         end: Bound<Vec<u8>>,
@@ -89,10 +89,7 @@ impl RangeIter {
     /// Records `key` as read by the transaction (when it tracks reads).
     fn record(&self, key: &[u8]) {
         if let Some(reads) = &self.reads {
-            reads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(fingerprint(key));
+            reads.record(key);
         }
     }
 

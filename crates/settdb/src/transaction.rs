@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::{Bound, RangeBounds};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -27,7 +27,7 @@ use crate::key::validate_key;
 use crate::range_iter::{MakeCursor, RangeIter};
 use crate::read::{Item, IteratorOptions, Reader};
 use crate::table::VecIterator;
-use crate::txn::fingerprint;
+use crate::txn::{fingerprint, ReadSet};
 use crate::txn_iterator::TxnIterator;
 use crate::value::{is_expired, meta, ValueRef, ValueStruct};
 use crate::write::{Completion, WriteEntry, WriteRequest};
@@ -80,7 +80,7 @@ pub struct Txn {
     pub(crate) pending: BTreeMap<Bytes, PendingWrite>,
     /// Fingerprints of keys read (update transactions with conflict detection only); shared
     /// with this transaction's iterators.
-    reads: Arc<Mutex<Vec<u64>>>,
+    reads: Arc<ReadSet>,
     /// Fingerprints of keys written.
     writes: HashSet<u64>,
     size_bytes: u64,
@@ -131,7 +131,7 @@ impl Txn {
             read_ts,
             update,
             pending: BTreeMap::new(),
-            reads: Arc::new(Mutex::new(Vec::new())),
+            reads: Arc::new(ReadSet::default()),
             writes: HashSet::new(),
             size_bytes: 0,
             open: true,
@@ -221,10 +221,7 @@ impl Txn {
     /// Records a read of `key` for conflict detection.
     fn record_read(&mut self, key: &[u8]) {
         if self.tracks_reads() {
-            self.reads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(fingerprint(key));
+            self.reads.record(key);
         }
     }
 
@@ -520,7 +517,7 @@ impl Txn {
             .collect();
         self.committer.check_value_log_fit(&entries)?;
         let (oracle, read_ts) = (&self.committer.oracle, self.read_ts);
-        let reads = std::mem::take(&mut *self.reads.lock().unwrap_or_else(|e| e.into_inner()));
+        let reads = self.reads.take();
         let writes = &self.writes;
         let completion = self.committer.queue.push_with(|| {
             let ts = oracle.new_commit_ts(read_ts, &reads, writes, managed_commit_ts)?;

@@ -6,18 +6,18 @@
 //! transaction can still be written to while an iterator is open (the iterator keeps the
 //! pending writes it was created with, as Badger does).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::error::Result;
 use crate::read::{DbIterator, Item};
-use crate::txn::fingerprint;
+use crate::txn::ReadSet;
 
 /// Cursor and Rust `Iterator` over a transaction's snapshot.
 #[derive(Debug)]
 pub struct TxnIterator {
     inner: DbIterator,
     /// The transaction's read set (`None`: reads are not tracked).
-    reads: Option<Arc<Mutex<Vec<u64>>>>,
+    reads: Option<Arc<ReadSet>>,
     /// Only this user key (a key iterator).
     exact_key: Option<Vec<u8>>,
     started: bool,
@@ -26,7 +26,7 @@ pub struct TxnIterator {
 impl TxnIterator {
     pub(crate) fn new(
         inner: DbIterator,
-        reads: Option<Arc<Mutex<Vec<u64>>>>,
+        reads: Option<Arc<ReadSet>>,
         exact_key: Option<Vec<u8>>,
     ) -> Self {
         TxnIterator {
@@ -39,10 +39,7 @@ impl TxnIterator {
 
     fn record(&self, key: &[u8]) {
         if let Some(reads) = &self.reads {
-            reads
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(fingerprint(key));
+            reads.record(key);
         }
     }
 

@@ -2,7 +2,9 @@
 //! watermarks.
 
 mod oracle;
+mod read_set;
 mod watermark;
 
 pub use oracle::{fingerprint, Oracle};
+pub use read_set::ReadSet;
 pub use watermark::WaterMark;
