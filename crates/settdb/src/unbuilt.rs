@@ -16,9 +16,6 @@ pub(crate) fn refuse_unbuilt(o: &Options) -> Result<()> {
              accepted)"
         )))
     };
-    if o.metrics_enabled {
-        return refuse("metrics_enabled", "true".into(), "false", "metrics");
-    }
     if o.vlog_percentile != 0.0 {
         let value = o.vlog_percentile.to_string();
         return refuse("vlog_percentile", value, "0", "the dynamic value threshold");
@@ -94,7 +91,6 @@ mod tests {
             storage: _,
         } = base.clone();
         vec![
-            ("metrics_enabled", base.clone().with_metrics_enabled(true)),
             ("vlog_percentile", base.clone().with_vlog_percentile(0.9)),
             (
                 "verify_value_checksum",

@@ -14,6 +14,7 @@ use crate::error::Result;
 use crate::key::{key_with_version, version};
 use crate::levels::LevelsSnapshot;
 use crate::memtable::{MemValue, MemtablesView};
+use crate::stats::GetSource;
 use crate::table::BlockEntry;
 use crate::value::ValueRef;
 
@@ -28,7 +29,8 @@ pub(crate) struct Found {
 #[derive(Clone, Debug)]
 enum FoundValue {
     Memtable(MemValue),
-    Table(BlockEntry),
+    /// A table's entry, and the table's level.
+    Table(BlockEntry, usize),
 }
 
 impl Found {
@@ -37,7 +39,15 @@ impl Found {
     pub fn value(&self) -> ValueRef<'_> {
         match &self.value {
             FoundValue::Memtable(v) => v.as_value_ref(),
-            FoundValue::Table(e) => e.value(),
+            FoundValue::Table(e, _) => e.value(),
+        }
+    }
+
+    /// Where it was found (for the engine's statistics).
+    pub fn source(&self) -> GetSource {
+        match &self.value {
+            FoundValue::Memtable(_) => GetSource::Memtable,
+            FoundValue::Table(_, level) => GetSource::Level(*level),
         }
     }
 }
@@ -71,9 +81,10 @@ pub(crate) fn get_newest(
             }
         }
     }
-    let l0 = levels.tables(0).iter();
-    let deeper = (1..levels.level_count()).filter_map(|l| levels.table_for_key(l, user_key));
-    for t in l0.chain(deeper) {
+    let l0 = levels.tables(0).iter().map(|t| (0, t));
+    let deeper =
+        (1..levels.level_count()).filter_map(|l| levels.table_for_key(l, user_key).map(|t| (l, t)));
+    for (level, t) in l0.chain(deeper) {
         if !beats(&best, t.table().max_version()) {
             continue;
         }
@@ -83,7 +94,7 @@ pub(crate) fn get_newest(
             if beats(&best, ver) {
                 best = Some(Found {
                     version: ver,
-                    value: FoundValue::Table(e),
+                    value: FoundValue::Table(e, level),
                 });
                 if ver == read_ts {
                     return Ok(best);

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::key::key_with_version;
 use crate::levels::Levels;
 use crate::memtable::Memtables;
+use crate::stats::{EngineStats, GetSource};
 use crate::table::VecIterator;
 use crate::txn::WaterMark;
 use crate::value::{is_expired, meta, ValuePointer};
@@ -103,10 +104,14 @@ impl Reader {
         f: impl FnOnce(&Found, Option<(ValuePointer, &VlogPin)>) -> Result<T>,
     ) -> Result<Option<T>> {
         self.wait_applied(read_ts);
+        let started = self.stats().timer();
         let files = self.vlog.as_ref().map(|v| v.files_now());
         let memtables = self.memtables.current();
         let levels = self.levels.current();
-        let Some(found) = get_newest(&memtables, &levels, key, read_ts)? else {
+        let found = get_newest(&memtables, &levels, key, read_ts)?;
+        let source = found.as_ref().map_or(GetSource::Miss, Found::source);
+        self.stats().record_get(source, started);
+        let Some(found) = found else {
             return Ok(None);
         };
         let vs = found.value();
@@ -127,9 +132,11 @@ impl Reader {
         self.lookup(key, read_ts, now_secs(), |found, pointer| {
             let value = match pointer {
                 None => found.value().value.to_vec(),
-                Some((vp, vlog)) => vlog
-                    .read(vp, &key_with_version(key, found.version))?
-                    .into_value(),
+                Some((vp, vlog)) => {
+                    self.stats().record_vlog_read(u64::from(vp.len));
+                    vlog.read(vp, &key_with_version(key, found.version))?
+                        .into_value()
+                }
             };
             Ok((found.version, value))
         })
@@ -148,6 +155,11 @@ impl Reader {
                 now,
             ))
         })
+    }
+
+    /// The engine's counters.
+    pub(crate) fn stats(&self) -> &Arc<EngineStats> {
+        self.levels.stats()
     }
 
     /// An iterator at `read_ts` over one view of the engine, with a transaction's `pending`
