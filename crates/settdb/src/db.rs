@@ -929,6 +929,7 @@ impl DbInner {
         }
         if self.opts.read_only {
             self.release_locks();
+            tracing::info!(dir = %self.opts.dir.display(), "closed the database");
             return Ok(());
         }
         // Writes already queued are applied; the barrier then rotates the last memtable.

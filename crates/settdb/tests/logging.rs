@@ -76,15 +76,23 @@ fn open_flush_compaction_and_a_failed_background_flush_are_logged() {
     let log = captured.take();
     let opened = lines_with(&log, "opened the database");
     assert_eq!(opened.len(), 2, "{log}");
-    assert!(opened.iter().all(|l| l.contains("INFO") && l.contains("dir=/db")));
+    assert!(opened
+        .iter()
+        .all(|l| l.contains("INFO") && l.contains("dir=/db")));
     assert!(!lines_with(&log, "open: WAL replayed").is_empty(), "{log}");
     let flushes = lines_with(&log, "flushed a memtable to L0");
     assert!(flushes.len() >= 2, "{log}");
-    assert!(flushes.iter().all(|l| l.contains("INFO") && l.contains("table_bytes=")));
+    assert!(flushes
+        .iter()
+        .all(|l| l.contains("INFO") && l.contains("table_bytes=")));
     let compactions = lines_with(&log, "compaction done");
     assert!(!compactions.is_empty(), "{log}");
     for field in ["from_level=0", "bytes_in=", "bytes_out=", "duration_ms="] {
-        assert!(compactions[0].contains(field), "{field}: {}", compactions[0]);
+        assert!(
+            compactions[0].contains(field),
+            "{field}: {}",
+            compactions[0]
+        );
     }
     assert_eq!(lines_with(&log, "closed the database").len(), 2, "{log}");
     assert!(lines_with(&log, "ERROR").is_empty(), "{log}");
@@ -98,5 +106,9 @@ fn open_flush_compaction_and_a_failed_background_flush_are_logged() {
     let log = captured.take();
     let failed = lines_with(&log, "flush failed");
     assert_eq!(failed.len(), 1, "{log}");
-    assert!(failed[0].contains("ERROR") && failed[0].contains("error="), "{}", failed[0]);
+    assert!(
+        failed[0].contains("ERROR") && failed[0].contains("error="),
+        "{}",
+        failed[0]
+    );
 }

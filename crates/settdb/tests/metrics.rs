@@ -93,7 +93,10 @@ fn metrics_match_known_work_and_nothing_is_recorded_when_disabled() {
     db.close().unwrap();
     let off = take(&snapshotter);
     assert!(off.counters.is_empty(), "{off:?}");
-    assert!(off.gauges.is_empty() && off.histograms.is_empty(), "{off:?}");
+    assert!(
+        off.gauges.is_empty() && off.histograms.is_empty(),
+        "{off:?}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(opts(dir.path(), true)).unwrap();
@@ -133,7 +136,10 @@ fn metrics_match_known_work_and_nothing_is_recorded_when_disabled() {
 
     db.flatten().unwrap();
     let compaction = take(&snapshotter);
-    assert!(compaction.counter("settdb_compactions_total") >= 1, "{compaction:?}");
+    assert!(
+        compaction.counter("settdb_compactions_total") >= 1,
+        "{compaction:?}"
+    );
     assert!(compaction.counter("settdb_compaction_bytes_in_total") > 0);
     assert!(compaction.counter("settdb_compaction_bytes_out_total") > 0);
     assert!(compaction.samples("settdb_compaction_seconds") >= 1);
@@ -147,7 +153,10 @@ fn metrics_match_known_work_and_nothing_is_recorded_when_disabled() {
     let files = report.files_retired.len() as u64;
     assert_eq!(gc.counter("settdb_vlog_gc_files_rewritten_total"), files);
     let reclaimed = report.bytes_reclaimed();
-    assert_eq!(gc.counter("settdb_vlog_gc_bytes_reclaimed_total"), reclaimed);
+    assert_eq!(
+        gc.counter("settdb_vlog_gc_bytes_reclaimed_total"),
+        reclaimed
+    );
 
     let stats = db.stats();
     assert_eq!(stats.gets, KEYS + 1);

@@ -28,7 +28,9 @@ fn stats_count_known_work_with_metrics_off() {
     }
     let s = db.stats();
     assert_eq!(s.puts, 100);
-    let user: u64 = (0..100).map(|i| (key(i).len() + value(i).len()) as u64).sum();
+    let user: u64 = (0..100)
+        .map(|i| (key(i).len() + value(i).len()) as u64)
+        .sum();
     assert_eq!(s.user_bytes_written, user);
     assert!(s.vlog_bytes_written >= 50 * 200, "{s:?}");
     assert!(s.wal_bytes_written > 0);
