@@ -19,7 +19,7 @@ fn stats_count_known_work_with_metrics_off() {
     let db = Db::open(opts).unwrap();
     assert_eq!(db.stats().puts, 0);
     let key = |i: u32| format!("key{i:04}");
-    let value = |i: u32| vec![1u8; if i % 2 == 0 { 10 } else { 200 }];
+    let value = |i: u32| vec![1u8; if i.is_multiple_of(2) { 10 } else { 200 }];
     for i in 0..100 {
         db.set(key(i), value(i)).unwrap();
     }
