@@ -653,7 +653,7 @@ impl Db {
     ///
     /// ```
     /// # fn main() -> settdb::Result<()> {
-    /// let db = settdb::Db::open(settdb::Options::new("/db").with_in_memory(true))?;
+    /// let db = settdb::Db::open(settdb::Options::new("").with_in_memory(true))?;
     /// db.set(&b"answer"[..], &b"42"[..])?;
     /// assert_eq!(db.get(b"answer")?.as_deref(), Some(&b"42"[..]));
     /// db.flush()?;
