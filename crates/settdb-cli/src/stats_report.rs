@@ -24,6 +24,8 @@ pub fn print_stats(s: &Stats) {
         ("gets", s.gets),
         ("memtable_hits", s.memtable_hits),
         ("table_hits", s.table_hits),
+        ("bloom_filtered", s.bloom_filtered),
+        ("bloom_false_positives", s.bloom_false_positives),
         ("flushes", s.flushes),
         ("compactions", s.compactions),
         ("write_stalls", s.write_stalls),

@@ -38,6 +38,18 @@ pub(crate) enum GetSource {
     Level(usize),
 }
 
+/// What the bloom filters of the tables one point read asked said.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BloomTally {
+    /// Tables whose filter ruled the key out (no block read).
+    pub filtered: u32,
+    /// Tables whose filter let it through (a block read).
+    pub passed: u32,
+    /// Of those, tables that held a version of the key at or below the read's; `passed -
+    /// found` are the filter's false positives (or the key only has newer versions there).
+    pub found: u32,
+}
+
 /// The engine's counters, shared (`Arc`) by the components that do the work. Holds no
 /// reference to anything else.
 #[derive(Debug, Default)]
@@ -54,6 +66,8 @@ pub(crate) struct EngineStats {
     gets: AtomicU64,
     memtable_hits: AtomicU64,
     table_hits: AtomicU64,
+    bloom_filtered: AtomicU64,
+    bloom_false_positives: AtomicU64,
     flushes: AtomicU64,
     compactions: AtomicU64,
     compaction_bytes_in: AtomicU64,
@@ -116,9 +130,18 @@ impl EngineStats {
         }
     }
 
-    /// One point read, answered from `source`, since `start`.
-    pub(crate) fn record_get(&self, source: GetSource, start: Option<Instant>) {
+    /// One point read, answered from `source`, what the bloom filters said, since `start`.
+    pub(crate) fn record_get(&self, source: GetSource, bloom: BloomTally, start: Option<Instant>) {
         self.gets.fetch_add(1, Relaxed);
+        let false_positives = bloom.passed.saturating_sub(bloom.found);
+        if bloom.filtered > 0 {
+            self.bloom_filtered
+                .fetch_add(u64::from(bloom.filtered), Relaxed);
+        }
+        if false_positives > 0 {
+            self.bloom_false_positives
+                .fetch_add(u64::from(false_positives), Relaxed);
+        }
         match source {
             GetSource::Miss => {}
             GetSource::Memtable => {
@@ -140,6 +163,10 @@ impl EngineStats {
                         .increment(1);
                 }
             }
+            metrics::counter!("settdb_bloom_filtered_total").increment(u64::from(bloom.filtered));
+            metrics::counter!("settdb_bloom_passed_total").increment(u64::from(bloom.passed));
+            metrics::counter!("settdb_bloom_false_positives_total")
+                .increment(u64::from(false_positives));
             if let Some(t) = start {
                 metrics::histogram!("settdb_get_seconds").record(t.elapsed());
             }
@@ -251,6 +278,8 @@ impl EngineStats {
             gets: get(&self.gets),
             memtable_hits: get(&self.memtable_hits),
             table_hits: get(&self.table_hits),
+            bloom_filtered: get(&self.bloom_filtered),
+            bloom_false_positives: get(&self.bloom_false_positives),
             levels: Vec::new(),
             flushes: get(&self.flushes),
             compactions: get(&self.compactions),
@@ -317,6 +346,11 @@ pub struct Stats {
     pub memtable_hits: u64,
     /// Point reads answered from a table.
     pub table_hits: u64,
+    /// Tables a point read skipped because their bloom filter ruled the key out.
+    pub bloom_filtered: u64,
+    /// Tables a point read searched because their bloom filter let the key through, without
+    /// finding a version of it (false positives, or only newer versions there).
+    pub bloom_false_positives: u64,
     /// Each level's tables and bytes, L0 first.
     pub levels: Vec<LevelStats>,
     /// Memtables flushed to L0.
@@ -354,9 +388,15 @@ mod tests {
         assert!(s.timer().is_none());
         s.record_write_group(3, 30, 40, 10, None);
         s.record_pending_writes(|| unreachable!("not asked when metrics are off"));
-        s.record_get(GetSource::Memtable, None);
-        s.record_get(GetSource::Level(2), None);
-        s.record_get(GetSource::Miss, None);
+        let none = BloomTally::default();
+        s.record_get(GetSource::Memtable, none, None);
+        let bloom = BloomTally {
+            filtered: 2,
+            passed: 2,
+            found: 1,
+        };
+        s.record_get(GetSource::Level(2), bloom, None);
+        s.record_get(GetSource::Miss, none, None);
         s.record_flush(100, Duration::ZERO);
         s.record_compaction(0, 100, 90, Duration::ZERO);
         s.record_write_stall("l0", Duration::from_millis(2));
@@ -364,6 +404,7 @@ mod tests {
         let snap = s.snapshot();
         assert_eq!((snap.puts, snap.user_bytes_written), (3, 30));
         assert_eq!((snap.gets, snap.memtable_hits, snap.table_hits), (3, 1, 1));
+        assert_eq!((snap.bloom_filtered, snap.bloom_false_positives), (2, 1));
         assert_eq!((snap.flushes, snap.table_bytes_written), (1, 190));
         assert_eq!((snap.compactions, snap.compaction_bytes_in), (1, 100));
         assert_eq!(snap.write_stall_time, Duration::from_millis(2));

@@ -144,6 +144,20 @@ fn metrics_match_known_work_and_nothing_is_recorded_when_disabled() {
     assert!(compaction.counter("settdb_compaction_bytes_out_total") > 0);
     assert!(compaction.samples("settdb_compaction_seconds") >= 1);
 
+    // After the flatten every key is in one level: absent keys inside its range meet filters.
+    for i in 0..KEYS {
+        let absent = format!("key{i:05}x");
+        assert!(db.get(absent.as_bytes()).unwrap().is_none());
+    }
+    let bloom = take(&snapshotter);
+    assert_eq!(bloom.counter("settdb_get_misses_total"), KEYS);
+    let filtered = bloom.counter("settdb_bloom_filtered_total");
+    let passed = bloom.counter("settdb_bloom_passed_total");
+    // At most one table per read (one level); a key past a table's range meets none.
+    assert!(filtered + passed <= KEYS, "{bloom:?}");
+    assert!(filtered >= KEYS * 8 / 10, "{bloom:?}");
+    assert_eq!(bloom.counter("settdb_bloom_false_positives_total"), passed);
+
     let report = match db.run_value_log_gc(0.5).unwrap() {
         GcOutcome::Rewrote(r) => r,
         GcOutcome::NothingToRewrite => panic!("nothing rewritten"),
@@ -159,7 +173,8 @@ fn metrics_match_known_work_and_nothing_is_recorded_when_disabled() {
     );
 
     let stats = db.stats();
-    assert_eq!(stats.gets, KEYS + 1);
+    assert_eq!(stats.gets, 2 * KEYS + 1);
+    assert_eq!(stats.bloom_filtered, filtered);
     assert!(stats.puts >= puts);
     assert!(stats.flushes >= 1 && stats.compactions >= 1);
     assert_eq!((stats.gc_runs, stats.gc_files_rewritten), (1, files));

@@ -1,6 +1,7 @@
 //! `Db::stats`: the counters are kept with metrics off and match known work exactly (puts,
 //! bytes, gets and where they were answered, one flush), the levels match the levels snapshot,
-//! and a compaction's bytes add up with the flush's into the table bytes written.
+//! a compaction's bytes add up with the flush's into the table bytes written, and reads of
+//! absent keys are counted as bloom-filtered or false positives.
 
 mod common;
 
@@ -63,5 +64,13 @@ fn stats_count_known_work_with_metrics_off() {
     let written = s.table_bytes_written + after.compaction_bytes_out;
     assert_eq!(after.table_bytes_written, written);
     assert_eq!(after.write_stalls, 0);
+    // Keys inside the table's range that were never written: the bloom filter rules most out.
+    for i in 0..50 {
+        assert_eq!(db.get(format!("key{i:04}x").as_bytes()).unwrap(), None);
+    }
+    let bloom = db.stats();
+    assert_eq!(bloom.gets, 250);
+    assert!(bloom.bloom_filtered >= 40, "{bloom:?}");
+    assert_eq!(bloom.bloom_filtered + bloom.bloom_false_positives, 50);
     db.close().unwrap();
 }

@@ -14,8 +14,8 @@ use crate::error::Result;
 use crate::key::{key_with_version, version};
 use crate::levels::LevelsSnapshot;
 use crate::memtable::{MemValue, MemtablesView};
-use crate::stats::GetSource;
-use crate::table::BlockEntry;
+use crate::stats::{BloomTally, GetSource};
+use crate::table::{BlockEntry, Probe};
 use crate::value::ValueRef;
 
 /// The newest version of a key that [`get_newest`] found, in place.
@@ -59,6 +59,23 @@ pub(crate) fn get_newest(
     user_key: &[u8],
     read_ts: u64,
 ) -> Result<Option<Found>> {
+    get_newest_tallied(
+        memtables,
+        levels,
+        user_key,
+        read_ts,
+        &mut BloomTally::default(),
+    )
+}
+
+/// [`get_newest`], counting into `bloom` what each table's bloom filter said.
+pub(crate) fn get_newest_tallied(
+    memtables: &MemtablesView,
+    levels: &LevelsSnapshot,
+    user_key: &[u8],
+    read_ts: u64,
+    bloom: &mut BloomTally,
+) -> Result<Option<Found>> {
     let seek = key_with_version(user_key, read_ts);
     let mut best: Option<Found> = None;
     let beats = |best: &Option<Found>, max_version: u64| {
@@ -88,8 +105,23 @@ pub(crate) fn get_newest(
         if !beats(&best, t.table().max_version()) {
             continue;
         }
-        // `Table::get` asks the bloom filter first.
-        if let Some(e) = t.table().get(&seek)? {
+        // `Table::probe` asks the bloom filter first.
+        let e = match t.table().probe(&seek)? {
+            Probe::FilteredOut => {
+                bloom.filtered += 1;
+                continue;
+            }
+            Probe::Absent => {
+                bloom.passed += 1;
+                None
+            }
+            Probe::Found(e) => {
+                bloom.passed += 1;
+                bloom.found += 1;
+                Some(e)
+            }
+        };
+        if let Some(e) = e {
             let ver = e.version();
             if beats(&best, ver) {
                 best = Some(Found {

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::db_iterator::DbIterator;
-use super::get::{get_newest, Found};
+use super::get::{get_newest_tallied, Found};
 use super::item::Item;
 use super::iterator_options::IteratorOptions;
 use super::sources::ReadSnapshot;
@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::key::key_with_version;
 use crate::levels::Levels;
 use crate::memtable::Memtables;
-use crate::stats::{EngineStats, GetSource};
+use crate::stats::{BloomTally, EngineStats, GetSource};
 use crate::table::VecIterator;
 use crate::txn::WaterMark;
 use crate::value::{is_expired, meta, ValuePointer};
@@ -108,9 +108,10 @@ impl Reader {
         let files = self.vlog.as_ref().map(|v| v.files_now());
         let memtables = self.memtables.current();
         let levels = self.levels.current();
-        let found = get_newest(&memtables, &levels, key, read_ts)?;
+        let mut bloom = BloomTally::default();
+        let found = get_newest_tallied(&memtables, &levels, key, read_ts, &mut bloom)?;
         let source = found.as_ref().map_or(GetSource::Miss, Found::source);
-        self.stats().record_get(source, started);
+        self.stats().record_get(source, bloom, started);
         let Some(found) = found else {
             return Ok(None);
         };
