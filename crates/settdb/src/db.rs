@@ -1021,13 +1021,29 @@ fn recover_value_log(
     if opts.in_memory {
         return Ok(None);
     }
-    let (vlog, _recovery) = ValueLog::recover_listed(
+    let (vlog, recovery) = ValueLog::recover_listed(
         storage.clone(),
         &opts.value_dir,
         ValueLogOptions::from_options(opts).with_keys(keys.clone()),
         listed,
         manifest.clone(),
     )?;
+    for f in &recovery.files {
+        tracing::debug!(
+            file_id = f.id,
+            file_len = f.file_len,
+            valid_end = f.valid_end,
+            check = ?f.check,
+            "open: value-log file checked"
+        );
+        if f.tail_bytes() > 0 {
+            tracing::warn!(
+                file_id = f.id,
+                tail_bytes = f.tail_bytes(),
+                "open: value-log file ends in a torn tail (not synced before a crash); ignored"
+            );
+        }
+    }
     Ok(Some(Arc::new(vlog)))
 }
 
