@@ -230,7 +230,8 @@ impl EngineStats {
         }
     }
 
-    /// A value-log GC run that rewrote `files` files and gave back `bytes_reclaimed`.
+    /// A value-log GC run (manual, or a tick of the automatic thread) that rewrote `files`
+    /// files (0: nothing to rewrite) and gave back `bytes_reclaimed`.
     pub(crate) fn record_gc_run(&self, files: u64, bytes_reclaimed: u64) {
         self.gc_runs.fetch_add(1, Relaxed);
         self.gc_files_rewritten.fetch_add(files, Relaxed);
@@ -365,7 +366,8 @@ pub struct Stats {
     pub write_stalls: u64,
     /// Time spent in those waits.
     pub write_stall_time: Duration,
-    /// Value-log GC runs that rewrote at least one file.
+    /// Value-log GC runs that got past their checks (manual calls and the automatic thread's
+    /// ticks), whether or not they rewrote a file.
     pub gc_runs: u64,
     /// Value-log bytes GC gave back (retired minus moved).
     pub gc_bytes_reclaimed: u64,

@@ -318,6 +318,7 @@ impl ValueLogGc {
             }
         }
         if report.files_retired.is_empty() {
+            self.reader.stats().record_gc_run(0, 0);
             tracing::debug!(
                 files_skipped = report.files_skipped,
                 "value-log GC: nothing to rewrite"
