@@ -2,8 +2,8 @@
 //! from the files (works on a damaged directory), and the files per kind; then the database
 //! opened read-only: tables and bytes per level, the value log, a key count estimate, with
 //! `--show-tables` every table, with `--discard` every value-log file's dead bytes, and with
-//! `--stats` the engine's statistics (`Db::stats`). Exits 1 if the MANIFEST is unreadable, lists a missing file, or
-//! the database does not open.
+//! `--stats` the engine's statistics (`Db::stats`). Exits 1 if the MANIFEST is unreadable,
+//! lists a missing file, or the database does not open.
 
 use settdb::{Db, IteratorOptions};
 
