@@ -17,8 +17,10 @@ mod disk_usage;
 mod encoding;
 mod key_sample;
 mod levels_report;
+mod logging;
 mod manifest_check;
 mod progress;
+mod stats_report;
 mod temp_dir;
 mod units;
 
@@ -40,6 +42,15 @@ use cmd::{
     after_help = "Start with: settdb bench write -m 1"
 )]
 struct Cli {
+    /// Log the engine's events to stderr: -v info (open, close, flushes, compactions, GC),
+    /// -vv debug (recovery details). `RUST_LOG` overrides the filter. Before the subcommand
+    /// (`settdb -v info ...`): after it, `-v` is `bench write`'s value size (Badger's flag).
+    #[arg(short = 'v', action = clap::ArgAction::Count)]
+    verbose_short: u8,
+    /// The same as -v, accepted after any subcommand too (`settdb info --verbose ...`);
+    /// repeat for debug.
+    #[arg(long = "verbose", action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
     #[command(subcommand)]
     command: Command,
 }
@@ -89,6 +100,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::install(cli.verbose_short.saturating_add(cli.verbose));
     let outcome = match cli.command {
         Command::Bench(c) => bench::run(c),
         Command::Bank(c) => bank::run(c),

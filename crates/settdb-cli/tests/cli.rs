@@ -1208,3 +1208,60 @@ fn backup_restore_dump_round_trip_and_refusals() {
         .success()
         .stdout(contains("10000 KVs"));
 }
+
+#[test]
+fn info_stats_prints_the_levels_and_the_counters() {
+    // Proves `info --stats` prints Db::stats: the counters by name and each level with its
+    // tables (one L0 table after one set), and plain `info` does not.
+    let dir = tempfile::tempdir().unwrap();
+    settdb()
+        .args(["set", "--dir", &dir_arg(dir.path()), "k", "v"])
+        .assert()
+        .success();
+    settdb()
+        .args(["info", "--stats", "--dir", &dir_arg(dir.path())])
+        .assert()
+        .success()
+        .stdout(contains("stats (since this open):"))
+        .stdout(contains("  puts: 0"))
+        .stdout(contains("  compaction_bytes_in: 0"))
+        .stdout(contains("  level 0: tables 1 size_bytes"))
+        .stdout(contains("  block_cache: hits"));
+    settdb()
+        .args(["info", "--dir", &dir_arg(dir.path())])
+        .assert()
+        .success()
+        .stdout(contains("stats (since this open)").not());
+}
+
+#[test]
+fn verbose_logs_engine_events_to_stderr_and_is_quiet_without_it() {
+    // Proves the global flag: `-v` before a subcommand and `--verbose` after one print the
+    // engine's INFO events (open, flush, close) on stderr, `--verbose --verbose` adds DEBUG
+    // (recovery), and without it stderr stays empty; stdout is the same either way.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir_arg(dir.path());
+    settdb()
+        .args(["-v", "set", "--dir", &d, "k", "v"])
+        .assert()
+        .success()
+        .stdout("set k at version 1\n")
+        .stderr(contains("INFO").and(contains("opened the database")))
+        .stderr(contains("flushed a memtable to L0").and(contains("closed the database")))
+        .stderr(contains("DEBUG").not());
+    settdb()
+        .args(["get", "--dir", &d, "k", "--verbose", "--verbose"])
+        .assert()
+        .success()
+        .stderr(contains("DEBUG").and(contains("open: WAL replayed")));
+    settdb()
+        .args(["set", "--dir", &d, "k2", "v"])
+        .assert()
+        .success()
+        .stderr("");
+    settdb()
+        .args(["get", "--dir", &d, "k2"])
+        .assert()
+        .success()
+        .stderr("");
+}

@@ -33,6 +33,7 @@ use crate::namespace::Namespaces;
 use crate::options::Options;
 use crate::publish::{Match, Publisher, SubscribeOptions, Subscription};
 use crate::read::{DbIterator, IteratorOptions, PrefixRange, Reader};
+use crate::stats::{EngineStats, LevelStats, Stats};
 use crate::stream_writer::{BulkLoadSummary, StreamWriter, StreamWriterContext};
 use crate::table::CacheMetrics;
 use crate::table::{Table, TableBuilderOptions, VecIterator};
@@ -182,6 +183,16 @@ impl Db {
         let mut inventory =
             take_inventory(storage.as_ref(), dirs, &state, manifest_file.existed())?;
         inventory.check()?;
+        tracing::debug!(
+            dir = %opts.dir.display(),
+            tables = state.tables().len(),
+            wals = ?inventory.wals,
+            vlog_files = inventory.vlogs.len(),
+            garbage = inventory.garbage.len(),
+            abandoned_ops = inventory.abandoned_ops.len(),
+            "open: inventory taken"
+        );
+        let stats = Arc::new(EngineStats::new(opts.metrics_enabled));
         let manifest = Arc::new(SharedManifest::new(manifest_file));
         let levels = Arc::new(Levels::open(
             storage.clone(),
@@ -189,6 +200,7 @@ impl Db {
             manifest.clone(),
             &state,
             keys.clone(),
+            stats.clone(),
         )?);
         let vlog = recover_value_log(&storage, &opts, &inventory.vlogs, &manifest, &keys)?;
         let replayed = replay_wals(
@@ -304,6 +316,17 @@ impl Db {
         if !inner.opts.read_only {
             inner.start_threads()?;
         }
+        let levels = inner.levels.snapshot();
+        tracing::info!(
+            dir = %inner.opts.dir.display(),
+            read_only = inner.opts.read_only,
+            managed,
+            tables = (0..levels.level_count()).map(|l| levels.tables(l).len()).sum::<usize>(),
+            wals_replayed = inventory.wals.len(),
+            vlog_files = inventory.vlogs.len(),
+            max_version,
+            "opened the database"
+        );
         Ok(Db { inner })
     }
 
@@ -715,6 +738,36 @@ impl Db {
         self.inner.levels.cache_metrics()
     }
 
+    /// What the engine has done since it was opened, and the levels, caches and write queue as
+    /// they are now. Kept whatever [`Options::metrics_enabled`] says; cheap (a few atomic loads
+    /// and the current levels snapshot).
+    ///
+    /// ```
+    /// # fn main() -> settdb::Result<()> {
+    /// let db = settdb::Db::open(settdb::Options::new("").with_in_memory(true))?;
+    /// db.set(&b"answer"[..], &b"42"[..])?;
+    /// assert_eq!(db.get(b"answer")?.as_deref(), Some(&b"42"[..]));
+    /// db.flush()?;
+    /// let stats = db.stats();
+    /// assert_eq!(stats.puts, 1);
+    /// assert_eq!((stats.gets, stats.memtable_hits), (1, 1));
+    /// assert_eq!(stats.flushes, 1);
+    /// assert_eq!(stats.levels[0].tables, 1);
+    /// # db.close()
+    /// # }
+    /// ```
+    pub fn stats(&self) -> Stats {
+        let inner = &self.inner;
+        let mut stats = inner.levels.stats().snapshot();
+        let levels = inner.levels.snapshot();
+        stats.levels = (0..levels.level_count())
+            .map(|l| LevelStats::new(l, levels.tables(l).len(), levels.level_size_bytes(l)))
+            .collect();
+        stats.cache = self.cache_metrics();
+        stats.pending_writes = inner.queue.len();
+        stats
+    }
+
     /// Makes every write acknowledged so far durable (value log, then WAL), whatever
     /// `sync_writes` says (Badger's `Sync`).
     pub fn sync(&self) -> Result<()> {
@@ -971,6 +1024,7 @@ impl DbInner {
             );
             threads.push(spawn("settdb-vlog-writeback", move || {
                 if let Err(e) = vlog.run_writeback(&|| signal.wait(POLL), &closing) {
+                    tracing::error!(error = %e, "value-log writeback failed");
                     poison.set(&e);
                 }
             })?);
@@ -1027,6 +1081,7 @@ impl DbInner {
             writeback: self.writeback.clone(),
             keys: self.keys.clone(),
             publisher: self.publisher.clone(),
+            stats: self.levels.stats().clone(),
         }
     }
 
@@ -1037,6 +1092,7 @@ impl DbInner {
         if self.opts.read_only {
             self.publisher.close();
             self.release_locks();
+            tracing::info!(dir = %self.opts.dir.display(), "closed the database");
             return Ok(());
         }
         // Writes already queued are applied; the barrier then rotates the last memtable.
@@ -1068,7 +1124,12 @@ impl DbInner {
             None => Ok(()),
         };
         self.release_locks();
-        flushed.and(compacted).and(synced)
+        let result = flushed.and(compacted).and(synced);
+        match &result {
+            Ok(()) => tracing::info!(dir = %self.opts.dir.display(), "closed the database"),
+            Err(e) => tracing::error!(dir = %self.opts.dir.display(), error = %e, "close failed"),
+        }
+        result
     }
 
     fn release_locks(&self) {
@@ -1125,13 +1186,29 @@ fn recover_value_log(
     if opts.in_memory {
         return Ok(None);
     }
-    let (vlog, _recovery) = ValueLog::recover_listed(
+    let (vlog, recovery) = ValueLog::recover_listed(
         storage.clone(),
         &opts.value_dir,
         ValueLogOptions::from_options(opts).with_keys(keys.clone()),
         listed,
         manifest.clone(),
     )?;
+    for f in &recovery.files {
+        tracing::debug!(
+            file_id = f.id,
+            file_len = f.file_len,
+            valid_end = f.valid_end,
+            check = ?f.check,
+            "open: value-log file checked"
+        );
+        if f.tail_bytes() > 0 {
+            tracing::warn!(
+                file_id = f.id,
+                tail_bytes = f.tail_bytes(),
+                "open: value-log file ends in a torn tail (not synced before a crash); ignored"
+            );
+        }
+    }
     Ok(Some(Arc::new(vlog)))
 }
 
@@ -1152,9 +1229,14 @@ fn replay_wals(
     let mut out = Vec::new();
     for (i, &id) in wals.iter().enumerate() {
         let newer = wals.get(i + 1).copied();
-        out.push(Arc::new(Memtable::replay_live(
-            storage, &opts.dir, id, newer, keys, &valid,
-        )?));
+        let mem = Memtable::replay_live(storage, &opts.dir, id, newer, keys, &valid)?;
+        tracing::debug!(
+            wal_id = id,
+            entries = mem.list().len(),
+            max_version = mem.list().max_version(),
+            "open: WAL replayed"
+        );
+        out.push(Arc::new(mem));
     }
     Ok(out)
 }

@@ -28,6 +28,7 @@ pub fn flush_memtable(
     vlog: Option<&ValueLog>,
     builder_opts: TableBuilderOptions,
 ) -> Result<Option<u64>> {
+    let started = std::time::Instant::now();
     let storage = levels.storage().clone();
     let wal = mem.wal_path().map(|_| mem.id());
     if mem.list().is_empty() {
@@ -58,6 +59,7 @@ pub fn flush_memtable(
     builder.finish()?;
     storage.sync_dir(&parent_dir(&path))?;
     let table = levels.open_new_table(id)?;
+    let table_bytes = table.size_bytes();
     levels.apply_edit(&LevelsEdit {
         added: vec![(0, table)],
         removed: Vec::new(),
@@ -65,6 +67,15 @@ pub fn flush_memtable(
         delete_wal: wal,
     })?;
     mem.delete_wal(storage.as_ref())?;
+    let elapsed = started.elapsed();
+    levels.stats().record_flush(table_bytes, elapsed);
+    tracing::info!(
+        memtable_id = mem.id(),
+        table_id = id,
+        table_bytes,
+        duration_ms = elapsed.as_millis() as u64,
+        "flushed a memtable to L0"
+    );
     Ok(Some(id))
 }
 
@@ -85,20 +96,38 @@ pub(crate) struct Flusher {
 const STALL_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Flusher {
+    /// Waits while L0 holds `stall` tables or more (writes stall behind this flush).
+    fn wait_for_l0(&self, stall: usize) {
+        let l0 = self.levels.snapshot().tables(0).len();
+        if l0 < stall || self.closing.load(Ordering::Acquire) {
+            return;
+        }
+        let started = std::time::Instant::now();
+        tracing::warn!(l0_tables = l0, stall_at = stall, "write stall: L0 is full");
+        while !self.closing.load(Ordering::Acquire)
+            && self.levels.snapshot().tables(0).len() >= stall
+        {
+            self.levels
+                .wait_while(STALL_POLL, |s| s.tables(0).len() >= stall);
+        }
+        let elapsed = started.elapsed();
+        self.levels.stats().record_write_stall("l0", elapsed);
+        tracing::warn!(
+            duration_ms = elapsed.as_millis() as u64,
+            "write stall over: L0 shrank"
+        );
+    }
+
     /// Flushes immutable memtables, oldest first, until closed with none left.
     pub(crate) fn run(&self) {
         while let Some(mem) = self.memtables.wait_oldest_immutable() {
             if let Some(stall) = self.l0_stall {
-                while !self.closing.load(Ordering::Acquire)
-                    && self.levels.snapshot().tables(0).len() >= stall
-                {
-                    self.levels
-                        .wait_while(STALL_POLL, |s| s.tables(0).len() >= stall);
-                }
+                self.wait_for_l0(stall);
             }
             match flush_memtable(&mem, &self.levels, self.vlog.as_deref(), self.builder_opts) {
                 Ok(_) => self.memtables.remove_flushed(mem.id()),
                 Err(e) => {
+                    tracing::error!(error = %e, memtable_id = mem.id(), "flush failed");
                     // Writes fail from now on (rule 8); the memtable stays readable and its
                     // WAL stays on disk for the next open.
                     self.poison.set(&e);

@@ -99,6 +99,7 @@ impl Inventory {
     pub fn remove_garbage(&self, storage: &dyn Storage, manifest: &SharedManifest) -> Result<()> {
         let mut dirs = BTreeSet::new();
         for g in &self.garbage {
+            tracing::warn!(path = %g.path.display(), why = %g.why, "open: removing garbage");
             storage.remove_file(&g.path)?;
             dirs.insert(crate::io::parent_dir(&g.path));
         }

@@ -120,7 +120,23 @@ pub struct Options {
     pub compression: Compression,
     /// Keep everything in memory, no files.
     pub in_memory: bool,
-    /// Collect metrics. Not built yet (issue 10): `true` is refused.
+    /// Emit metrics through the [`metrics`](https://docs.rs/metrics) facade (the application
+    /// installs a recorder or exporter; the library only emits). Off by default; when off the
+    /// cost is one branch on this flag per event. [`crate::Db::stats`] is kept either way.
+    ///
+    /// Emitted (all prefixed `settdb_`; docs/design/observability.md says what each counts):
+    /// counters `settdb_puts_total`, `settdb_written_bytes_{user,wal,vlog,table}_total`,
+    /// `settdb_read_bytes_{vlog,table}_total`, `settdb_gets_total`,
+    /// `settdb_get_memtable_hits_total`, `settdb_get_level_hits_total{level}`,
+    /// `settdb_get_misses_total`, `settdb_bloom_{filtered,passed,false_positives}_total`,
+    /// `settdb_flushes_total`, `settdb_compactions_total{level}`,
+    /// `settdb_compaction_bytes_{in,out}_total{level}`, `settdb_write_stalls_total{cause}`,
+    /// `settdb_write_stall_micros_total{cause}`, `settdb_vlog_gc_runs_total`,
+    /// `settdb_vlog_gc_files_rewritten_total`, `settdb_vlog_gc_bytes_reclaimed_total`,
+    /// `settdb_cache_{hits,misses}_total{cache}`; gauges `settdb_pending_writes`,
+    /// `settdb_level_tables{level}`, `settdb_level_size_bytes{level}`; histograms (seconds)
+    /// `settdb_get_seconds`, `settdb_write_group_seconds`, `settdb_flush_seconds`,
+    /// `settdb_compaction_seconds`.
     pub metrics_enabled: bool,
     /// Size of one memtable in bytes.
     pub mem_table_size: u64,

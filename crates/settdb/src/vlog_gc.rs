@@ -317,11 +317,32 @@ impl ValueLogGc {
                 }
             }
         }
-        Ok(if report.files_retired.is_empty() {
-            GcOutcome::NothingToRewrite
-        } else {
-            GcOutcome::Rewrote(report)
-        })
+        if report.files_retired.is_empty() {
+            self.reader.stats().record_gc_run(0, 0);
+            tracing::debug!(
+                files_skipped = report.files_skipped,
+                "value-log GC: nothing to rewrite"
+            );
+            return Ok(GcOutcome::NothingToRewrite);
+        }
+        self.record(&report);
+        Ok(GcOutcome::Rewrote(report))
+    }
+
+    /// Counts and logs a run that rewrote files.
+    fn record(&self, report: &GcReport) {
+        let files = report.files_retired.len() as u64;
+        let reclaimed = report.bytes_reclaimed();
+        self.reader.stats().record_gc_run(files, reclaimed);
+        tracing::info!(
+            files_rewritten = files,
+            file_ids = ?report.files_retired,
+            bytes_retired = report.bytes_retired,
+            values_moved = report.values_moved,
+            bytes_reclaimed = reclaimed,
+            files_skipped = report.files_skipped,
+            "value-log GC rewrote files"
+        );
     }
 
     /// The sealed files to probe, oldest first: those not among `tried` that were never
@@ -732,6 +753,7 @@ impl ValueLogGc {
                 Ok(GcOutcome::NothingToRewrite) => {}
                 Err(Error::Closed) => return,
                 Err(e) => {
+                    tracing::error!(error = %e, "automatic value-log GC failed");
                     poison.set(&e);
                     return;
                 }

@@ -1,8 +1,9 @@
 //! `settdb info`: Badger's `info`. First the MANIFEST against the directory, read straight
 //! from the files (works on a damaged directory), and the files per kind; then the database
 //! opened read-only: tables and bytes per level, the value log, a key count estimate, with
-//! `--show-tables` every table, and with `--discard` every value-log file's dead bytes. Exits 1 if the MANIFEST is unreadable, lists a missing file, or
-//! the database does not open.
+//! `--show-tables` every table, with `--discard` every value-log file's dead bytes, and with
+//! `--stats` the engine's statistics (`Db::stats`). Exits 1 if the MANIFEST is unreadable,
+//! lists a missing file, or the database does not open.
 
 use settdb::{Db, IteratorOptions};
 
@@ -34,6 +35,10 @@ pub struct InfoArgs {
     /// Keys and --prefix in hexadecimal instead of escaped text.
     #[arg(long)]
     pub hex: bool,
+    /// Print the engine's statistics (`Db::stats`) of this read-only open: levels, caches,
+    /// and the counters (bytes, gets, flushes, compactions, stalls, GC) since it opened.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 /// Prints whether the database is encrypted and, if it is, its data keys.
@@ -103,6 +108,9 @@ pub fn run(args: InfoArgs) -> CliResult {
         print_encryption(db, dirs);
         println!("caches (this open; `settdb bench read` shows them under load):");
         super::bench_read::print_caches(&settdb::CacheMetrics::default(), &db.cache_metrics());
+        if args.stats {
+            crate::stats_report::print_stats(&db.stats());
+        }
     }
     let closed = opened.and_then(|db| db.close().map_err(|e| dirs.error(e)));
     if let Err(e) = &closed {

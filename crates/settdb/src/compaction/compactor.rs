@@ -211,10 +211,12 @@ impl Compactor {
             num_versions_to_keep: self.num_versions_to_keep,
             now_secs: crate::clock::now_secs(),
         };
+        let started = std::time::Instant::now();
         let result = run_compaction(task, snapshot, &self.levels, policy, self.builder_opts);
         self.lock_in_flight().release(task);
         let outcome = result?;
         self.discards.add(&outcome.discard)?;
+        record_compaction(&self.levels, task, &outcome, started.elapsed());
         Ok(outcome)
     }
 
@@ -262,10 +264,41 @@ impl Compactor {
                 Ok(true) => {}
                 Ok(false) => self.levels.wait_for_change(IDLE_WAIT),
                 Err(e) => {
+                    tracing::error!(error = %e, "compaction failed");
                     poison.set(&e);
                     return;
                 }
             }
         }
     }
+}
+
+/// Counts a finished compaction and logs its summary.
+fn record_compaction(
+    levels: &Levels,
+    task: &CompactionTask,
+    outcome: &CompactionOutcome,
+    elapsed: Duration,
+) {
+    let tables_in = task.top.len() + task.bottom.len();
+    let bytes_in: u64 = task
+        .top
+        .iter()
+        .chain(&task.bottom)
+        .map(|t| t.size_bytes())
+        .sum();
+    let stats = levels.stats();
+    stats.record_compaction(task.from_level, bytes_in, outcome.bytes_out, elapsed);
+    tracing::info!(
+        from_level = task.from_level,
+        to_level = task.to_level,
+        tables_in,
+        tables_out = outcome.tables_out,
+        bytes_in,
+        bytes_out = outcome.bytes_out,
+        entries_in = outcome.entries_in,
+        entries_out = outcome.entries_out,
+        duration_ms = elapsed.as_millis() as u64,
+        "compaction done"
+    );
 }

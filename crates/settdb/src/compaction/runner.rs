@@ -38,6 +38,8 @@ pub struct CompactionOutcome {
     pub entries_out: u64,
     /// Tables written.
     pub tables_out: usize,
+    /// Bytes of the tables written.
+    pub bytes_out: u64,
     /// Dead value-log bytes per file found while dropping versions.
     pub discard: DiscardStats,
 }
@@ -100,6 +102,7 @@ pub fn run_compaction(
         levels.storage().sync_dir(levels.dir())?;
     }
     outcome.tables_out = outputs.len();
+    outcome.bytes_out = outputs.iter().map(|t| t.size_bytes()).sum();
     levels.apply_edit(&edit_for(task, outputs, ids.op_id()))?;
     Ok(outcome)
 }

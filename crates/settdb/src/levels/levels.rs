@@ -24,6 +24,7 @@ use crate::manifest::{
     Manifest, ManifestChange, OpIds, OpSource, SharedManifest, MANIFEST_FILE_NAME,
 };
 use crate::options::Options;
+use crate::stats::EngineStats;
 use crate::table::{CacheMetrics, Table, TableCaches, TableOpenOptions};
 
 /// File name of table `id`.
@@ -47,6 +48,9 @@ pub struct Levels {
     /// Notified after every edit (L0 shrank, a compaction finished).
     changed: Condvar,
     open_opts: TableOpenOptions,
+    /// The engine's counters (flushes and compactions record into them; edits set the
+    /// level gauges).
+    stats: Arc<EngineStats>,
 }
 
 impl std::fmt::Debug for Levels {
@@ -82,6 +86,7 @@ impl Levels {
         manifest: Arc<SharedManifest>,
         state: &Manifest,
         keys: Option<Arc<KeyRegistry>>,
+        stats: Arc<EngineStats>,
     ) -> Result<Levels> {
         let dir = opts.dir.clone();
         let mut open_opts = TableOpenOptions::from_options(opts);
@@ -130,6 +135,7 @@ impl Levels {
             edits: Mutex::new(()),
             changed: Condvar::new(),
             open_opts,
+            stats,
         })
     }
 
@@ -177,6 +183,11 @@ impl Levels {
         Ok(LevelTable::new(table, path, Some(self.storage.clone())))
     }
 
+    /// The engine's counters, shared with the paths that flush and compact into the levels.
+    pub fn stats(&self) -> &Arc<EngineStats> {
+        &self.stats
+    }
+
     /// The block and index caches' statistics (all zero when both are off).
     pub fn cache_metrics(&self) -> CacheMetrics {
         self.open_opts
@@ -215,6 +226,13 @@ impl Levels {
             if let Some(t) = current.tables(level).iter().find(|t| t.id() == id) {
                 t.mark_obsolete();
             }
+        }
+        if self.stats.metrics_enabled() {
+            let sizes = next.level_sizes_bytes();
+            let shape: Vec<(usize, u64)> = (0..next.level_count())
+                .map(|l| (next.tables(l).len(), sizes[l]))
+                .collect();
+            self.stats.record_levels(&shape, &self.cache_metrics());
         }
         self.current.store(Arc::new(next));
         drop(guard);

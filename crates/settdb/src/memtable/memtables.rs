@@ -112,6 +112,12 @@ impl Memtables {
         n
     }
 
+    /// True if a [`Memtables::rotate`] now would wait for a flush (a write stall).
+    pub fn is_full(&self) -> bool {
+        let st = self.lock();
+        1 + st.immutable.len() >= self.max_memtables && !st.closed
+    }
+
     /// The oldest immutable memtable, waiting for one unless closed (then `None` when none).
     pub fn wait_oldest_immutable(&self) -> Option<Arc<Memtable>> {
         let mut st = self.lock();

@@ -14,7 +14,8 @@ use crate::error::Result;
 use crate::key::{key_with_version, version};
 use crate::levels::LevelsSnapshot;
 use crate::memtable::{MemValue, MemtablesView};
-use crate::table::BlockEntry;
+use crate::stats::{BloomTally, GetSource};
+use crate::table::{BlockEntry, Probe};
 use crate::value::ValueRef;
 
 /// The newest version of a key that [`get_newest`] found, in place.
@@ -28,7 +29,8 @@ pub(crate) struct Found {
 #[derive(Clone, Debug)]
 enum FoundValue {
     Memtable(MemValue),
-    Table(BlockEntry),
+    /// A table's entry, and the table's level.
+    Table(BlockEntry, usize),
 }
 
 impl Found {
@@ -37,7 +39,15 @@ impl Found {
     pub fn value(&self) -> ValueRef<'_> {
         match &self.value {
             FoundValue::Memtable(v) => v.as_value_ref(),
-            FoundValue::Table(e) => e.value(),
+            FoundValue::Table(e, _) => e.value(),
+        }
+    }
+
+    /// Where it was found (for the engine's statistics).
+    pub fn source(&self) -> GetSource {
+        match &self.value {
+            FoundValue::Memtable(_) => GetSource::Memtable,
+            FoundValue::Table(_, level) => GetSource::Level(*level),
         }
     }
 }
@@ -48,6 +58,23 @@ pub(crate) fn get_newest(
     levels: &LevelsSnapshot,
     user_key: &[u8],
     read_ts: u64,
+) -> Result<Option<Found>> {
+    get_newest_tallied(
+        memtables,
+        levels,
+        user_key,
+        read_ts,
+        &mut BloomTally::default(),
+    )
+}
+
+/// [`get_newest`], counting into `bloom` what each table's bloom filter said.
+pub(crate) fn get_newest_tallied(
+    memtables: &MemtablesView,
+    levels: &LevelsSnapshot,
+    user_key: &[u8],
+    read_ts: u64,
+    bloom: &mut BloomTally,
 ) -> Result<Option<Found>> {
     let seek = key_with_version(user_key, read_ts);
     let mut best: Option<Found> = None;
@@ -71,19 +98,35 @@ pub(crate) fn get_newest(
             }
         }
     }
-    let l0 = levels.tables(0).iter();
-    let deeper = (1..levels.level_count()).filter_map(|l| levels.table_for_key(l, user_key));
-    for t in l0.chain(deeper) {
+    let l0 = levels.tables(0).iter().map(|t| (0, t));
+    let deeper =
+        (1..levels.level_count()).filter_map(|l| levels.table_for_key(l, user_key).map(|t| (l, t)));
+    for (level, t) in l0.chain(deeper) {
         if !beats(&best, t.table().max_version()) {
             continue;
         }
-        // `Table::get` asks the bloom filter first.
-        if let Some(e) = t.table().get(&seek)? {
+        // `Table::probe` asks the bloom filter first.
+        let e = match t.table().probe(&seek)? {
+            Probe::FilteredOut => {
+                bloom.filtered += 1;
+                continue;
+            }
+            Probe::Absent => {
+                bloom.passed += 1;
+                None
+            }
+            Probe::Found(e) => {
+                bloom.passed += 1;
+                bloom.found += 1;
+                Some(e)
+            }
+        };
+        if let Some(e) = e {
             let ver = e.version();
             if beats(&best, ver) {
                 best = Some(Found {
                     version: ver,
-                    value: FoundValue::Table(e),
+                    value: FoundValue::Table(e, level),
                 });
                 if ver == read_ts {
                     return Ok(best);

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::db_iterator::DbIterator;
-use super::get::{get_newest, Found};
+use super::get::{get_newest_tallied, Found};
 use super::item::Item;
 use super::iterator_options::IteratorOptions;
 use super::sources::ReadSnapshot;
@@ -20,6 +20,7 @@ use crate::key::key_with_version;
 use crate::levels::Levels;
 use crate::memtable::Memtables;
 use crate::namespace::{banned_by_record, Namespaces, BANNED_PREFIX};
+use crate::stats::{BloomTally, EngineStats, GetSource};
 use crate::table::VecIterator;
 use crate::txn::WaterMark;
 use crate::value::{is_expired, meta, ValuePointer};
@@ -129,10 +130,15 @@ impl Reader {
         f: impl FnOnce(&Found, Option<(ValuePointer, &VlogPin)>) -> Result<T>,
     ) -> Result<Option<T>> {
         self.wait_applied(read_ts);
+        let started = self.stats().timer();
         let files = self.vlog.as_ref().map(|v| v.files_now());
         let memtables = self.memtables.current();
         let levels = self.levels.current();
-        let Some(found) = get_newest(&memtables, &levels, key, read_ts)? else {
+        let mut bloom = BloomTally::default();
+        let found = get_newest_tallied(&memtables, &levels, key, read_ts, &mut bloom)?;
+        let source = found.as_ref().map_or(GetSource::Miss, Found::source);
+        self.stats().record_get(source, bloom, started);
+        let Some(found) = found else {
             return Ok(None);
         };
         let vs = found.value();
@@ -153,9 +159,11 @@ impl Reader {
         self.lookup(key, read_ts, now_secs(), |found, pointer| {
             let value = match pointer {
                 None => found.value().value.to_vec(),
-                Some((vp, vlog)) => vlog
-                    .read(vp, &key_with_version(key, found.version))?
-                    .into_value(),
+                Some((vp, vlog)) => {
+                    self.stats().record_vlog_read(u64::from(vp.len));
+                    vlog.read(vp, &key_with_version(key, found.version))?
+                        .into_value()
+                }
             };
             Ok((found.version, value))
         })
@@ -174,6 +182,11 @@ impl Reader {
                 now,
             ))
         })
+    }
+
+    /// The engine's counters.
+    pub(crate) fn stats(&self) -> &Arc<EngineStats> {
+        self.levels.stats()
     }
 
     /// An iterator at `read_ts` over one view of the engine, with a transaction's `pending`

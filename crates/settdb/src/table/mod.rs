@@ -49,7 +49,7 @@ pub use iterator::KvIterator;
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use merge_iterator::MergeIterator;
 #[cfg_attr(not(test), allow(unused_imports))]
-pub use reader::{BlockEntry, Table};
+pub use reader::{BlockEntry, Probe, Table};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use table_iterator::TableIterator;
 #[cfg_attr(not(test), allow(unused_imports))]

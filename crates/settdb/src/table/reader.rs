@@ -275,6 +275,14 @@ impl Table {
     /// `>= key` if it has the same user key. `key` is an internal key (user key @ read version).
     /// The entry is returned in place, in its block: nothing is copied until the caller asks.
     pub fn get(&self, key: &[u8]) -> Result<Option<BlockEntry>> {
+        Ok(match self.probe(key)? {
+            Probe::Found(e) => Some(e),
+            Probe::FilteredOut | Probe::Absent => None,
+        })
+    }
+
+    /// [`Table::get`], saying whether the bloom filter ruled the table out (no block read).
+    pub fn probe(&self, key: &[u8]) -> Result<Probe> {
         if !is_valid_internal_key(key) {
             return Err(Error::InvalidRequest("Table::get needs an internal key"));
         }
@@ -286,19 +294,22 @@ impl Table {
                 .is_some_and(|f| !f.may_contain(user_key(key)));
             (!absent).then(|| ix.index.find(key))
         })?;
-        let Some(idx) = idx.filter(|&i| i < self.block_count) else {
-            return Ok(None);
+        let Some(idx) = idx else {
+            return Ok(Probe::FilteredOut);
         };
+        if idx >= self.block_count {
+            return Ok(Probe::Absent);
+        }
         let block = self.read_block(idx)?;
         let pos = block.seek(key);
         if pos >= block.len() {
             debug_assert!(false, "block {idx}'s last key is >= the probe");
-            return Ok(None);
+            return Ok(Probe::Absent);
         }
         if !block.same_user_key_at(pos, key) {
-            return Ok(None);
+            return Ok(Probe::Absent);
         }
-        Ok(Some(BlockEntry { block, pos }))
+        Ok(Probe::Found(BlockEntry { block, pos }))
     }
 
     /// Reads and decodes block `idx`, verifying its checksum if `verify`.
@@ -359,6 +370,18 @@ impl Table {
         }
         Ok(())
     }
+}
+
+/// What [`Table::probe`] found.
+#[derive(Clone, Debug)]
+pub enum Probe {
+    /// The bloom filter says the user key is not in the table (nothing read).
+    FilteredOut,
+    /// The filter let the key through (or there is none), and no version at or below the
+    /// probe's is in the table.
+    Absent,
+    /// The newest such version.
+    Found(BlockEntry),
 }
 
 /// One entry of a data block, found by [`Table::get`]; holds the block (usually shared with

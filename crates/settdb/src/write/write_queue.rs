@@ -111,7 +111,6 @@ impl WriteQueue {
     }
 
     /// Requests waiting.
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.lock().requests.len()
     }

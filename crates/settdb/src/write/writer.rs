@@ -24,6 +24,7 @@ use crate::log::RecordRef;
 use crate::manifest::{ManifestChange, SharedManifest};
 use crate::memtable::{MemMap, Memtable, Memtables};
 use crate::publish::Publisher;
+use crate::stats::EngineStats;
 use crate::txn::WaterMark;
 use crate::value::{meta, ValuePointer};
 use crate::vlog::ValueLog;
@@ -91,6 +92,8 @@ pub struct WriterContext {
     pub keys: Option<Arc<KeyRegistry>>,
     /// Subscriptions: each applied group is offered to them.
     pub publisher: Arc<Publisher>,
+    /// The engine's counters (bytes written, puts, write stalls).
+    pub stats: Arc<EngineStats>,
 }
 
 /// Scratch buffers reused across groups (no per-entry allocation on the hot path).
@@ -107,6 +110,7 @@ struct Scratch {
 pub fn run_writer(ctx: &WriterContext) {
     let mut scratch = Scratch::default();
     while let Some(group) = ctx.queue.pop_group(ctx.limits) {
+        ctx.stats.record_pending_writes(|| ctx.queue.len());
         let group = run_checks(group);
         if group.is_empty() {
             continue;
@@ -117,6 +121,7 @@ pub fn run_writer(ctx: &WriterContext) {
             .and_then(|()| write_group(ctx, &group, &mut scratch));
         if let Err(e) = &outcome {
             if !matches!(e, Error::Poisoned(_)) {
+                tracing::error!(error = %e, "write failed; the database is poisoned");
                 ctx.poison.set(e);
             }
         }
@@ -199,6 +204,7 @@ fn apply_entries(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -
         }
         return Ok(());
     }
+    let started = ctx.stats.timer();
     encode_keys(group, s);
     append_values(ctx, group, s)?;
     let records = build_records(group, s);
@@ -214,10 +220,21 @@ fn apply_entries(ctx: &WriterContext, group: &[WriteRequest], s: &mut Scratch) -
     if let Some(vp) = s.vptrs.first() {
         mem.note_vlog_file(vp.file_id);
     }
+    let wal_before = mem.wal_size_bytes();
     mem.apply(&records)?;
     if sync {
         sync_applied(ctx, &mem)?;
     }
+    let user_bytes: u64 = group
+        .iter()
+        .flat_map(|r| r.entries.iter())
+        .map(|e| (e.key.len() + e.value.len()) as u64)
+        .sum();
+    let vlog_bytes: u64 = s.vptrs.iter().map(|vp| u64::from(vp.len)).sum();
+    let wal_bytes = mem.wal_size_bytes().saturating_sub(wal_before);
+    let puts = records.len() as u64;
+    ctx.stats
+        .record_write_group(puts, user_bytes, wal_bytes, vlog_bytes, started);
     Ok(())
 }
 
@@ -335,6 +352,18 @@ fn rotate_memtable(ctx: &WriterContext) -> Result<Arc<Memtable>> {
         None => Memtable::in_memory(id),
     };
     let next = Arc::new(next);
+    let stalled = ctx.memtables.is_full().then(std::time::Instant::now);
+    if stalled.is_some() {
+        tracing::warn!("write stall: every memtable is full, waiting for a flush");
+    }
     ctx.memtables.rotate(next.clone());
+    if let Some(t) = stalled {
+        let elapsed = t.elapsed();
+        ctx.stats.record_write_stall("memtables", elapsed);
+        tracing::warn!(
+            duration_ms = elapsed.as_millis() as u64,
+            "write stall over: a memtable was flushed"
+        );
+    }
     Ok(next)
 }
