@@ -130,8 +130,12 @@ mod tests {
         // waits for RECOMPUTE_EVERY values before moving.
         let t = ValueThreshold::new(1024, 1 << 20, 0.99);
         assert!(t.is_dynamic());
-        t.observe(std::iter::repeat_n(2_000, 500));
-        assert_eq!(t.get(), 1024, "not recomputed yet");
+        let first = ValueThreshold::new(1024, 1 << 20, 0.99);
+        first.observe(std::iter::repeat_n(5_000, 1023));
+        assert_eq!(first.get(), 1024, "not recomputed yet");
+        first.observe(std::iter::once(5_000));
+        let got = first.get();
+        assert!(got > 5_000, "recomputed at the 1024th value: {got}");
         let mixed = (0..10_000).map(|i| if i % 100 == 0 { 100_000 } else { 2_000 });
         t.observe(mixed);
         let got = t.get();
