@@ -54,6 +54,16 @@ fn every_key_and_value_form_goes_in_everywhere() {
     wb.delete(b"slice").unwrap();
     wb.flush().unwrap();
     db.set("db-set", "9").unwrap();
+    // Subscriptions, sequences and merge operators take the same forms.
+    let borrowed_prefix: &[u8] = &owned_vec[..1];
+    drop(db.subscribe([
+        settdb::Match::prefix(borrowed_prefix),
+        settdb::Match::prefix("s"),
+    ]));
+    let seq_key = String::from("counter");
+    let seq = db.get_sequence(&seq_key[..], 10).unwrap();
+    assert_eq!(seq.next().unwrap(), 0);
+    seq.release().unwrap();
     db.write([Entry::new("entry", "10").with_user_meta(3)])
         .unwrap();
     db.delete(String::from("str")).unwrap();

@@ -10,6 +10,7 @@ use std::ops::RangeInclusive;
 use bytes::Bytes;
 
 use crate::error::{Error, Result};
+use crate::into_bytes::IntoBytes;
 
 /// Which keys a subscription receives: those starting with `prefix`, where the byte positions
 /// in `ignore_bytes` match any byte (Badger's `pb.Match`).
@@ -23,9 +24,9 @@ pub struct Match {
 
 impl Match {
     /// Keys starting with `prefix`.
-    pub fn prefix(prefix: impl Into<Bytes>) -> Match {
+    pub fn prefix(prefix: impl IntoBytes) -> Match {
         Match {
-            prefix: prefix.into(),
+            prefix: prefix.into_bytes(),
             ignore_bytes: Vec::new(),
         }
     }
