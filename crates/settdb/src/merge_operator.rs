@@ -57,7 +57,9 @@ struct Shared {
 /// Folds values added to one key ([`Db::get_merge_operator`]; module doc).
 ///
 /// `Send + Sync`: add from many threads through `&MergeOperator` or an `Arc`. Dropping it
-/// stops its thread after one final merge, as [`MergeOperator::stop`] does.
+/// stops its thread after one final merge, as [`MergeOperator::stop`] does. It holds a clone
+/// of the [`Db`], so the database stays open until it is dropped too (an explicit
+/// [`Db::close`] still closes it).
 pub struct MergeOperator {
     shared: Arc<Shared>,
     /// The merging thread; `None` once stopped.

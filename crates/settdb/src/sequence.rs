@@ -54,7 +54,9 @@ struct Lease {
 /// A sequence of unique, increasing numbers stored under one key ([`Db::get_sequence`]).
 ///
 /// `Send + Sync`: share it between threads (`&Sequence` or an `Arc`); calls are serialized
-/// by an internal lock, which [`Sequence::next`] also holds while it takes a new lease.
+/// by an internal lock, which [`Sequence::next`] also holds while it takes a new lease. It
+/// holds a clone of the [`Db`], so the database stays open until it is dropped too (an
+/// explicit [`Db::close`] still closes it: later calls fail with `Closed`).
 #[derive(Debug)]
 pub struct Sequence {
     db: Db,
