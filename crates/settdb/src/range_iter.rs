@@ -111,36 +111,26 @@ impl RangeIter {
         in_range && self.front_last.as_deref().is_none_or(|f| key > f)
     }
 
-    /// The front cursor, made and positioned at the start on first use.
-    fn front(&mut self) -> Result<&mut DbIterator> {
-        if self.front.is_none() {
-            let mut it = (self.make)(self.opts.clone().with_reverse(false))?;
-            match &self.start {
+    /// The cursor of one end (`back`: the reverse one from the end), made and positioned at
+    /// its bound on first use; an included bound counts as read then.
+    fn cursor(&mut self, back: bool) -> Result<&mut DbIterator> {
+        let (slot, bound) = if back {
+            (&mut self.back, &self.end)
+        } else {
+            (&mut self.front, &self.start)
+        };
+        if slot.is_none() {
+            let mut it = (self.make)(self.opts.clone().with_reverse(back))?;
+            match bound {
                 Bound::Included(k) | Bound::Excluded(k) => it.seek(k)?,
                 Bound::Unbounded => it.rewind()?,
             }
-            if let Bound::Included(k) = &self.start {
-                self.record(k);
+            if let (Bound::Included(k), Some(reads)) = (bound, &self.reads) {
+                reads.record(k);
             }
-            self.front = Some(it);
+            *slot = Some(it);
         }
-        Ok(self.front.as_mut().expect("made above"))
-    }
-
-    /// The back cursor, made and positioned at the end on first use.
-    fn back(&mut self) -> Result<&mut DbIterator> {
-        if self.back.is_none() {
-            let mut it = (self.make)(self.opts.clone().with_reverse(true))?;
-            match &self.end {
-                Bound::Included(k) | Bound::Excluded(k) => it.seek(k)?,
-                Bound::Unbounded => it.rewind()?,
-            }
-            if let Bound::Included(k) = &self.end {
-                self.record(k);
-            }
-            self.back = Some(it);
-        }
-        Ok(self.back.as_mut().expect("made above"))
+        Ok(slot.as_mut().expect("made above"))
     }
 
     fn step(&mut self, from_back: bool) -> Option<Result<Item>> {
@@ -148,7 +138,7 @@ impl RangeIter {
             if self.done {
                 return None;
             }
-            let cursor = if from_back { self.back() } else { self.front() };
+            let cursor = self.cursor(from_back);
             let item = match cursor.map(Iterator::next) {
                 Ok(Some(Ok(item))) => item,
                 Ok(None) => {
