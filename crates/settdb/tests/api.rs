@@ -677,3 +677,33 @@ fn a_managed_write_batch_splits_before_its_values_overflow_a_value_log_file() {
         );
     }
 }
+
+#[test]
+fn a_write_batch_reports_a_failed_sub_commit_at_flush_and_after() {
+    // Proves the batch's error path: a sub-commit whose WAL sync fails (EIO) makes flush
+    // return an error (flush waits for it and checks), and a batch started after the failure
+    // is refused at once by the poisoned database, never silently dropped.
+    let sim = SimStorage::new();
+    let opts = small_options(Path::new("/db"), Arc::new(sim.clone())).with_sync_writes(true);
+    let db = Db::open(opts).unwrap();
+    let mut wb = db.new_write_batch().unwrap();
+    wb.set("before", "1").unwrap();
+    sim.inject(
+        settdb::io::Fault::new(settdb::io::FaultOp::Sync, settdb::io::FaultKind::Eio)
+            .path_contains(".mem")
+            .times(1),
+    );
+    for i in 0..10u32 {
+        wb.set(format!("k{i}"), "v").unwrap();
+    }
+    assert!(
+        wb.flush().is_err(),
+        "the failed commit is reported by flush"
+    );
+    let mut later = db.new_write_batch().unwrap();
+    let refused = later.set("x", "y").and_then(|()| later.flush());
+    assert!(
+        refused.is_err(),
+        "a poisoned database refuses the next batch"
+    );
+}
