@@ -483,6 +483,27 @@ fn the_byte_limit_ends_a_subscriber_too() {
     db.close().unwrap();
 }
 
+#[test]
+fn a_subscriber_that_keeps_up_never_lags() {
+    // Proves reading gives buffer room back: with room for about three batches, a subscriber
+    // that stays one batch behind (so the buffer is never empty when the next one comes)
+    // gets all 50 updates and no lag error.
+    let db = Db::open(Options::in_memory()).unwrap();
+    let limits = SubscribeOptions::default().with_max_buffered_bytes(4096);
+    let mut sub = db.subscribe_with([Match::prefix("k")], limits).unwrap();
+    db.set("k0", vec![7u8; 1024]).unwrap();
+    let mut got = 0;
+    for i in 1..50 {
+        db.set(format!("k{i}"), vec![7u8; 1024]).unwrap();
+        let batch = sub.next().expect("a batch").expect("no lag");
+        got += batch.len();
+    }
+    got += sub.next().expect("the last batch").expect("no lag").len();
+    assert_eq!(got, 50);
+    db.close().unwrap();
+    assert!(sub.next().is_none());
+}
+
 // ---- the callback form ----
 
 #[test]
