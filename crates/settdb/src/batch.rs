@@ -252,14 +252,7 @@ impl WriteBatch {
         self.value_log_bytes += value_log_len;
         let v = self.versioned.as_mut().expect("checked above");
         v.size += charge;
-        v.entries.push(WriteEntry {
-            key: entry.key,
-            version,
-            meta: entry.meta,
-            user_meta: entry.user_meta,
-            expires_at: entry.expires_at,
-            value: entry.value,
-        });
+        v.entries.push(WriteEntry::from_entry(entry, version));
         Ok(())
     }
 

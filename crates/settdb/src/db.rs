@@ -335,7 +335,7 @@ impl Db {
         &self.inner.opts
     }
 
-    /// True once [`Db::close`] began; every call but this one then fails with
+    /// True once [`Db::close`] began; reads, writes and new transactions then fail with
     /// [`Error::Closed`].
     pub fn is_closed(&self) -> bool {
         self.inner.check_open().is_err()
@@ -487,14 +487,7 @@ impl Db {
     pub fn write(&self, entries: impl IntoIterator<Item = Entry>) -> Result<u64> {
         let entries = entries
             .into_iter()
-            .map(|e| WriteEntry {
-                key: e.key,
-                version: 0,
-                meta: e.meta,
-                user_meta: e.user_meta,
-                expires_at: e.expires_at,
-                value: e.value,
-            })
+            .map(|e| WriteEntry::from_entry(e, 0))
             .collect();
         self.inner.committer.write(entries)
     }

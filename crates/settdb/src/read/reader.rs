@@ -74,9 +74,20 @@ impl Reader {
             .with_internal_access();
         let mut bans = Vec::new();
         for item in it {
-            if let Some(ns) = banned_by_record(item?.key()) {
-                bans.push(ns);
-            }
+            let item = item?;
+            // Only SettDB writes keys under its prefix: one that does not name a namespace is
+            // damage, and skipping it would lift a ban silently.
+            let ns = banned_by_record(item.key()).ok_or_else(|| {
+                Error::corruption(
+                    self.dir.to_path_buf(),
+                    0,
+                    format!(
+                        "a ban record's key is {} bytes, not the prefix and an 8-byte namespace",
+                        item.key().len()
+                    ),
+                )
+            })?;
+            bans.push(ns);
         }
         Ok(bans)
     }

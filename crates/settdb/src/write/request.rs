@@ -5,6 +5,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use bytes::Bytes;
 
 use super::PauseGate;
+use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::publish::{Publishable, Update};
 use crate::value::meta;
@@ -27,6 +28,18 @@ pub struct WriteEntry {
 }
 
 impl WriteEntry {
+    /// The write `entry` describes, at `version` (0: stamped at commit).
+    pub fn from_entry(entry: Entry, version: u64) -> Self {
+        WriteEntry {
+            key: entry.key,
+            version,
+            meta: entry.meta,
+            user_meta: entry.user_meta,
+            expires_at: entry.expires_at,
+            value: entry.value,
+        }
+    }
+
     /// Bytes this entry counts against a batch's size limit: key + suffix + value + header.
     pub fn estimated_size(&self) -> u64 {
         (self.key.len() + crate::key::VERSION_LEN + self.value.len() + 16) as u64
