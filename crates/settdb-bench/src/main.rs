@@ -13,7 +13,10 @@
 //!   256 by default) and an index cache of `--index-cache-mb` (0); prints reads/s and each
 //!   cache's hit ratio over the timed reads.
 
+mod driver;
 mod gc;
+mod proto;
+mod stores;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +38,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// One workload of the driver protocol (docs/bench/protocol.md) on an in-process store;
+    /// prints one `RESULT` line.
+    Run(driver::RunArgs),
     /// Load random keys through the batched write path.
     Load {
         /// Database directory (must not exist or be empty).
@@ -142,6 +148,16 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.cmd {
+        Cmd::Run(args) => match driver::run(&args) {
+            Ok(out) => {
+                println!("{}", out.line());
+                return;
+            }
+            Err(e) => {
+                eprintln!("settdb-bench run: {e}");
+                std::process::exit(1);
+            }
+        },
         Cmd::Load {
             dir,
             keys,
