@@ -13,9 +13,11 @@
 //!   256 by default) and an index cache of `--index-cache-mb` (0); prints reads/s and each
 //!   cache's hit ratio over the timed reads.
 
+mod compare;
 mod driver;
 mod gc;
 mod proto;
+mod report;
 mod stores;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +43,10 @@ enum Cmd {
     /// One workload of the driver protocol (docs/bench/protocol.md) on an in-process store;
     /// prints one `RESULT` line.
     Run(driver::RunArgs),
+    /// SettDB beside Go Badger, RocksDB, fjall, redb and sled in one run: every workload of
+    /// the driver protocol, a markdown and CSV report and SVG plots (scripts/bench.sh
+    /// installs the peers first).
+    Compare(compare::CompareArgs),
     /// Load random keys through the batched write path.
     Load {
         /// Database directory (must not exist or be empty).
@@ -148,6 +154,13 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let outcome = match cli.cmd {
+        Cmd::Compare(args) => match compare::run(&args) {
+            Ok(()) => return,
+            Err(e) => {
+                eprintln!("settdb-bench compare: {e}");
+                std::process::exit(1);
+            }
+        },
         Cmd::Run(args) => match driver::run(&args) {
             Ok(out) => {
                 println!("{}", out.line());
