@@ -1,10 +1,18 @@
-// badger-peer: drives Go Badger (Debian's v2.2007 library) through the same workloads as
-// settdb-bench, so both are measured in one session: uncontended db.Update with one Set, a full
-// iteration with values, a batched load to iterate over, and the value-log GC workload (load
-// every key, overwrite it rounds-1 times, then RunValueLogGC(0.5) in a loop until
-// ErrNoRewrite, as Badger's docs advise; prints the value-log bytes on disk after Close over
-// the live value bytes). Built by
-// scripts/bench-vs-badger.sh with GOPATH=/usr/share/gocode (Debian's packaged Go sources).
+// badger-peer: drives Go Badger (Debian's v2.2007 library, built in GOPATH mode against
+// Debian's packaged Go sources: GOPATH=/usr/share/gocode GO111MODULE=off, see scripts/peers.sh).
+// It has two interfaces:
+//
+//   - `--workload W --dir D --records N --value-size V [--threads T] [--secs S] ...`: the
+//     benchmark driver protocol of docs/bench/protocol.md (protocol.go), spoken by every store's
+//     driver for `settdb-bench compare`: keys be64(splitmix64(i)) ++ be64(i), uniform or
+//     scrambled-Zipfian picks, the workloads load, read, scan, scan-short, ycsb-a..ycsb-f,
+//     overwrite and read-while-writing, and one `RESULT ops=... secs=...` line on stdout. Badger
+//     is opened with DefaultOptions(dir).WithLogger(nil).WithSyncWrites(false).
+//   - `-mode M` (the older interface of scripts/*.sh, unchanged): the same work as settdb-bench's
+//     own modes: uncontended db.Update with one Set, a full iteration with values, a batched load
+//     to iterate over, point reads, and the value-log GC workload (load every key, overwrite it
+//     rounds-1 times, then RunValueLogGC(0.5) in a loop until ErrNoRewrite, as Badger's docs
+//     advise; prints the value-log bytes on disk after Close over the live value bytes).
 package main
 
 import (
@@ -44,6 +52,10 @@ func open(dir string, sync bool) *badger.DB {
 }
 
 func main() {
+	if wantsWorkload(os.Args[1:]) {
+		runProtocol(os.Args[1:])
+		return
+	}
 	mode := flag.String("mode", "", "update | load | iterate | gc | read")
 	rounds := flag.Uint64("rounds", 5, "gc: times every key is written")
 	flatten := flag.Bool("flatten", false, "gc: Flatten before the GC loop (so compaction counts discards)")
