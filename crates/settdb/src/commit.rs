@@ -13,7 +13,9 @@ use crate::namespace::{ban_record_key, Namespaces, BAN_VERSION};
 use crate::options::Options;
 use crate::txn::{fingerprint, Oracle, WaterMark};
 use crate::value::meta;
-use crate::write::{CallbackRunner, Completion, Poison, WriteEntry, WriteQueue, WriteRequest};
+use crate::write::{
+    CallbackRunner, Completion, Poison, WriteEntry, WriteQueue, WriteRequest, Writer,
+};
 
 /// The commit side (module doc).
 pub(crate) struct Committer {
@@ -30,6 +32,8 @@ pub(crate) struct Committer {
     pub(crate) closed: AtomicBool,
     /// Key namespaces: writes to a banned one fail.
     pub(crate) namespaces: Arc<Namespaces>,
+    /// The writer, once its thread runs (a read-only database has none).
+    pub(crate) writer: std::sync::OnceLock<Arc<Writer>>,
 }
 
 impl std::fmt::Debug for Committer {
@@ -142,6 +146,18 @@ impl Committer {
         self.check_value_log_fit(entries)
     }
 
+    /// Sends a commit's request: applied on this thread when the writer is idle and nothing is
+    /// queued, queued otherwise ([`Writer::submit`]).
+    pub(crate) fn submit<F>(&self, make: F) -> Result<Arc<Completion>>
+    where
+        F: FnOnce() -> Result<WriteRequest>,
+    {
+        match self.writer.get() {
+            Some(w) => w.submit(make),
+            None => self.queue.push_with(make),
+        }
+    }
+
     /// Queues `entries` at the versions they carry, as one atomic group that does not touch
     /// the commit watermark ([`crate::write::Duty::Rewrite`]): versions restored from a
     /// backup, which no commit stamped. Returns the completion to wait for.
@@ -222,7 +238,7 @@ impl Committer {
             HashSet::new()
         };
         let mut version = 0;
-        let completion = self.queue.push_with(|| {
+        let completion = self.submit(|| {
             version = self.oracle.new_blind_commit_ts(&writes)?;
             for e in &mut entries {
                 e.version = version;

@@ -43,8 +43,8 @@ use crate::verify::VerifyReport;
 use crate::vlog::{DiscardTracker, ValueLog, ValueLogOptions};
 use crate::vlog_gc::{GcOutcome, GcPlan, ValueLogGc};
 use crate::write::{
-    run_writer, GroupLimits, Poison, ValueThreshold, WriteEntry, WriteQueue, WriteRequest,
-    WriterContext,
+    GroupLimits, Poison, ValueThreshold, WriteEntry, WriteQueue, WriteRequest,
+    Writer, WriterContext,
 };
 use crate::write::{CallbackRunner, Completion, Signal};
 use crate::{batch::WriteBatch, transaction::Txn};
@@ -286,6 +286,7 @@ impl Db {
             closing: closing.clone(),
             closed: AtomicBool::new(false),
             namespaces,
+            writer: std::sync::OnceLock::new(),
         });
         let inner = Arc::new(DbInner {
             auto_gc: gc.is_some() && opts.runs_auto_value_log_gc(managed),
@@ -995,8 +996,10 @@ impl DbInner {
 
     fn start_threads(self: &Arc<Self>) -> Result<()> {
         let mut threads = self.threads.lock().unwrap_or_else(|e| e.into_inner());
-        let ctx = self.writer_context();
-        threads.push(spawn("settdb-writer", move || run_writer(&ctx))?);
+        let writer = Arc::new(Writer::new(self.writer_context()));
+        // Committers apply a lone request themselves when the writer is idle.
+        let _ = self.committer.writer.set(writer.clone());
+        threads.push(spawn("settdb-writer", move || writer.run())?);
         let flusher = Flusher {
             memtables: self.memtables.clone(),
             levels: self.levels.clone(),

@@ -519,7 +519,7 @@ impl Txn {
         let (oracle, read_ts) = (&self.committer.oracle, self.read_ts);
         let reads = self.reads.take();
         let writes = &self.writes;
-        let completion = self.committer.queue.push_with(|| {
+        let completion = self.committer.submit(|| {
             let ts = oracle.new_commit_ts(read_ts, &reads, writes, managed_commit_ts)?;
             for e in &mut entries {
                 e.version = ts;

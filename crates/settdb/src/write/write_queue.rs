@@ -75,13 +75,48 @@ impl WriteQueue {
         Ok(completion)
     }
 
-    /// Blocks until at least one request is queued, then takes as many as fit `limits`.
-    /// `None` once the queue is closed and drained.
-    pub fn pop_group(&self, limits: GroupLimits) -> Option<Vec<WriteRequest>> {
+    /// Makes a request with `make` under the queue lock if nothing is queued, without
+    /// queueing it: the caller holds the writer and applies it at once, so it is applied in
+    /// the order its timestamp was given. `Err(make)` back if requests are queued (they go
+    /// first). Fails with `Closed` once closed.
+    pub fn make_if_idle<F>(&self, make: F) -> Result<std::result::Result<WriteRequest, F>>
+    where
+        F: FnOnce() -> Result<WriteRequest>,
+    {
+        let st = self.lock();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        if !st.requests.is_empty() {
+            return Ok(Err(make));
+        }
+        Ok(Ok(make()?))
+    }
+
+    /// Blocks until a request is queued (`true`) or the queue is closed and drained
+    /// (`false`).
+    pub fn wait_pending(&self) -> bool {
         let mut st = self.lock();
         while st.requests.is_empty() && !st.closed {
             st = self.not_empty.wait(st).unwrap_or_else(|e| e.into_inner());
         }
+        !st.requests.is_empty()
+    }
+
+    /// Blocks until at least one request is queued, then takes as many as fit `limits`.
+    /// `None` once the queue is closed and drained.
+    #[cfg(test)]
+    pub fn pop_group(&self, limits: GroupLimits) -> Option<Vec<WriteRequest>> {
+        if !self.wait_pending() {
+            return None;
+        }
+        self.try_pop_group(limits)
+    }
+
+    /// Takes as many queued requests as fit `limits` (at least one), or `None` if none is
+    /// queued.
+    pub fn try_pop_group(&self, limits: GroupLimits) -> Option<Vec<WriteRequest>> {
+        let mut st = self.lock();
         if st.requests.is_empty() {
             return None;
         }
