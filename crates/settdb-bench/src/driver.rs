@@ -189,7 +189,10 @@ where
         stop.store(true, Ordering::Relaxed);
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err("worker thread panicked".into())))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("worker thread panicked".into()))
+            })
             .collect::<Res<Vec<_>>>()
     })?;
     let secs = start.elapsed().as_secs_f64();

@@ -91,8 +91,7 @@ impl Zipf {
         if uz < 1.0 + 0.5f64.powf(THETA) {
             return 1;
         }
-        ((self.n * (self.eta * u - self.eta + 1.0).powf(self.alpha)) as u64)
-            .min(self.n as u64 - 1)
+        ((self.n * (self.eta * u - self.eta + 1.0).powf(self.alpha)) as u64).min(self.n as u64 - 1)
     }
 }
 
@@ -155,7 +154,8 @@ impl Default for Latency {
 impl Latency {
     /// Records one operation that took `d` (nanosecond resolution).
     pub fn record(&mut self, d: std::time::Duration) {
-        self.0.saturating_record(d.as_nanos().min(u64::MAX as u128) as u64);
+        self.0
+            .saturating_record(d.as_nanos().min(u64::MAX as u128) as u64);
     }
 
     pub fn merge(&mut self, other: &Latency) {
@@ -249,7 +249,11 @@ mod tests {
         for us in 1..=1000u64 {
             l.record(std::time::Duration::from_micros(us));
         }
-        assert!((l.quantile_us(0.5) - 500.0).abs() < 1.0, "{}", l.quantile_us(0.5));
+        assert!(
+            (l.quantile_us(0.5) - 500.0).abs() < 1.0,
+            "{}",
+            l.quantile_us(0.5)
+        );
         assert!((l.quantile_us(0.99) - 990.0).abs() < 1.0);
         let mut m = Latency::default();
         m.record(std::time::Duration::from_secs(2));

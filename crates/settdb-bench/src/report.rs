@@ -165,7 +165,10 @@ fn opt(x: Option<f64>, f: impl Fn(f64) -> String) -> String {
 /// Writes results.csv, results.md and the plots into `out`.
 pub fn write(out: &Path, header: &str, peers: &[Peer], dd_mb_s: f64, rows: &[Row]) -> Res<()> {
     std::fs::write(out.join("results.csv"), csv(rows))?;
-    std::fs::write(out.join("results.md"), markdown(header, peers, dd_mb_s, rows))?;
+    std::fs::write(
+        out.join("results.md"),
+        markdown(header, peers, dd_mb_s, rows),
+    )?;
     plot_throughput(&out.join("throughput.svg"), peers, rows)?;
     plot_latency(&out.join("latency.svg"), peers, rows)?;
     plot_rss(&out.join("rss.svg"), peers, rows)?;
@@ -235,7 +238,11 @@ fn markdown(header: &str, peers: &[Peer], dd_mb_s: f64, rows: &[Row]) -> String 
          are timed from open to close returned. `-` = not run (db_bench has no such \
          workload).\n\n## Throughput (operations/s)\n\n",
     );
-    let others: Vec<Peer> = peers.iter().copied().filter(|p| *p != Peer::Settdb).collect();
+    let others: Vec<Peer> = peers
+        .iter()
+        .copied()
+        .filter(|p| *p != Peer::Settdb)
+        .collect();
     let _ = write!(s, "| workload |");
     for p in peers {
         let _ = write!(s, " {} |", p.name());
@@ -275,14 +282,14 @@ fn markdown(header: &str, peers: &[Peer], dd_mb_s: f64, rows: &[Row]) -> String 
              bytes of keys and values), space amplification (bytes on disk after close / \
              bytes of keys and values)\n\ndd with fdatasync: {dd_mb_s:.0} MB/s.\n"
         );
-        s.push_str("| load | store | entries/s | MB/s | of dd | peak RSS | write amp | space amp |\n");
+        s.push_str(
+            "| load | store | entries/s | MB/s | of dd | peak RSS | write amp | space amp |\n",
+        );
         s.push_str("|---|---|---|---|---|---|---|---|\n");
         for label in &loads {
             for &p in peers {
                 if let Some(r) = find(rows, label, p).filter(|r| r.error.is_none()) {
-                    let mb_s = r
-                        .rate()
-                        .map(|x| x * (16 + r.value_size) as f64 / 1e6);
+                    let mb_s = r.rate().map(|x| x * (16 + r.value_size) as f64 / 1e6);
                     let _ = writeln!(
                         s,
                         "| {label} | {} | {} | {} | {} | {} | {} | {} |",
@@ -365,9 +372,7 @@ fn markdown(header: &str, peers: &[Peer], dd_mb_s: f64, rows: &[Row]) -> String 
             // The small run's row of the same kind.
             let small_label = if r.label.starts_with("load") {
                 rows.iter()
-                    .find(|x| {
-                        x.peer == r.peer && x.group == Group::Loads && x.value_size == 128
-                    })
+                    .find(|x| x.peer == r.peer && x.group == Group::Loads && x.value_size == 128)
                     .map(|x| x.label.clone())
             } else {
                 r.label.split(" @").next().map(str::to_string)
@@ -496,7 +501,9 @@ fn grouped_bars(
                 .draw_series(bars)
                 .map_err(plot_err)?
                 .label(p.name())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color(pi).filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color(pi).filled())
+                });
         }
         chart
             .configure_series_labels()
@@ -520,13 +527,18 @@ fn grouped_bars(
             let bars = workloads.iter().enumerate().filter_map(|(wi, w)| {
                 let v = find(rows, w, p).and_then(&value)?;
                 let y0 = wi as f64 * per + pi as f64 + 0.5;
-                Some(Rectangle::new([(0.0, y0), (v, y0 + 0.9)], color(pi).filled()))
+                Some(Rectangle::new(
+                    [(0.0, y0), (v, y0 + 0.9)],
+                    color(pi).filled(),
+                ))
             });
             chart
                 .draw_series(bars)
                 .map_err(plot_err)?
                 .label(p.name())
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color(pi).filled()));
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color(pi).filled())
+                });
         }
         chart
             .configure_series_labels()
@@ -624,10 +636,15 @@ fn plot_rss(path: &Path, peers: &[Peer], rows: &[Row]) -> Res<()> {
     for (p, r) in &series {
         let i = peers.iter().position(|x| x == p).unwrap_or(0);
         chart
-            .draw_series(LineSeries::new(r.rss_series.iter().copied(), color(i).stroke_width(2)))
+            .draw_series(LineSeries::new(
+                r.rss_series.iter().copied(),
+                color(i).stroke_width(2),
+            ))
             .map_err(plot_err)?
             .label(p.name())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color(i).stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 15, y)], color(i).stroke_width(2))
+            });
     }
     chart
         .configure_series_labels()

@@ -13,7 +13,14 @@ fn run(engine: &str, workload: &str, dir: &Path, records: u64, extra: &[&str]) -
     let out = bench()
         .args(["run", "--engine", engine, "--workload", workload, "--dir"])
         .arg(dir)
-        .args(["--records", &records.to_string(), "--value-size", "100", "--secs", "0.1"])
+        .args([
+            "--records",
+            &records.to_string(),
+            "--value-size",
+            "100",
+            "--secs",
+            "0.1",
+        ])
         .args(extra)
         .output()
         .unwrap();
@@ -42,9 +49,13 @@ fn every_store_runs_every_workload_without_missing_a_key() {
         let load = run(engine, "load", &dir, 3000, &[]);
         assert_eq!(field(&load, "ops"), Some(3000));
         let scan = run(engine, "scan", &dir, 3000, &[]);
-        assert_eq!(field(&scan, "ops"), Some(3000), "{engine}: a full scan sees every key");
+        assert_eq!(
+            field(&scan, "ops"),
+            Some(3000),
+            "{engine}: a full scan sees every key"
+        );
         assert_eq!(field(&scan, "bytes"), Some(3000 * 116));
-        let mut insert_start = 3000;
+        let (mut insert_start, mut inserted) = (3000, 0);
         for (w, extra) in [
             ("read", &["--dist", "zipf", "--threads", "2"][..]),
             ("read", &["--txn", "long"][..]),
@@ -60,16 +71,22 @@ fn every_store_runs_every_workload_without_missing_a_key() {
             let mut args = extra.to_vec();
             args.extend(["--insert-start", start.as_str()]);
             let line = run(engine, w, &dir, 3000, &args);
-            assert_eq!(field(&line, "missing").unwrap_or(0), 0, "{engine} {w}: {line}");
+            assert_eq!(
+                field(&line, "missing").unwrap_or(0),
+                0,
+                "{engine} {w}: {line}"
+            );
             if w.starts_with("ycsb") || w == "read-while-writing" {
                 assert!(line.contains("p99_us="), "{engine} {w}: {line}");
             }
             let threads = if extra.contains(&"2") { 2 } else { 1 };
-            insert_start += field(&line, "inserts").unwrap_or(0) * threads;
+            let inserts = field(&line, "inserts").unwrap_or(0);
+            insert_start += inserts * threads;
+            inserted += inserts;
         }
         // D and E inserted keys beyond the records: a scan sees them all.
         let scan = run(engine, "scan", &dir, 3000, &[]);
-        assert_eq!(field(&scan, "ops"), Some(insert_start), "{engine}");
+        assert_eq!(field(&scan, "ops"), Some(3000 + inserted), "{engine}");
     }
 }
 
@@ -80,7 +97,10 @@ fn reads_of_keys_never_written_count_as_missing() {
     run("settdb", "load", &dir, 1000, &[]);
     // Records 1000..2000 were never loaded: about half the reads miss.
     let line = run("settdb", "read", &dir, 2000, &[]);
-    let (ops, missing) = (field(&line, "ops").unwrap(), field(&line, "missing").unwrap());
+    let (ops, missing) = (
+        field(&line, "ops").unwrap(),
+        field(&line, "missing").unwrap(),
+    );
     assert!(missing > ops / 4 && missing < ops * 3 / 4, "{line}");
 }
 
@@ -99,7 +119,12 @@ fn compare_writes_its_report() {
     assert!(status.success());
     let md = std::fs::read_to_string(out.join("results.md")).unwrap();
     assert!(!md.contains("Failed steps"), "{md}");
-    for w in ["load 2K x 128 B", "read zipf 4t long-txn", "ycsb-e", "overwrite 200 x 16 KiB + GC"] {
+    for w in [
+        "load 2K x 128 B",
+        "read zipf 4t long-txn",
+        "ycsb-e",
+        "overwrite 200 x 16 KiB + GC",
+    ] {
         assert!(md.contains(&format!("| {w} |")), "{w} missing from\n{md}");
     }
     let csv = std::fs::read_to_string(out.join("results.csv")).unwrap();
