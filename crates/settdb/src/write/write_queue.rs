@@ -183,6 +183,27 @@ mod tests {
     };
 
     #[test]
+    fn make_if_idle_makes_only_when_nothing_is_queued() {
+        let q = WriteQueue::new(4);
+        let made = q.make_if_idle(|| Ok(req(1))).unwrap();
+        assert!(made.is_ok(), "idle: made for the caller to apply");
+        assert!(q.is_empty(), "and not queued");
+        q.push_with(|| Ok(req(1))).unwrap();
+        let mut called = false;
+        let back = q
+            .make_if_idle(|| {
+                called = true;
+                Ok(req(2))
+            })
+            .unwrap();
+        assert!(back.is_err(), "a queued request goes first");
+        assert!(!called, "no timestamp given out of queue order");
+        assert_eq!(q.len(), 1);
+        q.close();
+        assert!(matches!(q.make_if_idle(|| Ok(req(3))), Err(Error::Closed)));
+    }
+
+    #[test]
     fn group_respects_limits_but_takes_one_oversized_request() {
         // Proves grouping stops at the limits and never starves a request bigger than them.
         let q = WriteQueue::new(10);
