@@ -476,77 +476,56 @@ fn grouped_bars(
             String::new()
         }
     };
-    if log_x {
-        let mut chart = builder
-            .build_cartesian_2d((min * 0.8..max * 1.2).log_scale(), y_max..0.0)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_labels(workloads.len() * per as usize)
-            .y_label_formatter(&label_of)
-            .disable_y_mesh()
-            .draw()
-            .map_err(plot_err)?;
-        for (pi, &p) in peers.iter().enumerate() {
-            let bars = workloads.iter().enumerate().filter_map(|(wi, w)| {
-                let v = find(rows, w, p).and_then(&value)?;
-                let y0 = wi as f64 * per + pi as f64 + 0.5;
-                Some(Rectangle::new(
-                    [(min * 0.8, y0), (v, y0 + 0.9)],
-                    color(pi).filled(),
-                ))
-            });
-            chart
-                .draw_series(bars)
-                .map_err(plot_err)?
-                .label(p.name())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color(pi).filled())
-                });
-        }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
+    // A log axis is drawn as a linear axis of log10 values, labelled with the values.
+    let scale = |v: f64| if log_x { v.max(1e-9).log10() } else { v };
+    let (x0, x1) = if log_x {
+        (scale(min * 0.8), scale(max * 1.2))
     } else {
-        let mut chart = builder
-            .build_cartesian_2d(0.0..max * 1.05, y_max..0.0)
-            .map_err(plot_err)?;
-        chart
-            .configure_mesh()
-            .x_desc(x_desc)
-            .y_labels(workloads.len() * per as usize)
-            .y_label_formatter(&label_of)
-            .disable_y_mesh()
-            .draw()
-            .map_err(plot_err)?;
-        for (pi, &p) in peers.iter().enumerate() {
-            let bars = workloads.iter().enumerate().filter_map(|(wi, w)| {
-                let v = find(rows, w, p).and_then(&value)?;
-                let y0 = wi as f64 * per + pi as f64 + 0.5;
-                Some(Rectangle::new(
-                    [(0.0, y0), (v, y0 + 0.9)],
-                    color(pi).filled(),
-                ))
-            });
-            chart
-                .draw_series(bars)
-                .map_err(plot_err)?
-                .label(p.name())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 10, y + 5)], color(pi).filled())
-                });
+        (0.0, max * 1.05)
+    };
+    let x_label = |x: &f64| {
+        let v = if log_x { 10f64.powf(*x) } else { *x };
+        if v >= 100.0 {
+            format!("{v:.0}")
+        } else {
+            format!("{v:.2}")
         }
+    };
+    let mut chart = builder
+        .build_cartesian_2d(x0..x1, y_max..0.0)
+        .map_err(plot_err)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .x_label_formatter(&x_label)
+        .y_labels(workloads.len() * per as usize)
+        .y_label_formatter(&label_of)
+        .disable_y_mesh()
+        .draw()
+        .map_err(plot_err)?;
+    for (pi, &p) in peers.iter().enumerate() {
+        let bars = workloads.iter().enumerate().filter_map(|(wi, w)| {
+            let v = scale(find(rows, w, p).and_then(&value)?);
+            let y0 = wi as f64 * per + pi as f64 + 0.5;
+            Some(Rectangle::new(
+                [(x0, y0), (v, y0 + 0.9)],
+                color(pi).filled(),
+            ))
+        });
         chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(plot_err)?;
+            .draw_series(bars)
+            .map_err(plot_err)?
+            .label(p.name())
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 10, y + 5)], color(pi).filled())
+            });
     }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
     root.present().map_err(plot_err)?;
     Ok(())
 }
