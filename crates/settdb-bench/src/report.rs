@@ -243,15 +243,7 @@ fn markdown(header: &str, peers: &[Peer], dd_mb_s: f64, rows: &[Row]) -> String 
         .copied()
         .filter(|p| *p != Peer::Settdb)
         .collect();
-    let _ = write!(s, "| workload |");
-    for p in peers {
-        let _ = write!(s, " {} |", p.name());
-    }
-    s.push_str(" settdb / best peer |\n|---|");
-    for _ in peers {
-        s.push_str("---|");
-    }
-    s.push_str("---|\n");
+    store_header(&mut s, peers, Some("settdb / best peer"));
     for label in labels(rows, |_| true) {
         let _ = write!(s, "| {label} |");
         for &p in peers {
@@ -308,15 +300,8 @@ fn markdown(header: &str, peers: &[Peer], dd_mb_s: f64, rows: &[Row]) -> String 
 
     let lat = labels(rows, |r| r.p99.is_some());
     if !lat.is_empty() {
-        s.push_str("\n## Latency (microseconds, p50 / p99 / p99.9)\n\n| workload |");
-        for p in peers {
-            let _ = write!(s, " {} |", p.name());
-        }
-        s.push_str("\n|---|");
-        for _ in peers {
-            s.push_str("---|");
-        }
-        s.push('\n');
+        s.push_str("\n## Latency (microseconds, p50 / p99 / p99.9)\n\n");
+        store_header(&mut s, peers, None);
         for label in &lat {
             let _ = write!(s, "| {label} |");
             for &p in peers {
@@ -415,6 +400,22 @@ fn markdown(header: &str, peers: &[Peer], dd_mb_s: f64, rows: &[Row]) -> String 
          load).\n",
     );
     s
+}
+
+/// A table header with a column per store (and `extra` last).
+fn store_header(s: &mut String, peers: &[Peer], extra: Option<&str>) {
+    s.push_str("| workload |");
+    for p in peers {
+        let _ = write!(s, " {} |", p.name());
+    }
+    if let Some(e) = extra {
+        let _ = write!(s, " {e} |");
+    }
+    s.push_str("\n|---|");
+    for _ in 0..peers.len() + usize::from(extra.is_some()) {
+        s.push_str("---|");
+    }
+    s.push('\n');
 }
 
 fn color(i: usize) -> RGBColor {
