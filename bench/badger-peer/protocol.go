@@ -46,7 +46,7 @@ type params struct {
 	workload, dir, dist, txn          string
 	records, insertStart, ops, seed   uint64
 	valueSize, threads, batch, scanLn int
-	secs                              float64
+	secs, writeRate                   float64
 }
 
 // usageError ends the process the way the spec asks of a bad invocation: one line, status 2.
@@ -84,6 +84,7 @@ func parseParams(args []string) params {
 	fs.Uint64Var(&p.insertStart, "insert-start", 0, "M: first insert index (default N)")
 	fs.Uint64Var(&p.ops, "ops", 0, "K: overwrites (default N)")
 	fs.Uint64Var(&p.seed, "seed", 1, "X: random seed")
+	fs.Float64Var(&p.writeRate, "write-rate", 0, "R: read-while-writing's records/s (0: as fast as it can)")
 	if err := fs.Parse(args); err != nil {
 		usageError("%v", err)
 	}
@@ -439,8 +440,20 @@ func runReadWhileWriting(p params) result {
 		if g == p.threads { // the writer
 			defer close(writerDone)
 			r := threadRand(p.seed, g)
+			start, batches := time.Now(), 0
+			paced := func() bool {
+				// At most R records per second: batch k starts no sooner than k*B/R seconds in.
+				if p.writeRate > 0 {
+					due := start.Add(time.Duration(float64(batches*p.batch) / p.writeRate * 1e9))
+					for time.Now().Before(due) && !stopped(stop) {
+						time.Sleep(time.Millisecond)
+					}
+				}
+				batches++
+				return stopped(stop)
+			}
 			writes = writeBatches(db, math.MaxUint64, p.batch, vals, r,
-				func() uint64 { return uniform(r) }, func() bool { return stopped(stop) })
+				func() uint64 { return uniform(r) }, paced)
 			return
 		}
 		r := threadRand(p.seed, g)

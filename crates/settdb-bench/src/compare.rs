@@ -113,6 +113,13 @@ pub struct CompareArgs {
     pub threads: usize,
 }
 
+/// The writer's pace in read-while-writing (records/s): the same write load on every store,
+/// enough to flush a memtable every few seconds and keep compactions running.
+const RWW_RATE: u64 = 200_000;
+/// read-while-writing runs at least this long (at 100K records or more), so flushes and
+/// compactions happen in it.
+const RWW_SECS: f64 = 10.0;
+
 /// One step of the plan.
 #[derive(Debug, Clone)]
 struct Step {
@@ -210,7 +217,7 @@ fn plan(a: &CompareArgs, peers: &[Peer], groups: &[Group]) -> Vec<Step> {
                 });
             }
         }
-        let label = "read-while-writing 128 B".to_string();
+        let label = format!("read while writing {}K/s, 128 B", RWW_RATE / 1000);
         mine.push(mk(
             Group::ReadWhileWriting,
             label,
@@ -458,6 +465,11 @@ pub fn dir_bytes(dir: &Path) -> u64 {
 
 /// The protocol's arguments for a step.
 fn protocol_args(s: &Step, dir: &Path, secs: f64, insert_start: u64) -> Vec<String> {
+    let secs = if s.workload == Workload::ReadWhileWriting && s.records >= 100_000 {
+        secs.max(RWW_SECS)
+    } else {
+        secs
+    };
     let w = match s.workload {
         Workload::Load => "load",
         Workload::Read => "read",
@@ -472,7 +484,7 @@ fn protocol_args(s: &Step, dir: &Path, secs: f64, insert_start: u64) -> Vec<Stri
         Workload::Overwrite => "overwrite",
         Workload::ReadWhileWriting => "read-while-writing",
     };
-    vec![
+    let mut args: Vec<String> = vec![
         "--workload".into(),
         w.into(),
         "--dir".into(),
@@ -496,7 +508,11 @@ fn protocol_args(s: &Step, dir: &Path, secs: f64, insert_start: u64) -> Vec<Stri
         .into(),
         "--insert-start".into(),
         insert_start.to_string(),
-    ]
+    ];
+    if s.workload == Workload::ReadWhileWriting {
+        args.extend(["--write-rate".into(), RWW_RATE.to_string()]);
+    }
+    args
 }
 
 /// db_bench's command for a step, and how to read its result.
@@ -528,7 +544,11 @@ fn db_bench_cmd(s: &Step, dir: &Path, secs: f64) -> Command {
         }
         Workload::ReadWhileWriting => {
             c.arg(format!("--threads={}", s.threads))
-                .arg(format!("--duration={}", secs.ceil() as u64))
+                .arg(format!("--duration={}", secs.max(RWW_SECS).ceil() as u64))
+                .arg(format!(
+                    "--benchmark_write_rate_limit={}",
+                    RWW_RATE * (16 + s.value_size as u64)
+                ))
                 .arg("--histogram=1");
         }
         _ => {
@@ -591,12 +611,13 @@ fn parse_db_bench(s: &Step, m: &mut Measured) {
     m.fields = fields;
 }
 
-/// `dd`'s bandwidth writing 2 GiB with fdatasync in `dir`, in MB/s.
-fn dd_bandwidth(dir: &Path) -> Res<f64> {
+/// `dd`'s bandwidth writing `mib` MiB in 1 MiB blocks with fdatasync in `dir`, in MB/s.
+fn dd_bandwidth(dir: &Path, mib: u64) -> Res<f64> {
     let f = dir.join("dd.tmp");
     let start = Instant::now();
     let out = Command::new("dd")
-        .args(["if=/dev/zero", "bs=1M", "count=2048", "conv=fdatasync"])
+        .args(["if=/dev/zero", "bs=1M", "conv=fdatasync"])
+        .arg(format!("count={mib}"))
         .arg(format!("of={}", f.display()))
         .output()?;
     let secs = start.elapsed().as_secs_f64();
@@ -612,7 +633,7 @@ fn dd_bandwidth(dir: &Path) -> Res<f64> {
         .and_then(|l| l.split(", ").nth(2))
         .and_then(|s| s.trim_end_matches(" s").parse::<f64>().ok())
         .unwrap_or(secs);
-    Ok(2048.0 * 1048576.0 / dd_secs / 1e6)
+    Ok(mib as f64 * 1048576.0 / dd_secs / 1e6)
 }
 
 pub fn run(a: &CompareArgs) -> Res<()> {
@@ -643,8 +664,8 @@ pub fn run(a: &CompareArgs) -> Res<()> {
         a.only.clone()
     };
     let drivers = build_drivers(a, &peers)?;
-    eprintln!("measuring the disk with dd (2 GiB, fdatasync)...");
-    let dd = dd_bandwidth(&a.work)?;
+    eprintln!("measuring the disk with dd (2 GiB, fdatasync; again before each 16 KiB load)...");
+    let dd = dd_bandwidth(&a.work, 2048)?;
     eprintln!("dd: {dd:.0} MB/s");
     let steps = plan(a, &peers, &groups);
     let total = steps.len();
@@ -698,6 +719,14 @@ pub fn run(a: &CompareArgs) -> Res<()> {
             s.peer.name(),
             s.label
         );
+        // This machine's disk bandwidth swings several-fold within minutes: each load of
+        // large values is compared with dd writing the same bytes just before it.
+        let dd_before = if s.workload == Workload::Load && s.value_size >= 16384 {
+            let mib = s.records * (16 + s.value_size as u64) >> 20;
+            Some(dd_bandwidth(&a.work, mib.max(64))?)
+        } else {
+            None
+        };
         let outcome = measure(cmd, &log).map(|mut m| {
             if s.peer == Peer::DbBench {
                 parse_db_bench(s, &mut m);

@@ -74,6 +74,9 @@ pub struct RunArgs {
     pub ops: Option<u64>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// read-while-writing: the writer's records per second (0: as fast as it can).
+    #[arg(long, default_value_t = 0.0)]
+    pub write_rate: f64,
 }
 
 pub fn run(a: &RunArgs) -> Res<Outcome> {
@@ -322,7 +325,17 @@ fn read_while_writing(store: &dyn Store, a: &RunArgs, pool: &ValuePool) -> Res<O
     std::thread::scope(|s| {
         let writer = s.spawn(|| -> Res<()> {
             let mut rng = thread_rng(a, 1000);
+            let start = Instant::now();
+            let mut written = 0u64;
             while !stop_writer.load(Ordering::Relaxed) {
+                if a.write_rate > 0.0 {
+                    // At most R records per second: the next batch starts at written/R.
+                    let due = Duration::from_secs_f64(written as f64 / a.write_rate);
+                    while start.elapsed() < due && !stop_writer.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+                written += a.batch as u64;
                 let batch = (0..a.batch)
                     .map(|_| (key(rng.random_range(0..a.records)), pool.value(&mut rng)))
                     .collect();

@@ -32,6 +32,8 @@ pub struct Row {
     pub write_bytes: Option<u64>,
     pub disk_bytes: Option<u64>,
     pub rss_series: Vec<(f64, f64)>,
+    /// dd's bandwidth (MB/s) writing the same bytes just before this step, if measured.
+    pub dd_mb_s: Option<f64>,
     pub error: Option<String>,
 }
 
@@ -63,6 +65,7 @@ impl Row {
             write_bytes: None,
             disk_bytes: None,
             rss_series: Vec::new(),
+            dd_mb_s: None,
             error: None,
         }
     }
@@ -178,13 +181,13 @@ pub fn write(out: &Path, header: &str, peers: &[Peer], dd_mb_s: f64, rows: &[Row
 fn csv(rows: &[Row]) -> String {
     let mut s = String::from(
         "store,group,workload,records,value_size,threads,ops,secs,ops_per_s,p50_us,p99_us,\
-         p999_us,gc_secs,writes,peak_rss_mb,write_bytes,disk_bytes,write_amp,space_amp,error\n",
+         p999_us,gc_secs,writes,peak_rss_mb,write_bytes,disk_bytes,write_amp,space_amp,dd_mb_s,error\n",
     );
     let f = |x: Option<f64>| x.map_or(String::new(), |v| format!("{v:.3}"));
     for r in rows {
         let _ = writeln!(
             s,
-            "{},{:?},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{:?},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.peer.name(),
             r.group,
             r.label,
@@ -204,6 +207,7 @@ fn csv(rows: &[Row]) -> String {
             r.disk_bytes.map_or(String::new(), |v| v.to_string()),
             f(r.write_amp()),
             f(r.space_amp()),
+            f(r.dd_mb_s),
             r.error.as_deref().unwrap_or("").replace(',', ";"),
         );
     }
@@ -272,7 +276,9 @@ fn markdown(header: &str, peers: &[Peer], dd_mb_s: f64, rows: &[Row]) -> String 
             s,
             "\n## Loads: MB/s, peak RSS (MB), write amplification (bytes written to disk / \
              bytes of keys and values), space amplification (bytes on disk after close / \
-             bytes of keys and values)\n\ndd with fdatasync: {dd_mb_s:.0} MB/s.\n"
+             bytes of keys and values)\n\ndd with fdatasync at the start: {dd_mb_s:.0} MB/s; \
+             `of dd` compares a 16 KiB load with dd writing the same bytes just before it \
+             (the disk's bandwidth swings within a run).\n"
         );
         s.push_str(
             "| load | store | entries/s | MB/s | of dd | peak RSS | write amp | space amp |\n",
@@ -288,7 +294,10 @@ fn markdown(header: &str, peers: &[Peer], dd_mb_s: f64, rows: &[Row]) -> String 
                         p.name(),
                         opt(r.rate(), human),
                         opt(mb_s, |x| format!("{x:.0}")),
-                        opt(mb_s, |x| format!("{:.0}%", 100.0 * x / dd_mb_s)),
+                        opt(mb_s, |x| {
+                            let dd = r.dd_mb_s.unwrap_or(dd_mb_s);
+                            format!("{:.0}% of {dd:.0}", 100.0 * x / dd)
+                        }),
                         opt(r.peak_rss_mb, |x| format!("{x:.0}")),
                         opt(r.write_amp(), |x| format!("{x:.2}")),
                         opt(r.space_amp(), |x| format!("{x:.2}")),

@@ -42,11 +42,11 @@ use crate::value::ValuePointer;
 use crate::verify::VerifyReport;
 use crate::vlog::{DiscardTracker, ValueLog, ValueLogOptions};
 use crate::vlog_gc::{GcOutcome, GcPlan, ValueLogGc};
-use crate::write::{
-    GroupLimits, Poison, ValueThreshold, WriteEntry, WriteQueue, WriteRequest,
-    Writer, WriterContext,
-};
 use crate::write::{CallbackRunner, Completion, Signal};
+use crate::write::{
+    GroupLimits, Poison, ValueThreshold, WriteEntry, WriteQueue, WriteRequest, Writer,
+    WriterContext,
+};
 use crate::{batch::WriteBatch, transaction::Txn};
 
 /// Requests the write queue holds before committers wait.

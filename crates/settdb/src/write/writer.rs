@@ -133,7 +133,9 @@ impl Writer {
         while self.ctx.queue.wait_pending() {
             let mut scratch = self.scratch.lock().unwrap_or_else(|e| e.into_inner());
             while let Some(group) = self.ctx.queue.try_pop_group(self.ctx.limits) {
-                self.ctx.stats.record_pending_writes(|| self.ctx.queue.len());
+                self.ctx
+                    .stats
+                    .record_pending_writes(|| self.ctx.queue.len());
                 process_group(&self.ctx, group, &mut scratch);
             }
         }
