@@ -289,7 +289,12 @@ Args parse_args(int argc, char** argv) {
     else if (name == "seed") a.seed = parse_u64(name, val());
     else usage_error("unknown flag: " + arg);
   }
+  static const char* known[] = {"load", "read", "scan", "scan-short", "ycsb-a", "ycsb-b",
+                                "ycsb-c", "ycsb-d", "ycsb-e", "ycsb-f", "overwrite",
+                                "read-while-writing"};
   if (a.workload.empty()) usage_error("--workload is required");
+  if (std::find(std::begin(known), std::end(known), a.workload) == std::end(known))
+    usage_error("unknown workload: " + a.workload);
   if (a.dir.empty()) usage_error("--dir is required");
   if (!a.have_records) usage_error("--records is required");
   if (!a.have_value_size) usage_error("--value-size is required");
@@ -433,9 +438,9 @@ void print_result(const Result& r) {
 }
 
 // Runs body(t) on T threads started together; returns the seconds from the start to the last
-// thread's end.
+// thread's end. *start_out (if given) is the start, set before the threads are let go.
 template <class F>
-double run_threads(uint64_t threads, F body) {
+double run_threads(uint64_t threads, F body, Clock::time_point* start_out = nullptr) {
   std::atomic<bool> go{false};
   std::vector<std::thread> ts;
   for (uint64_t t = 0; t < threads; t++) {
@@ -445,6 +450,7 @@ double run_threads(uint64_t threads, F body) {
     });
   }
   Clock::time_point start = Clock::now();
+  if (start_out != nullptr) *start_out = start;
   go.store(true, std::memory_order_release);
   for (auto& th : ts) th.join();
   return secs_since(start);
@@ -710,32 +716,36 @@ Result read_while_writing(const Args& a, const ValuePool& pool) {
   const uint64_t T = a.threads;
   std::vector<uint64_t> ops(T), missing(T);
   std::vector<std::vector<double>> lat(T);
-  std::atomic<bool> stop{false};
-  std::atomic<uint64_t> writes{0};
-  // The writer is thread number T (readers are 0..T-1), so its stream differs from theirs.
-  std::thread writer([&] {
-    std::mt19937_64 rng = thread_rng(a.seed, T);
-    rocksdb::WriteOptions wo = write_options();
-    rocksdb::WriteBatch wb;
-    while (!stop.load(std::memory_order_relaxed)) {
-      wb.Clear();
-      for (uint64_t j = 0; j < a.batch; j++) {
-        Key k(uniform_below(rng, a.records));
-        check(wb.Put(k.slice(), pool.next(rng)), "batch put");
-      }
-      check(db->Write(wo, &wb), "write");
-      writes.fetch_add(a.batch, std::memory_order_relaxed);
-    }
-  });
+  std::vector<Clock::time_point> reader_end(T);
+  Clock::time_point start;
+  uint64_t writes = 0;
   Clock::duration len = secs_duration(a.secs);
-  double secs = run_threads(T, [&](uint64_t t) {
+  // Threads 0..T-1 read; thread T is the writer (so its random stream differs from theirs).
+  // All start together and stop at the same deadline; the writer counts the batches it began
+  // before it. Timed: the start to the last reader's end (the writer's last batch may end
+  // later).
+  run_threads(T + 1, [&](uint64_t t) {
     std::mt19937_64 rng = thread_rng(a.seed, t);
+    Clock::time_point end = Clock::now() + len;
+    if (t == T) {
+      rocksdb::WriteOptions wo = write_options();
+      rocksdb::WriteBatch wb;
+      while (Clock::now() < end) {
+        wb.Clear();
+        for (uint64_t j = 0; j < a.batch; j++) {
+          Key k(uniform_below(rng, a.records));
+          check(wb.Put(k.slice(), pool.next(rng)), "batch put");
+        }
+        check(db->Write(wo, &wb), "write");
+        writes += a.batch;
+      }
+      return;
+    }
     rocksdb::ReadOptions ro;
     rocksdb::PinnableSlice buf;
     std::vector<double>& l = lat[t];
     l.reserve(1 << 16);
     uint64_t n = 0, miss = 0;
-    Clock::time_point end = Clock::now() + len;
     for (;;) {
       Clock::time_point s = Clock::now();
       if (s >= end) break;
@@ -744,18 +754,19 @@ Result read_while_writing(const Args& a, const ValuePool& pool) {
       l.push_back(micros(s, Clock::now()));
       n++;
     }
+    reader_end[t] = Clock::now();
     buf.Reset();
     ops[t] = n;
     missing[t] = miss;
-  });
-  stop.store(true);
-  writer.join();
+  }, &start);
+  double secs = std::chrono::duration<double>(
+      *std::max_element(reader_end.begin(), reader_end.end()) - start).count();
   close_db(db);
   Result r;
   for (uint64_t t = 0; t < T; t++) r.ops += ops[t], r.missing += missing[t];
   r.secs = secs;
   r.has_missing = true;
-  r.writes = writes.load();
+  r.writes = writes;
   r.has_writes = true;
   r.lat = percentiles(lat);
   r.has_lat = true;
@@ -828,11 +839,6 @@ int main(int argc, char** argv) {
   if (argc == 2 && (std::string(argv[1]) == "--selftest" || std::string(argv[1]) == "-selftest"))
     return selftest();
   Args a = parse_args(argc, argv);
-  static const char* known[] = {"load", "read", "scan", "scan-short", "ycsb-a", "ycsb-b",
-                                "ycsb-c", "ycsb-d", "ycsb-e", "ycsb-f", "overwrite",
-                                "read-while-writing"};
-  if (std::find(std::begin(known), std::end(known), a.workload) == std::end(known))
-    usage_error("unknown workload: " + a.workload);
   ValuePool pool(a.value_size, a.seed);  // made once, not timed
   Result r;
   const std::string& w = a.workload;
