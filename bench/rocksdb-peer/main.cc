@@ -223,6 +223,7 @@ struct Args {
   uint64_t records = 0, value_size = 0, threads = 1, batch = 1000, scan_len = 50;
   uint64_t insert_start = 0, ops = 0, seed = 1;
   double secs = 10;
+  double write_rate = 0;  // read-while-writing: records/s, 0 = as fast as it can
   bool zipf = false, long_txn = false;
   bool have_records = false, have_value_size = false, have_insert_start = false,
        have_ops = false;
@@ -287,6 +288,7 @@ Args parse_args(int argc, char** argv) {
     else if (name == "insert-start") a.insert_start = parse_u64(name, val()), a.have_insert_start = true;
     else if (name == "ops") a.ops = parse_u64(name, val()), a.have_ops = true;
     else if (name == "seed") a.seed = parse_u64(name, val());
+    else if (name == "write-rate") a.write_rate = parse_f64(name, val());
     else usage_error("unknown flag: " + arg);
   }
   static const char* known[] = {"load", "read", "scan", "scan-short", "ycsb-a", "ycsb-b",
@@ -730,7 +732,15 @@ Result read_while_writing(const Args& a, const ValuePool& pool) {
     if (t == T) {
       rocksdb::WriteOptions wo = write_options();
       rocksdb::WriteBatch wb;
+      Clock::time_point began = Clock::now();
       while (Clock::now() < end) {
+        if (a.write_rate > 0) {
+          // At most R records per second: the next batch starts at writes / R.
+          Clock::time_point due = began + secs_duration(writes / a.write_rate);
+          while (Clock::now() < due && Clock::now() < end)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+          if (Clock::now() >= end) break;
+        }
         wb.Clear();
         for (uint64_t j = 0; j < a.batch; j++) {
           Key k(uniform_below(rng, a.records));

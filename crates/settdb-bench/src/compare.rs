@@ -53,7 +53,7 @@ impl Peer {
         match self {
             Peer::Settdb => "SettDB defaults: `Options::new(dir)` (256 MiB block cache, snappy, values over 1 KiB in the value log); batches via `Db::write`",
             Peer::Badger => "Go Badger v2.2007 (Debian) via bench/badger-peer: `DefaultOptions(dir)` with `SyncWrites(false)`; `WriteBatch` loads, `db.View` reads, `RunValueLogGC(0.5)` until `ErrNoRewrite`",
-            Peer::Rocksdb => "RocksDB 7.8 (Debian librocksdb) via bench/rocksdb-peer: the tuning guide's options (see its header: bloom 10 bits, 256 MiB LRU block cache, dynamic level bytes, LZ4/ZSTD), WAL on, no sync",
+            Peer::Rocksdb => "RocksDB 7.8 (Debian librocksdb) via bench/rocksdb-peer: the tuning guide's options (IncreaseParallelism(2), OptimizeLevelStyleCompaction, dynamic level bytes, bloom 10 bits, 256 MiB LRU block cache with index and filter blocks in it, 16 KiB blocks, LZ4 with ZSTD at the bottom), WAL on, no sync; one WriteBatch per batch",
             Peer::DbBench => "RocksDB 7.8's own `db_bench` (Debian rocksdb-tools): filluniquerandom + flush, readrandom, readseq, readwhilewriting; snappy, bloom 10 bits, 256 MiB cache, incompressible values",
             Peer::Fjall => "fjall 3.1: 256 MiB cache, default keyspace (LZ4), key-value separation for values of 4 KiB and more; `persist(SyncAll)` at close",
             Peer::Redb => "redb 4.6: 256 MiB cache; a write transaction per batch with `Durability::None`, an `Immediate` commit at close; `compact()` to reclaim",
