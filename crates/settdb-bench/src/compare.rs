@@ -722,7 +722,7 @@ pub fn run(a: &CompareArgs) -> Res<()> {
         // This machine's disk bandwidth swings several-fold within minutes: each load of
         // large values is compared with dd writing the same bytes just before it.
         let dd_before = if s.workload == Workload::Load && s.value_size >= 16384 {
-            let mib = s.records * (16 + s.value_size as u64) >> 20;
+            let mib = (s.records * (16 + s.value_size as u64)) >> 20;
             Some(dd_bandwidth(&a.work, mib.max(64))?)
         } else {
             None
@@ -741,6 +741,7 @@ pub fn run(a: &CompareArgs) -> Res<()> {
             s.value_size,
             s.threads,
         );
+        row.dd_mb_s = dd_before;
         match outcome {
             Ok(m) => {
                 if let Some(ins) = m.get("inserts") {

@@ -17,6 +17,7 @@
 //! above the read timestamp) when a pending source was given; committed versions never reach
 //! `u64::MAX` (timestamps count up from 1).
 
+use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -24,7 +25,7 @@ use super::prefix_range::PrefixRange;
 use crate::key::{append_version, user_key, VERSION_LEN};
 use crate::levels::{LevelTable, LevelsSnapshot};
 use crate::memtable::MemtablesView;
-use crate::table::{ConcatIterator, KvIterator, Table, TableIterator, VecIterator};
+use crate::table::{ConcatIterator, KvIterator, Table, TableIterator, TableRun, VecIterator};
 use crate::value::meta;
 use crate::vlog::VlogPin;
 
@@ -80,7 +81,21 @@ impl ReadSnapshot {
             out.push(Box::new(TableIterator::filling(table, fill_cache)));
         }
         for level in 1..self.levels.level_count() {
-            let tables: Vec<Arc<Table>> = level_candidates(&self.levels, level, prefix)
+            let window = level_candidates(&self.levels, level, prefix);
+            if window.is_empty() {
+                continue;
+            }
+            if since_ts == 0 {
+                // Every table of the window overlaps the prefix: the level is shared, not
+                // copied (TableRun).
+                let run = Arc::new(LevelRun {
+                    levels: self.levels.clone(),
+                    level,
+                });
+                out.push(Box::new(ConcatIterator::over(run, window, fill_cache)));
+                continue;
+            }
+            let tables: Vec<Arc<Table>> = self.levels.tables(level)[window]
                 .iter()
                 .filter(keep)
                 .map(|t| t.table().clone())
@@ -93,19 +108,31 @@ impl ReadSnapshot {
     }
 }
 
-/// The tables of a sorted level whose user-key range overlaps `prefix`.
-fn level_candidates<'a>(
-    levels: &'a LevelsSnapshot,
+/// One sorted level of a levels snapshot, as the run of tables a [`ConcatIterator`] walks.
+struct LevelRun {
+    levels: Arc<LevelsSnapshot>,
     level: usize,
-    prefix: &PrefixRange,
-) -> &'a [Arc<LevelTable>] {
+}
+
+impl TableRun for LevelRun {
+    fn len(&self) -> usize {
+        self.levels.tables(self.level).len()
+    }
+
+    fn table(&self, i: usize) -> &Arc<Table> {
+        self.levels.tables(self.level)[i].table()
+    }
+}
+
+/// The indexes of the tables of a sorted level whose user-key range overlaps `prefix`.
+fn level_candidates(levels: &LevelsSnapshot, level: usize, prefix: &PrefixRange) -> Range<usize> {
     let tables = levels.tables(level);
     let start = tables.partition_point(|t| t.biggest_user_key() < prefix.prefix());
     let end = match prefix.end() {
         Some(end) => tables.partition_point(|t| t.smallest_user_key() < end),
         None => tables.len(),
     };
-    tables.get(start..end.max(start)).unwrap_or_default()
+    start..end.max(start)
 }
 
 /// Pending writes re-keyed at [`PENDING_VERSION`] (module doc), only those in `prefix`, one

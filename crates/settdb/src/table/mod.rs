@@ -43,7 +43,7 @@ pub use builder::{TableBuilder, TableSummary};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use cache::{CacheMetrics, CacheStats, TableCaches};
 #[cfg_attr(not(test), allow(unused_imports))]
-pub use concat_iterator::ConcatIterator;
+pub use concat_iterator::{ConcatIterator, TableRun};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use iterator::KvIterator;
 #[cfg_attr(not(test), allow(unused_imports))]
