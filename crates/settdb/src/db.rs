@@ -1028,7 +1028,8 @@ impl DbInner {
         if let (true, Some(gc)) = (self.auto_gc, self.gc.clone()) {
             let (closing, poison, opts) =
                 (self.closing.clone(), self.poison.clone(), self.opts.clone());
-            threads.push(spawn("settdb-vlog-gc", move || {
+            let nice = opts.background_nice;
+            threads.push(spawn_background("settdb-vlog-gc", nice, move || {
                 gc.run_automatic(&opts, &closing, &poison);
             })?);
         }
@@ -1041,7 +1042,8 @@ impl DbInner {
             );
             // The discard timestamp comes from the oracle (oldest live read timestamp), never
             // from the commit watermark alone, or open snapshots would lose versions.
-            threads.push(spawn(&format!("settdb-compactor-{i}"), move || {
+            let (name, nice) = (format!("settdb-compactor-{i}"), self.opts.background_nice);
+            threads.push(spawn_background(&name, nice, move || {
                 compactor.run_loop(&closing, &|| oracle.discard_ts(), &poison);
             })?);
         }
@@ -1157,6 +1159,23 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>
         .name(name.to_string())
         .spawn(f)
         .map_err(|e| Error::io("spawn thread", PathBuf::from(name), e))
+}
+
+/// [`spawn`] for a background thread that first lowers its CPU priority to `nice`
+/// ([`Options::background_nice`]). If the system refuses, the thread runs at normal priority
+/// and says so in a warning: only scheduling changes, never what the thread does.
+fn spawn_background(
+    name: &str,
+    nice: i32,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<JoinHandle<()>> {
+    let owned = name.to_string();
+    spawn(name, move || {
+        if let Err(e) = crate::io::cpu_priority::lower_current_thread(nice) {
+            tracing::warn!(thread = %owned, nice, error = %e, "could not lower the thread's CPU priority");
+        }
+        f()
+    })
 }
 
 /// In-memory mode runs on a private in-memory storage (no files, one copy of every byte); the

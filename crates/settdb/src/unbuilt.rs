@@ -55,6 +55,7 @@ mod tests {
             value_log_max_entries: _,
             value_log_mmap: _,
             num_compactors: _,
+            background_nice: _,
             compact_l0_on_close: _,
             auto_value_log_gc: _,
             value_log_gc_space_amp: _,

@@ -7,6 +7,7 @@
 //! I/O faults. Engine tests run on the simulated one to prove the durability rules of
 //! DESIGN.md; the same code runs on the real one.
 
+pub(crate) mod cpu_priority;
 mod fs;
 mod mem;
 #[cfg(any(test, feature = "testing"))]
