@@ -42,16 +42,19 @@ pub fn append_stored_block(
     debug_assert!(raw.len() <= MAX_BLOCK_BYTES || compressor.is_none());
     let start = out.len();
     let mut kind = Compression::None;
-    if let Some(c) = compressor {
-        let k = c.kind();
-        if let Some(z) = c.compress(raw)? {
-            if COMPRESSED_LEN_PREFIX + z.len() <= raw.len() - raw.len() / 8 {
-                let len = u32::try_from(raw.len())
-                    .map_err(|_| Error::InvalidRequest("block larger than 4 GiB"))?;
-                coding::put_u32(out, len);
-                out.extend_from_slice(z);
-                kind = k;
+    if let Some(c) = compressor.filter(|c| c.kind() != Compression::None) {
+        if c.should_try() {
+            let k = c.kind();
+            if let Some(z) = c.compress(raw)? {
+                if COMPRESSED_LEN_PREFIX + z.len() <= raw.len() - raw.len() / 8 {
+                    let len = u32::try_from(raw.len())
+                        .map_err(|_| Error::InvalidRequest("block larger than 4 GiB"))?;
+                    coding::put_u32(out, len);
+                    out.extend_from_slice(z);
+                    kind = k;
+                }
             }
+            c.record(kind != Compression::None);
         }
     }
     if kind == Compression::None {
@@ -185,6 +188,65 @@ mod tests {
             append_stored_block(&mut out, &rng_bytes, Some(&mut c), None).unwrap();
             assert_eq!(out[out.len() - BLOCK_TRAILER_LEN], 0, "{kind:?} random");
         }
+    }
+
+    use crate::table::compression::SKIP_BLOCKS;
+
+    /// The compression byte of the one stored block in `out`.
+    fn stored_kind(out: &[u8]) -> u8 {
+        out[out.len() - BLOCK_TRAILER_LEN]
+    }
+
+    #[test]
+    fn incompressible_data_stops_the_tries_for_a_while() {
+        // Proves a compressor gives up after GIVE_UP_AFTER blocks in a row that do not
+        // compress (a compressible block right after is stored raw, untried), tries again
+        // after SKIP_BLOCKS, and compresses from then on; one block that compresses resets
+        // the count of misses.
+        let mut random = Vec::new();
+        let mut x: u32 = 99;
+        for _ in 0..4096 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            random.push((x >> 16) as u8);
+        }
+        let easy = [b'a'; 4096];
+        let mut c = Compressor::new(Compression::Snappy).unwrap();
+        let store = |c: &mut Compressor, raw: &[u8]| {
+            let mut out = Vec::new();
+            append_stored_block(&mut out, raw, Some(c), None).unwrap();
+            stored_kind(&out)
+        };
+        let snappy = Compression::Snappy.to_byte();
+        // Seven misses, a hit (resets), seven misses: still trying.
+        for _ in 0..7 {
+            assert_eq!(store(&mut c, &random), 0);
+        }
+        assert_eq!(store(&mut c, &easy), snappy);
+        for _ in 0..7 {
+            assert_eq!(store(&mut c, &random), 0);
+        }
+        assert_eq!(
+            store(&mut c, &easy),
+            snappy,
+            "a miss streak of 7 still tries"
+        );
+        for _ in 0..8 {
+            assert_eq!(store(&mut c, &random), 0);
+        }
+        // Given up: the next SKIP_BLOCKS blocks are stored raw, compressible or not.
+        for i in 0..SKIP_BLOCKS {
+            assert_eq!(store(&mut c, &easy), 0, "skipped block {i}");
+        }
+        assert_eq!(store(&mut c, &easy), snappy, "tried again after the window");
+        // After a window, one more miss gives up at once.
+        for _ in 0..8 {
+            assert_eq!(store(&mut c, &random), 0);
+        }
+        for _ in 0..SKIP_BLOCKS {
+            assert_eq!(store(&mut c, &easy), 0);
+        }
+        assert_eq!(store(&mut c, &random), 0, "the try after the window misses");
+        assert_eq!(store(&mut c, &easy), 0, "and gives up again at once");
     }
 
     #[test]
