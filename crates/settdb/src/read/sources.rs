@@ -95,7 +95,8 @@ impl ReadSnapshot {
                 out.push(Box::new(ConcatIterator::over(run, window, fill_cache)));
                 continue;
             }
-            let tables: Vec<Arc<Table>> = self.levels.tables(level)[window]
+            let tables: Vec<Arc<Table>> = (self.levels.tables(level).get(window))
+                .unwrap_or_default()
                 .iter()
                 .filter(keep)
                 .map(|t| t.table().clone())

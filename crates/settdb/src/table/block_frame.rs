@@ -165,15 +165,21 @@ mod tests {
         Compression::Lz4,
     ];
 
+    /// 4 KiB of pseudo-random (incompressible) bytes from `seed`.
+    fn random_block(seed: u32) -> Vec<u8> {
+        let mut x = seed;
+        (0..4096)
+            .map(|_| {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                (x >> 16) as u8
+            })
+            .collect()
+    }
+
     #[test]
     fn compresses_only_when_it_saves_an_eighth() {
         // Proves compressible input is stored compressed and random input is stored raw.
-        let mut rng_bytes = Vec::new();
-        let mut x: u32 = 12345;
-        for _ in 0..4096 {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            rng_bytes.push((x >> 16) as u8);
-        }
+        let rng_bytes = random_block(12345);
         for kind in KINDS {
             let mut c = Compressor::new(kind).unwrap();
             let mut out = Vec::new();
@@ -203,12 +209,7 @@ mod tests {
         // compress (a compressible block right after is stored raw, untried), tries again
         // after SKIP_BLOCKS, and compresses from then on; one block that compresses resets
         // the count of misses.
-        let mut random = Vec::new();
-        let mut x: u32 = 99;
-        for _ in 0..4096 {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-            random.push((x >> 16) as u8);
-        }
+        let random = random_block(99);
         let easy = [b'a'; 4096];
         let mut c = Compressor::new(Compression::Snappy).unwrap();
         let store = |c: &mut Compressor, raw: &[u8]| {

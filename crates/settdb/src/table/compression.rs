@@ -93,11 +93,10 @@ impl Compressor {
             self.misses = 0;
             return;
         }
-        self.misses += 1;
+        // The streak is kept through a skip window, so one more miss after it gives up again.
+        self.misses = self.misses.saturating_add(1);
         if self.misses >= GIVE_UP_AFTER {
             self.skip = SKIP_BLOCKS;
-            // One more miss after the window gives up again.
-            self.misses = GIVE_UP_AFTER - 1;
         }
     }
 
