@@ -142,7 +142,15 @@ pub struct Options {
     pub mem_table_size: u64,
     /// Target size of tables at the base level.
     pub base_table_size: u64,
-    /// Target size of the base level.
+    /// Target size of the base level (the level L0 compacts into). 256 MiB by default, where
+    /// Badger has 10 MiB: with 64 MiB memtables, five L0 tables (about 190 MB of 128 B
+    /// entries) were merged into a base level whose target was smaller than one of them, so
+    /// the base level ran far over target and every L0 compaction rewrote all of it.
+    /// RocksDB's advice is a base level about the size of L0 when it compacts. Measured on a
+    /// 10M x 128 B load: 8.7 GB written instead of 12.1 GB (write amplification about 6.1
+    /// instead of 8.4), 19.9 s instead of 22.1 s, and 2-thread reads right after it went
+    /// from 74K/s and 144K/s to 90K/s and 280K/s in its first two 3-second windows (the
+    /// backlog clears sooner); 1M-key loads and reads do not change.
     pub base_level_size: u64,
     /// Growth of level targets per level.
     pub level_size_multiplier: u64,
@@ -289,7 +297,7 @@ impl Options {
             metrics_enabled: false,
             mem_table_size: 64 * MIB,
             base_table_size: 2 * MIB,
-            base_level_size: 10 * MIB,
+            base_level_size: 256 * MIB,
             level_size_multiplier: 10,
             table_size_multiplier: 2,
             max_levels: 7,
