@@ -490,6 +490,16 @@ void need_records(const Args& a) {
   if (a.records == 0) usage_error("--records must be at least 1 for " + a.workload);
 }
 
+// The result of a timed run over threads: their operations and misses summed.
+Result threads_result(const std::vector<uint64_t>& ops, const std::vector<uint64_t>& missing,
+                      double secs) {
+  Result r;
+  for (size_t t = 0; t < ops.size(); t++) r.ops += ops[t], r.missing += missing[t];
+  r.secs = secs;
+  r.has_missing = true;
+  return r;
+}
+
 Result read(const Args& a) {
   need_records(a);
   auto db = open_db(a.dir, false);
@@ -513,11 +523,7 @@ Result read(const Args& a) {
     missing[t] = miss;
   });
   close_db(db);
-  Result r;
-  for (uint64_t t = 0; t < a.threads; t++) r.ops += ops[t], r.missing += missing[t];
-  r.secs = secs;
-  r.has_missing = true;
-  return r;
+  return threads_result(ops, missing, secs);
 }
 
 Result scan(const Args& a) {
@@ -564,11 +570,7 @@ Result scan_short(const Args& a) {
     missing[t] = miss;
   });
   close_db(db);
-  Result r;
-  for (uint64_t t = 0; t < a.threads; t++) r.ops += ops[t], r.missing += missing[t];
-  r.secs = secs;
-  r.has_missing = true;
-  return r;
+  return threads_result(ops, missing, secs);
 }
 
 // One thread's published insert count, on its own cache line.
@@ -663,10 +665,8 @@ Result ycsb(const Args& a, char mix, const ValuePool& pool) {
     inserts[t] = k;
   });
   close_db(db);
-  Result r;
-  for (uint64_t t = 0; t < T; t++) r.ops += ops[t], r.missing += missing[t], r.inserts += inserts[t];
-  r.secs = secs;
-  r.has_missing = true;
+  Result r = threads_result(ops, missing, secs);
+  for (uint64_t t = 0; t < T; t++) r.inserts += inserts[t];
   r.has_inserts = mix == 'd' || mix == 'e';
   r.lat = percentiles(lat);
   r.has_lat = true;
@@ -772,10 +772,7 @@ Result read_while_writing(const Args& a, const ValuePool& pool) {
   double secs = std::chrono::duration<double>(
       *std::max_element(reader_end.begin(), reader_end.end()) - start).count();
   close_db(db);
-  Result r;
-  for (uint64_t t = 0; t < T; t++) r.ops += ops[t], r.missing += missing[t];
-  r.secs = secs;
-  r.has_missing = true;
+  Result r = threads_result(ops, missing, secs);
   r.writes = writes;
   r.has_writes = true;
   r.lat = percentiles(lat);

@@ -444,6 +444,25 @@ fn plot_err<E: std::fmt::Debug>(e: E) -> crate::stores::BoxErr {
     format!("plot: {e:?}").into()
 }
 
+/// Draws `chart`'s legend and writes the file `root` draws to.
+fn finish<'a>(
+    chart: &mut ChartContext<
+        'a,
+        SVGBackend<'a>,
+        Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+    >,
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+) -> Res<()> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(plot_err)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
+
 /// Grouped horizontal bars: per workload, each store's value from `value`.
 #[allow(clippy::too_many_arguments)]
 fn grouped_bars(
@@ -530,14 +549,7 @@ fn grouped_bars(
                 Rectangle::new([(x, y - 5), (x + 10, y + 5)], color(pi).filled())
             });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
-    Ok(())
+    finish(&mut chart, &root)
 }
 
 fn plot_throughput(path: &Path, peers: &[Peer], rows: &[Row]) -> Res<()> {
@@ -635,12 +647,5 @@ fn plot_rss(path: &Path, peers: &[Peer], rows: &[Row]) -> Res<()> {
                 PathElement::new(vec![(x, y), (x + 15, y)], color(i).stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
-    Ok(())
+    finish(&mut chart, &root)
 }

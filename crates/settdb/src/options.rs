@@ -213,9 +213,9 @@ pub struct Options {
     /// just after its load (compaction still catching up) ran at 117K/s with 10 against
     /// 84K/s with 0, but the backlog took about 20 s of reading to clear instead of 10, and
     /// reads are fastest (290K/s) once it is clear, so over the first 25 s the default read
-    /// more. Lower it for latency-sensitive threads that must not share a core with
-    /// compaction; L0 still stalls writes at `num_level_zero_tables_stall`, which then lets
-    /// compaction run.
+    /// more. Raise it when the application's latency-sensitive threads must not share a core
+    /// with compaction; L0 still stalls writes at `num_level_zero_tables_stall`, which then
+    /// lets compaction run.
     pub background_nice: i32,
     /// Compact L0 when closing.
     pub compact_l0_on_close: bool,
