@@ -50,6 +50,11 @@ impl LogStore {
         LogStore { db }
     }
 
+    /// Closes the log's database (after openraft shut down); idempotent.
+    pub fn close(&self) -> settdb::Result<()> {
+        self.db.close()
+    }
+
     fn read<T: DeserializeOwned>(
         &self,
         key: &[u8],

@@ -288,6 +288,12 @@ impl StateReader {
         out
     }
 
+    /// Closes the state machine's database (after openraft shut down): later reads and
+    /// applies fail with `settdb::Error::Closed`. Idempotent.
+    pub fn close(&self) -> settdb::Result<()> {
+        self.shared.db.close()
+    }
+
     /// The index of the last applied entry, if any.
     pub fn applied_index(&self) -> Option<u64> {
         self.shared

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
-use settdb_raft::{NodeId, StateReader, TypeConfig};
+use settdb_raft::{LogStore, NodeId, StateReader, TypeConfig};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -96,6 +96,7 @@ pub struct Node {
     addr: SocketAddr,
     raft: Raft<TypeConfig>,
     reader: StateReader,
+    log: LogStore,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<std::io::Result<()>>>,
 }
@@ -149,6 +150,7 @@ impl Node {
                 .await
                 .map_err(|e| StartError::Raft(e.to_string()))??;
         let reader = state_machine.reader();
+        let log = log_store.clone();
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -191,6 +193,7 @@ impl Node {
             addr,
             raft,
             reader,
+            log,
             stop,
             server: Some(server),
         };
@@ -230,7 +233,8 @@ impl Node {
         &self.reader
     }
 
-    /// Stops serving, stops raft, and waits for both.
+    /// Stops serving, stops raft, waits for both, then closes both databases (which releases
+    /// the directory).
     pub async fn shutdown(mut self) -> Result<(), String> {
         let _ = self.stop.send(true);
         if let Some(server) = self.server.take() {
@@ -239,6 +243,14 @@ impl Node {
                 .map_err(|e| e.to_string())?
                 .map_err(|e| e.to_string())?;
         }
-        self.raft.shutdown().await.map_err(|e| e.to_string())
+        self.raft.shutdown().await.map_err(|e| e.to_string())?;
+        let (log, reader) = (self.log.clone(), self.reader.clone());
+        tokio::task::spawn_blocking(move || {
+            let closed = log.close();
+            reader.close().and(closed)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("closing the node's databases: {e}"))
     }
 }
