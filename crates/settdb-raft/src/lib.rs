@@ -2,8 +2,8 @@
 //! consensus algorithm, this crate supplies its durable storage on SettDB.
 //!
 //! - [`LogStore`]: the raft log, the vote and the committed log id, in a SettDB database of
-//!   their own (`<dir>/log`) opened with `sync_writes`, so every append, vote and truncation is
-//!   on disk before openraft is told it happened.
+//!   their own (`<dir>/log`); every append, vote and truncation is synced before openraft is
+//!   told it happened (appends in groups: one sync for all queued meanwhile).
 //! - [`StateMachine`]: committed entries applied to a SettDB database in managed mode
 //!   (`<dir>/sm`), each entry's writes at version `log index + 1`, so every replica holds the
 //!   same keys at the same versions (docs/design/replication.md says why).

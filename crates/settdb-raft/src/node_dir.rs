@@ -1,5 +1,5 @@
 //! A node's directory: `node.json` (whose directory it is), `log/` (the raft log, a SettDB
-//! database with `sync_writes`), `sm/` (the state machine, a SettDB database in managed mode)
+//! database the log store syncs), `sm/` (the state machine, a SettDB database in managed mode)
 //! and `snapshots/`. Both databases hold SettDB's directory lock, so two processes never open
 //! one node's directory.
 
@@ -36,12 +36,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 pub fn open(dir: &Path, node_id: NodeId) -> Result<(LogStore, StateMachine), Error> {
     fs::create_dir_all(dir).map_err(io(dir))?;
     claim(dir, node_id)?;
-    let log = Db::open(Options::new(dir.join("log")).with_sync_writes(true))?;
+    // Not `sync_writes`: the log store syncs itself, once per group of appends.
+    let log = Db::open(Options::new(dir.join("log")))?;
     let sm = Db::open_managed(Options::new(dir.join("sm")).with_auto_value_log_gc(true))?;
     let snapshots = dir.join("snapshots");
     fs::create_dir_all(&snapshots).map_err(io(&snapshots))?;
     let state_machine = StateMachine::open(Arc::new(sm), &snapshots)?;
-    Ok((LogStore::new(Arc::new(log)), state_machine))
+    Ok((LogStore::new(Arc::new(log))?, state_machine))
 }
 
 /// Records `node_id` in `dir`, or checks the id recorded there.
