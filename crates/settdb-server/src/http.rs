@@ -129,16 +129,17 @@ async fn write(
     path: &str,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     request.validate().map_err(ApiError::bad_request)?;
-    let res = within(state, "the write was", state.raft.client_write(request)).await?;
+    let res = within(state, "the write was", state.proposer.write(request)).await?;
     match res {
-        Ok(r) => match r.data.refused {
+        Some(Ok(r)) => match r.refused {
             Some(why) => Err(ApiError::bad_request(why)),
-            None => Ok(Json(json!({ "index": r.data.index }))),
+            None => Ok(Json(json!({ "index": r.index }))),
         },
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+        Some(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
             Err(ApiError::forward(&f, path))
         }
-        Err(e) => Err(ApiError::unavailable(e.to_string())),
+        Some(Err(e)) => Err(ApiError::unavailable(e.to_string())),
+        None => Err(ApiError::unavailable("the node is shutting down")),
     }
 }
 

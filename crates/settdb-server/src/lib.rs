@@ -23,6 +23,7 @@
 mod http;
 mod network;
 mod node;
+mod proposer;
 
 pub use network::Network;
 pub use node::{Node, NodeConfig, StartError};

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::http;
 use crate::network::Network;
+use crate::proposer::Proposer;
 
 /// How a node runs; `settdb-server`'s flags fill it.
 #[derive(Clone, Debug)]
@@ -86,6 +87,7 @@ pub(crate) struct AppState {
     pub(crate) id: NodeId,
     pub(crate) raft: Raft<TypeConfig>,
     pub(crate) reader: StateReader,
+    pub(crate) proposer: Proposer,
     pub(crate) peers: BTreeMap<NodeId, String>,
     pub(crate) request_timeout: Duration,
 }
@@ -176,6 +178,7 @@ impl Node {
             id: config.id,
             raft: raft.clone(),
             reader: reader.clone(),
+            proposer: Proposer::start(raft.clone()),
             peers: config.peers.clone(),
             request_timeout: config.request_timeout,
         };
