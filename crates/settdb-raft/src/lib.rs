@@ -21,6 +21,10 @@
 //! # let _ = (log_store, reader); Ok(()) }
 //! ```
 
+// Openraft's storage traits return its `StorageError` (over 200 bytes); the helpers that build
+// it return it too rather than boxing and unboxing at every trait method.
+#![allow(clippy::result_large_err)]
+
 mod log_store;
 mod node_dir;
 mod request;
