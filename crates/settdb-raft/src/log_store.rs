@@ -35,10 +35,6 @@ const VOTE: &[u8] = b"m/vote";
 const COMMITTED: &[u8] = b"m/committed";
 const PURGED: &[u8] = b"m/purged";
 
-/// The most bytes one `Db::write` of the log carries: well within SettDB's batch limits at
-/// the default memtable size.
-const CHUNK_BYTES: usize = 4 << 20;
-
 fn log_key(index: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(LOG_PREFIX.len() + 8);
     k.extend_from_slice(LOG_PREFIX);
@@ -133,20 +129,26 @@ impl LogStore {
         })
     }
 
-    /// Writes `entries` in order (not synced), in as few atomic writes as SettDB's batch limits
-    /// allow (chunks of at most [`CHUNK_BYTES`]). A crash between chunks leaves a prefix of
-    /// them written, which every caller below tolerates: an append not yet acknowledged, a
-    /// truncation that deletes from the end first, a purge whose marker goes first.
+    /// Writes `entries` in order (not synced), in as few atomic writes as SettDB's batch
+    /// limits allow: each chunk holds at most half the entries and half the bytes of the
+    /// largest batch (bytes counted as if every value were inline, an overestimate). Appends
+    /// fit one write by far; a purge or truncation of many entries may not. A crash between
+    /// chunks leaves a prefix of them written, which every caller tolerates: an append not
+    /// yet acknowledged, a truncation that deletes from the end first, a purge whose marker
+    /// goes first.
     fn write(
         &self,
         entries: Vec<Entry>,
         subject: ErrorSubject<NodeId>,
     ) -> Result<(), StorageError<NodeId>> {
+        let opts = self.db.options();
+        let max_count = (opts.max_batch_count() / 2).max(1) as usize;
+        let max_bytes = opts.max_batch_size() / 2;
         let mut chunk = Vec::new();
         let mut bytes = 0;
         for entry in entries {
-            let size = entry.key().len() + entry.value().len() + 32;
-            if !chunk.is_empty() && bytes + size > CHUNK_BYTES {
+            let size = (entry.key().len() + entry.value().len()) as u64 + 64;
+            if !chunk.is_empty() && (chunk.len() >= max_count || bytes + size > max_bytes) {
                 self.write_chunk(std::mem::take(&mut chunk), &subject)?;
                 bytes = 0;
             }
@@ -508,6 +510,49 @@ mod tests {
         );
         store.blocking_append([entry(1, 6)]).await.unwrap();
         assert_eq!(store.read_committed().await.unwrap(), c);
+    }
+
+    /// A purge and a truncation of more entries than one SettDB write may hold (here a 1 MiB
+    /// memtable: about 1,300 entries per batch) go through in several writes, in order.
+    #[tokio::test]
+    async fn purges_and_truncations_larger_than_one_write_are_split() {
+        let storage = SimStorage::new();
+        let opts = Options::new(Path::new("/node/log"))
+            .with_storage(Arc::new(storage.clone()))
+            .with_mem_table_size(1 << 20);
+        let max = opts.max_batch_count();
+        assert!(max < 2_000, "the test needs a small batch limit: {max}");
+        let mut store = LogStore::new(Arc::new(Db::open(opts).unwrap())).unwrap();
+        for start in (1..=6_000).step_by(300) {
+            store
+                .blocking_append((start..start + 300).map(|i| entry(1, i)))
+                .await
+                .unwrap();
+        }
+        store
+            .truncate(LogId::new(CommittedLeaderId::new(1, 1), 3_001))
+            .await
+            .unwrap();
+        store
+            .purge(LogId::new(CommittedLeaderId::new(1, 1), 2_990))
+            .await
+            .unwrap();
+        assert_eq!(
+            indexes(&mut store).await,
+            (2_991..=3_000).collect::<Vec<_>>()
+        );
+        let state = store.get_log_state().await.unwrap();
+        assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(2_990));
+    }
+
+    #[tokio::test]
+    async fn a_closed_store_refuses_writes() {
+        let storage = SimStorage::new();
+        let mut store = open(&storage);
+        store.close().unwrap();
+        assert!(store.save_vote(&Vote::new(1, 1)).await.is_err());
+        // Closing again is fine.
+        store.close().unwrap();
     }
 
     #[test]
