@@ -211,3 +211,60 @@ async fn a_refused_request_is_applied_as_nothing_on_every_replica() {
     assert_eq!(contents(&sm.reader()), vec![(b"k".to_vec(), b"v".to_vec())]);
     assert_eq!(sm.reader().applied_index(), Some(2));
 }
+
+/// A damaged `current.snap` is reported by name when the node opens (it is what the node
+/// would install), never installed half-read or ignored.
+#[tokio::test]
+async fn a_damaged_snapshot_file_is_a_clear_error_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_l, mut sm) = settdb_raft::open(dir.path(), 1).unwrap();
+        sm.apply(entries(60)).await.unwrap();
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        sm.reader().close().unwrap();
+    }
+    let snap = dir.path().join("snapshots/current.snap");
+    let good = std::fs::read(&snap).unwrap();
+    let meta_len = u64::from_le_bytes(good[8..16].try_into().unwrap()) as usize;
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut bad_magic = good.clone();
+    bad_magic[0] ^= 0xff;
+    cases.push(("bad magic", bad_magic));
+    let mut huge_len = good.clone();
+    huge_len[8..16].copy_from_slice(&(16u64 << 20 | 1).to_le_bytes());
+    cases.push(("over the limit", huge_len));
+    cases.push(("cut short", good[..16 + meta_len / 2].to_vec()));
+    cases.push(("cut short", good[..12].to_vec()));
+    let mut bad_json = good.clone();
+    bad_json[16] = b'#';
+    cases.push(("undecodable", bad_json));
+    for (what, bytes) in cases {
+        // A fresh state machine that must install the snapshot: behind it.
+        let node = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(node.path().join("snapshots")).unwrap();
+        std::fs::write(node.path().join("snapshots/current.snap"), &bytes).unwrap();
+        match settdb_raft::open(node.path(), 1) {
+            Err(settdb_raft::Error::Corrupt { path, what: why }) => {
+                assert!(path.ends_with("current.snap"), "{what}: {}", path.display());
+                assert!(why.contains(what), "{what}: {why}");
+            }
+            Err(e) => panic!("{what}: expected Corrupt, got {e}"),
+            Ok(_) => panic!("{what}: a damaged snapshot was accepted"),
+        }
+    }
+    // A damaged frame inside the data is reported too, naming the file.
+    let mut bad_frame = good.clone();
+    let at = 16 + meta_len;
+    bad_frame[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    let node = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(node.path().join("snapshots")).unwrap();
+    std::fs::write(node.path().join("snapshots/current.snap"), &bad_frame).unwrap();
+    let err = settdb_raft::open(node.path(), 1)
+        .err()
+        .expect("a damaged frame was accepted");
+    assert!(err.to_string().contains("current.snap"), "{err}");
+}
