@@ -387,3 +387,104 @@ async fn bad_node_configurations_are_refused() {
     assert!(node.raft().is_initialized().await.unwrap());
     node.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_node_joins_as_a_learner_and_becomes_a_voter() {
+    let mut cluster = Cluster::start(3, Duration::from_secs(5)).await;
+    let http = client();
+    let leader = cluster.leader().await;
+    for i in 0..50 {
+        let res = http
+            .put(cluster.url(leader, &format!("/kv/k{i:02}")))
+            .body(format!("v{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+    }
+    // Node 4 starts with no peers: it waits to be added.
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let four = Node::start(NodeConfig::new(4, addr, dir.path()))
+        .await
+        .unwrap();
+    let res = http
+        .post(cluster.url(leader, "/cluster/add-learner"))
+        .json(&serde_json::json!({"id": 4, "addr": addr.to_string()}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // add-learner returns once the learner caught up with the log.
+    let leader_applied = cluster.nodes[leader as usize - 1]
+        .as_ref()
+        .unwrap()
+        .reader()
+        .applied_index();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while four.reader().applied_index() < leader_applied {
+        assert!(Instant::now() < deadline, "the learner did not catch up");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        four.reader().get(b"k49").unwrap().as_deref(),
+        Some(&b"v49"[..])
+    );
+    let res = http
+        .post(cluster.url(leader, "/cluster/change-membership"))
+        .json(&serde_json::json!({"voters": [1, 2, 3, 4]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let voters = four
+        .raft()
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect::<Vec<_>>();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut voters = voters;
+    while voters != [1, 2, 3, 4] {
+        assert!(
+            Instant::now() < deadline,
+            "node 4 never saw itself a voter: {voters:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        voters = four
+            .raft()
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+    }
+    // Writes now need 3 of 4: still fine with all up, and node 4 gets them.
+    let res = http
+        .put(cluster.url(leader, "/kv/after"))
+        .body("join")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json(res).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let index = body["index"].as_u64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while four.reader().applied_index() < Some(index) {
+        assert!(Instant::now() < deadline, "node 4 did not apply the write");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        four.reader().get(b"after").unwrap().as_deref(),
+        Some(&b"join"[..])
+    );
+    four.shutdown().await.unwrap();
+    for id in 1..=3 {
+        cluster.shutdown(id).await;
+    }
+}
