@@ -98,7 +98,10 @@ async fn an_installed_snapshot_holds_the_leaders_data() {
     assert!(rb.get(b"late").unwrap().is_none());
     assert_eq!(ra.get(b"late").unwrap().as_deref(), Some(&b"x"[..]));
     // k13 was last written at index 363 (13 + 50 * 7), with 1 + 3 * 300 copies of "v363".
-    assert_eq!(rb.get(b"k13").unwrap(), Some("v363".repeat(901).into_bytes()));
+    assert_eq!(
+        rb.get(b"k13").unwrap(),
+        Some("v363".repeat(901).into_bytes())
+    );
     assert_eq!(rb.get(b"k14").unwrap(), None, "deleted at index 364");
     let a = contents(&ra);
     let b = contents(&rb);
