@@ -270,8 +270,6 @@ async fn a_damaged_snapshot_file_is_a_clear_error_at_open() {
     let node = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(node.path().join("snapshots")).unwrap();
     std::fs::write(node.path().join("snapshots/current.snap"), &bad_frame).unwrap();
-    let err = settdb_raft::open(node.path(), 1)
-        .err()
-        .expect("a damaged frame was accepted");
+    let err = settdb_raft::open(node.path(), 1).expect_err("a damaged frame was accepted");
     assert!(err.to_string().contains("current.snap"), "{err}");
 }
