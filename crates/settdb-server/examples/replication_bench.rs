@@ -9,6 +9,7 @@
 //! target/release/examples/replication_bench [--seconds 5] [--clients 1,16,64] [--value-bytes 100]
 //! ```
 //!
+//! `--reads` measures linearizable GETs of 1,000 preloaded keys instead of puts.
 //! `--target HOST:PORT` drives a running cluster's leader instead (one row per `--clients`).
 //!
 //! Prints one markdown row per (nodes, clients): puts/s, p50/p99/p99.9 latency in µs.
@@ -26,6 +27,8 @@ struct Args {
     clients: Vec<usize>,
     value_bytes: usize,
     nodes: Vec<u64>,
+    /// Linearizable GETs of 1,000 preloaded keys instead of puts.
+    reads: bool,
     server: PathBuf,
     /// Drive this running node (its cluster's leader) instead of starting clusters.
     target: Option<String>,
@@ -44,6 +47,7 @@ fn parse_args() -> Result<Args, String> {
         clients: vec![1, 16, 64],
         value_bytes: 100,
         nodes: vec![1, 3],
+        reads: false,
         server: default_server,
         target: None,
     };
@@ -70,6 +74,7 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| "--value-bytes takes a number")?
             }
             "--nodes" => args.nodes = list(value()?)?,
+            "--reads" => args.reads = true,
             "--server" => args.server = value()?.into(),
             "--target" => args.target = Some(value()?),
             other => return Err(format!("unknown flag {other}")),
@@ -186,6 +191,22 @@ async fn run(args: &Args, nodes: u64, clients: usize) -> Result<(f64, Histogram<
         (None, None) => return Err("no cluster".into()),
     });
     let value = Arc::new("v".repeat(args.value_bytes));
+    const READ_KEYS: u64 = 1_000;
+    if args.reads {
+        let ops: Vec<serde_json::Value> = (0..READ_KEYS)
+            .map(|k| serde_json::json!({"op": "put", "key": format!("bench/r/{k:04}"), "value": *value}))
+            .collect();
+        let res = http
+            .post(format!("http://{leader}/batch"))
+            .json(&serde_json::json!({ "ops": ops }))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !res.status().is_success() {
+            return Err(format!("preloading answered {}", res.status()));
+        }
+    }
+    let reads = args.reads;
     let until = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -196,15 +217,18 @@ async fn run(args: &Args, nodes: u64, clients: usize) -> Result<(f64, Histogram<
             let mut i = 0u64;
             while Instant::now() < until {
                 let t = Instant::now();
-                let res = http
-                    .put(format!("http://{leader}/kv/bench/{c:03}/{i:010}"))
-                    .body(value.as_str().to_owned())
-                    .send()
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let req = if reads {
+                    let k = (c as u64 * 7_919 + i * 104_729) % READ_KEYS;
+                    http.get(format!("http://{leader}/kv/bench/r/{k:04}"))
+                } else {
+                    http.put(format!("http://{leader}/kv/bench/{c:03}/{i:010}"))
+                        .body(value.as_str().to_owned())
+                };
+                let res = req.send().await.map_err(|e| e.to_string())?;
                 if !res.status().is_success() {
                     return Err(format!(
-                        "put answered {}: {}",
+                        "{} answered {}: {}",
+                        if reads { "get" } else { "put" },
                         res.status(),
                         res.text().await.unwrap_or_default()
                     ));
@@ -235,8 +259,14 @@ async fn main() {
         }
     };
     println!(
-        "| nodes | clients | puts/s | p50 µs | p99 µs | p99.9 µs |  ({} s each, {} B values)",
-        args.seconds, args.value_bytes
+        "| nodes | clients | {}/s | p50 µs | p99 µs | p99.9 µs |  ({} s each, {} B values)",
+        if args.reads {
+            "linearizable gets"
+        } else {
+            "puts"
+        },
+        args.seconds,
+        args.value_bytes
     );
     println!("|---|---|---|---|---|---|");
     for &nodes in &args.nodes {

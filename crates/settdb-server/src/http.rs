@@ -159,12 +159,13 @@ async fn read_barrier(
             )))
         }
     }
-    match within(state, "the read was", state.raft.ensure_linearizable()).await? {
-        Ok(_) => Ok(()),
-        Err(e) => match e.forward_to_leader::<BasicNode>() {
+    match within(state, "the read was", state.reads.confirm()).await? {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => match e.forward_to_leader::<BasicNode>() {
             Some(f) => Err(ApiError::forward(f, path)),
             None => Err(ApiError::unavailable(e.to_string())),
         },
+        None => Err(ApiError::unavailable("the node is shutting down")),
     }
 }
 

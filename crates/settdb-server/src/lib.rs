@@ -24,6 +24,7 @@ mod http;
 mod network;
 mod node;
 mod proposer;
+mod read_barrier;
 
 pub use network::Network;
 pub use node::{Node, NodeConfig, StartError};

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use crate::http;
 use crate::network::Network;
 use crate::proposer::Proposer;
+use crate::read_barrier::ReadBarrier;
 
 /// How a node runs; `settdb-server`'s flags fill it.
 #[derive(Clone, Debug)]
@@ -88,6 +89,7 @@ pub(crate) struct AppState {
     pub(crate) raft: Raft<TypeConfig>,
     pub(crate) reader: StateReader,
     pub(crate) proposer: Proposer,
+    pub(crate) reads: ReadBarrier,
     pub(crate) peers: BTreeMap<NodeId, String>,
     pub(crate) request_timeout: Duration,
 }
@@ -179,6 +181,7 @@ impl Node {
             raft: raft.clone(),
             reader: reader.clone(),
             proposer: Proposer::start(raft.clone()),
+            reads: ReadBarrier::start(raft.clone()),
             peers: config.peers.clone(),
             request_timeout: config.request_timeout,
         };
