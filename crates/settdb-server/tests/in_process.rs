@@ -26,6 +26,7 @@ fn client() -> reqwest::Client {
 }
 
 struct Cluster {
+    http: reqwest::Client,
     nodes: Vec<Option<Node>>,
     _dirs: Vec<tempfile::TempDir>,
 }
@@ -47,7 +48,41 @@ impl Cluster {
             nodes.push(Some(Node::start(config).await.unwrap()));
             dirs.push(dir);
         }
-        Cluster { nodes, _dirs: dirs }
+        Cluster {
+            http: client(),
+            nodes,
+            _dirs: dirs,
+        }
+    }
+
+    async fn get(&self, id: u64, path: &str) -> reqwest::Response {
+        self.http.get(self.url(id, path)).send().await.unwrap()
+    }
+
+    async fn put(&self, id: u64, path: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        client()
+            .put(self.url(id, path))
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn delete(&self, id: u64, path: &str) -> reqwest::Response {
+        self.http.delete(self.url(id, path)).send().await.unwrap()
+    }
+
+    async fn post(&self, id: u64, path: &str) -> reqwest::Response {
+        self.http.post(self.url(id, path)).send().await.unwrap()
+    }
+
+    async fn post_json(&self, id: u64, path: &str, body: &Value) -> reqwest::Response {
+        client()
+            .post(self.url(id, path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
     }
 
     fn url(&self, id: u64, path: &str) -> String {
@@ -93,40 +128,21 @@ async fn json(res: reqwest::Response) -> (StatusCode, Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_replicate_redirect_and_refuse_bad_input() {
     let cluster = Cluster::start(3, Duration::from_secs(5)).await;
-    let http = client();
     let leader = cluster.leader().await;
     let follower = (1..=3).find(|&i| i != leader).unwrap();
 
     // A write through the leader is readable there at once (linearizable read).
-    let (status, body) = json(
-        http.put(cluster.url(leader, "/kv/hello"))
-            .body("world")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = json(cluster.put(leader, "/kv/hello", "world").await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let index = body["index"].as_u64().unwrap();
-    let got = http
-        .get(cluster.url(leader, "/kv/hello"))
-        .send()
-        .await
-        .unwrap();
+    let got = cluster.get(leader, "/kv/hello").await;
     assert_eq!(got.status(), StatusCode::OK);
     assert_eq!(got.text().await.unwrap(), "world");
 
     // A follower answers a write and a linearizable read with the leader's address.
     for res in [
-        http.put(cluster.url(follower, "/kv/x"))
-            .body("1")
-            .send()
-            .await
-            .unwrap(),
-        http.get(cluster.url(follower, "/kv/hello"))
-            .send()
-            .await
-            .unwrap(),
+        cluster.put(follower, "/kv/x", "1").await,
+        cluster.get(follower, "/kv/hello").await,
     ] {
         assert_eq!(res.status(), StatusCode::TEMPORARY_REDIRECT);
         let location = res.headers()["location"].to_str().unwrap().to_string();
@@ -144,7 +160,7 @@ async fn three_nodes_replicate_redirect_and_refuse_bad_input() {
         );
     }
     // The redirected write was not applied anywhere.
-    let missing = http.get(cluster.url(leader, "/kv/x")).send().await.unwrap();
+    let missing = cluster.get(leader, "/kv/x").await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 
     // Every node applies the write at the same index; a stale read on a follower sees it then.
@@ -161,11 +177,7 @@ async fn three_nodes_replicate_redirect_and_refuse_bad_input() {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let res = http
-            .get(cluster.url(id, "/kv/hello?consistency=stale"))
-            .send()
-            .await
-            .unwrap();
+        let res = cluster.get(id, "/kv/hello?consistency=stale").await;
         assert_eq!(res.text().await.unwrap(), "world");
     }
 
@@ -176,120 +188,64 @@ async fn three_nodes_replicate_redirect_and_refuse_bad_input() {
         {"op": "delete", "key": "hello"},
         {"op": "put", "key": "b/1", "value": "uno"},
     ]});
-    let (status, body) = json(
-        http.post(cluster.url(leader, "/batch"))
-            .json(&batch)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = json(cluster.post_json(leader, "/batch", &batch).await).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body["index"].as_u64().unwrap() > index);
-    let (status, scan) = json(
-        http.get(cluster.url(leader, "/scan?prefix=b/"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, scan) = json(cluster.get(leader, "/scan?prefix=b/").await).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         scan,
         serde_json::json!([{"key": "b/1", "value": "uno"}, {"key": "b/2", "value": "two"}])
     );
-    let gone = http
-        .get(cluster.url(leader, "/kv/hello"))
-        .send()
-        .await
-        .unwrap();
+    let gone = cluster.get(leader, "/kv/hello").await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 
     // DELETE through the API.
-    let res = http
-        .delete(cluster.url(leader, "/kv/b/2"))
-        .send()
-        .await
-        .unwrap();
+    let res = cluster.delete(leader, "/kv/b/2").await;
     assert_eq!(res.status(), StatusCode::OK);
-    let (_, scan) = json(
-        http.get(cluster.url(leader, "/scan?prefix=b/&limit=10"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, scan) = json(cluster.get(leader, "/scan?prefix=b/&limit=10").await).await;
     assert_eq!(scan.as_array().unwrap().len(), 1);
 
     // Bad input: each a clear error, nothing written.
     let big = vec![b'v'; (1 << 20) + 1];
-    let res = http
-        .put(cluster.url(leader, "/kv/big"))
-        .body(big)
-        .send()
-        .await
-        .unwrap();
+    let res = cluster.put(leader, "/kv/big", big).await;
     assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
-    let res = http
-        .put(cluster.url(leader, "/kv/bin"))
-        .body(vec![0xff, 0xfe])
-        .send()
-        .await
-        .unwrap();
+    let res = cluster.put(leader, "/kv/bin", vec![0xff, 0xfe]).await;
     let (status, body) = json(res).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["error"].as_str().unwrap().contains("UTF-8"), "{body}");
-    let res = http
-        .get(cluster.url(leader, "/kv/hello?consistency=eventual"))
-        .send()
-        .await
-        .unwrap();
+    let res = cluster.get(leader, "/kv/hello?consistency=eventual").await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    let res = http
-        .post(cluster.url(leader, "/batch"))
-        .json(&serde_json::json!({"ops": []}))
-        .send()
-        .await
-        .unwrap();
+    let res = cluster
+        .post_json(leader, "/batch", &serde_json::json!({"ops": []}))
+        .await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    let res = http
-        .post(cluster.url(leader, "/batch"))
-        .json(&serde_json::json!({"ops": [{"op": "merge", "key": "k"}]}))
-        .send()
-        .await
-        .unwrap();
+    let res = cluster
+        .post_json(
+            leader,
+            "/batch",
+            &serde_json::json!({"ops": [{"op": "merge", "key": "k"}]}),
+        )
+        .await;
     assert!(res.status().is_client_error(), "{}", res.status());
-    let res = http
-        .get(cluster.url(leader, "/scan?limit=100001"))
-        .send()
-        .await
-        .unwrap();
+    let res = cluster.get(leader, "/scan?limit=100001").await;
     assert_eq!(res.status(), StatusCode::BAD_REQUEST);
     // A membership naming a node that was never added: refused, membership unchanged.
-    let res = http
-        .post(cluster.url(leader, "/cluster/change-membership"))
-        .json(&serde_json::json!({"voters": [1, 2, 3, 9]}))
-        .send()
-        .await
-        .unwrap();
+    let res = cluster
+        .post_json(
+            leader,
+            "/cluster/change-membership",
+            &serde_json::json!({"voters": [1, 2, 3, 9]}),
+        )
+        .await;
     let (status, body) = json(res).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert!(body["error"].as_str().unwrap().contains('9'), "{body}");
-    let (_, metrics) = json(
-        http.get(cluster.url(leader, "/cluster/metrics"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, metrics) = json(cluster.get(leader, "/cluster/metrics").await).await;
     let voters = &metrics["raft"]["membership_config"]["membership"]["configs"];
     assert_eq!(voters, &serde_json::json!([[1, 2, 3]]));
     // Initializing again is refused.
-    let res = http
-        .post(cluster.url(leader, "/cluster/init"))
-        .send()
-        .await
-        .unwrap();
+    let res = cluster.post(leader, "/cluster/init").await;
     assert_eq!(res.status(), StatusCode::CONFLICT);
 
     let mut cluster = cluster;
@@ -301,42 +257,25 @@ async fn three_nodes_replicate_redirect_and_refuse_bad_input() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_without_quorum_answers_503_never_a_wrong_value() {
     let mut cluster = Cluster::start(3, Duration::from_millis(1_500)).await;
-    let http = client();
     let leader = cluster.leader().await;
-    let res = http
-        .put(cluster.url(leader, "/kv/k"))
-        .body("before")
-        .send()
-        .await
-        .unwrap();
+    let res = cluster.put(leader, "/kv/k", "before").await;
     assert_eq!(res.status(), StatusCode::OK);
     for id in (1..=3).filter(|&i| i != leader) {
         cluster.shutdown(id).await;
     }
     // The leader alone can neither commit a write nor confirm a linearizable read.
     let started = Instant::now();
-    let (status, body) = json(
-        http.put(cluster.url(leader, "/kv/k"))
-            .body("after")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) = json(cluster.put(leader, "/kv/k", "after").await).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(started.elapsed() < Duration::from_secs(5));
-    let (status, body) = json(http.get(cluster.url(leader, "/kv/k")).send().await.unwrap()).await;
+    let (status, body) = json(cluster.get(leader, "/kv/k").await).await;
     assert!(
         status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TEMPORARY_REDIRECT,
         "a linearizable read without quorum answered {status}: {body}"
     );
     // A stale read says what this node has applied: the last committed value, not the
     // uncommitted write.
-    let res = http
-        .get(cluster.url(leader, "/kv/k?consistency=stale"))
-        .send()
-        .await
-        .unwrap();
+    let res = cluster.get(leader, "/kv/k?consistency=stale").await;
     assert_eq!(res.text().await.unwrap(), "before");
     cluster.shutdown(leader).await;
 }
@@ -391,15 +330,11 @@ async fn bad_node_configurations_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_node_joins_as_a_learner_and_becomes_a_voter() {
     let mut cluster = Cluster::start(3, Duration::from_secs(5)).await;
-    let http = client();
     let leader = cluster.leader().await;
     for i in 0..50 {
-        let res = http
-            .put(cluster.url(leader, &format!("/kv/k{i:02}")))
-            .body(format!("v{i}"))
-            .send()
-            .await
-            .unwrap();
+        let res = cluster
+            .put(leader, &format!("/kv/k{i:02}"), format!("v{i}"))
+            .await;
         assert_eq!(res.status(), StatusCode::OK);
     }
     // Node 4 starts with no peers: it waits to be added.
@@ -408,12 +343,13 @@ async fn a_new_node_joins_as_a_learner_and_becomes_a_voter() {
     let four = Node::start(NodeConfig::new(4, addr, dir.path()))
         .await
         .unwrap();
-    let res = http
-        .post(cluster.url(leader, "/cluster/add-learner"))
-        .json(&serde_json::json!({"id": 4, "addr": addr.to_string()}))
-        .send()
-        .await
-        .unwrap();
+    let res = cluster
+        .post_json(
+            leader,
+            "/cluster/add-learner",
+            &serde_json::json!({"id": 4, "addr": addr.to_string()}),
+        )
+        .await;
     let (status, body) = json(res).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     // add-learner returns once the learner caught up with the log.
@@ -431,12 +367,13 @@ async fn a_new_node_joins_as_a_learner_and_becomes_a_voter() {
         four.reader().get(b"k49").unwrap().as_deref(),
         Some(&b"v49"[..])
     );
-    let res = http
-        .post(cluster.url(leader, "/cluster/change-membership"))
-        .json(&serde_json::json!({"voters": [1, 2, 3, 4]}))
-        .send()
-        .await
-        .unwrap();
+    let res = cluster
+        .post_json(
+            leader,
+            "/cluster/change-membership",
+            &serde_json::json!({"voters": [1, 2, 3, 4]}),
+        )
+        .await;
     let (status, body) = json(res).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let voters = four
@@ -465,12 +402,7 @@ async fn a_new_node_joins_as_a_learner_and_becomes_a_voter() {
             .collect();
     }
     // Writes now need 3 of 4: still fine with all up, and node 4 gets them.
-    let res = http
-        .put(cluster.url(leader, "/kv/after"))
-        .body("join")
-        .send()
-        .await
-        .unwrap();
+    let res = cluster.put(leader, "/kv/after", "join").await;
     let (status, body) = json(res).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let index = body["index"].as_u64().unwrap();
