@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use settdb::io::{FsStorage, Storage};
 use settdb::{Db, Options};
 
 use crate::{Error, LogStore, NodeId, StateMachine};
@@ -34,13 +35,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 /// `node.json` or snapshot this crate did not write; [`Error::Db`] if either database cannot
 /// be opened (among others `settdb::Error::Locked` when another process has the directory).
 pub fn open(dir: &Path, node_id: NodeId) -> Result<(LogStore, StateMachine), Error> {
-    fs::create_dir_all(dir).map_err(io(dir))?;
+    // SettDB's own mkdir syncs each directory it creates into its parent: a node directory
+    // (or its snapshots directory) that vanished in a power loss would take the raft log's
+    // promises with it.
+    let storage = FsStorage::new();
+    storage.create_dir_all(dir)?;
     claim(dir, node_id)?;
     // Not `sync_writes`: the log store syncs itself, once per group of appends.
     let log = Db::open(Options::new(dir.join("log")))?;
     let sm = Db::open_managed(Options::new(dir.join("sm")).with_auto_value_log_gc(true))?;
     let snapshots = dir.join("snapshots");
-    fs::create_dir_all(&snapshots).map_err(io(&snapshots))?;
+    storage.create_dir_all(&snapshots)?;
     let state_machine = StateMachine::open(Arc::new(sm), &snapshots)?;
     Ok((LogStore::new(Arc::new(log))?, state_machine))
 }

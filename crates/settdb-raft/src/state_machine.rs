@@ -15,7 +15,6 @@
 //! dies part way, the next open finds the database behind `current.snap` and installs it
 //! again. So a node never holds less than its newest snapshot.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -179,18 +178,20 @@ impl StateMachine {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(request) => match request.validate() {
                     Ok(()) => {
-                        // One write per key and version: the request's last write to a key wins.
-                        let last_ops: BTreeMap<Vec<u8>, Op> = request
-                            .ops
-                            .into_iter()
-                            .map(|op| (op.key().to_vec(), op))
-                            .collect();
-                        for (key, op) in last_ops {
+                        // One write per key and version: the request's last write to a key
+                        // wins. A stable sort keeps the ops of one key in request order.
+                        let mut ops = request.ops;
+                        ops.sort_by(|a, b| a.key().cmp(b.key()));
+                        let mut ops = ops.into_iter().peekable();
+                        while let Some(op) = ops.next() {
+                            if ops.peek().is_some_and(|next| next.key() == op.key()) {
+                                continue;
+                            }
                             match op {
-                                Op::Put { value, .. } => {
+                                Op::Put { key, value } => {
                                     batch.set_entry_at(Entry::new(data_key(&key), value), version)
                                 }
-                                Op::Delete { .. } => batch.delete_at(data_key(&key), version),
+                                Op::Delete { key } => batch.delete_at(data_key(&key), version),
                             }
                             .map_err(write_err)?;
                         }
@@ -228,6 +229,8 @@ impl StateMachine {
     fn install_blocking(&mut self, meta: &Meta) -> Result<(), Error> {
         let shared = self.shared.clone();
         let incoming = shared.snapshot_dir.join(INCOMING);
+        // A damaged transfer replaces nothing: neither current.snap nor the database.
+        snapshot_file::verify(&incoming)?;
         {
             let _replacing = shared
                 .snapshot_lock
@@ -237,7 +240,7 @@ impl StateMachine {
             snapshot_file::replace(&incoming, &shared.current())?;
         }
         let _installing = shared.gate.write().unwrap_or_else(|e| e.into_inner());
-        let loaded = snapshot_file::install(&shared.db, &shared.current())?;
+        let loaded = snapshot_file::load(&shared.db, &shared.current())?;
         if loaded.last_log_id != meta.last_log_id {
             return Err(Error::Corrupt {
                 path: shared.current(),

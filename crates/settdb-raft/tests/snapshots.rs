@@ -273,3 +273,67 @@ async fn a_damaged_snapshot_file_is_a_clear_error_at_open() {
     let err = settdb_raft::open(node.path(), 1).expect_err("a damaged frame was accepted");
     assert!(err.to_string().contains("current.snap"), "{err}");
 }
+
+/// A snapshot damaged in transfer, even in a value's bytes (which backup frames do not
+/// checksum), is refused before it replaces anything: the previous snapshot file and the
+/// state machine's data stay as they were. A damaged `current.snap` found at open leaves the
+/// database untouched too.
+#[tokio::test]
+async fn a_damaged_snapshot_replaces_nothing() {
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_la, mut sm_a) = settdb_raft::open(a_dir.path(), 1).unwrap();
+    sm_a.apply(entries(300)).await.unwrap();
+    let snapshot = sm_a
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let mut bytes = std::fs::read(a_dir.path().join("snapshots/current.snap")).unwrap();
+    // Flip a byte inside a value: late in the file, where the long repeated values are.
+    let at = bytes.len() - 100;
+
+    // Node b holds its own state and snapshot first.
+    let (lb, mut sm_b) = settdb_raft::open(b_dir.path(), 2).unwrap();
+    sm_b.apply(entries(40)).await.unwrap();
+    sm_b.get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let b_snapshot_before = std::fs::read(b_dir.path().join("snapshots/current.snap")).unwrap();
+    let b_before = contents(&sm_b.reader());
+    bytes[at] ^= 0x01;
+    let mut incoming = sm_b.begin_receiving_snapshot().await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut *incoming, &bytes)
+        .await
+        .unwrap();
+    let err = sm_b
+        .install_snapshot(&snapshot.meta, incoming)
+        .await
+        .expect_err("a damaged snapshot was installed");
+    assert!(err.to_string().contains("checksum"), "{err}");
+    assert_eq!(sm_b.applied_state().await.unwrap().0, Some(log_id(40)));
+    assert_eq!(contents(&sm_b.reader()), b_before);
+    let b_snapshot_after = std::fs::read(b_dir.path().join("snapshots/current.snap")).unwrap();
+    assert!(
+        b_snapshot_after == b_snapshot_before,
+        "current.snap was replaced"
+    );
+    sm_b.reader().close().unwrap();
+    lb.close().unwrap();
+    drop((sm_b, lb));
+
+    // The same damaged file as b's current.snap, ahead of b's state: open refuses it and
+    // b's database keeps its 40 entries.
+    std::fs::write(b_dir.path().join("snapshots/current.snap"), &bytes).unwrap();
+    let err = settdb_raft::open(b_dir.path(), 2).expect_err("a damaged snapshot was installed");
+    assert!(err.to_string().contains("checksum"), "{err}");
+    std::fs::write(
+        b_dir.path().join("snapshots/current.snap"),
+        &b_snapshot_before,
+    )
+    .unwrap();
+    let (_lb, sm_b) = settdb_raft::open(b_dir.path(), 2).unwrap();
+    assert_eq!(contents(&sm_b.reader()), b_before);
+}
