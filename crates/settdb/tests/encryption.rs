@@ -218,8 +218,10 @@ fn file_keys(dir: &Path) -> Vec<(PathBuf, u64, Vec<u8>)> {
     for (p, b) in files(dir) {
         let ext = p.extension().map(|e| e.to_string_lossy().into_owned());
         match ext.as_deref() {
-            Some("mem" | "vlog") if b.len() >= 48 => {
-                assert_eq!(b[7], 1, "{} is not flagged encrypted", p.display());
+            Some(ext @ ("mem" | "vlog")) if b.len() >= 48 => {
+                // A WAL seals whole batches (flags bit 1 with bit 0), a value log each record.
+                let flags = if ext == "mem" { 3 } else { 1 };
+                assert_eq!(b[7], flags, "{} is not flagged encrypted", p.display());
                 let id = u64::from_le_bytes(b[16..24].try_into().unwrap());
                 out.push((p, id, b[24..36].to_vec()));
             }

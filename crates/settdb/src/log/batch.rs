@@ -6,13 +6,14 @@
 //!
 //! Normative page: docs/format/log.md ("Reading: replay").
 
-use super::format::{BatchHeader, LogKind, BATCH_HEADER_LEN};
+use super::format::{BatchHeader, LogHeader, LogKind, BATCH_HEADER_LEN, CHECKSUM_LEN};
 use super::record::{
     parse_record, unseal_record, DecodeError, RecordPos, RecordRef, MIN_RECORD_LEN,
 };
 use super::seal::is_seal_record;
 use super::window::Window;
-use crate::crypto::FileCipher;
+use crate::checksum::crc32c;
+use crate::crypto::{FileCipher, TAG_LEN};
 use crate::error::{Error, Result};
 
 /// A decoded record's fields and where its key and value lie in the batch body. Plain data,
@@ -118,26 +119,47 @@ pub(crate) enum Placement {
     Anywhere,
 }
 
+/// The cipher of an encrypted log and how its header says it seals (docs/format/log.md).
+#[derive(Clone, Copy, Debug)]
+pub struct LogCipher<'a> {
+    /// The log's file cipher.
+    pub cipher: &'a FileCipher,
+    /// Each batch's records sealed as one unit (a WAL: flags bit 1), else each record.
+    pub whole_batches: bool,
+}
+
+impl<'a> LogCipher<'a> {
+    /// The sealing of a log with `header`, whose file cipher is `cipher`.
+    pub fn of(header: &LogHeader, cipher: &'a FileCipher) -> Self {
+        LogCipher {
+            cipher,
+            whole_batches: header.sealed_batches,
+        }
+    }
+}
+
 /// Reads and fully checks the batch at `offset` of a log of `kind` with id `file_id`.
 ///
 /// `Ok(Ok(batch))` if it is valid (its slots are left in `scratch`), `Ok(Err(reason))` if not,
-/// `Err` for an I/O failure and, in place, for a record of an encrypted log (`cipher`) whose
-/// checksum holds but whose encrypted bytes do not authenticate ([`Error::Authentication`]:
-/// changed bytes, not a torn write). Lengths are checked against the file before anything is
-/// read or reserved, so the buffers never outgrow the file.
+/// `Err` for an I/O failure and, in place, for a record or batch of an encrypted log (`cipher`)
+/// whose checksum holds but whose encrypted bytes do not authenticate
+/// ([`Error::Authentication`]: changed bytes, not a torn write). Lengths are checked against
+/// the file before anything is read or reserved, so the buffers never outgrow the file.
 pub(crate) fn check_batch<'w>(
     win: &'w mut Window<'_>,
     (kind, file_id): (LogKind, u64),
     offset: u64,
     placement: Placement,
     scratch: &'w mut Scratch,
-    cipher: Option<&FileCipher>,
+    cipher: Option<LogCipher<'_>>,
 ) -> Result<Result<ReplayBatch<'w>, String>> {
     let avail = win.file_len().saturating_sub(offset);
     if avail < BATCH_HEADER_LEN as u64 {
         return Ok(Err("batch header cut short by the end of the file".into()));
     }
-    let header = match BatchHeader::decode(win.get(offset, BATCH_HEADER_LEN)?, kind, file_id) {
+    let mut raw_header = [0u8; BATCH_HEADER_LEN];
+    raw_header.copy_from_slice(win.get(offset, BATCH_HEADER_LEN)?);
+    let header = match BatchHeader::decode(&raw_header, kind, file_id) {
         Ok(h) => h,
         Err(reason) => return Ok(Err(reason.into())),
     };
@@ -166,8 +188,33 @@ pub(crate) fn check_batch<'w>(
     let Scratch { slots, plain } = scratch;
     // The seal is plaintext in every log (it holds no user bytes); in an encrypted log a
     // one-record body that parses as a plaintext seal can be nothing else (a sealed record
-    // with the seal's lengths is TAG_LEN bytes longer).
+    // or batch with the seal's lengths is at least TAG_LEN bytes longer).
     let cipher = cipher.filter(|_| !is_plain_seal(body, header.count));
+    if let Some(c) = cipher.filter(|c| c.whole_batches) {
+        // Nonces use the offset the batch was written at.
+        return match open_batch_body(body, &raw_header, &header, c.cipher, plain) {
+            Err(reason) => Ok(Err(reason)),
+            Ok(false) if placement == Placement::InPlace => {
+                Err(Error::authentication(file.path(), offset))
+            }
+            Ok(false) => Ok(Err(format!(
+                "batch at offset {offset} does not authenticate"
+            ))),
+            Ok(true) => match decode_body(plain, body_offset, header.count, slots, false) {
+                Ok(()) => Ok(Ok(ReplayBatch {
+                    offset,
+                    header,
+                    body: plain,
+                    slots,
+                })),
+                // Authentic bytes the writer sealed, yet not records: not a torn write.
+                Err(reason) if placement == Placement::InPlace => {
+                    Err(Error::corruption(file.path(), offset, reason))
+                }
+                Err(reason) => Ok(Err(reason)),
+            },
+        };
+    }
     if let Err(reason) = decode_body(body, body_offset, header.count, slots, cipher.is_some()) {
         return Ok(Err(reason));
     }
@@ -178,7 +225,7 @@ pub(crate) fn check_batch<'w>(
             plain.extend_from_slice(body);
             // Nonces use the offsets the records were written at.
             let shift = header.batch_offset.wrapping_sub(offset);
-            if let Err(at) = unseal_body(plain, body_offset, slots, c, shift) {
+            if let Err(at) = unseal_body(plain, body_offset, slots, c.cipher, shift) {
                 if placement == Placement::InPlace {
                     return Err(Error::authentication(file.path(), at));
                 }
@@ -193,6 +240,31 @@ pub(crate) fn check_batch<'w>(
         body,
         slots,
     }))
+}
+
+/// Decrypts a sealed batch body (`body`: encrypted records, tag, checksum; `raw_header` its
+/// batch header's bytes) into `plain`. `Err(reason)` if the bytes are not an intact sealed body
+/// (too short, or the checksum fails: a torn or damaged write); `Ok(false)` if they are intact
+/// but do not authenticate (changed by someone who recomputed the checksum, or another key's).
+fn open_batch_body(
+    body: &[u8],
+    raw_header: &[u8; BATCH_HEADER_LEN],
+    header: &BatchHeader,
+    cipher: &FileCipher,
+    plain: &mut Vec<u8>,
+) -> Result<bool, String> {
+    let short = || format!("a sealed batch body of {} bytes", body.len());
+    let covered_len = body.len().checked_sub(CHECKSUM_LEN).ok_or_else(short)?;
+    let records_len = covered_len.checked_sub(TAG_LEN).ok_or_else(short)?;
+    let (covered, crc) = body.split_at(covered_len);
+    let stored = u32::from_le_bytes(crc.try_into().map_err(|_| short())?);
+    if crc32c(covered) != stored {
+        return Err("sealed batch checksum mismatch".into());
+    }
+    let (sealed, tag) = covered.split_at(records_len);
+    plain.clear();
+    plain.extend_from_slice(sealed);
+    Ok(cipher.open(header.batch_offset, raw_header, plain, tag))
 }
 
 /// True if `body` is exactly one plaintext seal record.

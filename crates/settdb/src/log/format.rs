@@ -34,8 +34,14 @@ pub const FILE_HEADER_CRC_OFFSET: usize = FILE_HEADER_LEN - CHECKSUM_LEN;
 /// Bytes of the reserved, zero field of the header.
 const RESERVED_LEN: usize = 8;
 
-/// Flags bit 0: the log's records are sealed (encrypted and authenticated).
+/// Flags bit 0: the log is encrypted (its records are sealed: encrypted and authenticated).
 pub const FLAG_ENCRYPTED: u8 = 1;
+
+/// Flags bit 1 (only with bit 0, only in a WAL): each batch's records are sealed together as
+/// one unit instead of one by one (docs/format/log.md, "sealed_batch"). Nothing reads a WAL
+/// record on its own, so one seal per batch is enough, and it is one AES-GCM call per write
+/// group instead of one per entry.
+pub const FLAG_SEALED_BATCHES: u8 = 2;
 
 /// Offset of the header's data key id (named in errors about it).
 pub const KEY_ID_OFFSET: u64 = 16;
@@ -114,6 +120,9 @@ pub struct LogHeader {
     pub key_id: u64,
     /// The salt of the file's key when encrypted; zero when plaintext.
     pub base_iv: [u8; BASE_IV_LEN],
+    /// Encrypted, with each batch sealed as one unit (flags bit 1; WALs only) rather than
+    /// each record.
+    pub sealed_batches: bool,
 }
 
 impl LogHeader {
@@ -124,16 +133,19 @@ impl LogHeader {
             file_id,
             key_id: 0,
             base_iv: [0; BASE_IV_LEN],
+            sealed_batches: false,
         }
     }
 
-    /// The header of a log sealed with `cipher`.
+    /// The header of a log sealed with `cipher`: a WAL seals whole batches, a value log each
+    /// record (a value pointer reads one record on its own).
     pub fn encrypted(kind: LogKind, file_id: u64, cipher: &FileCipher) -> Self {
         LogHeader {
             kind,
             file_id,
             key_id: cipher.key_id,
             base_iv: cipher.salt,
+            sealed_batches: kind == LogKind::Wal,
         }
     }
 
@@ -147,6 +159,11 @@ impl LogHeader {
         if self.key_id == 0 && self.base_iv != [0; BASE_IV_LEN] {
             return Err(Error::InvalidRequest(
                 "a plaintext log header must have a zero base_iv",
+            ));
+        }
+        if self.sealed_batches && (self.key_id == 0 || self.kind != LogKind::Wal) {
+            return Err(Error::InvalidRequest(
+                "only an encrypted WAL seals whole batches",
             ));
         }
         Ok(())
@@ -167,13 +184,25 @@ impl LogHeader {
             .map(Some)
     }
 
+    /// The flags byte: bit 0 encrypted, bit 1 sealed batches.
+    fn flags(&self) -> u8 {
+        let mut flags = 0;
+        if self.is_encrypted() {
+            flags |= FLAG_ENCRYPTED;
+        }
+        if self.sealed_batches {
+            flags |= FLAG_SEALED_BATCHES;
+        }
+        flags
+    }
+
     /// The 48 header bytes.
     pub fn encode(&self) -> [u8; FILE_HEADER_LEN] {
         let mut b = Vec::with_capacity(FILE_HEADER_LEN);
         coding::put_u32(&mut b, FILE_MAGIC);
         coding::put_u16(&mut b, FORMAT_VERSION);
         b.push(self.kind.to_byte());
-        b.push(u8::from(self.is_encrypted())); // flags bit 0: encrypted
+        b.push(self.flags());
         coding::put_u64(&mut b, self.file_id);
         coding::put_u64(&mut b, self.key_id);
         b.extend_from_slice(&self.base_iv);
@@ -271,7 +300,14 @@ impl HeaderFields {
             )));
         }
         let plaintext = self.flags == 0 && self.key_id == 0 && self.base_iv == [0; BASE_IV_LEN];
-        let encrypted = self.flags == FLAG_ENCRYPTED && self.key_id != 0;
+        let sealed_batches = self.flags == FLAG_ENCRYPTED | FLAG_SEALED_BATCHES;
+        let encrypted = (self.flags == FLAG_ENCRYPTED || sealed_batches) && self.key_id != 0;
+        if sealed_batches && kind != LogKind::Wal {
+            return Err(bad(format!(
+                "flags {:#04x}: only a WAL seals whole batches",
+                self.flags
+            )));
+        }
         if !plaintext && !encrypted {
             return Err(bad(format!(
                 "flags {:#04x} with key id {}: neither a plaintext nor an encrypted header",
@@ -286,6 +322,7 @@ impl HeaderFields {
             file_id: self.file_id,
             key_id: self.key_id,
             base_iv: self.base_iv,
+            sealed_batches,
         })
     }
 }

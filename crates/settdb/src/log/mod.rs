@@ -15,6 +15,7 @@
 //! - [`decode_record`]: the pure record decoder both use.
 
 mod batch;
+pub use batch::LogCipher;
 #[cfg(test)]
 mod crypt_tests;
 mod format;

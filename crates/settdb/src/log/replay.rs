@@ -14,12 +14,12 @@
 use std::convert::Infallible;
 use std::ops::ControlFlow;
 
-use super::batch::{check_batch, Placement, ReplayBatch, Scratch};
+use super::batch::{check_batch, LogCipher, Placement, ReplayBatch, Scratch};
 use super::format::{BatchHeader, LogHeader, LogKind, BATCH_HEADER_LEN, BATCH_MAGIC_BYTES};
 use super::format::{FILE_HEADER_LEN, FIRST_BATCH_OFFSET};
 use super::seal::is_seal;
 use super::window::Window;
-use crate::crypto::{FileCipher, KeyRegistry};
+use crate::crypto::KeyRegistry;
 use crate::error::{Error, Result};
 use crate::io::StorageFile;
 
@@ -154,8 +154,8 @@ fn replay_flow<B>(
             records: 0,
         }));
     };
-    let cipher = header.cipher(keys, file.path())?;
-    let cipher = cipher.as_ref();
+    let file_cipher = header.cipher(keys, file.path())?;
+    let cipher = file_cipher.as_ref().map(|c| LogCipher::of(&header, c));
     let id = (header.kind, header.file_id);
     let mut end = ReplayEnd {
         header: Some(header),
@@ -237,7 +237,7 @@ fn classify_tail(
     id: (LogKind, u64),
     p: u64,
     reason: &str,
-    cipher: Option<&FileCipher>,
+    cipher: Option<LogCipher<'_>>,
 ) -> Result<StopReason> {
     if zeros_from(win, p)? {
         return Ok(StopReason::ZeroTail { offset: p });
@@ -282,7 +282,7 @@ fn find_evidence(
     win: &mut Window<'_>,
     id: (LogKind, u64),
     p: u64,
-    cipher: Option<&FileCipher>,
+    cipher: Option<LogCipher<'_>>,
 ) -> Result<Evidence> {
     let mut scratch = Scratch::default();
     let mut first_intact: Option<u64> = None;

@@ -9,13 +9,12 @@
 //! region copied over another) is handed out once, at its first intact copy, and only batches
 //! in ascending written-offset order are taken.
 
-use super::batch::{check_batch, Placement, ReplayBatch, Scratch};
+use super::batch::{check_batch, LogCipher, Placement, ReplayBatch, Scratch};
 use super::format::{
     BatchHeader, LogKind, BATCH_HEADER_LEN, BATCH_MAGIC_BYTES, FIRST_BATCH_OFFSET,
 };
 use super::seal::is_seal;
 use super::window::Window;
-use crate::crypto::FileCipher;
 use crate::error::Result;
 use crate::io::StorageFile;
 
@@ -34,13 +33,13 @@ pub struct Salvaged {
 }
 
 /// Calls `f` with every intact batch of the log in `file` (kind `kind`, id `file_id`), in
-/// file order, skipping damaged bytes (in an encrypted log, `cipher`: also records that do not
+/// file order, skipping damaged bytes (in an encrypted log, `cipher`: also records or batches that do not
 /// authenticate). Errors: I/O errors, and any error of `f`.
 pub fn salvage(
     file: &dyn StorageFile,
     kind: LogKind,
     file_id: u64,
-    cipher: Option<&FileCipher>,
+    cipher: Option<LogCipher<'_>>,
     mut f: impl FnMut(&ReplayBatch<'_>) -> Result<()>,
 ) -> Result<Salvaged> {
     let mut win = Window::new(file, file.len()?);
@@ -86,7 +85,7 @@ fn take_batch(
     id: (LogKind, u64),
     pos: u64,
     next_written: u64,
-    (scratch, cipher): (&mut Scratch, Option<&FileCipher>),
+    (scratch, cipher): (&mut Scratch, Option<LogCipher<'_>>),
     f: impl FnOnce(&ReplayBatch<'_>) -> Result<()>,
 ) -> Result<Option<(u64, u64)>> {
     let head = win.get(pos, BATCH_HEADER_LEN)?;

@@ -11,11 +11,14 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use super::format::{BatchHeader, LogHeader, LogKind, FIRST_BATCH_OFFSET};
+use super::format::{
+    BatchHeader, LogHeader, LogKind, BATCH_HEADER_LEN, CHECKSUM_LEN, FIRST_BATCH_OFFSET,
+};
 use super::reader::read_header;
 use super::record::{RecordPos, RecordRef};
 use super::replay::ReplayEnd;
-use crate::crypto::FileCipher;
+use crate::checksum::crc32c;
+use crate::crypto::{FileCipher, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::io::{parent_dir, OpenMode, Storage, StorageFile};
 
@@ -185,11 +188,22 @@ impl LogWriter {
                 "the log is sealed: nothing can follow its seal",
             ));
         }
+        // An encrypted WAL seals the whole batch body as one unit; a value log each record.
+        let whole = cipher.filter(|_| self.header.sealed_batches);
+        let each = cipher.filter(|_| !self.header.sealed_batches);
         let batch_offset = self.offset;
+        let mut records_len = body_len(records, each.is_some())?;
+        if whole.is_some() {
+            records_len = records_len
+                .checked_add((TAG_LEN + CHECKSUM_LEN) as u32)
+                .ok_or(Error::InvalidRequest(
+                    "a log batch holds at most 4 GiB - 1 bytes of records",
+                ))?;
+        }
         let header = BatchHeader {
             count: u32::try_from(records.len())
                 .map_err(|_| Error::InvalidRequest("a log batch holds at most 2^32 - 1 records"))?,
-            body_len: body_len(records, cipher.is_some())?,
+            body_len: records_len,
             batch_offset,
             synced_offset: self.synced_offset,
         };
@@ -200,7 +214,7 @@ impl LogWriter {
         self.seal_spans.clear();
         for rec in records {
             let at = self.buf.len();
-            match cipher {
+            match each {
                 Some(_) => self
                     .seal_spans
                     .push((at, rec.encode_to_seal(&mut self.buf))),
@@ -211,9 +225,12 @@ impl LogWriter {
                 len: (self.buf.len() - at) as u32, // validated: at most MAX_RECORD_LEN
             });
         }
-        if let Some(c) = cipher {
-            // Before anything is written: a layout error leaves the log as it was.
+        // Before anything is written: a layout error leaves the log as it was.
+        if let Some(c) = each {
             seal_all(&mut self.buf, &self.seal_spans, c, batch_offset)?;
+        }
+        if let Some(c) = whole {
+            seal_batch_body(&mut self.buf, c, batch_offset)?;
         }
         debug_assert_eq!(self.buf.len() as u64, header.batch_len());
         if let Err(e) = self.file.write_at(batch_offset, &self.buf) {
@@ -361,6 +378,22 @@ fn seal_all(
             .unwrap_or(Err(Error::InvalidRequest("the sealing thread panicked")));
         mine.and(theirs)
     })
+}
+
+/// Seals, in `buf` (a batch header and its plaintext records, written at `batch_offset`), the
+/// records as one unit: encrypts them in place with the batch header as associated data, then
+/// appends the tag and a checksum over the encrypted records and tag (which tells a torn write
+/// from tampering, as a sealed record's checksum does).
+fn seal_batch_body(buf: &mut Vec<u8>, cipher: &FileCipher, batch_offset: u64) -> Result<()> {
+    if buf.len() <= BATCH_HEADER_LEN {
+        return Err(Error::InvalidRequest("a batch to seal has no records"));
+    }
+    let (head, body) = buf.split_at_mut(BATCH_HEADER_LEN);
+    let tag = cipher.seal(batch_offset, head, body)?;
+    buf.extend_from_slice(&tag);
+    let crc = crc32c(&buf[BATCH_HEADER_LEN..]);
+    buf.extend_from_slice(&crc.to_le_bytes());
+    Ok(())
 }
 
 /// Validates every record and returns the batch body length.

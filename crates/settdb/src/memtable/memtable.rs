@@ -247,11 +247,14 @@ impl Memtable {
     ) -> Result<(Self, log::Salvaged)> {
         let file = storage.open(path, OpenMode::Read)?;
         let list = Arc::new(MemMap::new());
-        let cipher = match log::read_header(file.as_ref(), LogKind::Wal) {
-            Ok(Some(h)) => h.cipher(keys, path)?,
-            _ => None,
+        let header = log::read_header(file.as_ref(), LogKind::Wal).ok().flatten();
+        let cipher = match &header {
+            Some(h) => h.cipher(keys, path)?,
+            None => None,
         };
-        let found = log::salvage(file.as_ref(), LogKind::Wal, id, cipher.as_ref(), |batch| {
+        let sealing = header.zip(cipher.as_ref());
+        let sealing = sealing.map(|(h, c)| log::LogCipher::of(&h, c));
+        let found = log::salvage(file.as_ref(), LogKind::Wal, id, sealing, |batch| {
             let records: Vec<RecordRef<'_>> = batch.iter().map(|(_, r)| r).collect();
             insert_batch(&list, &records);
             Ok(())
