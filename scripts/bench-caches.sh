@@ -35,6 +35,9 @@ mkdir -p "$work"
 work=$(cd "$work" && pwd)
 cache_mb=256
 reps=${REPS:-1}
+# Before each timed load: write back what earlier runs left dirty, so no load pays for the
+# previous one's writeback (the first encrypted load of a run used to come in at half speed).
+settle() { sync; sleep 1; }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # shellcheck source=scripts/peers.sh
@@ -63,6 +66,7 @@ for v in 128 1024; do
     for which in $( [ $((rep % 2)) = 1 ] && echo "s e" || echo "e s"); do
       rm -rf "${work:?}/$which-$v"
       keyarg=(); [ "$which" = e ] && keyarg=(--encryption-key-file "$key")
+      settle
       read -r wall rss_mb < <(timed "$work/$which-$v.log" "$settdb" bench write --dir "$work/$which-$v" \
         -k 16 -v "$v" -m "$m" "${keyarg[@]}")
       if [ "$which" = s ]; then s_wall=$wall; s_rss=$rss_mb; else e_wall=$wall; e_rss=$rss_mb; fi
@@ -71,7 +75,9 @@ for v in 128 1024; do
     pair_ratios+=" $(ratio "$(rate "$n" "$e_wall")" "$(rate "$n" "$s_wall")")"
   done
   runs+=("load $v B, each pair: settdb$s_loads | settdb-enc$e_loads | enc/plain$pair_ratios")
+  settle
   read -r b_wall b_rss < <(timed "$work/b-$v.log" badger benchmark write --dir "$work/b-$v" -k 16 -v "$v" -m "$m")
+  settle
   read -r r_wall r_rss < <(timed "$work/r-$v.log" db_bench --benchmarks=filluniquerandom,flush --db="$work/r-$v" \
     --num="$n" --key_size=16 --value_size="$v" --threads=1 --sync=0 --compression_type=snappy \
     --compression_ratio=1 --bloom_bits=10 --cache_size=$((cache_mb << 20)))
