@@ -185,3 +185,84 @@ fn rotation_makes_the_older_wal_durable() {
         "older WAL not synced at rotation"
     );
 }
+
+#[test]
+fn groups_written_as_several_value_log_batches_recover_whole_or_not_at_all() {
+    // Proves a write group whose values pass 4 MiB, so the value log takes it as several
+    // batches, still recovers all-or-nothing and as a prefix in every crash mode, with and
+    // without sync_writes (the WAL batch that commits it is written after all of them).
+    let base = seed(3000);
+    let modes = [
+        CrashMode::Prefix,
+        CrashMode::Subset,
+        CrashMode::TornTail,
+        CrashMode::Nothing,
+        CrashMode::Everything,
+    ];
+    // Six values of 900 KiB: value-log batches of four and two.
+    let group = |i: u64| -> Vec<Entry> {
+        (0..6)
+            .map(|j| {
+                let key = format!("g{i:03}-{j}");
+                Entry::new(&key, value_for(key.as_bytes(), i, (900 << 10) + j))
+            })
+            .collect()
+    };
+    for s in 0..2u64 {
+        for mode in modes {
+            let seed = base + s;
+            let sim = SimStorage::new();
+            let dir = Path::new("/db");
+            let opts = small_options(dir, Arc::new(sim.clone()))
+                .with_value_log_file_size(16 << 20)
+                .with_sync_writes(s == 0);
+            let db = Db::open(opts).unwrap();
+            let mut rng = StdRng::seed_from_u64(seed);
+            let issued = 16u64;
+            let crash_at = rng.random_range(4..issued);
+            let mut crashed = None;
+            for i in 0..issued {
+                if i == crash_at {
+                    crashed = Some(sim.crash(mode, seed));
+                }
+                db.write(group(i)).unwrap();
+            }
+            drop(db);
+            let reopen = small_options(dir, Arc::new(crashed.unwrap()));
+            let db = Db::open(reopen.with_value_log_file_size(16 << 20))
+                .unwrap_or_else(|e| panic!("reopen failed (seed {seed}, {mode:?}): {e}"));
+            let mut present = Vec::new();
+            for i in 0..crash_at {
+                let found: Vec<bool> = group(i)
+                    .iter()
+                    .enumerate()
+                    .map(|(j, _)| {
+                        let key = format!("g{i:03}-{j}");
+                        let got = db.get(key.as_bytes()).unwrap();
+                        if let Some(v) = &got {
+                            let want = value_for(key.as_bytes(), i, (900 << 10) + j);
+                            assert!(*v == want, "seed {seed} {mode:?}: {key} differs");
+                        }
+                        got.is_some()
+                    })
+                    .collect();
+                assert!(
+                    found.iter().all(|&f| f) || found.iter().all(|&f| !f),
+                    "half of group {i} survived (seed {seed}, {mode:?})"
+                );
+                present.push(found[0]);
+            }
+            let prefix = present.iter().take_while(|&&p| p).count();
+            assert!(
+                present[prefix..].iter().all(|&p| !p),
+                "gap after group {prefix} (seed {seed}, {mode:?})"
+            );
+            if s == 0 || matches!(mode, CrashMode::Everything) {
+                assert_eq!(
+                    prefix as u64, crash_at,
+                    "seed {seed} {mode:?}: acknowledged groups lost"
+                );
+            }
+        }
+    }
+}

@@ -22,10 +22,6 @@ use crate::crypto::{FileCipher, TAG_LEN};
 use crate::error::{Error, Result};
 use crate::io::{parent_dir, OpenMode, Storage, StorageFile};
 
-/// Batch buffer capacity kept between batches; a larger one (after a huge batch) is released
-/// so one 2 GiB value does not pin 2 GiB for the life of the writer.
-const RETAINED_BUFFER_BYTES: usize = 4 << 20;
-
 /// The one writer of a log file (DESIGN.md rule 10).
 ///
 /// Invariants: `FIRST_BATCH_OFFSET <= synced_offset <= offset`; every byte below
@@ -51,6 +47,15 @@ pub struct LogWriter {
 }
 
 impl LogWriter {
+    /// Batch buffer capacity kept between batches; a larger one (after a huge batch) is
+    /// released so one 2 GiB value does not pin 2 GiB for the life of the writer.
+    pub(crate) const RETAINED_BUFFER_BYTES: usize = 4 << 20;
+
+    /// True if the log is encrypted (its header names a data key).
+    pub fn is_encrypted(&self) -> bool {
+        self.header.is_encrypted()
+    }
+
     /// Creates the log at `path` (which must not exist), writes the header, syncs the file and
     /// then its directory, so the file is durable before anything can refer to it (rule 1).
     ///
@@ -237,9 +242,9 @@ impl LogWriter {
             return Err(self.poison("write", batch_offset, e));
         }
         self.offset += self.buf.len() as u64;
-        if self.buf.capacity() > RETAINED_BUFFER_BYTES {
+        if self.buf.capacity() > Self::RETAINED_BUFFER_BYTES {
             self.buf.clear();
-            self.buf.shrink_to(RETAINED_BUFFER_BYTES);
+            self.buf.shrink_to(Self::RETAINED_BUFFER_BYTES);
         }
         Ok(())
     }
@@ -631,10 +636,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let hdr = LogHeader::new(LogKind::ValueLog, 1);
         let mut w = LogWriter::create(&FsStorage, &dir.path().join("1.vlog"), hdr).unwrap();
-        let big = TestRec::new(1, RETAINED_BUFFER_BYTES + 1);
+        let big = TestRec::new(1, LogWriter::RETAINED_BUFFER_BYTES + 1);
         let mut pos = Vec::new();
         w.append_batch(&[big.as_ref()], &mut pos).unwrap();
-        assert!(w.buf.capacity() <= RETAINED_BUFFER_BYTES);
+        assert!(w.buf.capacity() <= LogWriter::RETAINED_BUFFER_BYTES);
         let got = crate::log::read_record(w.file().as_ref(), pos[0]).unwrap();
         assert_eq!(got.value(), &big.value[..]);
     }

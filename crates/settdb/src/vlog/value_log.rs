@@ -1085,6 +1085,76 @@ mod tests {
     }
 
     #[test]
+    fn a_group_past_the_batch_limit_goes_in_several_batches_of_one_file() {
+        // Proves a group of 11 MiB of values is written as consecutive batches of at most
+        // BATCH_RECORD_BYTES (gaps of one batch header between them), all in file 1, taking
+        // exactly the bytes `place` counted; every pointer reads back, before and after a
+        // reopen (which replays the batches as a clean end), and GC's iteration sees every
+        // record once, in order.
+        let sim = SimStorage::new();
+        let o = opts(64 << 20, 1000);
+        let (vlog, _) = open_sim(&sim, o.clone()).unwrap();
+        let mut r = rng(11);
+        let big: Vec<Entry> = gen_group(&mut r, 1, 1, 0)
+            .into_iter()
+            .cycle()
+            .take(11)
+            .enumerate()
+            .map(|(i, mut e)| {
+                e.key = crate::key::key_with_version(format!("k{i:02}").as_bytes(), 5);
+                e.value = vec![i as u8; (1 << 20) - 100 + i];
+                e
+            })
+            .collect();
+        let start = vlog.file_size_bytes(1).unwrap();
+        let w = append(&vlog, big.clone()).unwrap();
+        let end = vlog.file_size_bytes(1).unwrap();
+        let recs: Vec<RecordRef<'_>> = big.iter().map(Entry::as_record).collect();
+        let expected = super::super::vlog_writer::batch_len_for_tests(&recs);
+        assert_eq!(end - start, expected);
+        assert!(w.ptrs.iter().all(|p| p.file_id == 1));
+        let gaps: Vec<u32> = w
+            .ptrs
+            .windows(2)
+            .map(|p| p[1].offset - (p[0].offset + p[0].len))
+            .collect();
+        // Records just under 1 MiB: batches of 4, 4 and 3.
+        let headers = gaps
+            .iter()
+            .filter(|&&g| g == BATCH_HEADER_LEN as u32)
+            .count();
+        assert!(gaps.iter().all(|&g| g == 0 || g == BATCH_HEADER_LEN as u32));
+        assert_eq!(headers, 2, "{gaps:?}");
+        assert_reads(&vlog, &w);
+        let next = append(&vlog, gen_group(&mut r, 2, 2, 10)).unwrap();
+        vlog.close().unwrap();
+        drop(vlog);
+        let (vlog, rec) = open_sim(&sim, o).unwrap();
+        assert_eq!(
+            rec.get(1).unwrap().check,
+            FileCheck::Replayed(StopReason::CleanEnd)
+        );
+        assert_reads(&vlog, &w);
+        assert_reads(&vlog, &next);
+        let mut seen = Vec::new();
+        vlog.iterate_file(1, |vp, rec| {
+            seen.push((vp, rec.key.to_vec()));
+            Ok(ControlFlow::Continue(()))
+        })
+        .unwrap();
+        let written: Vec<(ValuePointer, Vec<u8>)> = [&w, &next]
+            .iter()
+            .flat_map(|g| {
+                g.ptrs
+                    .iter()
+                    .copied()
+                    .zip(g.entries.iter().map(|e| e.key.clone()))
+            })
+            .collect();
+        assert_eq!(seen, written);
+    }
+
+    #[test]
     fn a_flipped_bit_in_a_synced_record_is_a_checksum_mismatch() {
         // Proves bit rot inside a record's value is ChecksumMismatch at the pointer's offset,
         // and the neighbouring records still read.

@@ -74,14 +74,57 @@ pub(crate) fn place_group(
     Ok(placement)
 }
 
-/// Validates `records` and returns the length of their batch.
-fn batch_len(records: &[RecordRef<'_>]) -> Result<u64> {
-    let mut total = BATCH_HEADER_LEN as u64;
+/// Bytes of records one value-log batch holds at most (a larger record is a batch of its own):
+/// a write group's values go in as many batches as this needs, so the log writer's buffer
+/// stays within the capacity it keeps between batches. One batch per group regrew a 16 MiB
+/// buffer for every group of 1,000 16 KiB values, a page fault per 4 KiB page (8% of the
+/// writer thread in a 16 KiB load). A group need not be one batch: the WAL batch that points
+/// into it is what commits it.
+pub(crate) const BATCH_RECORD_BYTES: usize = LogWriter::RETAINED_BUFFER_BYTES;
+
+/// `records` cut into consecutive runs of at most [`BATCH_RECORD_BYTES`] encoded bytes
+/// (`sealed`: with their tags), each at least one record: the batches a group is written as.
+fn batches<'r, 'a>(
+    records: &'r [RecordRef<'a>],
+    sealed: bool,
+) -> impl Iterator<Item = &'r [RecordRef<'a>]> {
+    let mut rest = records;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut bytes = 0;
+        let n = rest
+            .iter()
+            .take_while(|r| {
+                bytes += r.encoded_len_in(sealed);
+                bytes <= BATCH_RECORD_BYTES
+            })
+            .count()
+            .max(1);
+        let (batch, tail) = rest.split_at(n);
+        rest = tail;
+        Some(batch)
+    })
+}
+
+/// Validates `records` and returns the bytes their batches take (`sealed`: an encrypted log).
+fn batch_len(records: &[RecordRef<'_>], sealed: bool) -> Result<u64> {
     for r in records {
         r.validate()?;
-        total += r.encoded_len() as u64;
     }
-    Ok(total)
+    Ok(batches(records, sealed)
+        .map(|b| {
+            let body: usize = b.iter().map(|r| r.encoded_len_in(sealed)).sum();
+            (BATCH_HEADER_LEN + body) as u64
+        })
+        .sum())
+}
+
+/// [`batch_len`] of a plaintext log, for tests of the value log.
+#[cfg(test)]
+pub(crate) fn batch_len_for_tests(records: &[RecordRef<'_>]) -> u64 {
+    batch_len(records, false).unwrap()
 }
 
 /// The one writer of the value log (DESIGN.md rule 10).
@@ -134,7 +177,7 @@ impl VlogWriter {
     /// Where `records` go; validates them first (nothing is written, nothing poisoned).
     pub(crate) fn place(&self, records: &[RecordRef<'_>]) -> Result<Placement> {
         self.check_poisoned()?;
-        let len = batch_len(records)?;
+        let len = batch_len(records, self.log.is_encrypted())?;
         place_group(
             self.log.offset(),
             self.entries,
@@ -181,20 +224,22 @@ impl VlogWriter {
     ) -> Result<()> {
         self.check_poisoned()?;
         out.clear();
-        if let Err(e) = self.log.append_batch(records, &mut self.positions) {
-            return Err(match self.log.poisoned() {
-                Some(_) => self.poison("write", e),
-                None => e, // refused before writing: the log is untouched
-            });
-        }
+        out.reserve(records.len());
         let id = self.active.id();
-        out.reserve(self.positions.len());
-        for pos in &self.positions {
-            // place_group kept every batch end within u32, so this never fails.
-            let vp = pos.value_pointer(id).ok_or(Error::InvalidRequest(
-                "a value-log record offset passed u32::MAX",
-            ))?;
-            out.push(vp);
+        for batch in batches(records, self.log.is_encrypted()) {
+            if let Err(e) = self.log.append_batch(batch, &mut self.positions) {
+                return Err(match self.log.poisoned() {
+                    Some(_) => self.poison("write", e),
+                    None => e, // refused before writing: the log is untouched
+                });
+            }
+            for pos in &self.positions {
+                // place_group kept every batch end within u32, so this never fails.
+                let vp = pos.value_pointer(id).ok_or(Error::InvalidRequest(
+                    "a value-log record offset passed u32::MAX",
+                ))?;
+                out.push(vp);
+            }
         }
         self.entries += records.len() as u64;
         self.active.publish_end(self.log.offset());
@@ -298,6 +343,63 @@ mod tests {
         let big = MAX_POINTER_END - 500;
         assert_eq!(place(600, 1, 1, big).unwrap(), Placement::NewFile);
         assert_eq!(place(at, 0, 1, big).unwrap(), Placement::Active);
+    }
+
+    #[test]
+    fn batches_are_greedy_runs_within_the_limit_covering_every_record_once() {
+        // Proves `batches` cuts records into consecutive non-empty runs that together are the
+        // input, each within BATCH_RECORD_BYTES unless it is one larger record, each as long
+        // as it can be (the next record would pass the limit), counting tags when sealed; and
+        // `batch_len` is their bytes plus one header each.
+        let key = [7u8; 16];
+        let sizes = [
+            10usize,
+            1 << 20,
+            3 << 20,
+            2 << 20,
+            5 << 20,
+            100,
+            100,
+            4 << 20,
+            1,
+        ];
+        let values: Vec<Vec<u8>> = sizes.iter().map(|&n| vec![1u8; n]).collect();
+        let recs: Vec<RecordRef<'_>> = values
+            .iter()
+            .map(|v| RecordRef {
+                meta: 0,
+                user_meta: 0,
+                expires_at: 0,
+                key: &key,
+                value: v,
+            })
+            .collect();
+        for sealed in [false, true] {
+            let len =
+                |b: &[RecordRef<'_>]| -> usize { b.iter().map(|r| r.encoded_len_in(sealed)).sum() };
+            let cut: Vec<&[RecordRef<'_>]> = batches(&recs, sealed).collect();
+            let mut at = 0;
+            for b in &cut {
+                assert!(!b.is_empty());
+                assert_eq!(b.as_ptr(), recs[at..].as_ptr(), "not consecutive");
+                assert!(len(b) <= BATCH_RECORD_BYTES || b.len() == 1);
+                at += b.len();
+                if let Some(next) = recs.get(at) {
+                    let with_next = len(b) + next.encoded_len_in(sealed);
+                    assert!(with_next > BATCH_RECORD_BYTES, "batch could take one more");
+                }
+            }
+            assert_eq!(at, recs.len());
+            let expected: usize = cut.iter().map(|b| BATCH_HEADER_LEN + len(b)).sum();
+            assert_eq!(batch_len(&recs, sealed).unwrap(), expected as u64);
+            assert_eq!(
+                cut.len(),
+                7,
+                "{:?}",
+                cut.iter().map(|b| b.len()).collect::<Vec<_>>()
+            );
+        }
+        assert!(batches(&[], false).next().is_none());
     }
 
     #[test]
