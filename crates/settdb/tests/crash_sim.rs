@@ -36,24 +36,25 @@ fn batch(i: u64) -> Vec<Entry> {
         .collect()
 }
 
-/// How many leading batches are present; panics on a half batch or a gap.
-fn surviving_prefix(db: &Db, issued: u64, seed: u64, mode: CrashMode) -> u64 {
+/// How many leading batches (`batch(i)` for i in 0..issued) are present; panics on a half
+/// batch, a gap or a wrong value.
+fn surviving_prefix(
+    db: &Db,
+    issued: u64,
+    seed: u64,
+    mode: CrashMode,
+    batch: impl Fn(u64) -> Vec<Entry>,
+) -> u64 {
     let mut present = Vec::new();
     for i in 0..issued {
-        let found: Vec<bool> = (0..KEYS_PER_BATCH)
-            .map(|j| {
-                let key = format!("b{i:05}-{j}");
-                match db.get(key.as_bytes()).unwrap() {
-                    Some(v) => {
-                        assert_eq!(
-                            v,
-                            value_for(key.as_bytes(), i, value_len(j)),
-                            "seed {seed} {mode:?}"
-                        );
-                        true
-                    }
-                    None => false,
+        let found: Vec<bool> = batch(i)
+            .iter()
+            .map(|e| match db.get(e.key()).unwrap() {
+                Some(v) => {
+                    assert!(v == e.value(), "seed {seed} {mode:?}: batch {i} differs");
+                    true
                 }
+                None => false,
             })
             .collect();
         assert!(
@@ -101,7 +102,7 @@ fn crash_cycle(seed: u64, mode: CrashMode, sync_writes: bool, key: &[u8]) {
     let reopened =
         Db::open(small_options(dir, Arc::new(crashed)).with_encryption_key(key.to_vec()))
             .unwrap_or_else(|e| panic!("reopen failed (seed {seed}, {mode:?}): {e}"));
-    let prefix = surviving_prefix(&reopened, crash_at, seed, mode);
+    let prefix = surviving_prefix(&reopened, crash_at, seed, mode, batch);
     eprintln!("seed {seed} {mode:?} sync={sync_writes}: {prefix}/{crash_at} batches survived");
     if sync_writes || matches!(mode, CrashMode::Everything) {
         assert_eq!(
@@ -116,15 +117,8 @@ fn crash_copies_reopen_to_a_prefix_of_batches() {
     // Proves recovery yields a prefix of the batches for every crash mode and many seeds,
     // and loses nothing acknowledged with sync_writes.
     let base = seed(1000);
-    let modes = [
-        CrashMode::Prefix,
-        CrashMode::Subset,
-        CrashMode::TornTail,
-        CrashMode::Nothing,
-        CrashMode::Everything,
-    ];
     for i in 0..8u64 {
-        for mode in modes {
+        for mode in CrashMode::ALL {
             crash_cycle(base + i, mode, i % 2 == 0, &[]);
         }
     }
@@ -136,15 +130,8 @@ fn encrypted_crash_copies_reopen_to_a_prefix_of_batches() {
     // before any file uses its key, survives every crash mode, and sealed WAL and value-log
     // records recover to a prefix like plaintext ones.
     let base = seed(2000);
-    let modes = [
-        CrashMode::Prefix,
-        CrashMode::Subset,
-        CrashMode::TornTail,
-        CrashMode::Nothing,
-        CrashMode::Everything,
-    ];
     for i in 0..4u64 {
-        for mode in modes {
+        for mode in CrashMode::ALL {
             crash_cycle(base + i, mode, i % 2 == 0, &[0x33; 24]);
         }
     }
@@ -192,13 +179,6 @@ fn groups_written_as_several_value_log_batches_recover_whole_or_not_at_all() {
     // batches, still recovers all-or-nothing and as a prefix in every crash mode, with and
     // without sync_writes (the WAL batch that commits it is written after all of them).
     let base = seed(3000);
-    let modes = [
-        CrashMode::Prefix,
-        CrashMode::Subset,
-        CrashMode::TornTail,
-        CrashMode::Nothing,
-        CrashMode::Everything,
-    ];
     // Six values of 900 KiB: value-log batches of four and two.
     let group = |i: u64| -> Vec<Entry> {
         (0..6)
@@ -209,7 +189,7 @@ fn groups_written_as_several_value_log_batches_recover_whole_or_not_at_all() {
             .collect()
     };
     for s in 0..2u64 {
-        for mode in modes {
+        for mode in CrashMode::ALL {
             let seed = base + s;
             let sim = SimStorage::new();
             let dir = Path::new("/db");
@@ -231,32 +211,7 @@ fn groups_written_as_several_value_log_batches_recover_whole_or_not_at_all() {
             let reopen = small_options(dir, Arc::new(crashed.unwrap()));
             let db = Db::open(reopen.with_value_log_file_size(16 << 20))
                 .unwrap_or_else(|e| panic!("reopen failed (seed {seed}, {mode:?}): {e}"));
-            let mut present = Vec::new();
-            for i in 0..crash_at {
-                let found: Vec<bool> = group(i)
-                    .iter()
-                    .enumerate()
-                    .map(|(j, _)| {
-                        let key = format!("g{i:03}-{j}");
-                        let got = db.get(key.as_bytes()).unwrap();
-                        if let Some(v) = &got {
-                            let want = value_for(key.as_bytes(), i, (900 << 10) + j);
-                            assert!(*v == want, "seed {seed} {mode:?}: {key} differs");
-                        }
-                        got.is_some()
-                    })
-                    .collect();
-                assert!(
-                    found.iter().all(|&f| f) || found.iter().all(|&f| !f),
-                    "half of group {i} survived (seed {seed}, {mode:?})"
-                );
-                present.push(found[0]);
-            }
-            let prefix = present.iter().take_while(|&&p| p).count();
-            assert!(
-                present[prefix..].iter().all(|&p| !p),
-                "gap after group {prefix} (seed {seed}, {mode:?})"
-            );
+            let prefix = surviving_prefix(&db, crash_at, seed, mode, group) as usize;
             if s == 0 || matches!(mode, CrashMode::Everything) {
                 assert_eq!(
                     prefix as u64, crash_at,

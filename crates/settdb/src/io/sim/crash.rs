@@ -30,6 +30,17 @@ pub enum CrashMode {
     Everything,
 }
 
+impl CrashMode {
+    /// Every mode, for campaigns that try each.
+    pub const ALL: [CrashMode; 5] = [
+        CrashMode::Prefix,
+        CrashMode::Subset,
+        CrashMode::TornTail,
+        CrashMode::Nothing,
+        CrashMode::Everything,
+    ];
+}
+
 /// How much of one logged op a crash keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Keep {
