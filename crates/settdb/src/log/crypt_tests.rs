@@ -423,3 +423,38 @@ fn a_wal_sealed_record_by_record_still_replays_and_flags_are_checked() {
         Err(Error::Corruption { offset: 0, .. })
     ));
 }
+
+#[test]
+fn an_authentic_sealed_batch_whose_records_do_not_decode_is_corruption() {
+    // Proves a sealed batch that authenticates but whose plaintext is not valid records (only
+    // a writer bug could seal such bytes) is Corruption at its offset in replay, never a torn
+    // tail and never Authentication, and salvage skips it and keeps the other batches.
+    let keys = registry();
+    let s = build_sealed(&keys, LogKind::Wal, 3, false);
+    let mut bytes = std::fs::read(&s.path).unwrap();
+    let header = LogHeader::decode(
+        &bytes[..FILE_HEADER_LEN].try_into().unwrap(),
+        &s.path,
+        LogKind::Wal,
+    )
+    .unwrap();
+    let cipher = header.cipher(Some(&keys), &s.path).unwrap().unwrap();
+    // The last batch: a torn write could explain damage there, so only the check that an
+    // authentic batch is not a torn one makes this corruption.
+    let (start, end) = (s.offsets[2] as usize, s.offsets[3] as usize);
+    let (head, rest) = bytes[start..end].split_at_mut(BATCH_HEADER_LEN);
+    let sealed_len = rest.len() - TAG_LEN - 4;
+    let (body, tail) = rest.split_at_mut(sealed_len);
+    assert!(cipher.open(s.offsets[2], head, body, &tail[..TAG_LEN]));
+    body[body.len() - 1] ^= 1; // the last record's checksum: no longer records
+    let tag = cipher.seal(s.offsets[2], head, body).unwrap();
+    tail[..TAG_LEN].copy_from_slice(&tag);
+    let crc = crc32c(&rest[..sealed_len + TAG_LEN]);
+    rest[sealed_len + TAG_LEN..].copy_from_slice(&crc.to_le_bytes());
+    match replay_keys(&bytes, LogKind::Wal, &keys).0 {
+        Err(Error::Corruption { offset, .. }) => assert_eq!(offset, s.offsets[2]),
+        other => panic!("expected Corruption at batch 2, got {other:?}"),
+    }
+    let (kept, found) = salvage_all(&bytes, &keys);
+    assert_eq!((kept.len(), found.batches), (6, 2));
+}

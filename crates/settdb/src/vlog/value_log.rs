@@ -1155,6 +1155,58 @@ mod tests {
     }
 
     #[test]
+    fn value_log_batches_count_the_tags_of_an_encrypted_log() {
+        // Proves the batch cut counts each record's tag in an encrypted value log (and only
+        // there): four records whose plaintext encodings fill a batch to 8 bytes short of the
+        // limit go as one batch in a plaintext log and as two in an encrypted one, and the file
+        // grows by the records, their tags and one header per batch.
+        use crate::crypto::{KeyRegistry, RegistryOptions};
+        let key_storage: Arc<dyn Storage> = Arc::new(crate::io::MemStorage::new());
+        let reg = RegistryOptions {
+            rotation: std::time::Duration::from_secs(3600),
+            read_only: false,
+            clock: Arc::new(|| 1),
+        };
+        let keys = KeyRegistry::open(key_storage, Path::new("/k"), &[3; 32], false, reg)
+            .unwrap()
+            .unwrap();
+        let record = |i: usize, len: usize| Entry {
+            key: crate::key::key_with_version(format!("k{i}").as_bytes(), 5),
+            value: vec![i as u8; len],
+        };
+        let probe = record(0, 1 << 20);
+        let overhead = probe.as_record().encoded_len() - probe.value.len();
+        let len = (super::super::vlog_writer::BATCH_RECORD_BYTES - 8) / 4 - overhead;
+        for encrypted in [false, true] {
+            let sim = SimStorage::new();
+            let o = ValueLogOptions {
+                keys: encrypted.then(|| Arc::clone(&keys)),
+                ..opts(64 << 20, 1000)
+            };
+            let (vlog, _) = open_sim(&sim, o).unwrap();
+            let group: Vec<Entry> = (0..4).map(|i| record(i, len)).collect();
+            let start = vlog.file_size_bytes(1).unwrap();
+            let w = append(&vlog, group.clone()).unwrap();
+            let grown = vlog.file_size_bytes(1).unwrap() - start;
+            let gaps = w
+                .ptrs
+                .windows(2)
+                .filter(|p| p[1].offset != p[0].offset + p[0].len)
+                .count();
+            assert_eq!(gaps, usize::from(encrypted), "encrypted {encrypted}");
+            let tags = if encrypted {
+                4 * crate::crypto::TAG_LEN
+            } else {
+                0
+            };
+            let records: usize = group.iter().map(|e| e.as_record().encoded_len()).sum();
+            let headers = BATCH_HEADER_LEN * (1 + usize::from(encrypted));
+            assert_eq!(grown, (records + tags + headers) as u64);
+            assert_reads(&vlog, &w);
+        }
+    }
+
+    #[test]
     fn a_flipped_bit_in_a_synced_record_is_a_checksum_mismatch() {
         // Proves bit rot inside a record's value is ChecksumMismatch at the pointer's offset,
         // and the neighbouring records still read.
