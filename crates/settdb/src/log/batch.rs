@@ -157,8 +157,11 @@ pub(crate) fn check_batch<'w>(
     if avail < BATCH_HEADER_LEN as u64 {
         return Ok(Err("batch header cut short by the end of the file".into()));
     }
-    let mut raw_header = [0u8; BATCH_HEADER_LEN];
-    raw_header.copy_from_slice(win.get(offset, BATCH_HEADER_LEN)?);
+    // Kept whole: a sealed batch authenticates its header bytes.
+    let Ok(raw_header) = <[u8; BATCH_HEADER_LEN]>::try_from(win.get(offset, BATCH_HEADER_LEN)?)
+    else {
+        return Ok(Err("batch header cut short by the end of the file".into()));
+    };
     let header = match BatchHeader::decode(&raw_header, kind, file_id) {
         Ok(h) => h,
         Err(reason) => return Ok(Err(reason.into())),

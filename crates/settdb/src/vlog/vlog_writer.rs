@@ -76,11 +76,11 @@ pub(crate) fn place_group(
 
 /// Bytes of records one value-log batch holds at most (a larger record is a batch of its own):
 /// a write group's values go in as many batches as this needs, so the log writer's buffer
-/// stays within the capacity it keeps between batches. One batch per group regrew a 16 MiB
+/// (batch header included) stays within the capacity it keeps between batches. One batch per group regrew a 16 MiB
 /// buffer for every group of 1,000 16 KiB values, a page fault per 4 KiB page (8% of the
 /// writer thread in a 16 KiB load). A group need not be one batch: the WAL batch that points
 /// into it is what commits it.
-pub(crate) const BATCH_RECORD_BYTES: usize = LogWriter::RETAINED_BUFFER_BYTES;
+pub(crate) const BATCH_RECORD_BYTES: usize = LogWriter::RETAINED_BUFFER_BYTES - BATCH_HEADER_LEN;
 
 /// `records` cut into consecutive runs of at most [`BATCH_RECORD_BYTES`] encoded bytes
 /// (`sealed`: with their tags), each at least one record: the batches a group is written as.
@@ -230,7 +230,9 @@ impl VlogWriter {
             if let Err(e) = self.log.append_batch(batch, &mut self.positions) {
                 return Err(match self.log.poisoned() {
                     Some(_) => self.poison("write", e),
-                    None => e, // refused before writing: the log is untouched
+                    // Refused before this batch was written: the log holds whole batches only
+                    // (any earlier batch of the group is records nothing points to).
+                    None => e,
                 });
             }
             for pos in &self.positions {
@@ -400,6 +402,26 @@ mod tests {
             );
         }
         assert!(batches(&[], false).next().is_none());
+        // Two records whose encodings fit the writer's retained buffer but not with a batch
+        // header: they go as two batches.
+        let retained = LogWriter::RETAINED_BUFFER_BYTES;
+        let probe = vec![2u8; retained / 2];
+        let probe = RecordRef {
+            value: &probe,
+            ..recs[0]
+        };
+        let overhead = probe.encoded_len() - probe.value.len();
+        let v = vec![2u8; (retained - 16) / 2 - overhead];
+        let pair = [RecordRef {
+            value: &v,
+            ..recs[0]
+        }; 2];
+        let both: usize = pair.iter().map(|r| r.encoded_len()).sum();
+        assert!(
+            both <= retained && both + BATCH_HEADER_LEN > retained,
+            "{both}"
+        );
+        assert_eq!(batches(&pair, false).count(), 2);
     }
 
     #[test]
