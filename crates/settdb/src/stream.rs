@@ -3,7 +3,9 @@
 //!
 //! How the work is split: the key space is cut at the first keys of the tables of the level
 //! that holds the most tables (the bottom level of a settled database), so each range is about
-//! one table's worth of data; the ranges are handed out largest first to `num_threads`
+//! one table's worth of data, and a table holding at least a [`MIN_RANGES`]-th of that level
+//! is cut inside at its block boundaries (a freshly written database may be a few large L0
+//! tables, which would leave all the work to one thread); the ranges are handed out largest first to `num_threads`
 //! producer threads. Each producer iterates its range with its own iterator at the stream's
 //! read timestamp (all versions, values not prefetched), turns each key into [`Kv`]s with
 //! `key_to_list`, and sends batches of about [`PRODUCER_BATCH_BYTES`] through a bounded
@@ -31,6 +33,12 @@ use crate::value::meta;
 
 /// Bytes a producer gathers before sending them to the `send` side.
 pub const PRODUCER_BATCH_BYTES: usize = 4 << 20;
+
+/// Ranges the key space is cut into at least, when its tables allow: several per producer
+/// thread (up to 8 threads by default), so that threads finishing early take over the rest.
+/// Not derived from the thread count, so that a stream's ranges (and a backup's stream ids)
+/// do not depend on the machine.
+const MIN_RANGES: usize = 16;
 
 /// Default soft cap on the bytes of one list handed to `send` (Badger's `MaxSize`: 100 MB).
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 100 << 20;
@@ -93,7 +101,7 @@ pub fn live_versions(versions: &mut KeyVersions<'_>, versions_to_keep: u32) -> R
         }
         out.push(Kv {
             key: key.clone(),
-            value: Bytes::from(item.value()?),
+            value: item.value_bytes()?,
             user_meta: one_byte(item.user_meta()),
             version: item.version(),
             expires_at: item.expires_at(),
@@ -120,7 +128,7 @@ pub fn backup_key_to_list(versions: &mut KeyVersions<'_>) -> Result<Vec<Kv>> {
             value: if dead {
                 Bytes::new()
             } else {
-                Bytes::from(item.value()?)
+                item.value_bytes()?
             },
             user_meta: one_byte(item.user_meta()),
             version: item.version(),
@@ -316,7 +324,7 @@ impl<'db> Stream<'db> {
             None => self.db.new_transaction(false)?,
         };
         let read_ts = txn.read_ts();
-        let ranges = Mutex::new(ranges_for(&self.db.levels(), &self.prefix));
+        let ranges = Mutex::new(ranges_for(&self.db.levels(), &self.prefix, MIN_RANGES));
         let stop = AtomicBool::new(false);
         let default_list: KeyToList<'_> = {
             let keep = self.db.options().num_versions_to_keep;
@@ -600,21 +608,32 @@ fn may_hold_prefix(range: &KeyRange, prefix: &[u8]) -> bool {
 }
 
 /// Key ranges for a stream over keys starting with `prefix`: the key space cut at the first
-/// user keys of the tables of the level holding the most tables.
-pub(crate) fn ranges_for(levels: &LevelsSnapshot, prefix: &[u8]) -> Vec<KeyRange> {
+/// user keys of the tables of the level holding the most tables, and a table holding at
+/// least a `pieces`-th of that level's bytes also at block boundaries inside it.
+pub(crate) fn ranges_for(levels: &LevelsSnapshot, prefix: &[u8], pieces: usize) -> Vec<KeyRange> {
     let level = (0..levels.level_count())
         .max_by_key(|&l| (levels.tables(l).len(), l))
         .unwrap_or(0);
-    let splits = levels
-        .tables(level)
-        .iter()
-        .map(|t| {
-            (
-                user_key(t.table().smallest()).to_vec(),
-                t.table().size_bytes(),
-            )
-        })
-        .collect();
+    let tables = levels.tables(level);
+    // A table holding at least a `pieces`-th of the level is cut at its block boundaries
+    // into `pieces` parts: a database of a few large tables (all of it in L0 after a bulk
+    // write) would otherwise be one range, read by one thread. Every part count is the same
+    // so that overlapping L0 tables, cut alike, still give `pieces` ranges and not fewer.
+    let total: u64 = tables.iter().map(|t| t.table().size_bytes()).sum();
+    let piece = (total / pieces.max(1) as u64).max(1);
+    let mut splits = Vec::with_capacity(tables.len());
+    for t in tables {
+        let t = t.table();
+        // An index that cannot be read only costs the finer cuts; reading the table reports it.
+        let cuts = if pieces > 1 && t.size_bytes() >= piece {
+            t.split_keys(pieces).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let share = t.size_bytes() / (cuts.len() as u64 + 1);
+        splits.push((user_key(t.smallest()).to_vec(), share));
+        splits.extend(cuts.into_iter().map(|k| (k, share)));
+    }
     ranges_from_splits(splits, prefix)
 }
 

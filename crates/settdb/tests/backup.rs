@@ -454,6 +454,72 @@ fn streams_with_many_threads_give_what_one_thread_gives() {
 }
 
 #[test]
+fn a_database_of_one_table_is_streamed_by_several_ranges() {
+    // Proves a database whose data is one table (a fresh bulk write before any compaction) is
+    // still cut into several ranges (at the table's block boundaries), so several threads
+    // share it: done markers name at least 8 ranges (16 asked), every key
+    // comes exactly once, in order within its range, the ranges hold disjoint runs of keys,
+    // and the value-log values arrive intact.
+    let storage: Arc<dyn Storage> = Arc::new(SimStorage::new());
+    let db = Db::open(
+        small_options(Path::new("/one-table"), storage)
+            .with_mem_table_size(16 << 20)
+            .with_base_table_size(16 << 20)
+            .with_base_level_size(64 << 20)
+            .with_value_log_file_size(16 << 20),
+    )
+    .unwrap();
+    let n = 6000u32;
+    let value = |i: u32| format!("{i:08}").repeat(12).into_bytes();
+    for chunk in 0..6 {
+        let mut b = db.new_write_batch().unwrap();
+        for i in chunk * 1000..(chunk + 1) * 1000 {
+            b.set(format!("key{i:06}").into_bytes(), value(i)).unwrap();
+        }
+        b.flush().unwrap();
+    }
+    db.flush().unwrap();
+    let levels = db.levels();
+    let tables: usize = (0..levels.level_count())
+        .map(|l| levels.tables(l).len())
+        .sum();
+    assert_eq!(tables, 1, "the test needs one table");
+    let mut per_range: BTreeMap<u32, Vec<Kv>> = BTreeMap::new();
+    db.stream()
+        .num_threads(2)
+        .done_markers(true)
+        .run(|list| {
+            for kv in list.kv {
+                per_range.entry(kv.stream_id).or_default().push(kv);
+            }
+            Ok(())
+        })
+        .unwrap();
+    let mut runs: Vec<(bytes::Bytes, bytes::Bytes)> = Vec::new();
+    let mut all = Vec::new();
+    for kvs in per_range.values() {
+        let (done, kvs) = kvs.split_last().unwrap();
+        assert!(done.stream_done && done.key.is_empty(), "{done:?}");
+        // The range before the table's first key holds nothing.
+        if kvs.is_empty() {
+            continue;
+        }
+        assert!(kvs.windows(2).all(|w| w[0].key < w[1].key));
+        runs.push((kvs[0].key.clone(), kvs[kvs.len() - 1].key.clone()));
+        all.extend(kvs.iter().cloned());
+    }
+    assert!(runs.len() >= 8, "ranges holding keys: {}", runs.len());
+    runs.sort();
+    assert!(runs.windows(2).all(|w| w[0].1 < w[1].0), "{runs:?}");
+    all.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(all.len(), n as usize);
+    for (i, kv) in (0..n).zip(&all) {
+        assert_eq!(kv.key.as_ref(), format!("key{i:06}").as_bytes());
+        assert_eq!(kv.value.as_ref(), value(i).as_slice());
+    }
+}
+
+#[test]
 fn a_badger_v4_backup_loads() {
     // Proves what Badger v4's backups add over v2's (from its sources: badgerpb4.KVList's
     // alloc_ref = 10, stream ids per range, meta 0x02 left set for values that lived in its

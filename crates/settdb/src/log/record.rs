@@ -14,6 +14,8 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
+use bytes::{Buf, Bytes};
+
 use super::format::CHECKSUM_LEN;
 use crate::checksum::crc32c;
 use crate::coding::{self, Reader, MAX_VARINT32_LEN, MAX_VARINT64_LEN};
@@ -460,6 +462,15 @@ impl OwnedRecord {
     /// The value bytes.
     pub fn value(&self) -> &[u8] {
         self.buf.get(self.value.clone()).unwrap_or_default()
+    }
+
+    /// The value bytes as a [`Bytes`] over the record's buffer: neither copied nor moved
+    /// (the header and key before the value stay allocated with it).
+    pub fn into_value_bytes(mut self) -> Bytes {
+        self.buf.truncate(self.value.end);
+        let mut b = Bytes::from(self.buf);
+        b.advance(self.value.start);
+        b
     }
 
     /// The value bytes, reusing the record's buffer (no copy into a new allocation).

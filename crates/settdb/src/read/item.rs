@@ -10,10 +10,12 @@
 use std::fmt;
 use std::sync::OnceLock;
 
+use bytes::Bytes;
+
 use crate::coding::uvarint_len;
 use crate::error::{Error, Result};
 use crate::key::{key_with_version, VERSION_LEN};
-use crate::log::RecordRef;
+use crate::log::{OwnedRecord, RecordRef};
 use crate::value::{is_expired, meta, ValuePointer, ValueRef};
 use crate::vlog::VlogPin;
 
@@ -33,8 +35,9 @@ pub struct Item {
     pointer: Option<ValuePointer>,
     /// The log `pointer` points into; `Some` exactly when `pointer` is.
     vlog: Option<VlogPin>,
-    /// The value read through `pointer`, once read.
-    resolved: OnceLock<Vec<u8>>,
+    /// The record read through `pointer`, once read. Kept whole: borrowing its value needs
+    /// no move of the value to the front of the buffer.
+    resolved: OnceLock<OwnedRecord>,
 }
 
 /// An item with no key and no value: what an iterator that is not valid shows.
@@ -197,7 +200,27 @@ impl Item {
         }
         self.resolve()?;
         let mut this = self;
-        Ok(this.resolved.take().unwrap_or_default())
+        Ok(this
+            .resolved
+            .take()
+            .map(OwnedRecord::into_value)
+            .unwrap_or_default())
+    }
+
+    /// The value as [`Bytes`]: a value-log value not read before is handed over in the
+    /// buffer it was read into (no copy, and not kept by the item); otherwise a copy. What
+    /// streams put in their lists. Errors as [`Item::value`].
+    pub(crate) fn value_bytes(&self) -> Result<Bytes> {
+        let vp = match self.pointer {
+            Some(vp) if self.resolved.get().is_none() => vp,
+            _ => return self.value_with(Bytes::copy_from_slice),
+        };
+        let Some(vlog) = self.vlog.as_ref() else {
+            debug_assert!(false, "a value pointer without its log");
+            return Err(Error::InvalidRequest("item has no value-log value"));
+        };
+        let record = vlog.read(vp, &key_with_version(&self.key, self.version))?;
+        Ok(record.into_value_bytes())
     }
 
     /// Calls `f` with the value borrowed in place. Errors as [`Item::value`].
@@ -210,15 +233,15 @@ impl Item {
 
     /// The value-log value, read on first use.
     fn resolve(&self) -> Result<&[u8]> {
-        if let Some(v) = self.resolved.get() {
-            return Ok(v);
+        if let Some(r) = self.resolved.get() {
+            return Ok(r.value());
         }
         let (Some(vp), Some(vlog)) = (self.pointer, self.vlog.as_ref()) else {
             debug_assert!(false, "resolve() without a pointer and its log");
             return Err(Error::InvalidRequest("item has no value-log value"));
         };
         let record = vlog.read(vp, &key_with_version(&self.key, self.version))?;
-        Ok(self.resolved.get_or_init(|| record.into_value()))
+        Ok(self.resolved.get_or_init(|| record).value())
     }
 }
 

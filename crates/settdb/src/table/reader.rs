@@ -225,6 +225,25 @@ impl Table {
         self.with_indexes(|ix| ix.index.find(key))
     }
 
+    /// The user keys that cut the table's blocks into `parts` runs of about equal block
+    /// count (the user key of the last entry before each cut), in order; fewer when the table
+    /// has fewer blocks than `parts` or neighbouring cuts fall in one user key. For splitting
+    /// work over threads (streams); a cut may fall among one key's versions, and a range that
+    /// starts at the returned user key holds them all.
+    pub fn split_keys(&self, parts: usize) -> Result<Vec<Vec<u8>>> {
+        self.with_indexes(|ix| {
+            let blocks = ix.index.len();
+            let mut keys: Vec<Vec<u8>> = Vec::new();
+            for j in 1..parts.min(blocks) {
+                let key = user_key(ix.index.last_key(j * blocks / parts - 1));
+                if keys.last().is_none_or(|k| k.as_slice() < key) {
+                    keys.push(key.to_vec());
+                }
+            }
+            keys
+        })
+    }
+
     /// Where data block `idx` lies in the file.
     pub fn block_handle(&self, idx: usize) -> Result<Option<BlockHandle>> {
         self.with_indexes(|ix| ix.index.handle(idx))
