@@ -23,6 +23,7 @@ mod progress;
 mod stats_report;
 mod temp_dir;
 mod units;
+mod writeback;
 
 use std::process::ExitCode;
 

@@ -17,6 +17,7 @@ use crate::cli_error::{CliError, CliResult};
 use crate::db_dir::DirArgs;
 use crate::progress::{Goal, Progress, BYTES};
 use crate::units::{fmt_bytes, fmt_count, plural};
+use crate::writeback::{WritebackFile, WRITEBACK_BYTES};
 
 /// Flags of `backup`.
 #[derive(Debug, clap::Args)]
@@ -138,6 +139,8 @@ fn write_file(
         CliError::new(format!("cannot {what} {}: {e}", partial.display()))
     };
     let file = File::create(partial).map_err(|e| cannot("create", e))?;
+    // The disk writes the backup while it is produced, not all of it at the final sync.
+    let file = WritebackFile::new(file, WRITEBACK_BYTES).map_err(|e| cannot("write", e))?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
     let next = db
         .backup_with_progress(&mut out, args.since, report)
@@ -145,6 +148,6 @@ fn write_file(
     let file = out
         .into_inner()
         .map_err(|e| cannot("write", e.into_error()))?;
-    file.sync_all().map_err(|e| cannot("sync", e))?;
+    file.finish().map_err(|e| cannot("sync", e))?;
     Ok(next)
 }
