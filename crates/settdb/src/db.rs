@@ -866,6 +866,7 @@ impl Db {
             opts: &inner.opts,
             levels: &inner.levels,
             vlog: inner.vlog.as_ref(),
+            writeback: &inner.writeback,
         };
         let raise = |v| inner.committer.loaded_up_to(v);
         crate::stream_writer::run(&inner.drop_context(&|| inner.discard_ts()), ctx, &raise, f)

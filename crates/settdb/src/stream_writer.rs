@@ -36,6 +36,7 @@ use crate::options::Options;
 use crate::table::{TableBuilder, TableBuilderOptions};
 use crate::value::{meta, ValuePointer, ValueRef};
 use crate::vlog::ValueLog;
+use crate::write::{Signal, BYTES_PER_SYNC};
 
 /// Streams with an open table builder at most; the least recently written one's table is
 /// finished when another stream needs a builder (its later keys start a new table).
@@ -69,6 +70,9 @@ pub(crate) struct StreamWriterContext<'a> {
     pub(crate) opts: &'a Options,
     pub(crate) levels: &'a Levels,
     pub(crate) vlog: Option<&'a Arc<ValueLog>>,
+    /// Raised to have the value log's appended bytes written back in the background, as the
+    /// write path does, so the load's final sync does not write them all at once.
+    pub(crate) writeback: &'a Signal,
 }
 
 /// One stream's table in progress.
@@ -222,7 +226,7 @@ impl<'a> StreamWriter<'a> {
             // The record's bytes: value, key and a header (lengths, expiry, checksum, tag).
             let record = len + k.len() as u64 + RECORD_OVERHEAD;
             if !group.is_empty() && group_bytes + record > cap {
-                vlog.append(&group, &mut ptrs)?;
+                self.append_group(vlog, &group, &mut ptrs)?;
                 out.append(&mut ptrs);
                 group.clear();
                 group_bytes = 0;
@@ -238,10 +242,24 @@ impl<'a> StreamWriter<'a> {
             self.summary.value_log_bytes += len;
         }
         if !group.is_empty() {
-            vlog.append(&group, &mut ptrs)?;
+            self.append_group(vlog, &group, &mut ptrs)?;
             out.append(&mut ptrs);
         }
         Ok(out)
+    }
+
+    /// Appends one group and asks for a background writeback once enough is unsynced.
+    fn append_group(
+        &self,
+        vlog: &ValueLog,
+        group: &[RecordRef<'_>],
+        ptrs: &mut Vec<ValuePointer>,
+    ) -> Result<()> {
+        vlog.append(group, ptrs)?;
+        if vlog.unwritten_back_bytes() >= BYTES_PER_SYNC {
+            self.ctx.writeback.raise();
+        }
+        Ok(())
     }
 
     fn add(&mut self, stream: u32, key: &[u8], value: ValueRef<'_>) -> Result<()> {

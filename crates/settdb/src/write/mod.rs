@@ -22,4 +22,4 @@ pub use threshold::ValueThreshold;
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use write_queue::{GroupLimits, WriteQueue};
 #[cfg_attr(not(test), allow(unused_imports))]
-pub use writer::{Poison, Writer, WriterContext};
+pub use writer::{Poison, Writer, WriterContext, BYTES_PER_SYNC};
