@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::backup::pb::{Kv, KvList};
 use crate::backup::{one_byte, DROPPED_META};
@@ -27,6 +27,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::key::user_key;
 use crate::levels::LevelsSnapshot;
+use crate::log::{Arena, RecordAlloc};
 use crate::read::{DbIterator, Item, IteratorOptions};
 use crate::transaction::Txn;
 use crate::value::meta;
@@ -55,6 +56,8 @@ pub struct KeyVersions<'it> {
     it: &'it mut DbIterator,
     key: Vec<u8>,
     started: bool,
+    /// The producer's buffer that keys and values handed out as [`Bytes`] are read into.
+    arena: &'it mut BytesMut,
 }
 
 impl std::fmt::Debug for KeyVersions<'_> {
@@ -87,27 +90,51 @@ impl KeyVersions<'_> {
             Ok(None)
         }
     }
+
+    /// The user key as [`Bytes`], copied into the stream's shared buffer (no allocation of
+    /// its own).
+    pub fn key_bytes(&mut self) -> Bytes {
+        Arena(self.arena).copy_of(&self.key).freeze()
+    }
+
+    /// The value of the version [`KeyVersions::next_version`] returned last, as [`Bytes`]:
+    /// a value-log value is read into the stream's shared buffer and handed over there (no
+    /// allocation or copy of its own); an inline one is copied. Call it only after
+    /// `next_version` returned a version.
+    ///
+    /// Errors: as [`Item::value`]; [`Error::InvalidRequest`] when no version is current.
+    pub fn current_value(&mut self) -> Result<Bytes> {
+        if !(self.started && self.it.valid() && self.it.item().key() == self.key.as_slice()) {
+            return Err(Error::InvalidRequest(
+                "current_value without a version from next_version",
+            ));
+        }
+        self.it.item().value_in(self.arena)
+    }
 }
 
 /// Badger's default `KeyToList` (`Stream.ToList`): the key's versions newest first, each with
 /// its value, up to the first deleted or expired one (not included) or the first that
 /// discards earlier versions (included); only the newest when `versions_to_keep` is 1.
 pub fn live_versions(versions: &mut KeyVersions<'_>, versions_to_keep: u32) -> Result<Vec<Kv>> {
-    let key = Bytes::copy_from_slice(versions.key());
+    let key = versions.key_bytes();
     let mut out = Vec::new();
     while let Some(item) = versions.next_version()? {
         if item.is_deleted_or_expired() {
             break;
         }
+        let (user_meta, version, expires_at) =
+            (item.user_meta(), item.version(), item.expires_at());
+        let last = versions_to_keep == 1 || item.discard_earlier_versions();
         out.push(Kv {
             key: key.clone(),
-            value: item.value_bytes()?,
-            user_meta: one_byte(item.user_meta()),
-            version: item.version(),
-            expires_at: item.expires_at(),
+            value: versions.current_value()?,
+            user_meta: one_byte(user_meta),
+            version,
+            expires_at,
             ..Kv::default()
         });
-        if versions_to_keep == 1 || item.discard_earlier_versions() {
+        if last {
             break;
         }
     }
@@ -119,27 +146,32 @@ pub fn live_versions(versions: &mut KeyVersions<'_>, versions_to_keep: u32) -> R
 /// the key; a version that discards earlier versions is followed by a delete marker one
 /// version below it, and ends the key.
 pub fn backup_key_to_list(versions: &mut KeyVersions<'_>) -> Result<Vec<Kv>> {
-    let key = Bytes::copy_from_slice(versions.key());
+    let key = versions.key_bytes();
     let mut out = Vec::new();
     while let Some(item) = versions.next_version()? {
         let dead = item.is_deleted_or_expired();
-        out.push(Kv {
+        let discard = item.discard_earlier_versions();
+        let version = item.version();
+        let kv = Kv {
             key: key.clone(),
-            value: if dead {
-                Bytes::new()
-            } else {
-                item.value_bytes()?
-            },
             user_meta: one_byte(item.user_meta()),
-            version: item.version(),
+            version,
             expires_at: item.expires_at(),
             meta: one_byte(item.meta() & !DROPPED_META),
             ..Kv::default()
+        };
+        out.push(Kv {
+            value: if dead {
+                Bytes::new()
+            } else {
+                versions.current_value()?
+            },
+            ..kv
         });
-        if item.discard_earlier_versions() {
+        if discard {
             out.push(Kv {
                 key: key.clone(),
-                version: item.version().saturating_sub(1),
+                version: version.saturating_sub(1),
                 meta: one_byte(meta::DELETE),
                 ..Kv::default()
             });
@@ -477,6 +509,7 @@ impl<T> Producer<'_, '_, T> {
     fn stream_range(&self, range: &KeyRange, tx: &SyncSender<Result<Batch<T>>>) -> Result<()> {
         let mut it = self.db.iter_at(self.read_ts, self.opts.clone())?;
         it.seek(&range.start)?;
+        let mut arena = BytesMut::new();
         let mut batch = KvList::default();
         let (mut bytes, mut keys) = (0usize, 0u64);
         while it.valid() {
@@ -492,6 +525,7 @@ impl<T> Producer<'_, '_, T> {
                     it: &mut it,
                     key,
                     started: false,
+                    arena: &mut arena,
                 };
                 let mut kvs = (self.key_to_list)(&mut versions)?;
                 for kv in &mut kvs {

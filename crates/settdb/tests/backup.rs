@@ -678,3 +678,50 @@ fn a_load_splits_its_writes_to_fit_the_value_log_and_batch_limits() {
         4000 + many
     );
 }
+
+#[test]
+fn a_custom_key_to_list_gets_values_through_current_value() {
+    // Proves KeyVersions::current_value gives the value of the version next_version returned
+    // (value-log and inline values alike), refuses to run before next_version returned one or
+    // after the versions ran out, and key_bytes gives the key.
+    let db = Db::open(opts("/custom")).unwrap();
+    db.set(b"big".to_vec(), vec![b'b'; 500]).unwrap();
+    db.set(b"big".to_vec(), vec![b'c'; 600]).unwrap();
+    db.set(b"small".to_vec(), b"s".to_vec()).unwrap();
+    let mut got = Vec::new();
+    db.stream()
+        .key_to_list(|v| {
+            assert!(matches!(v.current_value(), Err(Error::InvalidRequest(_))));
+            let key = v.key_bytes();
+            let mut out = Vec::new();
+            while let Some(item) = v.next_version()? {
+                let version = item.version();
+                out.push(Kv {
+                    key: key.clone(),
+                    value: v.current_value()?,
+                    version,
+                    ..Kv::default()
+                });
+            }
+            assert!(matches!(v.current_value(), Err(Error::InvalidRequest(_))));
+            Ok(out)
+        })
+        .run(|list| {
+            got.extend(list.kv);
+            Ok(())
+        })
+        .unwrap();
+    got.sort_by(|a, b| a.key.cmp(&b.key).then(b.version.cmp(&a.version)));
+    let shown: Vec<(&[u8], usize, u8)> = got
+        .iter()
+        .map(|kv| (kv.key.as_ref(), kv.value.len(), kv.value[0]))
+        .collect();
+    assert_eq!(
+        shown,
+        vec![
+            (&b"big"[..], 600, b'c'),
+            (&b"big"[..], 500, b'b'),
+            (&b"small"[..], 1, b's')
+        ]
+    );
+}

@@ -36,9 +36,11 @@ pub use format::{
 #[cfg_attr(not(test), allow(unused_imports))]
 #[cfg(any(test, feature = "testing"))]
 pub use reader::read_record;
-pub use reader::{read_header, read_mapped_record_at, read_record_at};
+pub use reader::{read_header, read_mapped_record_at, read_record_at, read_record_at_in};
 #[cfg_attr(not(test), allow(unused_imports))]
-pub use record::{decode_record, OwnedRecord, RecordPos, RecordRef, MIN_RECORD_LEN};
+pub use record::{
+    decode_record, Arena, FreshVec, OwnedRecord, RecordAlloc, RecordPos, RecordRef, MIN_RECORD_LEN,
+};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use replay::{replay, replay_until, replay_with, ReplayEnd, StopReason};
 #[cfg_attr(not(test), allow(unused_imports))]

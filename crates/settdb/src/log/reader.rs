@@ -7,7 +7,9 @@
 //! Normative page: docs/format/log.md ("Reading one record").
 
 use super::format::{LogHeader, LogKind, FIRST_RECORD_OFFSET};
-use super::record::{OwnedRecord, RecordPos, MAX_RECORD_LEN, MIN_RECORD_LEN};
+use super::record::{
+    FreshVec, OwnedRecord, RecordAlloc, RecordPos, MAX_RECORD_LEN, MIN_RECORD_LEN,
+};
 use super::replay::read_header_in;
 use super::window::Window;
 use crate::crypto::FileCipher;
@@ -44,19 +46,33 @@ pub fn read_record_at(
     pos: RecordPos,
     cipher: Option<&FileCipher>,
 ) -> Result<OwnedRecord> {
+    read_record_at_in(file, file_len, pos, cipher, FreshVec)
+}
+
+/// [`read_record_at`] into a buffer from `alloc`.
+pub fn read_record_at_in<A: RecordAlloc>(
+    file: &dyn StorageFile,
+    file_len: u64,
+    pos: RecordPos,
+    cipher: Option<&FileCipher>,
+    mut alloc: A,
+) -> Result<OwnedRecord<A::Buf>> {
     let len = check_position(file, file_len, pos)?;
-    let buf = file.read_vec_at(pos.offset, len)?;
+    let mut buf = alloc.zeroed(len);
+    file.read_at(pos.offset, buf.as_mut())?;
     decode_record(file, buf, pos, cipher)
 }
 
 /// [`read_record_at`] from `mapped`, a mapping of the file's first `mapped.len()` bytes (all
-/// of them the caller may read): the same checks and errors, with no system call.
-pub fn read_mapped_record_at(
+/// of them the caller may read): the same checks and errors, with no system call. The record
+/// is copied into a buffer from `alloc`.
+pub fn read_mapped_record_at<A: RecordAlloc>(
     file: &dyn StorageFile,
     mapped: &[u8],
     pos: RecordPos,
     cipher: Option<&FileCipher>,
-) -> Result<OwnedRecord> {
+    mut alloc: A,
+) -> Result<OwnedRecord<A::Buf>> {
     let len = check_position(file, mapped.len() as u64, pos)?;
     let bytes = usize::try_from(pos.offset)
         .ok()
@@ -69,7 +85,7 @@ pub fn read_mapped_record_at(
             "record outside the mapping",
         ));
     };
-    decode_record(file, bytes.to_vec(), pos, cipher)
+    decode_record(file, alloc.copy_of(bytes), pos, cipher)
 }
 
 /// The record length of `pos` if it can be a record of a file of `file_len` bytes.
@@ -96,12 +112,12 @@ fn check_position(file: &dyn StorageFile, file_len: u64, pos: RecordPos) -> Resu
 }
 
 /// Decodes the bytes read for the record at `pos`.
-fn decode_record(
+fn decode_record<B: AsRef<[u8]> + AsMut<[u8]>>(
     file: &dyn StorageFile,
-    buf: Vec<u8>,
+    buf: B,
     pos: RecordPos,
     cipher: Option<&FileCipher>,
-) -> Result<OwnedRecord> {
+) -> Result<OwnedRecord<B>> {
     OwnedRecord::from_encoded_in(buf, cipher.map(|c| (c, pos.offset)))
         .map_err(|e| e.into_error(file.path(), pos.offset))
 }

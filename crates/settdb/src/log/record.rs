@@ -14,7 +14,7 @@ use std::fmt;
 use std::ops::Range;
 use std::path::Path;
 
-use bytes::{Buf, Bytes};
+use bytes::{Buf, Bytes, BytesMut};
 
 use super::format::CHECKSUM_LEN;
 use crate::checksum::crc32c;
@@ -397,10 +397,11 @@ pub(crate) fn unseal_record(
     }
 }
 
-/// A record read on its own (for a value pointer): one buffer holding the encoded record.
+/// A record read on its own (for a value pointer): one buffer holding the encoded record,
+/// a `Vec` of its own or a slice of a shared buffer (`BytesMut`, see [`RecordAlloc`]).
 #[derive(Clone, PartialEq, Eq)]
-pub struct OwnedRecord {
-    buf: Vec<u8>,
+pub struct OwnedRecord<B = Vec<u8>> {
+    buf: B,
     meta: u8,
     user_meta: u8,
     expires_at: u64,
@@ -416,19 +417,38 @@ impl OwnedRecord {
         OwnedRecord::from_encoded_in(buf, None)
     }
 
+    /// The value bytes, reusing the record's buffer (no copy into a new allocation).
+    pub fn into_value(mut self) -> Vec<u8> {
+        self.buf.truncate(self.value.end);
+        self.buf.drain(..self.value.start);
+        self.buf
+    }
+}
+
+impl OwnedRecord<BytesMut> {
+    /// The value bytes as a [`Bytes`] over the shared buffer the record was read into.
+    pub fn into_value_bytes(self) -> Bytes {
+        let mut b = self.buf.freeze();
+        b.truncate(self.value.end);
+        b.advance(self.value.start);
+        b
+    }
+}
+
+impl<B: AsRef<[u8]> + AsMut<[u8]>> OwnedRecord<B> {
     /// Decodes `buf`, which must hold exactly one record; with `unseal = (cipher, offset)`
     /// the record is sealed and was written at file offset `offset`, and is decrypted in
     /// place.
     pub fn from_encoded_in(
-        mut buf: Vec<u8>,
+        mut buf: B,
         unseal: Option<(&FileCipher, u64)>,
     ) -> Result<Self, DecodeError> {
-        let l = parse_record(&buf, unseal.is_some())?;
-        if l.used != buf.len() {
+        let l = parse_record(buf.as_ref(), unseal.is_some())?;
+        if l.used != buf.as_ref().len() {
             return Err(DecodeError::TrailingBytes(l.used));
         }
         if let Some((cipher, offset)) = unseal {
-            unseal_record(&mut buf, &l, cipher, offset)?;
+            unseal_record(buf.as_mut(), &l, cipher, offset)?;
         }
         let key = l.key_at..l.key_at + l.key_len;
         let value = key.end..key.end + l.value_len;
@@ -456,32 +476,19 @@ impl OwnedRecord {
 
     /// The internal key.
     pub fn key(&self) -> &[u8] {
-        self.buf.get(self.key.clone()).unwrap_or_default()
+        self.buf.as_ref().get(self.key.clone()).unwrap_or_default()
     }
 
     /// The value bytes.
     pub fn value(&self) -> &[u8] {
-        self.buf.get(self.value.clone()).unwrap_or_default()
-    }
-
-    /// The value bytes as a [`Bytes`] over the record's buffer: neither copied nor moved
-    /// (the header and key before the value stay allocated with it).
-    pub fn into_value_bytes(mut self) -> Bytes {
-        self.buf.truncate(self.value.end);
-        let mut b = Bytes::from(self.buf);
-        b.advance(self.value.start);
-        b
-    }
-
-    /// The value bytes, reusing the record's buffer (no copy into a new allocation).
-    pub fn into_value(mut self) -> Vec<u8> {
-        self.buf.truncate(self.value.end);
-        self.buf.drain(..self.value.start);
         self.buf
+            .as_ref()
+            .get(self.value.clone())
+            .unwrap_or_default()
     }
 }
 
-impl fmt::Debug for OwnedRecord {
+impl<B: AsRef<[u8]> + AsMut<[u8]>> fmt::Debug for OwnedRecord<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedRecord")
             .field("meta", &format_args!("{:#04x}", self.meta))
@@ -490,6 +497,67 @@ impl fmt::Debug for OwnedRecord {
             .field("key", &self.key().escape_ascii().to_string())
             .field("value_len", &self.value.len())
             .finish()
+    }
+}
+
+/// Where a record read on its own is put: a `Vec` of its own ([`FreshVec`]) or a slice of a
+/// shared buffer ([`Arena`]).
+pub trait RecordAlloc {
+    /// The buffer one record is read into.
+    type Buf: AsRef<[u8]> + AsMut<[u8]>;
+    /// `len` bytes to read into (zeroed).
+    fn zeroed(&mut self, len: usize) -> Self::Buf;
+    /// A copy of `bytes` (a record read from a mapping).
+    fn copy_of(&mut self, bytes: &[u8]) -> Self::Buf;
+}
+
+/// Each record in a `Vec` of its own: what a point read keeps.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FreshVec;
+
+impl RecordAlloc for FreshVec {
+    type Buf = Vec<u8>;
+    fn zeroed(&mut self, len: usize) -> Vec<u8> {
+        vec![0; len]
+    }
+    fn copy_of(&mut self, bytes: &[u8]) -> Vec<u8> {
+        bytes.to_vec()
+    }
+}
+
+/// Records as slices of one shared buffer of [`ARENA_BYTES`] (a larger record gets one of
+/// its own size): reading many values in a row (a stream) then costs an allocation per
+/// arena instead of one per value, and the values, handed on as [`Bytes`], free the arena
+/// together once the last of them is dropped.
+#[derive(Debug)]
+pub struct Arena<'a>(pub &'a mut BytesMut);
+
+/// Bytes of one [`Arena`] buffer.
+pub const ARENA_BYTES: usize = 1 << 20;
+
+impl Arena<'_> {
+    /// Makes room for `len` bytes: a fresh buffer when the current one has too little left
+    /// (its earlier slices keep the old one alive). The arena holds no bytes between
+    /// records, only spare capacity.
+    fn room(&mut self, len: usize) {
+        self.0.clear();
+        if self.0.capacity() < len {
+            *self.0 = BytesMut::with_capacity(len.max(ARENA_BYTES));
+        }
+    }
+}
+
+impl RecordAlloc for Arena<'_> {
+    type Buf = BytesMut;
+    fn zeroed(&mut self, len: usize) -> BytesMut {
+        self.room(len);
+        self.0.resize(len, 0);
+        self.0.split()
+    }
+    fn copy_of(&mut self, bytes: &[u8]) -> BytesMut {
+        self.room(bytes.len());
+        self.0.extend_from_slice(bytes);
+        self.0.split()
     }
 }
 
@@ -506,6 +574,53 @@ mod tests {
             key,
             value,
         }
+    }
+
+    #[test]
+    fn records_read_into_an_arena_keep_their_values_as_it_moves_on() {
+        // Proves records decoded from arena slices hand over exactly their values, that
+        // values stay intact when the arena runs out and takes a fresh buffer (earlier slices
+        // keep theirs), that a record larger than ARENA_BYTES gets a buffer of its own size,
+        // that copy_of and zeroed give independent slices, and that the arena holds no bytes
+        // between records.
+        let mut arena = BytesMut::new();
+        let mut kept = Vec::new();
+        let sizes = [10usize, 300_000, 700_000, 5, ARENA_BYTES + 3, 2, 400_000];
+        for (i, &n) in sizes.iter().enumerate() {
+            let key = [b'k', i as u8, 0, 0, 0, 0, 0, 0, 1];
+            let value: Vec<u8> = (0..n).map(|j| (j * 7 + i) as u8).collect();
+            let mut enc = Vec::new();
+            rec(&key, &value).encode(&mut enc);
+            let buf = if i % 2 == 0 {
+                Arena(&mut arena).copy_of(&enc)
+            } else {
+                let mut b = Arena(&mut arena).zeroed(enc.len());
+                b.copy_from_slice(&enc);
+                b
+            };
+            assert!(arena.is_empty(), "the arena keeps no bytes between records");
+            let r = OwnedRecord::from_encoded_in(buf, None).unwrap();
+            assert_eq!(r.key(), key);
+            kept.push((r.into_value_bytes(), value));
+        }
+        for (got, want) in &kept {
+            assert_eq!(got.as_ref(), want.as_slice());
+        }
+        assert!(arena.capacity() <= ARENA_BYTES + 3);
+    }
+
+    #[test]
+    fn a_fresh_vec_record_gives_its_value_in_place() {
+        // Proves FreshVec buffers decode and into_value keeps exactly the value.
+        let key = *b"key\0\0\0\0\0\x05";
+        let mut enc = Vec::new();
+        rec(&key, b"the value").encode(&mut enc);
+        let r = OwnedRecord::from_encoded_in(FreshVec.copy_of(&enc), None).unwrap();
+        assert_eq!(r.value(), b"the value");
+        assert_eq!(r.into_value(), b"the value");
+        let mut z = FreshVec.zeroed(4);
+        assert_eq!(z, vec![0; 4]);
+        z[0] = 1;
     }
 
     #[test]

@@ -10,12 +10,12 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::coding::uvarint_len;
 use crate::error::{Error, Result};
 use crate::key::{key_with_version, VERSION_LEN};
-use crate::log::{OwnedRecord, RecordRef};
+use crate::log::{Arena, OwnedRecord, RecordRef};
 use crate::value::{is_expired, meta, ValuePointer, ValueRef};
 use crate::vlog::VlogPin;
 
@@ -207,10 +207,10 @@ impl Item {
             .unwrap_or_default())
     }
 
-    /// The value as [`Bytes`]: a value-log value not read before is handed over in the
-    /// buffer it was read into (no copy, and not kept by the item); otherwise a copy. What
-    /// streams put in their lists. Errors as [`Item::value`].
-    pub(crate) fn value_bytes(&self) -> Result<Bytes> {
+    /// The value as [`Bytes`]: a value-log value not read before is read into `arena` and
+    /// handed over there (no copy of its own, and not kept by the item); otherwise a copy.
+    /// What streams put in their lists. Errors as [`Item::value`].
+    pub(crate) fn value_in(&self, arena: &mut BytesMut) -> Result<Bytes> {
         let vp = match self.pointer {
             Some(vp) if self.resolved.get().is_none() => vp,
             _ => return self.value_with(Bytes::copy_from_slice),
@@ -219,7 +219,7 @@ impl Item {
             debug_assert!(false, "a value pointer without its log");
             return Err(Error::InvalidRequest("item has no value-log value"));
         };
-        let record = vlog.read(vp, &key_with_version(&self.key, self.version))?;
+        let record = vlog.read_in(vp, &key_with_version(&self.key, self.version), Arena(arena))?;
         Ok(record.into_value_bytes())
     }
 

@@ -25,7 +25,8 @@ use crate::error::{Error, Result};
 use crate::io::Storage;
 use crate::log::FIRST_BATCH_OFFSET;
 use crate::log::{
-    replay_until, seal_batch_len, LogKind, LogWriter, OwnedRecord, RecordRef, ReplayEnd,
+    replay_until, seal_batch_len, FreshVec, LogKind, LogWriter, OwnedRecord, RecordAlloc,
+    RecordRef, ReplayEnd,
 };
 use crate::manifest::{ManifestChange, SharedManifest};
 use crate::options::Options;
@@ -136,8 +137,18 @@ impl VlogPin {
 
     /// Reads the record `vp` names, as [`ValueLog::read`] does, from the pinned files.
     pub(crate) fn read(&self, vp: ValuePointer, expected_key: &[u8]) -> Result<OwnedRecord> {
+        self.read_in(vp, expected_key, FreshVec)
+    }
+
+    /// [`VlogPin::read`] into a buffer from `alloc`.
+    pub(crate) fn read_in<A: RecordAlloc>(
+        &self,
+        vp: ValuePointer,
+        expected_key: &[u8],
+        alloc: A,
+    ) -> Result<OwnedRecord<A::Buf>> {
         if let Some(f) = self.files.get(&vp.file_id) {
-            return f.read(vp, expected_key);
+            return f.read_in(vp, expected_key, alloc);
         }
         let newer = self
             .files
@@ -147,7 +158,7 @@ impl VlogPin {
             .then(|| self.live.load().get(&vp.file_id).cloned())
             .flatten();
         match live {
-            Some(f) => f.read(vp, expected_key),
+            Some(f) => f.read_in(vp, expected_key, alloc),
             None => Err(missing_file(&self.dir, vp.file_id, u64::from(vp.offset))),
         }
     }

@@ -16,8 +16,8 @@ use crate::crypto::FileCipher;
 use crate::error::{Error, Result};
 use crate::io::{Mapping, Storage, StorageFile};
 use crate::log::{
-    read_mapped_record_at, read_record_at, OwnedRecord, RecordPos, FIRST_RECORD_OFFSET,
-    MIN_RECORD_LEN,
+    read_mapped_record_at, read_record_at_in, OwnedRecord, RecordAlloc, RecordPos,
+    FIRST_RECORD_OFFSET, MIN_RECORD_LEN,
 };
 use crate::value::ValuePointer;
 
@@ -133,25 +133,31 @@ impl VlogFile {
             && end <= self.readable_end()
     }
 
-    /// Reads the record `vp` names and checks that its key is `expected_key`.
+    /// [`VlogFile::read_in`] into a `Vec` of its own.
+    #[cfg(test)]
+    pub(crate) fn read(&self, vp: ValuePointer, expected_key: &[u8]) -> Result<OwnedRecord> {
+        self.read_in(vp, expected_key, crate::log::FreshVec)
+    }
+
+    /// Reads the record `vp` names into a buffer from `alloc` and checks that its key is
+    /// `expected_key`.
     ///
     /// Errors, each naming this file and `vp.offset`: [`Error::Corruption`] for a position
     /// outside the readable bytes, bytes that are not one record of `vp.len` bytes, or a key
     /// other than `expected_key` (a misdirected pointer); [`Error::ChecksumMismatch`] for a
     /// damaged record; I/O errors.
-    pub(crate) fn read(&self, vp: ValuePointer, expected_key: &[u8]) -> Result<OwnedRecord> {
+    pub(crate) fn read_in<A: RecordAlloc>(
+        &self,
+        vp: ValuePointer,
+        expected_key: &[u8],
+        alloc: A,
+    ) -> Result<OwnedRecord<A::Buf>> {
         debug_assert_eq!(vp.file_id, self.id);
         let pos = RecordPos::from(vp);
+        let cipher = self.cipher.as_ref();
         let rec = match self.mapping.get() {
-            Some(m) => {
-                read_mapped_record_at(self.file.as_ref(), m.bytes(), pos, self.cipher.as_ref())
-            }
-            None => read_record_at(
-                self.file.as_ref(),
-                self.readable_end(),
-                pos,
-                self.cipher.as_ref(),
-            ),
+            Some(m) => read_mapped_record_at(self.file.as_ref(), m.bytes(), pos, cipher, alloc),
+            None => read_record_at_in(self.file.as_ref(), self.readable_end(), pos, cipher, alloc),
         }?;
         if rec.key() != expected_key {
             let why = format!(
