@@ -67,39 +67,30 @@ pub(crate) struct EntryView<'a> {
 }
 
 impl Item {
-    /// A new item for one version of `user_key` (a point read or a pending write).
+    /// A new item for one version of `user_key` (a point read or a pending write), holding
+    /// `pointer`'s pin (moved in, not cloned) when the value is in the value log.
     pub(crate) fn from_entry(
         user_key: &[u8],
         version: u64,
         value: ValueRef<'_>,
-        pointer: Option<(ValuePointer, &VlogPin)>,
+        pointer: Option<(ValuePointer, VlogPin)>,
         now_secs: u64,
     ) -> Item {
         let mut item = Item::default();
-        item.fill(
-            EntryView {
-                user_key,
-                version,
-                value,
-                pointer,
-            },
-            now_secs,
-        );
+        item.fill_fields(user_key, version, &value, now_secs);
+        match pointer {
+            Some((vp, pin)) => {
+                item.pointer = Some(vp);
+                item.vlog = Some(pin);
+            }
+            None => item.set_inline(&value),
+        }
         item
     }
 
     /// Overwrites this item with `e`, reusing the key and value buffers.
     pub(crate) fn fill(&mut self, e: EntryView<'_>, now_secs: u64) {
-        self.key.clear();
-        self.key.extend_from_slice(e.user_key);
-        self.version = e.version;
-        self.meta = e.value.meta;
-        self.user_meta = e.value.user_meta;
-        self.expires_at = e.value.expires_at;
-        self.deleted_or_expired =
-            e.value.meta & meta::DELETE != 0 || is_expired(e.value.expires_at, now_secs);
-        self.inline.clear();
-        self.resolved = OnceLock::new();
+        self.fill_fields(e.user_key, e.version, &e.value, now_secs);
         match e.pointer {
             Some((vp, vlog)) => {
                 self.pointer = Some(vp);
@@ -107,13 +98,30 @@ impl Item {
                     self.vlog = Some(vlog.clone());
                 }
             }
-            None => {
-                debug_assert_eq!(e.value.meta & meta::VALUE_POINTER, 0);
-                self.pointer = None;
-                self.vlog = None;
-                self.inline.extend_from_slice(e.value.value);
-            }
+            None => self.set_inline(&e.value),
         }
+    }
+
+    /// Everything but where the value lives.
+    fn fill_fields(&mut self, user_key: &[u8], version: u64, value: &ValueRef<'_>, now_secs: u64) {
+        self.key.clear();
+        self.key.extend_from_slice(user_key);
+        self.version = version;
+        self.meta = value.meta;
+        self.user_meta = value.user_meta;
+        self.expires_at = value.expires_at;
+        self.deleted_or_expired =
+            value.meta & meta::DELETE != 0 || is_expired(value.expires_at, now_secs);
+        self.inline.clear();
+        self.resolved = OnceLock::new();
+    }
+
+    /// The value is `value`'s bytes, held inline.
+    fn set_inline(&mut self, value: &ValueRef<'_>) {
+        debug_assert_eq!(value.meta & meta::VALUE_POINTER, 0);
+        self.pointer = None;
+        self.vlog = None;
+        self.inline.extend_from_slice(value.value);
     }
 
     /// Reads a value-log value now, keeping it; a failure is left for [`Item::value`] to

@@ -24,7 +24,7 @@ use crate::stats::{BloomTally, EngineStats, GetSource};
 use crate::table::VecIterator;
 use crate::txn::WaterMark;
 use crate::value::{is_expired, meta, ValuePointer};
-use crate::vlog::{FilesNow, ValueLog, VlogPin};
+use crate::vlog::{FilesNow, ValueLog};
 
 /// The engine's read side. Cheap to share (`Arc`); holds no reference to `Db`.
 #[derive(Debug)]
@@ -138,7 +138,7 @@ impl Reader {
         key: &[u8],
         read_ts: u64,
         now: u64,
-        f: impl FnOnce(&Found, Option<(ValuePointer, &VlogPin)>) -> Result<T>,
+        f: impl FnOnce(&Found, Option<(ValuePointer, &FilesNow<'_>)>) -> Result<T>,
     ) -> Result<Option<T>> {
         self.wait_applied(read_ts);
         let started = self.stats().timer();
@@ -160,9 +160,8 @@ impl Reader {
             return f(&found, None).map(Some);
         }
         let vp = decode_pointer(vs.value, &self.dir)?;
-        let pin = files.as_ref().map(FilesNow::pin);
-        let pin = pin.as_ref().ok_or_else(|| no_value_log(&self.dir))?;
-        f(&found, Some((vp, pin))).map(Some)
+        let files = files.as_ref().ok_or_else(|| no_value_log(&self.dir))?;
+        f(&found, Some((vp, files))).map(Some)
     }
 
     /// The newest live version of `key` at or below `read_ts`, with its value.
@@ -170,9 +169,10 @@ impl Reader {
         self.lookup(key, read_ts, now_secs(), |found, pointer| {
             let value = match pointer {
                 None => found.value().value.to_vec(),
-                Some((vp, vlog)) => {
+                Some((vp, files)) => {
                     self.stats().record_vlog_read(u64::from(vp.len));
-                    vlog.read(vp, &key_with_version(key, found.version))?
+                    files
+                        .read(vp, &key_with_version(key, found.version))?
                         .into_value()
                 }
             };
@@ -189,7 +189,7 @@ impl Reader {
                 key,
                 found.version,
                 found.value(),
-                pointer,
+                pointer.map(|(vp, files)| (vp, files.pin())),
                 now,
             ))
         })

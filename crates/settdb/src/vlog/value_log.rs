@@ -147,20 +147,7 @@ impl VlogPin {
         expected_key: &[u8],
         alloc: A,
     ) -> Result<OwnedRecord<A::Buf>> {
-        if let Some(f) = self.files.get(&vp.file_id) {
-            return f.read_in(vp, expected_key, alloc);
-        }
-        let newer = self
-            .files
-            .last_key_value()
-            .is_none_or(|(&newest, _)| vp.file_id > newest);
-        let live = newer
-            .then(|| self.live.load().get(&vp.file_id).cloned())
-            .flatten();
-        match live {
-            Some(f) => f.read_in(vp, expected_key, alloc),
-            None => Err(missing_file(&self.dir, vp.file_id, u64::from(vp.offset))),
-        }
+        read_from(&self.files, &self.live, &self.dir, vp, expected_key, alloc)
     }
 
     /// True if `vp` names a file GC retired before this pin was taken: one that is not
@@ -187,6 +174,19 @@ pub(crate) struct FilesNow<'a> {
 }
 
 impl FilesNow<'_> {
+    /// Reads the record `vp` names from these files, as [`VlogPin::read`] does from a pin
+    /// (no reference count taken: for a read that ends before the files may go).
+    pub(crate) fn read(&self, vp: ValuePointer, expected_key: &[u8]) -> Result<OwnedRecord> {
+        read_from(
+            &self.files,
+            &self.vlog.files,
+            &self.vlog.shared_dir,
+            vp,
+            expected_key,
+            FreshVec,
+        )
+    }
+
     /// A pin on these files.
     pub(crate) fn pin(&self) -> VlogPin {
         VlogPin {
@@ -195,6 +195,31 @@ impl FilesNow<'_> {
             dir: Arc::clone(&self.vlog.shared_dir),
             sealed: self.vlog.keys.is_some(),
         }
+    }
+}
+
+/// Reads the record `vp` names from `files`, the files open when a read began, and checks
+/// its key; a file created since (a GC rewrite the read may see) is looked up in `live`.
+fn read_from<A: RecordAlloc>(
+    files: &FileMap,
+    live: &ArcSwap<FileMap>,
+    dir: &Path,
+    vp: ValuePointer,
+    expected_key: &[u8],
+    alloc: A,
+) -> Result<OwnedRecord<A::Buf>> {
+    if let Some(f) = files.get(&vp.file_id) {
+        return f.read_in(vp, expected_key, alloc);
+    }
+    let newer = files
+        .last_key_value()
+        .is_none_or(|(&newest, _)| vp.file_id > newest);
+    let file = newer
+        .then(|| live.load().get(&vp.file_id).cloned())
+        .flatten();
+    match file {
+        Some(f) => f.read_in(vp, expected_key, alloc),
+        None => Err(missing_file(dir, vp.file_id, u64::from(vp.offset))),
     }
 }
 
