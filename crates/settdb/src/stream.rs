@@ -3,15 +3,15 @@
 //!
 //! How the work is split: the key space is cut at the first keys of the tables of the level
 //! that holds the most tables (the bottom level of a settled database), so each range is about
-//! one table's worth of data, and a table holding at least a [`MIN_RANGES`]-th of that level
-//! is cut inside at its block boundaries (a freshly written database may be a few large L0
-//! tables, which would leave all the work to one thread); the ranges are handed out largest first to `num_threads`
-//! producer threads. Each producer iterates its range with its own iterator at the stream's
-//! read timestamp (all versions, values not prefetched), turns each key into [`Kv`]s with
-//! `key_to_list`, and sends batches of about [`PRODUCER_BATCH_BYTES`] through a bounded
-//! channel; the calling thread gathers them into lists of up to `max_batch_bytes` and calls
-//! `send`. So memory is bounded by the channel's capacity times the producers' batch size, and
-//! `send` is never called from two threads.
+//! one table's worth of data, and a table holding at least a 16th of that level is cut inside
+//! at its block boundaries (a freshly written database may be a few large L0 tables, which
+//! would leave all the work to one thread); the ranges are handed out largest first to
+//! `num_threads` producer threads. Each producer iterates its range with its own iterator at
+//! the stream's read timestamp (all versions, values not prefetched), reads values into a
+//! shared arena, turns each key into [`Kv`]s with `key_to_list`, and sends batches of about
+//! [`PRODUCER_BATCH_BYTES`] through a bounded channel; the calling thread gathers them into
+//! lists of up to `max_batch_bytes` and calls `send`. So memory is bounded by the channel's
+//! capacity times the producers' batch size, and `send` is never called from two threads.
 //!
 //! Order: within a range keys come in order; ranges arrive in any order (as in Badger).
 
@@ -100,7 +100,9 @@ impl KeyVersions<'_> {
     /// The value of the version [`KeyVersions::next_version`] returned last, as [`Bytes`]:
     /// a value-log value is read into the stream's shared buffer and handed over there (no
     /// allocation or copy of its own); an inline one is copied. Call it only after
-    /// `next_version` returned a version.
+    /// `next_version` returned a version. The buffer (1 MiB) is freed once every value read
+    /// into it is dropped, so a value kept long after its neighbours keeps it all: copy a
+    /// value that outlives the list it was read for.
     ///
     /// Errors: as [`Item::value`]; [`Error::InvalidRequest`] when no version is current.
     pub fn current_value(&mut self) -> Result<Bytes> {

@@ -219,14 +219,10 @@ impl Item {
     /// handed over there (no copy of its own, and not kept by the item); otherwise a copy.
     /// What streams put in their lists. Errors as [`Item::value`].
     pub(crate) fn value_in(&self, arena: &mut BytesMut) -> Result<Bytes> {
-        let vp = match self.pointer {
-            Some(vp) if self.resolved.get().is_none() => vp,
-            _ => return self.value_with(Bytes::copy_from_slice),
-        };
-        let Some(vlog) = self.vlog.as_ref() else {
-            debug_assert!(false, "a value pointer without its log");
-            return Err(Error::InvalidRequest("item has no value-log value"));
-        };
+        if self.pointer.is_none() || self.resolved.get().is_some() {
+            return self.value_with(Bytes::copy_from_slice);
+        }
+        let (vp, vlog) = self.pointer_and_log()?;
         let record = vlog.read_in(vp, &key_with_version(&self.key, self.version), Arena(arena))?;
         Ok(record.into_value_bytes())
     }
@@ -244,12 +240,18 @@ impl Item {
         if let Some(r) = self.resolved.get() {
             return Ok(r.value());
         }
-        let (Some(vp), Some(vlog)) = (self.pointer, self.vlog.as_ref()) else {
-            debug_assert!(false, "resolve() without a pointer and its log");
-            return Err(Error::InvalidRequest("item has no value-log value"));
-        };
+        let (vp, vlog) = self.pointer_and_log()?;
         let record = vlog.read(vp, &key_with_version(&self.key, self.version))?;
         Ok(self.resolved.get_or_init(|| record).value())
+    }
+
+    /// The value pointer and the log it points into (an item holds both or neither).
+    fn pointer_and_log(&self) -> Result<(ValuePointer, &VlogPin)> {
+        let (Some(vp), Some(vlog)) = (self.pointer, self.vlog.as_ref()) else {
+            debug_assert!(false, "a value-log read without a pointer and its log");
+            return Err(Error::InvalidRequest("item has no value-log value"));
+        };
+        Ok((vp, vlog))
     }
 }
 
