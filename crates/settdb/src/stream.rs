@@ -661,11 +661,12 @@ pub(crate) fn ranges_for(levels: &LevelsSnapshot, prefix: &[u8], pieces: usize) 
     for t in tables {
         let t = t.table();
         // An index that cannot be read only costs the finer cuts; reading the table reports it.
-        let cuts = if pieces > 1 && t.size_bytes() >= piece {
+        let cuts = if t.size_bytes() >= piece {
             t.split_keys(pieces).unwrap_or_default()
         } else {
             Vec::new()
         };
+        // Only the order ranges are handed out in depends on the byte estimates.
         let share = t.size_bytes() / (cuts.len() as u64 + 1);
         splits.push((user_key(t.smallest()).to_vec(), share));
         splits.extend(cuts.into_iter().map(|k| (k, share)));

@@ -607,6 +607,14 @@ mod tests {
             assert_eq!(got.as_ref(), want.as_slice());
         }
         assert!(arena.capacity() <= ARENA_BYTES + 3);
+        // Small records share one buffer: each starts where the one before it ended.
+        let mut arena = BytesMut::new();
+        let a = Arena(&mut arena).zeroed(100);
+        let b = Arena(&mut arena).copy_of(&[1; 50]);
+        let c = Arena(&mut arena).zeroed(10);
+        assert_eq!(a.as_ptr().wrapping_add(100), b.as_ptr());
+        assert_eq!(b.as_ptr().wrapping_add(50), c.as_ptr());
+        assert_eq!(arena.capacity(), ARENA_BYTES - 160);
     }
 
     #[test]

@@ -233,8 +233,10 @@ impl Table {
     pub fn split_keys(&self, parts: usize) -> Result<Vec<Vec<u8>>> {
         self.with_indexes(|ix| {
             let blocks = ix.index.len();
+            // At most a cut per block boundary; then `j * blocks / parts >= j >= 1`.
+            let parts = parts.min(blocks);
             let mut keys: Vec<Vec<u8>> = Vec::new();
-            for j in 1..parts.min(blocks) {
+            for j in 1..parts {
                 let key = user_key(ix.index.last_key(j * blocks / parts - 1));
                 if keys.last().is_none_or(|k| k.as_slice() < key) {
                     keys.push(key.to_vec());
@@ -508,6 +510,46 @@ mod tests {
     use crate::options::{ChecksumVerificationMode, Compression};
     use crate::value::ValueStruct;
     use proptest::prelude::*;
+
+    #[test]
+    fn split_keys_cut_the_blocks_into_equal_runs() {
+        // Proves split_keys(parts) returns, in order, the user key of the last entry of block
+        // j * blocks / parts - 1 for each j in 1..parts (read from the blocks themselves), no
+        // cut for one part, and at most blocks - 1 cuts when parts exceeds the block count.
+        let dir = tempfile::tempdir().unwrap();
+        let entries: Vec<Entry> = (0..2000u32)
+            .map(|i| {
+                (
+                    key_with_version(format!("key{i:05}").as_bytes(), 1),
+                    ValueStruct {
+                        meta: 0,
+                        user_meta: 0,
+                        expires_at: 0,
+                        value: b"v".to_vec(),
+                    },
+                )
+            })
+            .collect();
+        let (t, _) = build(dir.path(), &entries, small_blocks(Compression::None));
+        let blocks = t.block_count();
+        assert!(blocks > 40, "{blocks} blocks");
+        let last_user_key = |b: usize| {
+            let block = t.read_block(b).unwrap();
+            let mut k = Vec::new();
+            block.key_at(block.len() - 1, &mut k);
+            crate::key::user_key(&k).to_vec()
+        };
+        for parts in [2usize, 3, 4, 7, 16] {
+            let want: Vec<Vec<u8>> = (1..parts)
+                .map(|j| last_user_key(j * blocks / parts - 1))
+                .collect();
+            assert_eq!(t.split_keys(parts).unwrap(), want, "parts {parts}");
+        }
+        assert!(t.split_keys(1).unwrap().is_empty());
+        let all = t.split_keys(blocks * 3).unwrap();
+        assert_eq!(all.len(), blocks - 1);
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+    }
 
     /// The model answer of `seek`: index of the first entry >= key.
     fn model_seek(entries: &[Entry], key: &[u8]) -> usize {
