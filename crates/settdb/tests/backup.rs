@@ -725,3 +725,58 @@ fn a_custom_key_to_list_gets_values_through_current_value() {
         ]
     );
 }
+
+#[test]
+fn the_default_key_to_list_keeps_user_meta_expiry_and_versions() {
+    // Proves live_versions (the default key_to_list) gives each live version with its value,
+    // user meta, expiry and version, newest first, stops at a delete, and keeps only the
+    // newest when num_versions_to_keep is 1.
+    let db = Db::open(opts("/live")).unwrap();
+    let far = 4_000_000_000u64;
+    db.update(|t| t.set_entry(Entry::new(&b"k"[..], vec![b'o'; 300]).with_user_meta(3)))
+        .unwrap();
+    let v1 = db.max_version();
+    db.update(|t| {
+        t.set_entry(
+            Entry::new(&b"k"[..], &b"new"[..])
+                .with_user_meta(9)
+                .with_expires_at(far),
+        )
+    })
+    .unwrap();
+    let v2 = db.max_version();
+    db.set(&b"gone"[..], &b"x"[..]).unwrap();
+    db.delete(&b"gone"[..]).unwrap();
+    let collect = |db: &Db| {
+        let mut got = Vec::new();
+        db.stream()
+            .run(|list| {
+                got.extend(list.kv);
+                Ok(())
+            })
+            .unwrap();
+        got.into_iter()
+            .map(|kv| {
+                (
+                    kv.key.to_vec(),
+                    kv.version,
+                    kv.value.len(),
+                    kv.user_meta.to_vec(),
+                    kv.expires_at,
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        collect(&db),
+        vec![
+            (b"k".to_vec(), v2, 3, vec![9], far),
+            (b"k".to_vec(), v1, 300, vec![3], 0),
+        ]
+    );
+    db.close().unwrap();
+    let storage: Arc<dyn Storage> = db.options().storage.clone();
+    let one =
+        Db::open(small_options(Path::new("/live"), storage).with_num_versions_to_keep(1)).unwrap();
+    assert_eq!(collect(&one), vec![(b"k".to_vec(), v2, 3, vec![9], far)]);
+}
