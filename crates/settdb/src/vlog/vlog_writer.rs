@@ -76,9 +76,9 @@ pub(crate) fn place_group(
 
 /// Bytes of records one value-log batch holds at most (a larger record is a batch of its own):
 /// a write group's values go in as many batches as this needs, so the log writer's buffer
-/// (batch header included) stays within the capacity it keeps between batches. One batch per group regrew a 16 MiB
-/// buffer for every group of 1,000 16 KiB values, a page fault per 4 KiB page (8% of the
-/// writer thread in a 16 KiB load). A group need not be one batch: the WAL batch that points
+/// (batch header included) stays within the capacity it keeps between batches. One batch per
+/// group regrew a 16 MiB buffer for every group of 1,000 16 KiB values, a page fault per 4 KiB
+/// page (8% of the writer thread in a 16 KiB load). A group need not be one batch: the WAL batch that points
 /// into it is what commits it.
 pub(crate) const BATCH_RECORD_BYTES: usize = LogWriter::RETAINED_BUFFER_BYTES - BATCH_HEADER_LEN;
 
