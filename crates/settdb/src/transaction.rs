@@ -27,7 +27,7 @@ use crate::key::validate_key;
 use crate::range_iter::{MakeCursor, RangeIter};
 use crate::read::{Item, IteratorOptions, Reader};
 use crate::table::VecIterator;
-use crate::txn::{fingerprint, ReadSet};
+use crate::txn::{fingerprint, ReadSet, ReadSlot};
 use crate::txn_iterator::TxnIterator;
 use crate::value::{is_expired, meta, ValueRef, ValueStruct};
 use crate::write::{Completion, WriteEntry, WriteRequest};
@@ -86,8 +86,8 @@ pub struct Txn {
     size_bytes: u64,
     /// False once committed or discarded.
     open: bool,
-    /// True while `read_ts` is registered in the oracle's read watermark.
-    read_registered: bool,
+    /// Where `read_ts` is registered in the oracle's read registry, until it is removed.
+    read_slot: Option<ReadSlot>,
 }
 
 impl std::fmt::Debug for Txn {
@@ -104,8 +104,8 @@ impl std::fmt::Debug for Txn {
 impl Txn {
     /// A transaction reading at the latest commit (normal mode).
     pub(crate) fn begin(committer: Arc<Committer>, reader: Arc<Reader>, update: bool) -> Txn {
-        let read_ts = committer.oracle.begin_read();
-        Txn::with_read_ts(committer, reader, read_ts, update)
+        let (read_ts, slot) = committer.oracle.begin_read();
+        Txn::with_read_ts(committer, reader, read_ts, slot, update)
     }
 
     /// A transaction reading at `read_ts` (managed mode).
@@ -115,14 +115,15 @@ impl Txn {
         read_ts: u64,
         update: bool,
     ) -> Txn {
-        committer.oracle.begin_read_at(read_ts);
-        Txn::with_read_ts(committer, reader, read_ts, update)
+        let slot = committer.oracle.begin_read_at(read_ts);
+        Txn::with_read_ts(committer, reader, read_ts, slot, update)
     }
 
     fn with_read_ts(
         committer: Arc<Committer>,
         reader: Arc<Reader>,
         read_ts: u64,
+        slot: ReadSlot,
         update: bool,
     ) -> Txn {
         Txn {
@@ -135,7 +136,7 @@ impl Txn {
             writes: HashSet::new(),
             size_bytes: 0,
             open: true,
-            read_registered: true,
+            read_slot: Some(slot),
         }
     }
 
@@ -533,9 +534,8 @@ impl Txn {
     pub fn discard(&mut self) {
         self.open = false;
         self.pending.clear();
-        if self.read_registered {
-            self.read_registered = false;
-            self.committer.oracle.done_read(self.read_ts);
+        if let Some(slot) = self.read_slot.take() {
+            self.committer.oracle.done_read(self.read_ts, slot);
         }
     }
 }

@@ -19,6 +19,7 @@ use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::read_mark::{ReadMark, ReadSlot};
 use super::watermark::WaterMark;
 use crate::error::{Error, Result};
 
@@ -49,7 +50,7 @@ pub struct Oracle {
     /// order), read without it by [`Oracle::begin_read`].
     next_ts: AtomicU64,
     /// Read timestamps of live transactions.
-    read_mark: WaterMark,
+    read_mark: ReadMark,
     /// Commit watermark: a commit timestamp is done once the writer applied it.
     applied: Arc<WaterMark>,
     /// Managed mode: the discard timestamp the caller set.
@@ -71,7 +72,7 @@ impl Oracle {
                 committed: Vec::new(),
             }),
             next_ts: AtomicU64::new(max_version + 1),
-            read_mark: WaterMark::new(max_version),
+            read_mark: ReadMark::default(),
             applied,
             managed_discard_ts: AtomicU64::new(0),
         }
@@ -97,30 +98,30 @@ impl Oracle {
         &self.applied
     }
 
-    /// Starts a read: returns `read_ts`, registered until [`Oracle::done_read`], after every
-    /// commit up to it is applied.
+    /// Starts a read: returns `read_ts`, registered until [`Oracle::done_read`] (with the
+    /// slot returned beside it), after every commit up to it is applied.
     ///
-    /// The timestamp is read and registered under the read watermark's lock alone. That is
-    /// enough: [`Oracle::discard_ts`] reads the commit watermark before the read watermark,
-    /// so a read registered after it has a timestamp at or above that commit watermark (the
-    /// next timestamp only grows), and `forget_old` (under the same lock) either sees the
-    /// read or ran after every commit it forgets took its timestamp.
-    pub fn begin_read(&self) -> u64 {
-        let ts = self
+    /// The timestamp is read and registered under a lock of the read registry alone. That is
+    /// enough ([`ReadMark::begin_with`] says why): [`Oracle::discard_ts`] reads the commit
+    /// watermark before the registry, so a read it misses has a timestamp at or above that
+    /// commit watermark (the next timestamp only grows), and `forget_old` either sees the read
+    /// or ran after every commit it forgets took its timestamp.
+    pub fn begin_read(&self) -> (u64, ReadSlot) {
+        let (ts, slot) = self
             .read_mark
             .begin_with(|| self.next_ts.load(Ordering::Acquire) - 1);
         self.applied.wait_for(ts);
-        ts
+        (ts, slot)
     }
 
     /// Registers a caller-chosen read timestamp (managed mode).
-    pub fn begin_read_at(&self, read_ts: u64) {
-        self.read_mark.begin(read_ts);
+    pub fn begin_read_at(&self, read_ts: u64) -> ReadSlot {
+        self.read_mark.begin(read_ts)
     }
 
     /// Ends a read started by [`Oracle::begin_read`] or [`Oracle::begin_read_at`].
-    pub fn done_read(&self, read_ts: u64) {
-        self.read_mark.done(read_ts);
+    pub fn done_read(&self, read_ts: u64, slot: ReadSlot) {
+        self.read_mark.done(read_ts, slot);
     }
 
     /// Checks conflicts and assigns a commit timestamp (or takes `managed_commit_ts`); begins
@@ -259,13 +260,13 @@ mod tests {
         // Proves SSI's rule: a commit after our read_ts that wrote a key we read conflicts;
         // writes without reads never conflict; reads of other keys do not conflict.
         let o = oracle();
-        let r1 = o.begin_read();
-        let r2 = o.begin_read();
+        let (r1, s1) = o.begin_read();
+        let (r2, s2) = o.begin_read();
         let c = o
             .new_commit_ts(r1, &[fingerprint(b"a")], &set(&[b"a"]), None)
             .unwrap();
         o.applied().done(c);
-        o.done_read(r1);
+        o.done_read(r1, s1);
         assert!(matches!(
             o.new_commit_ts(r2, &[fingerprint(b"a")], &set(&[b"b"]), None),
             Err(Error::Conflict)
@@ -276,7 +277,7 @@ mod tests {
             .new_commit_ts(r2, &[fingerprint(b"z")], &set(&[b"a"]), None)
             .unwrap();
         o.applied().done(other);
-        o.done_read(r2);
+        o.done_read(r2, s2);
     }
 
     #[test]
@@ -284,14 +285,72 @@ mod tests {
         // Proves the discard timestamp never passes the oldest live read_ts and follows the
         // commit watermark when no transaction is open.
         let o = oracle();
-        let r = o.begin_read();
+        let (r, slot) = o.begin_read();
         for _ in 0..5 {
             let ts = o.new_blind_commit_ts(&HashSet::new()).unwrap();
             o.applied().done(ts);
         }
         assert_eq!(o.discard_ts(), r);
-        o.done_read(r);
+        o.done_read(r, slot);
         assert_eq!(o.discard_ts(), 15);
+    }
+
+    #[test]
+    fn discard_ts_never_passes_a_reader_that_is_live_after_it() {
+        // Proves the sharded read registry keeps discard_ts safe while readers begin and end
+        // on several threads and commits go on: any reader seen live after discard_ts returned
+        // D reads at or above D (else compaction could drop the version it reads).
+        use std::sync::atomic::AtomicBool;
+        const READERS: usize = 3;
+        let o = Arc::new(oracle());
+        let stop = Arc::new(AtomicBool::new(false));
+        // Each reader's read_ts while it is live (published after begin, cleared before done),
+        // 0 when none.
+        let live: Arc<Vec<AtomicU64>> = Arc::new((0..READERS).map(|_| AtomicU64::new(0)).collect());
+        let mut threads = Vec::new();
+        for r in 0..READERS {
+            let (o, stop, live) = (o.clone(), stop.clone(), live.clone());
+            threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let (ts, slot) = o.begin_read();
+                    live[r].store(ts, Ordering::SeqCst);
+                    std::hint::spin_loop();
+                    live[r].store(0, Ordering::SeqCst);
+                    o.done_read(ts, slot);
+                }
+            }));
+        }
+        {
+            let (o, stop) = (o.clone(), stop.clone());
+            threads.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    let ts = o.new_blind_commit_ts(&HashSet::new()).unwrap();
+                    o.applied().done(ts);
+                }
+            }));
+        }
+        let mut checks = 0u64;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(300);
+        while std::time::Instant::now() < deadline {
+            let d = o.discard_ts();
+            for (r, ts) in live.iter().enumerate() {
+                let ts = ts.load(Ordering::SeqCst);
+                assert!(
+                    ts == 0 || ts >= d,
+                    "reader {r} live at {ts} below discard_ts {d}"
+                );
+            }
+            checks += 1;
+        }
+        stop.store(true, Ordering::SeqCst);
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(
+            checks > 100 && o.discard_ts() > 10,
+            "{checks} checks, {}",
+            o.discard_ts()
+        );
     }
 
     #[test]
@@ -299,10 +358,10 @@ mod tests {
         // Proves memory of committed transactions is bounded by live readers.
         let o = oracle();
         for _ in 0..100 {
-            let r = o.begin_read();
+            let (r, slot) = o.begin_read();
             let c = o.new_commit_ts(r, &[1], &set(&[b"k"]), None).unwrap();
             o.applied().done(c);
-            o.done_read(r);
+            o.done_read(r, slot);
         }
         assert!(o.remembered_commits() <= 1, "{}", o.remembered_commits());
     }

@@ -1,11 +1,10 @@
 //! A watermark over timestamps: the largest `t` such that every timestamp `<= t` that was
 //! begun is done.
 //!
-//! Two of them drive MVCC (as in Badger): the commit watermark (a commit timestamp is begun
-//! when assigned and done when its writes are applied; a read at `read_ts` waits until it
-//! reaches `read_ts`, so it sees every earlier commit) and the read watermark (a read timestamp
-//! is begun when a transaction starts and done when it ends; compaction may discard versions
-//! below it, because no live snapshot can see them).
+//! It is MVCC's commit watermark (as in Badger): a commit timestamp is begun when assigned and
+//! done when its writes are applied; a read at `read_ts` waits until it reaches `read_ts`, so it
+//! sees every earlier commit. (Badger's second watermark, over the read timestamps of live
+//! transactions, is `read_mark.rs` here: sharded, because every read takes it twice.)
 //!
 //! Badger runs a goroutine with a heap per watermark; here a mutex over a map of pending
 //! counts and a condition variable do the same with no thread. `done_until` is also an atomic
@@ -47,18 +46,9 @@ impl WaterMark {
 
     /// Marks `ts` as begun (may be called several times for one timestamp).
     pub fn begin(&self, ts: u64) {
-        self.begin_with(|| ts);
-    }
-
-    /// Marks the timestamp `ts()` returns as begun, calling it under the lock (so every other
-    /// holder's begin or done, and every [`WaterMark::pending_min`], is ordered before or after
-    /// both the read of the timestamp and its registration); returns it.
-    pub fn begin_with(&self, ts: impl FnOnce() -> u64) -> u64 {
         let mut st = self.lock();
-        let ts = ts();
         *st.pending.entry(ts).or_insert(0) += 1;
         self.last_begun.fetch_max(ts, Ordering::AcqRel);
-        ts
     }
 
     /// Marks one holder of `ts` done and advances the mark.
@@ -84,11 +74,6 @@ impl WaterMark {
     /// Every begun timestamp `<=` this is done.
     pub fn done_until(&self) -> u64 {
         self.done_until.load(Ordering::Acquire)
-    }
-
-    /// The smallest timestamp begun and not yet done, if any.
-    pub fn pending_min(&self) -> Option<u64> {
-        self.lock().pending.keys().next().copied()
     }
 
     /// Largest timestamp begun so far.
@@ -124,7 +109,7 @@ mod tests {
         w.begin(7);
         w.begin(4);
         assert_eq!(w.last_begun(), 7);
-        assert_eq!(w.begin_with(|| 9), 9);
+        w.begin(9);
         w.done(7);
         w.done(4);
         w.done(9);
