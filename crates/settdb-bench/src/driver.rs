@@ -77,6 +77,10 @@ pub struct RunArgs {
     /// read-while-writing: the writer's records per second (0: as fast as it can).
     #[arg(long, default_value_t = 0.0)]
     pub write_rate: f64,
+    /// SettDB only: `Options::value_threshold` instead of its default (values of at least
+    /// this many bytes go to the value log), for experiments; the same at every step.
+    #[arg(long)]
+    pub settdb_value_threshold: Option<usize>,
 }
 
 pub fn run(a: &RunArgs) -> Res<Outcome> {
@@ -85,7 +89,10 @@ pub fn run(a: &RunArgs) -> Res<Outcome> {
     }
     let pool = ValuePool::new(a.value_size, a.seed);
     let start = Instant::now();
-    let mut store = stores::open(a.engine, &a.dir, a.value_size)?;
+    if a.settdb_value_threshold.is_some() && a.engine != Engine::Settdb {
+        return Err("--settdb-value-threshold is for --engine settdb only".into());
+    }
+    let mut store = stores::open(a.engine, &a.dir, a.value_size, a.settdb_value_threshold)?;
     let mut out = match a.workload {
         Workload::Load => load(&*store, a, &pool)?,
         Workload::Read => timed(a, |t, stop| read_thread(&*store, a, t, stop))?,

@@ -72,10 +72,22 @@ impl Engine {
     }
 }
 
-/// Opens (or creates) `engine`'s store in `dir` for values of `value_size` bytes.
-pub fn open(engine: Engine, dir: &Path, value_size: usize) -> Res<Box<dyn Store>> {
+/// Opens (or creates) `engine`'s store in `dir` for values of `value_size` bytes; SettDB with
+/// `settdb_value_threshold` if given.
+pub fn open(
+    engine: Engine,
+    dir: &Path,
+    value_size: usize,
+    settdb_value_threshold: Option<usize>,
+) -> Res<Box<dyn Store>> {
     Ok(match engine {
-        Engine::Settdb => Box::new(SettStore(settdb::Db::open(settdb::Options::new(dir))?)),
+        Engine::Settdb => {
+            let mut opts = settdb::Options::new(dir);
+            if let Some(t) = settdb_value_threshold {
+                opts = opts.with_value_threshold(t);
+            }
+            Box::new(SettStore(settdb::Db::open(opts)?))
+        }
         Engine::Fjall => {
             let db = fjall::Database::builder(dir)
                 .cache_size(CACHE_BYTES)

@@ -1,7 +1,7 @@
 //! The oracle: timestamps and serializable snapshot isolation (Badger's `oracle`).
 //!
 //! - A transaction reads at `read_ts` = the last commit timestamp handed out; it registers
-//!   `read_ts` in the read watermark and waits until the commit watermark reaches it, so it
+//!   `read_ts` in the read registry and waits until the commit watermark reaches it, so it
 //!   sees every commit up to `read_ts` fully applied.
 //! - At commit (under the write queue's lock, so commit order = queue order) the oracle checks
 //!   for conflicts: some transaction committed after our `read_ts` wrote a key we read
