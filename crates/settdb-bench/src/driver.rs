@@ -80,7 +80,7 @@ pub struct RunArgs {
     /// SettDB only: `Options::value_threshold` instead of its default (values of at least
     /// this many bytes go to the value log), for experiments; the same at every step.
     #[arg(long)]
-    pub settdb_value_threshold: Option<usize>,
+    pub settdb_value_threshold: Option<u64>,
 }
 
 pub fn run(a: &RunArgs) -> Res<Outcome> {

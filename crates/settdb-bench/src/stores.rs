@@ -78,7 +78,7 @@ pub fn open(
     engine: Engine,
     dir: &Path,
     value_size: usize,
-    settdb_value_threshold: Option<usize>,
+    settdb_value_threshold: Option<u64>,
 ) -> Res<Box<dyn Store>> {
     Ok(match engine {
         Engine::Settdb => {
