@@ -98,6 +98,12 @@ impl Retention {
             Decision::Drop
         }
     }
+
+    /// True once every older version of the key last decided will be dropped (the last
+    /// version considered has been seen), so a caller walking one key's versions can stop.
+    pub fn drops_older_versions(&self) -> bool {
+        self.skip_rest
+    }
 }
 
 #[cfg(test)]
@@ -175,6 +181,33 @@ mod tests {
             ..P
         };
         assert_eq!(run(p, e, false), vec![(b"b".to_vec(), 6)]);
+    }
+
+    #[test]
+    fn drops_older_versions_from_the_last_version_considered() {
+        // Proves the early stop value-log GC relies on: false while versions above discard_ts
+        // or before the num_versions_to_keep-th are decided, true from the last one considered
+        // (every older version of the key is then dropped), false again for the next key.
+        let p = RetentionPolicy {
+            num_versions_to_keep: 2,
+            ..P
+        };
+        let mut r = Retention::new(p);
+        let mut stops = Vec::new();
+        for &(k, ver) in &[(b"a", 12u64), (b"a", 9), (b"a", 8), (b"a", 7), (b"b", 5)] {
+            let d = r.decide(&key_with_version(k, ver), v(0, 0), &mut |_| true);
+            stops.push((ver, d, r.drops_older_versions()));
+        }
+        assert_eq!(
+            stops,
+            vec![
+                (12, Decision::Keep, false),
+                (9, Decision::Keep, false),
+                (8, Decision::Keep, true),
+                (7, Decision::Drop, true),
+                (5, Decision::Keep, false),
+            ]
+        );
     }
 
     #[test]
