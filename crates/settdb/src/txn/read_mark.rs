@@ -65,7 +65,9 @@ impl ReadMark {
     /// call (the oracle reads the commit watermark, and hands out the commit it is checking,
     /// before it asks for the minimum).
     pub fn begin_with(&self, ts: impl FnOnce() -> u64) -> (u64, ReadSlot) {
-        let slot = ReadSlot(THREAD_SHARD.with(|s| *s));
+        // A transaction begun from another thread-local's destructor, after this one is
+        // gone, takes shard 0 rather than panicking.
+        let slot = ReadSlot(THREAD_SHARD.try_with(|s| *s).unwrap_or(0));
         let mut pending = self.shards[slot.0 as usize].lock();
         let ts = ts();
         match pending.binary_search_by_key(&ts, |&(t, _)| t) {
