@@ -65,8 +65,8 @@ impl ReadMark {
     /// call (the oracle reads the commit watermark, and hands out the commit it is checking,
     /// before it asks for the minimum).
     pub fn begin_with(&self, ts: impl FnOnce() -> u64) -> (u64, ReadSlot) {
-        // A transaction begun from another thread-local's destructor, after this one is
-        // gone, takes shard 0 rather than panicking.
+        // `try_with` cannot fail for a `u8` (no destructor, so never torn down); shard 0 would
+        // do if it did, and no panic path is left in the read path.
         let slot = ReadSlot(THREAD_SHARD.try_with(|s| *s).unwrap_or(0));
         let mut pending = self.shards[slot.0 as usize].lock();
         let ts = ts();
