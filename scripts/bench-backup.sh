@@ -59,14 +59,14 @@ sync
 
 echo "backups..." >&2
 s_bw=$(timed_reps s-backup "$work/s.bak" "$settdb" backup --dir "$work/s-src" -f "$work/s.bak")
-m_bw=$(timed_reps s-backup-mmap "$work/m.bak" "$settdb" backup --value-log-mmap --dir "$work/s-src" -f "$work/m.bak")
+m_bw=$(timed_reps s-backup-mmap "$work/m.bak" "$settdb" backup --value-log-mmap false --dir "$work/s-src" -f "$work/m.bak")
 b_bw=$(timed_reps b-backup "$work/b.bak" badger backup --dir "$work/b-src" -f "$work/b.bak")
 s_bytes=$(size "$work/s.bak"); b_bytes=$(size "$work/b.bak")
 rm -f "$work/m.bak"
 row "backup 1 KiB: settdb" "$(rate "$n" "$s_bw")" "$(mb "$s_bytes" "$s_bw")" "${s_bw}s"
-row "backup 1 KiB: settdb --value-log-mmap" "$(rate "$n" "$m_bw")" "$(mb "$s_bytes" "$m_bw")" "${m_bw}s"
+row "backup 1 KiB: settdb --value-log-mmap false" "$(rate "$n" "$m_bw")" "$(mb "$s_bytes" "$m_bw")" "${m_bw}s"
 row "backup 1 KiB: badger" "$(rate "$n" "$b_bw")" "$(mb "$b_bytes" "$b_bw")" "${b_bw}s"
-row "  settdb / badger (mmap / badger)" "$(ratio "$b_bw" "$s_bw")" "($(ratio "$b_bw" "$m_bw"))" ""
+row "  settdb / badger (pread / badger)" "$(ratio "$b_bw" "$s_bw")" "($(ratio "$b_bw" "$m_bw"))" ""
 
 echo "restores..." >&2
 s_rw=$(timed_reps s-restore "$work/s-dst" "$settdb" restore --dir "$work/s-dst" -f "$work/s.bak")

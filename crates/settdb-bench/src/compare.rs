@@ -51,7 +51,7 @@ impl Peer {
     /// How the store is configured, for the report.
     pub fn config(self) -> &'static str {
         match self {
-            Peer::Settdb => "SettDB defaults: `Options::new(dir)` (256 MiB block cache, snappy, values over 1 KiB in the value log); batches via `Db::write`",
+            Peer::Settdb => "SettDB defaults: `Options::new(dir)` (256 MiB block cache, snappy, values of 1 KiB and more in the value log, its sealed files read through mmap); batches via `Db::write`",
             Peer::Badger => "Go Badger v2.2007 (Debian) via bench/badger-peer: `DefaultOptions(dir)` with `SyncWrites(false)`; `WriteBatch` loads, `db.View` reads, `RunValueLogGC(0.5)` until `ErrNoRewrite`",
             Peer::Rocksdb => "RocksDB 7.8 (Debian librocksdb) via bench/rocksdb-peer: the tuning guide's options (IncreaseParallelism(2), OptimizeLevelStyleCompaction, dynamic level bytes, bloom 10 bits, 256 MiB LRU block cache with index and filter blocks in it, 16 KiB blocks, LZ4 with ZSTD at the bottom), WAL on, no sync; one WriteBatch per batch",
             Peer::DbBench => "RocksDB 7.8's own `db_bench` (Debian rocksdb-tools): filluniquerandom + flush, readrandom, readseq, readwhilewriting; snappy, bloom 10 bits, 256 MiB cache, incompressible values",

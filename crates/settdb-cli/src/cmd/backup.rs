@@ -31,11 +31,12 @@ pub struct BackupArgs {
     /// backup.
     #[arg(long, default_value_t = 0)]
     pub since: u64,
-    /// Read the value log through memory maps (Options::value_log_mmap, as Badger does): no
-    /// system call per value, but a value-log file damaged by the disk or truncated by
-    /// another program during the backup ends the process with SIGBUS instead of an error
-    /// (the unfinished F.partial is left).
-    #[arg(long)]
+    /// Read sealed value-log files through memory mappings (Options::value_log_mmap, on by
+    /// default, as Badger does: no system call per value; a file the disk cannot read is
+    /// read again with pread, which reports the error); `--value-log-mmap false` reads each
+    /// value with pread.
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
     pub value_log_mmap: bool,
 }
 

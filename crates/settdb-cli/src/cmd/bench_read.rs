@@ -65,9 +65,10 @@ pub struct BenchReadArgs {
     /// Index cache size in MiB (0, the default: every table keeps its index in memory).
     #[arg(long, value_name = "MIB", default_value_t = 0)]
     pub index_cache_mb: u64,
-    /// Read value-log files through a memory mapping (Options::value_log_mmap; Badger's way)
-    /// instead of a pread per value.
-    #[arg(long)]
+    /// Read sealed value-log files through memory mappings (Options::value_log_mmap, on by
+    /// default, Badger's way); `--value-log-mmap false` reads each value with pread.
+    #[arg(long, value_name = "BOOL", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
     pub value_log_mmap: bool,
 }
 

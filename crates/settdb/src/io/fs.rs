@@ -81,7 +81,7 @@ impl StorageFile for FsFile {
         #[allow(unsafe_code)]
         let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.file) }.map_err(err)?;
         map.advise(memmap2::Advice::Random).map_err(err)?;
-        Ok(Some(Mapping::new(map)))
+        Ok(Some(Mapping::new(map).map_err(err)?))
     }
 }
 

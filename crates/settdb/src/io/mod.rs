@@ -9,6 +9,7 @@
 
 pub(crate) mod cpu_priority;
 mod fs;
+mod map_guard;
 mod mem;
 #[cfg(any(test, feature = "testing"))]
 mod sim;

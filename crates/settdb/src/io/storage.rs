@@ -87,14 +87,38 @@ pub struct Mapping {
 }
 
 impl Mapping {
-    /// Wraps a mapping made by a [`StorageFile`].
-    pub(crate) fn new(map: memmap2::Mmap) -> Self {
-        Mapping { map }
+    /// Wraps a mapping made by a [`StorageFile`], installing the `SIGBUS` guard first
+    /// (`map_guard`): every read of a mapping goes through it.
+    pub(crate) fn new(map: memmap2::Mmap) -> std::io::Result<Self> {
+        super::map_guard::install()?;
+        Ok(Mapping { map })
     }
 
-    /// The mapped bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.map
+    /// Bytes mapped.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True if nothing is mapped.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Runs `read` over the `len` mapped bytes at `start`, or returns `None` without a
+    /// result when it cannot: the range is not all mapped, or the file could not be read
+    /// there (a disk error or a truncation under the mapping, caught as `SIGBUS`; after the
+    /// first such fault every mapped read of the process returns `None`). The caller then
+    /// reads the bytes with [`StorageFile::read_at`], which reports the error. `read` may be
+    /// cut short by a fault no earlier than its return (it sees zeros instead), so it must
+    /// only copy or inspect the bytes, with no effect that outlives a `None`.
+    pub fn read_with<R>(
+        &self,
+        start: usize,
+        len: usize,
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Option<R> {
+        let bytes = self.map.get(start..start.checked_add(len)?)?;
+        super::map_guard::guarded(bytes, read)
     }
 }
 

@@ -14,7 +14,7 @@ use super::replay::read_header_in;
 use super::window::Window;
 use crate::crypto::FileCipher;
 use crate::error::{Error, Result};
-use crate::io::StorageFile;
+use crate::io::{Mapping, StorageFile};
 
 /// Reads and checks the header of `file`, expecting kind `expected`; `None` if the file is
 /// unborn (see [`super::StopReason::Unborn`]). For opening a log that needs no replay (a
@@ -65,27 +65,27 @@ pub fn read_record_at_in<A: RecordAlloc>(
 
 /// [`read_record_at`] from `mapped`, a mapping of the file's first `mapped.len()` bytes (all
 /// of them the caller may read): the same checks and errors, with no system call. The record
-/// is copied into a buffer from `alloc`.
+/// is copied into a buffer from `alloc`. A read the mapping cannot serve (a disk error or a
+/// truncation under it, caught as `SIGBUS`: [`Mapping::read_with`]) is made again with
+/// `read_at`, which reports what went wrong.
 pub fn read_mapped_record_at<A: RecordAlloc>(
     file: &dyn StorageFile,
-    mapped: &[u8],
+    mapped: &Mapping,
     pos: RecordPos,
     cipher: Option<&FileCipher>,
     mut alloc: A,
 ) -> Result<OwnedRecord<A::Buf>> {
     let len = check_position(file, mapped.len() as u64, pos)?;
-    let bytes = usize::try_from(pos.offset)
-        .ok()
-        .and_then(|start| mapped.get(start..start.checked_add(len)?));
-    let Some(bytes) = bytes else {
-        // check_position bounded the record by the mapping's length.
-        return Err(Error::corruption(
-            file.path(),
-            pos.offset,
-            "record outside the mapping",
-        ));
+    let start = usize::try_from(pos.offset).unwrap_or(usize::MAX);
+    let buf = match mapped.read_with(start, len, |bytes| alloc.copy_of(bytes)) {
+        Some(buf) => buf,
+        None => {
+            let mut buf = alloc.zeroed(len);
+            file.read_at(pos.offset, buf.as_mut())?;
+            buf
+        }
     };
-    decode_record(file, alloc.copy_of(bytes), pos, cipher)
+    decode_record(file, buf, pos, cipher)
 }
 
 /// The record length of `pos` if it can be a record of a file of `file_len` bytes.

@@ -59,7 +59,7 @@ impl ValueLogOptions {
             max_entries: opts.value_log_max_entries,
             read_only: opts.read_only,
             keys: None,
-            mmap: opts.value_log_mmap,
+            mmap: opts.maps_value_log(),
         }
     }
 

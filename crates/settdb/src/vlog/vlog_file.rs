@@ -156,7 +156,7 @@ impl VlogFile {
         let pos = RecordPos::from(vp);
         let cipher = self.cipher.as_ref();
         let rec = match self.mapping.get() {
-            Some(m) => read_mapped_record_at(self.file.as_ref(), m.bytes(), pos, cipher, alloc),
+            Some(m) => read_mapped_record_at(self.file.as_ref(), m, pos, cipher, alloc),
             None => read_record_at_in(self.file.as_ref(), self.readable_end(), pos, cipher, alloc),
         }?;
         if rec.key() != expected_key {
