@@ -20,11 +20,10 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 
 use bytes::Bytes;
-use ref_cast::RefCast;
 use std::collections::BTreeMap;
 use std::sync::{RwLock, RwLockReadGuard};
 
-use crate::key::{compare_keys, same_user_key, version};
+use crate::key::{compare_keys, same_user_key, user_key, user_key_prefix, version};
 use crate::value::ValueRef;
 
 /// Bytes one entry costs beyond its key and value: its slot in a tree node (the two `Bytes`
@@ -32,32 +31,101 @@ use crate::value::ValueRef;
 /// errs high so that the memtable size bounds real memory.
 pub const NODE_OVERHEAD_BYTES: u64 = 128;
 
-/// An internal key held by the map, ordered by [`compare_keys`].
+/// An internal key held by the map, ordered by [`compare_keys`], with its user key's 8-byte
+/// prefix ([`user_key_prefix`]) beside it. The tree keeps its keys inline in its nodes, so a
+/// comparison that the prefixes decide reads only the node: without them every comparison
+/// followed the key's pointer to its bytes, a cache miss per comparison on a large memtable
+/// (a lookup in a memtable of 200K entries cost ~940 ns, most of it in `memcmp`).
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct MemKey(pub(crate) Bytes);
+pub(crate) struct MemKey {
+    prefix: u64,
+    pub(crate) key: Bytes,
+}
 
-/// The borrowed form of [`MemKey`], so lookups by `&[u8]` need no allocation.
-#[derive(RefCast, PartialEq, Eq)]
-#[repr(transparent)]
-pub(crate) struct KeyRef(pub(crate) [u8]);
-
-impl Ord for KeyRef {
-    fn cmp(&self, other: &Self) -> Ordering {
-        compare_keys(&self.0, &other.0)
+impl MemKey {
+    fn new(key: Bytes) -> Self {
+        MemKey {
+            prefix: user_key_prefix(user_key(&key)),
+            key,
+        }
     }
 }
 
-impl PartialOrd for KeyRef {
+/// What the map's order compares: a held [`MemKey`] or a [`Probe`] of a lookup, so lookups
+/// by `&[u8]` need no allocation (the map borrows its keys as `dyn KeyView`).
+pub(crate) trait KeyView {
+    /// [`user_key_prefix`] of the key's user key.
+    fn prefix(&self) -> u64;
+    /// The internal key.
+    fn bytes(&self) -> &[u8];
+}
+
+impl KeyView for MemKey {
+    fn prefix(&self) -> u64 {
+        self.prefix
+    }
+    fn bytes(&self) -> &[u8] {
+        &self.key
+    }
+}
+
+/// A lookup key with its prefix computed once.
+struct Probe<'a> {
+    prefix: u64,
+    key: &'a [u8],
+}
+
+impl<'a> Probe<'a> {
+    fn new(key: &'a [u8]) -> Self {
+        Probe {
+            prefix: user_key_prefix(user_key(key)),
+            key,
+        }
+    }
+}
+
+impl KeyView for Probe<'_> {
+    fn prefix(&self) -> u64 {
+        self.prefix
+    }
+    fn bytes(&self) -> &[u8] {
+        self.key
+    }
+}
+
+/// [`compare_keys`] order, decided by the prefixes when they differ (the prefix order agrees
+/// with the user keys' byte order: a shorter key is zero-padded, so it never sorts after a
+/// longer one that it is a prefix of).
+fn compare_views(a: &dyn KeyView, b: &dyn KeyView) -> Ordering {
+    a.prefix()
+        .cmp(&b.prefix())
+        .then_with(|| compare_keys(a.bytes(), b.bytes()))
+}
+
+impl PartialEq for dyn KeyView + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        compare_views(self, other) == Ordering::Equal
+    }
+}
+
+impl Eq for dyn KeyView + '_ {}
+
+impl PartialOrd for dyn KeyView + '_ {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for MemKey {
-    /// The borrowed form's order, so `Borrow<KeyRef>` agrees with it by construction.
+impl Ord for dyn KeyView + '_ {
     fn cmp(&self, other: &Self) -> Ordering {
-        let (a, b): (&KeyRef, &KeyRef) = (self.borrow(), other.borrow());
-        a.cmp(b)
+        compare_views(self, other)
+    }
+}
+
+impl Ord for MemKey {
+    /// The borrowed form's order, so `Borrow<dyn KeyView>` agrees with it by construction.
+    fn cmp(&self, other: &Self) -> Ordering {
+        compare_views(self, other)
     }
 }
 
@@ -67,9 +135,9 @@ impl PartialOrd for MemKey {
     }
 }
 
-impl Borrow<KeyRef> for MemKey {
-    fn borrow(&self) -> &KeyRef {
-        KeyRef::ref_cast(&self.0)
+impl<'a> Borrow<dyn KeyView + 'a> for MemKey {
+    fn borrow(&self) -> &(dyn KeyView + 'a) {
+        self
     }
 }
 
@@ -154,7 +222,7 @@ impl MemMap {
                 let charge = Self::entry_charge(key.len(), value.value.len());
                 self.max_version
                     .fetch_max(version(&key), AtomicOrdering::Relaxed);
-                map.insert(MemKey(key), value);
+                map.insert(MemKey::new(key), value);
                 self.size_bytes.fetch_add(charge, AtomicOrdering::Relaxed);
                 self.entries.fetch_add(1, AtomicOrdering::Relaxed);
             }
@@ -165,50 +233,59 @@ impl MemMap {
     /// `>= key` if it has the same user key.
     pub fn get(&self, key: &[u8]) -> Option<(Bytes, MemValue)> {
         let map = self.read();
-        let start = Bound::Included(KeyRef::ref_cast(key));
-        let (k, v) = map.range::<KeyRef, _>((start, Bound::Unbounded)).next()?;
-        if !same_user_key(&k.0, key) {
+        let probe = Probe::new(key);
+        let start = Bound::Included(&probe as &dyn KeyView);
+        let (k, v) = map
+            .range::<dyn KeyView, _>((start, Bound::Unbounded))
+            .next()?;
+        if !same_user_key(&k.key, key) {
             return None;
         }
-        Some((k.0.clone(), v.clone()))
+        Some((k.key.clone(), v.clone()))
     }
 
     /// The first entry `>= key` (or `> key` when `inclusive` is false).
     pub(crate) fn lower_bound(&self, key: &[u8], inclusive: bool) -> Option<(Bytes, MemValue)> {
-        let k = KeyRef::ref_cast(key);
+        let probe = Probe::new(key);
+        let k = &probe as &dyn KeyView;
         let b = if inclusive {
             Bound::Included(k)
         } else {
             Bound::Excluded(k)
         };
         let map = self.read();
-        let found = map.range::<KeyRef, _>((b, Bound::Unbounded)).next();
-        found.map(|(k, v)| (k.0.clone(), v.clone()))
+        let found = map.range::<dyn KeyView, _>((b, Bound::Unbounded)).next();
+        found.map(|(k, v)| (k.key.clone(), v.clone()))
     }
 
     /// The last entry `<= key` (or `< key` when `inclusive` is false).
     pub(crate) fn upper_bound(&self, key: &[u8], inclusive: bool) -> Option<(Bytes, MemValue)> {
-        let k = KeyRef::ref_cast(key);
+        let probe = Probe::new(key);
+        let k = &probe as &dyn KeyView;
         let b = if inclusive {
             Bound::Included(k)
         } else {
             Bound::Excluded(k)
         };
         let map = self.read();
-        let found = map.range::<KeyRef, _>((Bound::Unbounded, b)).next_back();
-        found.map(|(k, v)| (k.0.clone(), v.clone()))
+        let found = map
+            .range::<dyn KeyView, _>((Bound::Unbounded, b))
+            .next_back();
+        found.map(|(k, v)| (k.key.clone(), v.clone()))
     }
 
     /// The first entry.
     pub(crate) fn first(&self) -> Option<(Bytes, MemValue)> {
         let map = self.read();
-        map.first_key_value().map(|(k, v)| (k.0.clone(), v.clone()))
+        map.first_key_value()
+            .map(|(k, v)| (k.key.clone(), v.clone()))
     }
 
     /// The last entry.
     pub(crate) fn last(&self) -> Option<(Bytes, MemValue)> {
         let map = self.read();
-        map.last_key_value().map(|(k, v)| (k.0.clone(), v.clone()))
+        map.last_key_value()
+            .map(|(k, v)| (k.key.clone(), v.clone()))
     }
 
     /// Accounted size in bytes.
