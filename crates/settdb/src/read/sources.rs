@@ -128,6 +128,11 @@ impl TableRun for LevelRun {
 /// The indexes of the tables of a sorted level whose user-key range overlaps `prefix`.
 fn level_candidates(levels: &LevelsSnapshot, level: usize, prefix: &PrefixRange) -> Range<usize> {
     let tables = levels.tables(level);
+    if prefix.prefix().is_empty() {
+        // Every table overlaps: no search, which would read each probed table's boundary
+        // keys (cold memory: 3.5% of a 50-key scan).
+        return 0..tables.len();
+    }
     let start = tables.partition_point(|t| t.biggest_user_key() < prefix.prefix());
     let end = match prefix.end() {
         Some(end) => tables.partition_point(|t| t.smallest_user_key() < end),
