@@ -176,10 +176,9 @@ mod tests {
         list.insert(Bytes::from(key_with_version(b"a", 7)), mv(b"xyz"));
         list.insert(Bytes::from(key_with_version(b"b", 3)), mv(b""));
         assert_eq!(list.len(), 2);
-        assert_eq!(
-            list.size_bytes(),
-            MemMap::entry_charge(9, 3) + MemMap::entry_charge(9, 0)
-        );
+        let overhead = crate::memtable::mem_map::NODE_OVERHEAD_BYTES;
+        assert_eq!(MemMap::entry_charge(9, 3), 9 + 3 + overhead);
+        assert_eq!(list.size_bytes(), (9 + 3 + overhead) + (9 + overhead));
         assert_eq!(list.max_version(), 7);
     }
 }
