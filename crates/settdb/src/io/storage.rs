@@ -108,9 +108,9 @@ impl Mapping {
     /// result when it cannot: the range is not all mapped, or the file could not be read
     /// there (a disk error or a truncation under the mapping, caught as `SIGBUS`; after the
     /// first such fault every mapped read of the process returns `None`). The caller then
-    /// reads the bytes with [`StorageFile::read_at`], which reports the error. `read` may be
-    /// cut short by a fault no earlier than its return (it sees zeros instead), so it must
-    /// only copy or inspect the bytes, with no effect that outlives a `None`.
+    /// reads the bytes with [`StorageFile::read_at`], which reports the error. `read` runs to
+    /// its end even when a fault is caught (it then sees zeros where the file could not be
+    /// read), so it must only copy or inspect the bytes, with no effect that outlives a `None`.
     pub fn read_with<R>(
         &self,
         start: usize,
