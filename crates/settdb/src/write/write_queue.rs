@@ -151,7 +151,6 @@ impl WriteQueue {
     }
 
     /// True if no request waits.
-    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
