@@ -36,7 +36,7 @@ pub use format::{
 #[cfg_attr(not(test), allow(unused_imports))]
 #[cfg(any(test, feature = "testing"))]
 pub use reader::read_record;
-pub use reader::{read_header, read_mapped_record_at, read_record_at, read_record_at_in};
+pub use reader::{read_copied_record_at, read_header, read_mapped_record_at, read_record_at};
 #[cfg_attr(not(test), allow(unused_imports))]
 pub use record::{
     decode_record, Arena, FreshVec, OwnedRecord, RecordAlloc, RecordPos, RecordRef, MIN_RECORD_LEN,

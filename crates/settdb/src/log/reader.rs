@@ -46,21 +46,7 @@ pub fn read_record_at(
     pos: RecordPos,
     cipher: Option<&FileCipher>,
 ) -> Result<OwnedRecord> {
-    read_record_at_in(file, file_len, pos, cipher, FreshVec)
-}
-
-/// [`read_record_at`] into a buffer from `alloc`.
-pub fn read_record_at_in<A: RecordAlloc>(
-    file: &dyn StorageFile,
-    file_len: u64,
-    pos: RecordPos,
-    cipher: Option<&FileCipher>,
-    mut alloc: A,
-) -> Result<OwnedRecord<A::Buf>> {
-    let len = check_position(file, file_len, pos)?;
-    let mut buf = alloc.zeroed(len);
-    file.read_at(pos.offset, buf.as_mut())?;
-    decode_record(file, buf, pos, cipher)
+    read_copied_record_at(file, file_len, pos, cipher, FreshVec, |_, _, _| None)
 }
 
 /// [`read_record_at`] from `mapped`, a mapping of the file's first `mapped.len()` bytes (all
@@ -73,11 +59,36 @@ pub fn read_mapped_record_at<A: RecordAlloc>(
     mapped: &Mapping,
     pos: RecordPos,
     cipher: Option<&FileCipher>,
-    mut alloc: A,
+    alloc: A,
 ) -> Result<OwnedRecord<A::Buf>> {
-    let len = check_position(file, mapped.len() as u64, pos)?;
-    let start = usize::try_from(pos.offset).unwrap_or(usize::MAX);
-    let buf = match mapped.read_with(start, len, |bytes| alloc.copy_of(bytes)) {
+    read_copied_record_at(
+        file,
+        mapped.len() as u64,
+        pos,
+        cipher,
+        alloc,
+        |a, start, len| {
+            let start = usize::try_from(start).ok()?;
+            mapped.read_with(start, len, |bytes| a.copy_of(bytes))
+        },
+    )
+}
+
+/// [`read_record_at`] where `copy` may serve the record's bytes from memory (a mapping, or
+/// batches kept since they were written): it gets the allocator, the record's offset and
+/// length (already checked against `file_len`), and returns the bytes copied into a buffer
+/// from the allocator, or `None` to have them read with `read_at`. The record is decoded and
+/// checked the same way either way.
+pub fn read_copied_record_at<A: RecordAlloc>(
+    file: &dyn StorageFile,
+    file_len: u64,
+    pos: RecordPos,
+    cipher: Option<&FileCipher>,
+    mut alloc: A,
+    copy: impl FnOnce(&mut A, u64, usize) -> Option<A::Buf>,
+) -> Result<OwnedRecord<A::Buf>> {
+    let len = check_position(file, file_len, pos)?;
+    let buf = match copy(&mut alloc, pos.offset, len) {
         Some(buf) => buf,
         None => {
             let mut buf = alloc.zeroed(len);

@@ -249,6 +249,13 @@ impl LogWriter {
         Ok(())
     }
 
+    /// The bytes of the batch the last append wrote, as written, and its offset; `None` when
+    /// the writer has let go of them (a batch larger than the buffer it keeps) or wrote none.
+    pub fn last_batch(&self) -> Option<(u64, &[u8])> {
+        let len = self.buf.len() as u64;
+        (len > 0 && len <= self.offset).then(|| (self.offset - len, &self.buf[..]))
+    }
+
     /// Makes every batch appended so far durable (`sync_data`); a no-op when nothing is new.
     /// A failure poisons the writer (rule 8: the kernel may have dropped the dirty pages, so a
     /// retry could report success for lost bytes).

@@ -15,6 +15,7 @@ mod crash_tests;
 mod discard_stats;
 mod discard_tracker;
 mod file_name;
+mod recent;
 mod recovery;
 #[cfg(test)]
 mod testing;

@@ -1256,12 +1256,51 @@ mod tests {
         let vp = w2.ptrs[1];
         sim.corrupt(&vlog.path_of(1), u64::from(vp.offset + vp.len) - 6, 0x10)
             .unwrap();
+        // The active file's newest small batches are read from the copy the writer kept
+        // (recent.rs), which the damage on disk does not reach; once the file rotates, reads
+        // go to the file and find it.
+        assert_reads(&vlog, &w2);
+        vlog.rotate().unwrap();
         match vlog.read(vp, &w2.entries[1].key) {
             Err(Error::ChecksumMismatch { offset, .. }) => assert_eq!(offset, u64::from(vp.offset)),
             other => panic!("expected ChecksumMismatch, got {other:?}"),
         }
         assert_reads(&vlog, &w);
         assert!(vlog.read(w2.ptrs[2], &w2.entries[2].key).is_ok());
+    }
+
+    #[test]
+    fn the_newest_small_batches_are_read_from_memory_until_rotation() {
+        // Proves reads of the active file's recent small batches come from the writer's kept
+        // copy (the file's bytes are overwritten under them and the reads still see the values
+        // written), a batch over the copy's limit is read from the file, and a rotation drops
+        // the copy.
+        let sim = SimStorage::new();
+        let (vlog, _) = open_sim(&sim, opts(8 << 20, 100)).unwrap();
+        let small = append(&vlog, gen_group(&mut rng(1), 0, 3, 50)).unwrap();
+        let big_group = (0..40)
+            .map(|i| Entry {
+                key: crate::key::key_with_version(format!("big{i}").as_bytes(), 500 + i),
+                value: vec![b'v'; 2000],
+            })
+            .collect();
+        let big = append(&vlog, big_group).unwrap();
+        vlog.sync().unwrap();
+        for vp in small.ptrs.iter().chain(&big.ptrs) {
+            let last = u64::from(vp.offset + vp.len) - 1;
+            sim.corrupt(&vlog.path_of(1), last, 0x10).unwrap();
+        }
+        assert_reads(&vlog, &small);
+        assert!(
+            matches!(
+                vlog.read(big.ptrs[0], &big.entries[0].key),
+                Err(Error::Corruption { .. } | Error::ChecksumMismatch { .. })
+            ),
+            "a batch of {} bytes was not kept",
+            big.ptrs.iter().map(|p| p.len).sum::<u32>()
+        );
+        vlog.rotate().unwrap();
+        assert!(vlog.read(small.ptrs[0], &small.entries[0].key).is_err());
     }
 
     #[test]

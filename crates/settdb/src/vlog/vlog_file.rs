@@ -16,10 +16,12 @@ use crate::crypto::FileCipher;
 use crate::error::{Error, Result};
 use crate::io::{Mapping, Storage, StorageFile};
 use crate::log::{
-    read_mapped_record_at, read_record_at_in, OwnedRecord, RecordAlloc, RecordPos,
+    read_copied_record_at, read_mapped_record_at, OwnedRecord, RecordAlloc, RecordPos,
     FIRST_RECORD_OFFSET, MIN_RECORD_LEN,
 };
 use crate::value::ValuePointer;
+
+use super::recent::RecentBatches;
 
 /// Bytes of a key shown in an error message.
 const KEY_SHOWN_BYTES: usize = 64;
@@ -47,6 +49,8 @@ pub(crate) struct VlogFile {
     /// database maps its value log ([`crate::Options::value_log_mmap`]); reads then copy
     /// from it instead of making a system call.
     mapping: OnceLock<Mapping>,
+    /// While the file is active: its newest small batches, read from memory.
+    recent: RecentBatches,
 }
 
 impl VlogFile {
@@ -65,6 +69,7 @@ impl VlogFile {
             remove_on_drop: OnceLock::new(),
             cipher,
             mapping: OnceLock::new(),
+            recent: RecentBatches::default(),
         }
     }
 
@@ -78,6 +83,18 @@ impl VlogFile {
             }
         }
         Ok(())
+    }
+
+    /// Keeps the batch the writer just wrote at `offset` for reads from memory (see
+    /// `recent.rs`). REQUIRES: the active file's writer, after the write returned and before
+    /// the readable end covers it.
+    pub(crate) fn keep_written(&self, offset: u64, batch: &[u8]) {
+        self.recent.add(offset, batch);
+    }
+
+    /// Drops the batches kept for reads (the file is no longer the active one).
+    pub(crate) fn forget_written(&self) {
+        self.recent.clear();
     }
 
     /// True if reads go through a mapping.
@@ -157,7 +174,12 @@ impl VlogFile {
         let cipher = self.cipher.as_ref();
         let rec = match self.mapping.get() {
             Some(m) => read_mapped_record_at(self.file.as_ref(), m, pos, cipher, alloc),
-            None => read_record_at_in(self.file.as_ref(), self.readable_end(), pos, cipher, alloc),
+            None => {
+                let end = self.readable_end();
+                read_copied_record_at(self.file.as_ref(), end, pos, cipher, alloc, |a, at, len| {
+                    self.recent.read_with(at, len, |bytes| a.copy_of(bytes))
+                })
+            }
         }?;
         if rec.key() != expected_key {
             let why = format!(

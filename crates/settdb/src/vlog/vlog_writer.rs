@@ -198,6 +198,7 @@ impl VlogWriter {
             return Err(self.poison("rotation", e));
         };
         self.seal()?;
+        self.active.forget_written();
         debug_assert_eq!(
             self.log.synced_offset(),
             self.active.readable_end() + crate::log::seal_batch_len()
@@ -234,6 +235,9 @@ impl VlogWriter {
                     // (any earlier batch of the group is records nothing points to).
                     None => e,
                 });
+            }
+            if let Some((at, bytes)) = self.log.last_batch() {
+                self.active.keep_written(at, bytes);
             }
             for pos in &self.positions {
                 // place_group kept every batch end within u32, so this never fails.
