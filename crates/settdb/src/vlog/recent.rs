@@ -151,6 +151,21 @@ mod tests {
     #[test]
     fn keeps_the_newest_bytes_within_the_bound_and_skips_large_batches() {
         let r = RecentBatches::default();
+        let exact = 32 << 10;
+        let fill = batches(KEPT_BYTES / exact, exact);
+        for (o, b) in &fill {
+            r.add(*o, b);
+        }
+        assert_eq!(
+            r.kept_bytes(),
+            KEPT_BYTES,
+            "exactly the bound is kept whole"
+        );
+        assert_eq!(
+            r.read_with(fill[0].0, 3, <[u8]>::to_vec).as_deref(),
+            Some(&fill[0].1[..3])
+        );
+        r.clear();
         let size = 48 << 10;
         let all = batches(KEPT_BYTES / size + 10, size);
         for (o, b) in &all {
