@@ -203,8 +203,9 @@ pub struct Options {
     /// the read is made again with `pread`, which returns the typed error. After the first
     /// such fault, the process reads every value with `pread`. An application that installs
     /// its own `SIGBUS` handler after opening a database must pass on the signals it does not
-    /// expect, or a failing disk ends the process. The active file is always read with
-    /// `pread`.
+    /// expect, or a failing disk ends the process. The active file is read with `pread`,
+    /// except its newest small batches, which the writer keeps in memory (8 MiB at most)
+    /// until the file rotates, with or without this option.
     pub value_log_mmap: Option<bool>,
     /// Compaction threads (0 disables compaction; 1 is refused, as in Badger, because L0→L0
     /// and L0→Lbase need two).
