@@ -645,7 +645,10 @@ fn a_damaged_value_log_record_is_an_error_from_value() {
     // database refuses new iterators.
     let sim = SimStorage::new();
     let db = Db::open(iter_options(Arc::new(sim.clone()))).unwrap();
-    db.set(b"big".to_vec(), vec![7u8; 500]).unwrap();
+    // Larger than the active value-log file's batches kept in memory (64 KiB), so reads go
+    // to the file and meet the damage.
+    let big_len = 70_000;
+    db.set(b"big".to_vec(), vec![7u8; big_len]).unwrap();
     db.set(b"small".to_vec(), b"s".to_vec()).unwrap();
     db.flush().unwrap();
     let vlog = sim
@@ -662,7 +665,7 @@ fn a_damaged_value_log_record_is_an_error_from_value() {
         let mut it = db.iter(opts).unwrap();
         it.rewind().unwrap();
         assert_eq!(it.item().key(), b"big");
-        assert_eq!(it.item().value_size(), 500);
+        assert_eq!(it.item().value_size(), big_len as u64);
         let err = it.item().value().unwrap_err();
         assert!(err.is_corruption(), "{err}");
         assert!(it.item().value_with(|_| ()).unwrap_err().is_corruption());
