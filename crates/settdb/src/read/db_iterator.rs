@@ -319,13 +319,35 @@ impl DbIterator {
             if self.opts.all_versions {
                 return Ok(true);
             }
-            while self.merged.valid() && user_key(self.merged.key()) == self.scratch.key() {
-                self.merged.next()?;
-            }
+            self.skip_older_versions()?;
             if !self.scratch.is_deleted_or_expired() {
                 return Ok(true);
             }
         }
+    }
+
+    /// Moves the merge past the older versions of the current item's key: one step at a time
+    /// for the first [`MAX_SEQUENTIAL_SKIPS`], then one seek past the key. A key updated
+    /// thousands of times has that many versions in the memtables and L0 until compaction
+    /// drops them, and a scan that steps over each (a merge step and a key comparison per
+    /// version) cost YCSB E 30% against fjall after the update-heavy workloads; the seek costs
+    /// a few binary searches whatever the count (RocksDB's `max_sequential_skip_in_iterations`).
+    fn skip_older_versions(&mut self) -> Result<()> {
+        let mut steps = 0;
+        while self.merged.valid() && user_key(self.merged.key()) == self.scratch.key() {
+            if steps == MAX_SEQUENTIAL_SKIPS {
+                self.seek_key.clear();
+                self.seek_key.extend_from_slice(self.scratch.key());
+                // The key's oldest possible version: the merge lands on it or past the key.
+                append_version(&mut self.seek_key, 0);
+                self.merged.seek(&self.seek_key)?;
+                steps = 0;
+                continue;
+            }
+            self.merged.next()?;
+            steps += 1;
+        }
+        Ok(())
     }
 
     /// Reverse: the versions of a key come oldest first, so without `all_versions` every one is
@@ -408,6 +430,9 @@ impl DbIterator {
         Ok(())
     }
 }
+
+/// Older versions of a key a forward iteration steps over before it seeks past the key.
+const MAX_SEQUENTIAL_SKIPS: u32 = 8;
 
 /// True for keys under [`INTERNAL_KEY_PREFIX`]; the first byte rules out nearly every user
 /// key without a call into memcmp.

@@ -90,8 +90,10 @@ fn kind() -> impl Strategy<Value = Kind> {
 }
 
 fn case() -> impl Strategy<Value = Case> {
+    // Up to 30 versions of a key: more than the forward iteration steps over before it seeks
+    // past a key (MAX_SEQUENTIAL_SKIPS).
     let versions =
-        proptest::collection::btree_map((small_key(), 1u64..12), (kind(), 0..SOURCES), 0..60);
+        proptest::collection::btree_map((small_key(), 1u64..31), (kind(), 0..SOURCES), 0..120);
     let pending = proptest::option::of(proptest::collection::btree_map(
         proptest::collection::vec(prop_oneof![Just(b'a'), Just(b'b')], 1..4),
         kind(),
@@ -102,10 +104,10 @@ fn case() -> impl Strategy<Value = Case> {
     (
         versions,
         pending,
-        0u64..14,
+        0u64..33,
         (any::<bool>(), any::<bool>(), any::<bool>()),
         prefix,
-        prop_oneof![Just(0u64), 0u64..12],
+        prop_oneof![Just(0u64), 0u64..31],
         probe,
     )
         .prop_map(
