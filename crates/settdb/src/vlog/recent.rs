@@ -18,6 +18,7 @@
 //! plus one partly used chunk per database.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use bytes::{Bytes, BytesMut};
@@ -42,6 +43,10 @@ struct Kept {
 /// The kept batches of one file (module doc). One writer adds; any thread reads.
 #[derive(Debug, Default)]
 pub(crate) struct RecentBatches {
+    /// True while any batch is kept: a read of a sealed file (read with `pread` when it is
+    /// not mapped) then takes no lock. A reader that sees it false just as a batch is added
+    /// reads that batch from the file, which holds it already.
+    holds: AtomicBool,
     kept: RwLock<Kept>,
     /// The writer's buffer the copies are split from.
     spare: std::sync::Mutex<BytesMut>,
@@ -69,6 +74,7 @@ impl RecentBatches {
             .is_none_or(|(o, b)| o + b.len() as u64 <= offset));
         kept.bytes += copy.len();
         kept.batches.push_back((offset, copy));
+        self.holds.store(true, Ordering::Release);
         while kept.bytes > KEPT_BYTES {
             match kept.batches.pop_front() {
                 Some((_, b)) => kept.bytes -= b.len(),
@@ -84,6 +90,9 @@ impl RecentBatches {
         len: usize,
         f: impl FnOnce(&[u8]) -> R,
     ) -> Option<R> {
+        if !self.holds.load(Ordering::Acquire) {
+            return None;
+        }
         let kept = self.kept.read().unwrap_or_else(PoisonError::into_inner);
         let (first, _) = kept.batches.front()?;
         if offset < *first {
@@ -97,6 +106,7 @@ impl RecentBatches {
 
     /// Drops every kept batch (the file rotated).
     pub(crate) fn clear(&self) {
+        self.holds.store(false, Ordering::Release);
         *self.kept.write().unwrap_or_else(PoisonError::into_inner) = Kept::default();
         *self.spare.lock().unwrap_or_else(PoisonError::into_inner) = BytesMut::new();
     }
