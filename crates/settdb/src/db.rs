@@ -922,7 +922,7 @@ pub struct ValueLogFileInfo {
     pub file_id: u32,
     /// Its valid bytes.
     pub size_bytes: u64,
-    /// Bytes of its records that compaction dropped (what GC would give back).
+    /// Bytes of its records that a compaction or a flush dropped (what GC would give back).
     pub discard_bytes: u64,
     /// True for the file being appended to (never collected).
     pub active: bool,
@@ -1011,6 +1011,12 @@ impl DbInner {
             // Without compactors nothing would ever shrink L0: no stall then.
             l0_stall: (self.opts.num_compactors > 0)
                 .then_some(self.opts.num_level_zero_tables_stall),
+            discard_ts: {
+                let oracle = self.oracle.clone();
+                Box::new(move || oracle.discard_ts())
+            },
+            num_versions_to_keep: self.opts.num_versions_to_keep,
+            discards: self.discards.clone(),
         };
         threads.push(spawn("settdb-flusher", move || flusher.run())?);
         if let Some(vlog) = self.vlog.clone() {
@@ -1264,8 +1270,9 @@ fn flush_replayed(
     replayed: &[Arc<Memtable>],
 ) -> Result<()> {
     let builder_opts = TableBuilderOptions::from_options(opts, opts.mem_table_size);
+    // Every version is kept: in managed mode the discard timestamp is not known yet.
     for mem in replayed {
-        flush_memtable(mem, levels, vlog, builder_opts)?;
+        flush_memtable(mem, levels, vlog, builder_opts, None)?;
     }
     Ok(())
 }

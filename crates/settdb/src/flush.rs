@@ -7,30 +7,52 @@
 //! deleted. A crash before the edit leaves an unfinished output that the next open proves
 //! garbage (its WAL is still there) and removes; after it, at most a WAL file the manifest no
 //! longer lists, which is garbage too.
+//!
+//! Versions: a flush applies compaction's version retention ([`Retention`]) to the memtable,
+//! so versions at or below the discard timestamp that a newer one shadows (an update-heavy
+//! key's thousands of them) never reach L0, as RocksDB drops them at flush. It keeps every
+//! tombstone that ends a key (an older table may still hold the key), and counts the value-log
+//! bytes of what it drops in the discard statistics once the table is installed.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::compaction::{Decision, Retention, RetentionPolicy};
 use crate::error::Result;
 use crate::io::{parent_dir, OpenMode};
 use crate::levels::{Levels, LevelsEdit};
 use crate::manifest::{ManifestChange, OpSource};
 use crate::memtable::{Memtable, Memtables};
 use crate::table::{KvIterator, TableBuilder, TableBuilderOptions};
-use crate::vlog::ValueLog;
+use crate::vlog::{DiscardStats, DiscardTracker, ValueLog};
 use crate::write::Poison;
 
+/// What a flush did.
+#[derive(Debug, Default)]
+pub struct Flushed {
+    /// The new L0 table's id; `None` for an empty memtable (only its WAL was deleted).
+    pub table_id: Option<u64>,
+    /// Versions left out by retention.
+    pub dropped: u64,
+    /// Value-log bytes per file of the versions left out, not yet counted anywhere.
+    pub discard: DiscardStats,
+}
+
 /// Writes `mem` as a new L0 table and installs it; deletes the memtable's WAL. An empty
-/// memtable only has its WAL deleted. Returns the new table's id, if one was written.
+/// memtable only has its WAL deleted. With `retention`, versions it drops are left out of the
+/// table (and returned in [`Flushed::discard`] for the caller to count); without, every
+/// version is written.
 pub fn flush_memtable(
     mem: &Memtable,
     levels: &Levels,
     vlog: Option<&ValueLog>,
     builder_opts: TableBuilderOptions,
-) -> Result<Option<u64>> {
+    retention: Option<RetentionPolicy>,
+) -> Result<Flushed> {
     let started = std::time::Instant::now();
     let storage = levels.storage().clone();
     let wal = mem.wal_path().map(|_| mem.id());
+    let mut out = Flushed::default();
     if mem.list().is_empty() {
         if let Some(wal_id) = wal {
             levels
@@ -38,7 +60,7 @@ pub fn flush_memtable(
                 .edit(&[ManifestChange::DeleteWal { wal_id }])?;
         }
         mem.delete_wal(storage.as_ref())?;
-        return Ok(None);
+        return Ok(out);
     }
     if let Some(v) = vlog {
         v.sync()?;
@@ -50,12 +72,30 @@ pub fn flush_memtable(
     let file = storage.open(&path, OpenMode::CreateNew)?;
     let mut builder =
         TableBuilder::new(file, builder_opts)?.with_cipher(levels.new_table_cipher()?);
+    let mut retention = retention.map(Retention::new);
+    // Nothing below a flush is known: a tombstone or expired value that ends a key is kept.
+    let mut deeper = |_: &[u8]| true;
     let mut it = mem.iter();
     it.seek_to_first()?;
+    let mut written = 0u64;
     while it.valid() {
-        builder.add(it.key(), it.value())?;
+        let (key, value) = (it.key(), it.value());
+        let keep = retention
+            .as_mut()
+            .is_none_or(|r| r.decide(key, value, &mut deeper) == Decision::Keep);
+        if keep {
+            builder.add(key, value)?;
+            written += 1;
+        } else {
+            out.dropped += 1;
+            if let Some(vp) = value.value_pointer() {
+                out.discard.add(vp.file_id, u64::from(vp.len));
+            }
+        }
         it.next()?;
     }
+    // Retention keeps the newest version of every key, so a non-empty memtable writes one.
+    debug_assert!(written > 0);
     builder.finish()?;
     storage.sync_dir(&parent_dir(&path))?;
     let table = levels.open_new_table(id)?;
@@ -73,10 +113,12 @@ pub fn flush_memtable(
         memtable_id = mem.id(),
         table_id = id,
         table_bytes,
+        versions_dropped = out.dropped,
         duration_ms = elapsed.as_millis() as u64,
         "flushed a memtable to L0"
     );
-    Ok(Some(id))
+    out.table_id = Some(id);
+    Ok(out)
 }
 
 /// The flusher thread: flushes immutable memtables, oldest first, waiting while L0 is at its
@@ -90,6 +132,13 @@ pub(crate) struct Flusher {
     pub(crate) builder_opts: TableBuilderOptions,
     /// L0 tables at which a flush waits (`None`: never, when no compactor would shrink L0).
     pub(crate) l0_stall: Option<usize>,
+    /// The discard timestamp (the oracle's: the oldest live read timestamp), asked at each
+    /// flush; versions above it are kept.
+    pub(crate) discard_ts: Box<dyn Fn() -> u64 + Send>,
+    /// Versions kept at or below the discard timestamp (`Options::num_versions_to_keep`).
+    pub(crate) num_versions_to_keep: u32,
+    /// Where the value-log bytes of dropped versions are counted.
+    pub(crate) discards: Arc<DiscardTracker>,
 }
 
 /// How long a flush waiting for L0 to shrink sleeps before looking at close again.
@@ -118,14 +167,28 @@ impl Flusher {
         );
     }
 
+    /// Flushes `mem` with version retention at the discard timestamp of this moment, then
+    /// counts the value-log bytes it dropped (after the table is installed, as compaction
+    /// does: before, a crash would leave them counted and still referenced by the WAL).
+    fn flush(&self, mem: &Memtable) -> Result<()> {
+        let policy = RetentionPolicy {
+            discard_ts: (self.discard_ts)(),
+            num_versions_to_keep: self.num_versions_to_keep.max(1),
+            now_secs: crate::clock::now_secs(),
+        };
+        let vlog = self.vlog.as_deref();
+        let flushed = flush_memtable(mem, &self.levels, vlog, self.builder_opts, Some(policy))?;
+        self.discards.add(&flushed.discard)
+    }
+
     /// Flushes immutable memtables, oldest first, until closed with none left.
     pub(crate) fn run(&self) {
         while let Some(mem) = self.memtables.wait_oldest_immutable() {
             if let Some(stall) = self.l0_stall {
                 self.wait_for_l0(stall);
             }
-            match flush_memtable(&mem, &self.levels, self.vlog.as_deref(), self.builder_opts) {
-                Ok(_) => self.memtables.remove_flushed(mem.id()),
+            match self.flush(&mem) {
+                Ok(()) => self.memtables.remove_flushed(mem.id()),
                 Err(e) => {
                     tracing::error!(error = %e, memtable_id = mem.id(), "flush failed");
                     // Writes fail from now on (rule 8); the memtable stays readable and its

@@ -193,6 +193,17 @@ fn flatten_model(model: &mut Model) {
     });
 }
 
+/// What a flush leaves of the versions written after `flushed_ts` (all in the one memtable it
+/// writes; nothing reads, so the discard timestamp is the newest commit): with one version to
+/// keep, only each key's newest one, a tombstone or expired value included.
+fn flush_model(model: &mut Model, flushed_ts: u64) {
+    for versions in model.values_mut() {
+        if let Some((&newest, _)) = versions.last_key_value() {
+            versions.retain(|&v, _| v <= flushed_ts || v == newest);
+        }
+    }
+}
+
 fn random_opts(rng: &mut StdRng, max_version: u64) -> IteratorOptions {
     let prefixes: [&[u8]; 6] = [b"", b"k", b"k1", b"k01", b"k002", b"x"];
     IteratorOptions::default()
@@ -282,9 +293,12 @@ fn run_model(seed: u64, steps: u64) {
     let mut model = Model::new();
     // Exact until a compaction that may keep some old versions and drop others.
     let mut exact = true;
+    // The newest version at the last flush, and L0's tables after it.
+    let (mut flushed_ts, mut l0_tables) = (0u64, 0usize);
     for step in 0..steps {
         let ctx = format!("seed {seed} step {step}");
-        match rng.random_range(0..1000) {
+        let draw = rng.random_range(0..1000);
+        match draw {
             0..=849 => {
                 let n = rng.random_range(1..=8);
                 let keys: BTreeSet<Vec<u8>> = (0..n)
@@ -300,15 +314,29 @@ fn run_model(seed: u64, steps: u64) {
                 write_model(&db, &mut model, batch);
             }
             850..=939 => check(&db, &model, exact, &mut rng, &ctx),
-            940..=969 => db.flush().unwrap(),
-            970..=996 => {
+            940..=996 => {
+                // The model knows what a flush drops only if this flush writes every version
+                // since the last one: no memtable filled up and flushed in between.
+                assert_eq!(
+                    db.levels().tables(0).len(),
+                    l0_tables,
+                    "{ctx}: a memtable filled"
+                );
                 db.flush().unwrap();
-                db.compact_until_settled().unwrap();
-                exact = false;
+                flush_model(&mut model, flushed_ts);
+                flushed_ts = db.max_version();
+                l0_tables = db.levels().tables(0).len();
+                if draw >= 970 {
+                    db.compact_until_settled().unwrap();
+                    l0_tables = db.levels().tables(0).len();
+                    exact = false;
+                }
             }
             _ => {
                 db.flatten().unwrap();
                 flatten_model(&mut model);
+                flushed_ts = db.max_version();
+                l0_tables = 0;
                 exact = true;
             }
         }
