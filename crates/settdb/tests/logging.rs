@@ -50,9 +50,9 @@ fn lines_with<'a>(log: &'a str, needle: &str) -> Vec<&'a str> {
 #[test]
 fn open_flush_compaction_and_a_failed_background_flush_are_logged() {
     // Proves the events and their levels: a database opened, written, flushed, flattened and
-    // closed logs each step at INFO with its fields (flush: table bytes; compaction: levels,
-    // bytes, duration) and WAL replay at DEBUG; a flush failing on its table file logs an
-    // ERROR from the flusher thread naming the failure.
+    // closed logs each step at INFO with its fields (flush: table bytes, versions dropped;
+    // compaction: levels, bytes, duration) and WAL replay at DEBUG; a flush failing on its
+    // table file logs an ERROR from the flusher thread naming the failure.
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::DEBUG)
@@ -69,7 +69,9 @@ fn open_flush_compaction_and_a_failed_background_flush_are_logged() {
     }
     db.close().unwrap();
     let db = Db::open(opts.clone()).unwrap();
-    db.set("more", "x").unwrap();
+    for v in ["x", "y", "z"] {
+        db.set("more", v).unwrap(); // nothing reads: the flush drops the two older ones
+    }
     db.flush().unwrap();
     db.flatten().unwrap();
     db.close().unwrap();
@@ -85,6 +87,11 @@ fn open_flush_compaction_and_a_failed_background_flush_are_logged() {
     assert!(flushes
         .iter()
         .all(|l| l.contains("INFO") && l.contains("table_bytes=")));
+    assert!(flushes[0].contains("versions_dropped=0"), "{}", flushes[0]);
+    assert!(
+        flushes.iter().any(|l| l.contains("versions_dropped=2")),
+        "{log}"
+    );
     let compactions = lines_with(&log, "compaction done");
     assert!(!compactions.is_empty(), "{log}");
     for field in ["from_level=0", "bytes_in=", "bytes_out=", "duration_ms="] {
