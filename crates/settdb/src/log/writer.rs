@@ -217,8 +217,15 @@ impl LogWriter {
         positions.clear();
         positions.reserve(records.len());
         self.seal_spans.clear();
+        // A plaintext batch is written in chunks as it is encoded, so the kernel copies each
+        // into the page cache while it is still in the CPU's cache (a 16 MiB batch written
+        // whole was copied from memory: a large-value load spent most of its time there). A
+        // batch written whole is no more atomic: recovery treats a batch cut anywhere as a
+        // torn tail either way, and readers see none of it until the append returns.
+        let chunked = each.is_none() && whole.is_none();
+        let mut written = 0usize;
         for rec in records {
-            let at = self.buf.len();
+            let at = written + self.buf.len();
             match each {
                 Some(_) => self
                     .seal_spans
@@ -227,21 +234,36 @@ impl LogWriter {
             }
             positions.push(RecordPos {
                 offset: batch_offset + at as u64,
-                len: (self.buf.len() - at) as u32, // validated: at most MAX_RECORD_LEN
+                // validated: at most MAX_RECORD_LEN
+                len: (written + self.buf.len() - at) as u32,
             });
+            if chunked && self.buf.len() >= WRITE_CHUNK_BYTES {
+                let chunk_offset = batch_offset + written as u64;
+                if let Err(e) = self.file.write_at(chunk_offset, &self.buf) {
+                    return Err(self.poison("write", chunk_offset, e));
+                }
+                written += self.buf.len();
+                self.buf.clear();
+            }
         }
-        // Before anything is written: a layout error leaves the log as it was.
+        // Before anything is written (a sealed batch is never chunked): a layout error leaves
+        // the log as it was.
         if let Some(c) = each {
             seal_all(&mut self.buf, &self.seal_spans, c, batch_offset)?;
         }
         if let Some(c) = whole {
             seal_batch_body(&mut self.buf, c, batch_offset)?;
         }
-        debug_assert_eq!(self.buf.len() as u64, header.batch_len());
-        if let Err(e) = self.file.write_at(batch_offset, &self.buf) {
-            return Err(self.poison("write", batch_offset, e));
+        debug_assert_eq!((written + self.buf.len()) as u64, header.batch_len());
+        let chunk_offset = batch_offset + written as u64;
+        if let Err(e) = self.file.write_at(chunk_offset, &self.buf) {
+            return Err(self.poison("write", chunk_offset, e));
         }
-        self.offset += self.buf.len() as u64;
+        self.offset += (written + self.buf.len()) as u64;
+        if written > 0 {
+            // The buffer holds only the batch's tail: `last_batch` has nothing to give.
+            self.buf.clear();
+        }
         if self.buf.capacity() > Self::RETAINED_BUFFER_BYTES {
             self.buf.clear();
             self.buf.shrink_to(Self::RETAINED_BUFFER_BYTES);
@@ -250,7 +272,8 @@ impl LogWriter {
     }
 
     /// The bytes of the batch the last append wrote, as written, and its offset; `None` when
-    /// the writer has let go of them (a batch larger than the buffer it keeps) or wrote none.
+    /// the writer has let go of them (a batch written in chunks, or larger than the buffer it
+    /// keeps) or wrote none.
     pub fn last_batch(&self) -> Option<(u64, &[u8])> {
         let len = self.buf.len() as u64;
         (len > 0 && len <= self.offset).then(|| (self.offset - len, &self.buf[..]))
@@ -346,6 +369,11 @@ impl fmt::Debug for LogWriter {
             .finish()
     }
 }
+
+/// Bytes of a plaintext batch written at a time (the batch's bytes so far, once past this):
+/// small enough to be in the CPU's cache when the kernel copies them, large enough that the
+/// calls cost nothing measurable.
+const WRITE_CHUNK_BYTES: usize = 256 << 10;
 
 /// Bytes of records a batch must hold before its sealing is split over two threads (below
 /// it, a thread costs more than it saves).
@@ -635,6 +663,73 @@ mod tests {
         long.valid_end += 1;
         assert!(matches!(open(&long, WAL), Err(Error::Corruption { .. })));
         assert_eq!(file.len().unwrap(), end.valid_end);
+    }
+
+    #[test]
+    fn a_large_batch_is_written_in_chunks_and_replays_as_one() {
+        // Proves a plaintext batch over WRITE_CHUNK_BYTES goes out in several writes (counted
+        // by the storage), every record reads back at its position, replay sees one batch,
+        // and `last_batch` gives nothing for it but a small batch's exact bytes; a write
+        // failing after the first chunk poisons the writer and leaves a torn tail where the
+        // batch began.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("1.vlog");
+        let storage = FaultyStorage::new();
+        let hdr = LogHeader::new(LogKind::ValueLog, 1);
+        let mut w = LogWriter::create(&storage, &path, hdr).unwrap();
+        // 40 records of 20,000 bytes: chunks of about WRITE_CHUNK_BYTES, then the rest.
+        let big: Vec<TestRec> = (0..40).map(|i| TestRec::new(i, 20_000)).collect();
+        let mut pos = Vec::new();
+        const BUDGET: usize = 1_000_000; // writes the storage lets through, counted down
+        storage.faults.writes_left.store(BUDGET, Ordering::SeqCst);
+        let writes = |s: &FaultyStorage| BUDGET - s.faults.writes_left.load(Ordering::SeqCst);
+        let start = w.offset();
+        w.append_batch(&refs(&big), &mut pos).unwrap();
+        // The writes a chunked batch takes, from its layout: a chunk ends after the record
+        // that brings it to WRITE_CHUNK_BYTES.
+        let (mut chunk, mut chunks, mut first_chunk) = ((pos[0].offset - start) as usize, 0, 0);
+        for p in &pos {
+            chunk += p.len as usize;
+            if chunk >= WRITE_CHUNK_BYTES {
+                chunks += 1;
+                first_chunk = if first_chunk == 0 { chunk } else { first_chunk };
+                chunk = 0;
+            }
+        }
+        assert!(chunks >= 2, "{chunks}");
+        assert_eq!(writes(&storage), chunks + 1);
+        assert!(w.last_batch().is_none());
+        for (p, r) in pos.iter().zip(&big) {
+            let got = crate::log::read_record(w.file().as_ref(), *p).unwrap();
+            assert_eq!(got.value(), &r.value[..]);
+        }
+        let small = recs(100, 2);
+        let start = w.offset();
+        w.append_batch(&refs(&small), &mut pos).unwrap();
+        let (at, bytes) = w.last_batch().unwrap();
+        assert_eq!(at, start);
+        let mut on_disk = vec![0u8; bytes.len()];
+        w.file().read_at(at, &mut on_disk).unwrap();
+        assert_eq!(bytes, &on_disk[..]);
+        w.sync().unwrap();
+        let (r, seen) = replay_all(w.file().as_ref(), LogKind::ValueLog);
+        assert_eq!((r.unwrap().stop, seen.len()), (StopReason::CleanEnd, 2));
+        assert_eq!(seen[0].1.len(), 40);
+        let end = w.offset();
+        storage.faults.writes_left.store(1, Ordering::SeqCst);
+        let e = w.append_batch(&refs(&big), &mut pos).unwrap_err();
+        assert!(matches!(e, Error::Io { op: "write", .. }), "{e}");
+        let second = end + first_chunk as u64; // where the failed write went
+        let msg = w.poisoned().unwrap().to_string();
+        assert!(msg.contains(&format!("offset {second}")), "{msg}");
+        assert!(matches!(
+            w.append_batch(&refs(&small), &mut pos),
+            Err(Error::Poisoned(_))
+        ));
+        assert_eq!(w.offset(), end);
+        let (r, seen) = replay_all(w.file().as_ref(), LogKind::ValueLog);
+        assert_eq!(r.unwrap().stop, StopReason::TornTail { offset: end });
+        assert_eq!(seen.len(), 2);
     }
 
     #[test]
