@@ -218,10 +218,11 @@ impl LogWriter {
         positions.reserve(records.len());
         self.seal_spans.clear();
         // A plaintext batch is written in chunks as it is encoded, so the kernel copies each
-        // into the page cache while it is still in the CPU's cache (a 16 MiB batch written
-        // whole was copied from memory: a large-value load spent most of its time there). A
-        // batch written whole is no more atomic: recovery treats a batch cut anywhere as a
-        // torn tail either way, and readers see none of it until the append returns.
+        // into the page cache while it is still in the CPU's cache (a 4 MiB value-log batch
+        // written whole was copied from memory: a large-value load spent most of its time
+        // there). A batch written whole is no more atomic: recovery treats a batch cut
+        // anywhere as a torn tail either way, and readers see none of it until the append
+        // returns.
         let chunked = each.is_none() && whole.is_none();
         let mut written = 0usize;
         for rec in records {
