@@ -81,6 +81,9 @@ pub struct RunArgs {
     /// this many bytes go to the value log), for experiments; the same at every step.
     #[arg(long)]
     pub settdb_value_threshold: Option<u64>,
+    /// SettDB only: `Options::auto_value_log_gc` instead of its default (on), for experiments.
+    #[arg(long)]
+    pub settdb_auto_gc: Option<bool>,
 }
 
 pub fn run(a: &RunArgs) -> Res<Outcome> {
@@ -92,7 +95,14 @@ pub fn run(a: &RunArgs) -> Res<Outcome> {
     if a.settdb_value_threshold.is_some() && a.engine != Engine::Settdb {
         return Err("--settdb-value-threshold is for --engine settdb only".into());
     }
-    let mut store = stores::open(a.engine, &a.dir, a.value_size, a.settdb_value_threshold)?;
+    if a.settdb_auto_gc.is_some() && a.engine != Engine::Settdb {
+        return Err("--settdb-auto-gc is for --engine settdb only".into());
+    }
+    let tweaks = stores::SettdbTweaks {
+        value_threshold: a.settdb_value_threshold,
+        auto_gc: a.settdb_auto_gc,
+    };
+    let mut store = stores::open(a.engine, &a.dir, a.value_size, tweaks)?;
     let mut out = match a.workload {
         Workload::Load => load(&*store, a, &pool)?,
         Workload::Read => timed(a, |t, stop| read_thread(&*store, a, t, stop))?,

@@ -72,19 +72,31 @@ impl Engine {
     }
 }
 
+/// SettDB options that differ from its defaults, for experiments (`None`: the default).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SettdbTweaks {
+    /// `Options::value_threshold`.
+    pub value_threshold: Option<u64>,
+    /// `Options::auto_value_log_gc`.
+    pub auto_gc: Option<bool>,
+}
+
 /// Opens (or creates) `engine`'s store in `dir` for values of `value_size` bytes; SettDB with
-/// `settdb_value_threshold` if given.
+/// `tweaks` applied.
 pub fn open(
     engine: Engine,
     dir: &Path,
     value_size: usize,
-    settdb_value_threshold: Option<u64>,
+    tweaks: SettdbTweaks,
 ) -> Res<Box<dyn Store>> {
     Ok(match engine {
         Engine::Settdb => {
             let mut opts = settdb::Options::new(dir);
-            if let Some(t) = settdb_value_threshold {
+            if let Some(t) = tweaks.value_threshold {
                 opts = opts.with_value_threshold(t);
+            }
+            if let Some(on) = tweaks.auto_gc {
+                opts = opts.with_auto_value_log_gc(on);
             }
             Box::new(SettStore(settdb::Db::open(opts)?))
         }
