@@ -27,32 +27,21 @@ use crate::table::{KvIterator, TableBuilder, TableBuilderOptions};
 use crate::vlog::{DiscardStats, DiscardTracker, ValueLog};
 use crate::write::Poison;
 
-/// What a flush did.
-#[derive(Debug, Default)]
-pub struct Flushed {
-    /// The new L0 table's id; `None` for an empty memtable (only its WAL was deleted).
-    pub table_id: Option<u64>,
-    /// Versions left out by retention.
-    pub dropped: u64,
-    /// Value-log bytes per file of the versions left out, not yet counted anywhere.
-    pub discard: DiscardStats,
-}
-
 /// Writes `mem` as a new L0 table and installs it; deletes the memtable's WAL. An empty
 /// memtable only has its WAL deleted. With `retention`, versions it drops are left out of the
-/// table (and returned in [`Flushed::discard`] for the caller to count); without, every
-/// version is written.
+/// table, and the value-log bytes per file of those versions are returned for the caller to
+/// count; without, every version is written.
 pub fn flush_memtable(
     mem: &Memtable,
     levels: &Levels,
     vlog: Option<&ValueLog>,
     builder_opts: TableBuilderOptions,
     retention: Option<RetentionPolicy>,
-) -> Result<Flushed> {
+) -> Result<DiscardStats> {
     let started = std::time::Instant::now();
     let storage = levels.storage().clone();
     let wal = mem.wal_path().map(|_| mem.id());
-    let mut out = Flushed::default();
+    let mut discard = DiscardStats::new();
     if mem.list().is_empty() {
         if let Some(wal_id) = wal {
             levels
@@ -60,7 +49,7 @@ pub fn flush_memtable(
                 .edit(&[ManifestChange::DeleteWal { wal_id }])?;
         }
         mem.delete_wal(storage.as_ref())?;
-        return Ok(out);
+        return Ok(discard);
     }
     if let Some(v) = vlog {
         v.sync()?;
@@ -77,7 +66,7 @@ pub fn flush_memtable(
     let mut deeper = |_: &[u8]| true;
     let mut it = mem.iter();
     it.seek_to_first()?;
-    let mut written = 0u64;
+    let mut dropped = 0u64;
     while it.valid() {
         let (key, value) = (it.key(), it.value());
         let keep = retention
@@ -85,17 +74,16 @@ pub fn flush_memtable(
             .is_none_or(|r| r.decide(key, value, &mut deeper) == Decision::Keep);
         if keep {
             builder.add(key, value)?;
-            written += 1;
         } else {
-            out.dropped += 1;
+            dropped += 1;
             if let Some(vp) = value.value_pointer() {
-                out.discard.add(vp.file_id, u64::from(vp.len));
+                discard.add(vp.file_id, u64::from(vp.len));
             }
         }
         it.next()?;
     }
     // Retention keeps the newest version of every key, so a non-empty memtable writes one.
-    debug_assert!(written > 0);
+    debug_assert!((dropped as usize) < mem.list().len());
     builder.finish()?;
     storage.sync_dir(&parent_dir(&path))?;
     let table = levels.open_new_table(id)?;
@@ -113,12 +101,11 @@ pub fn flush_memtable(
         memtable_id = mem.id(),
         table_id = id,
         table_bytes,
-        versions_dropped = out.dropped,
+        versions_dropped = dropped,
         duration_ms = elapsed.as_millis() as u64,
         "flushed a memtable to L0"
     );
-    out.table_id = Some(id);
-    Ok(out)
+    Ok(discard)
 }
 
 /// The flusher thread: flushes immutable memtables, oldest first, waiting while L0 is at its
@@ -177,8 +164,8 @@ impl Flusher {
             now_secs: crate::clock::now_secs(),
         };
         let vlog = self.vlog.as_deref();
-        let flushed = flush_memtable(mem, &self.levels, vlog, self.builder_opts, Some(policy))?;
-        self.discards.add(&flushed.discard)
+        let dropped = flush_memtable(mem, &self.levels, vlog, self.builder_opts, Some(policy))?;
+        self.discards.add(&dropped)
     }
 
     /// Flushes immutable memtables, oldest first, until closed with none left.
