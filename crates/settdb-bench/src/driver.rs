@@ -84,6 +84,13 @@ pub struct RunArgs {
     /// SettDB only: `Options::auto_value_log_gc` instead of its default (on), for experiments.
     #[arg(long)]
     pub settdb_auto_gc: Option<bool>,
+    /// SettDB only: `Options::background_nice` instead of its default, for experiments.
+    #[arg(long)]
+    pub settdb_background_nice: Option<i32>,
+    /// SettDB only: `Options::value_log_gc_rate_bytes` instead of its default, for
+    /// experiments.
+    #[arg(long)]
+    pub settdb_gc_rate_bytes: Option<u64>,
 }
 
 pub fn run(a: &RunArgs) -> Res<Outcome> {
@@ -92,16 +99,17 @@ pub fn run(a: &RunArgs) -> Res<Outcome> {
     }
     let pool = ValuePool::new(a.value_size, a.seed);
     let start = Instant::now();
-    if a.settdb_value_threshold.is_some() && a.engine != Engine::Settdb {
-        return Err("--settdb-value-threshold is for --engine settdb only".into());
-    }
-    if a.settdb_auto_gc.is_some() && a.engine != Engine::Settdb {
-        return Err("--settdb-auto-gc is for --engine settdb only".into());
-    }
     let tweaks = stores::SettdbTweaks {
         value_threshold: a.settdb_value_threshold,
         auto_gc: a.settdb_auto_gc,
+        background_nice: a.settdb_background_nice,
+        gc_rate_bytes: a.settdb_gc_rate_bytes,
     };
+    if a.engine != Engine::Settdb {
+        if let Some(flag) = tweaks.first_set() {
+            return Err(format!("--settdb-{flag} is for --engine settdb only").into());
+        }
+    }
     let mut store = stores::open(a.engine, &a.dir, a.value_size, tweaks)?;
     let mut out = match a.workload {
         Workload::Load => load(&*store, a, &pool)?,

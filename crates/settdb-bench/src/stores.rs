@@ -79,6 +79,24 @@ pub struct SettdbTweaks {
     pub value_threshold: Option<u64>,
     /// `Options::auto_value_log_gc`.
     pub auto_gc: Option<bool>,
+    /// `Options::background_nice`.
+    pub background_nice: Option<i32>,
+    /// `Options::value_log_gc_rate_bytes`.
+    pub gc_rate_bytes: Option<u64>,
+}
+
+impl SettdbTweaks {
+    /// The flag name (after `--settdb-`) of the first tweak set, if any.
+    pub fn first_set(&self) -> Option<&'static str> {
+        [
+            ("value-threshold", self.value_threshold.is_some()),
+            ("auto-gc", self.auto_gc.is_some()),
+            ("background-nice", self.background_nice.is_some()),
+            ("gc-rate-bytes", self.gc_rate_bytes.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, set)| set.then_some(name))
+    }
 }
 
 /// Opens (or creates) `engine`'s store in `dir` for values of `value_size` bytes; SettDB with
@@ -97,6 +115,12 @@ pub fn open(
             }
             if let Some(on) = tweaks.auto_gc {
                 opts = opts.with_auto_value_log_gc(on);
+            }
+            if let Some(n) = tweaks.background_nice {
+                opts = opts.with_background_nice(n);
+            }
+            if let Some(r) = tweaks.gc_rate_bytes {
+                opts = opts.with_value_log_gc_rate_bytes(r);
             }
             Box::new(SettStore(settdb::Db::open(opts)?))
         }
