@@ -647,6 +647,7 @@ impl Db {
             rate: None,
             from_statistics: true,
             probes: usize::MAX,
+            yield_below: None,
         };
         gc.run(plan, &inner.closing)
     }

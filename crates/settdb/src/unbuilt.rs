@@ -60,6 +60,7 @@ mod tests {
             auto_value_log_gc: _,
             value_log_gc_space_amp: _,
             value_log_gc_rate_bytes: _,
+            value_log_gc_busy_space_amp: _,
             lmax_compaction: _,
             zstd_compression_level: _,
             encryption_key: _,

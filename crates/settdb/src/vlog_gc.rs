@@ -43,6 +43,7 @@ use bytes::Bytes;
 use crate::clock::now_secs;
 use crate::compaction::{Decision, Retention, RetentionPolicy};
 use crate::error::{Error, Result};
+use crate::io::cpu_time;
 use crate::key::{key_with_version, user_key, version};
 use crate::options::Options;
 use crate::read::{get_newest, ReadSnapshot, Reader};
@@ -91,6 +92,10 @@ pub(crate) struct GcPlan {
     pub(crate) from_statistics: bool,
     /// Sealed files to probe by sampling at most, beyond those candidates.
     pub(crate) probes: usize,
+    /// Yield the CPU to the rest of the process while the value log's space amplification
+    /// is below this (automatic GC: [`Options::value_log_gc_busy_space_amp`]); `None`:
+    /// never yield (a caller's run).
+    pub(crate) yield_below: Option<f64>,
 }
 /// How long a wait for a memtable flush sleeps before looking at close and poison again.
 const FLUSH_POLL: Duration = Duration::from_millis(100);
@@ -261,6 +266,7 @@ impl ValueLogGc {
             rate,
             from_statistics,
             probes,
+            yield_below,
         } = plan;
         if !(discard_ratio > 0.0 && discard_ratio < 1.0) {
             return Err(Error::InvalidRequest(
@@ -274,7 +280,18 @@ impl ValueLogGc {
             ));
         }
         let mut report = GcReport::default();
-        let mut limiter = RateLimiter::new(rate);
+        let urgent = |bound: f64| {
+            let (sealed, dead) = self.sealed_and_discard_bytes();
+            space_amp(sealed, dead) >= bound
+        };
+        let yields = yield_below.map(|bound| Yield {
+            cores: std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
+            urgent: Box::new(move || urgent(bound)),
+            look: Box::new(others_busy),
+            last_look: None,
+            stop,
+        });
+        let mut limiter = Pacer::new(rate, yields);
         let sealed = self.sealed_sizes();
         let candidates = if from_statistics {
             self.discards.candidates(&sealed, discard_ratio)
@@ -414,7 +431,7 @@ impl ValueLogGc {
         size: u64,
         discard_ratio: f64,
         sample: Sample,
-        limiter: &mut RateLimiter,
+        limiter: &mut Pacer<'_>,
     ) -> Result<bool> {
         let budget = (size as f64 * SAMPLE_FRACTION) as u64;
         let snap = self.reader.snapshot();
@@ -455,12 +472,13 @@ impl ValueLogGc {
         id: u32,
         discard_ratio: f64,
         sample: Sample,
-        limiter: &mut RateLimiter,
+        limiter: &mut Pacer<'_>,
         stop: &AtomicBool,
     ) -> Result<FileResult> {
         let Some(size) = self.vlog.file_size_bytes(id) else {
             return Ok(FileResult::Skipped);
         };
+        limiter.wait(0);
         if !self.sample_is_dead_enough(id, size, discard_ratio, sample, limiter)? {
             return Ok(FileResult::Skipped);
         }
@@ -508,8 +526,11 @@ impl ValueLogGc {
         if !go_on || blocked.load(Ordering::Acquire) {
             return Ok(FileResult::Skipped);
         }
-        // Every rewrite is durable (each request synced before it completed). A live WAL
-        // that points into the file must be flushed first: WAL replay checks each pointer.
+        // Every rewrite durable before the file goes (one sync for all of them), and no live
+        // WAL pointing into the file (WAL replay checks each pointer).
+        self.queue
+            .push_with(|| Ok(WriteRequest::sync_barrier()))?
+            .wait()?;
         if !self.flush_memtables_pointing_into(id, stop)? {
             return Ok(FileResult::Skipped);
         }
@@ -697,31 +718,123 @@ impl Batch {
     }
 }
 
-/// Keeps moved bytes per second under a rate by sleeping after each batch.
-struct RateLimiter {
+/// The value log's space amplification from its sealed and dead bytes (infinite when
+/// everything sealed is dead, 1.0 when nothing is).
+fn space_amp(sealed: u64, dead: u64) -> f64 {
+    let live = sealed.saturating_sub(dead);
+    if live == 0 {
+        return if dead > 0 { f64::INFINITY } else { 1.0 };
+    }
+    sealed as f64 / live as f64
+}
+
+/// How long GC works between two looks at the rest of the process's CPU use.
+const YIELD_WORK_SLICE: Duration = Duration::from_millis(250);
+/// How long one look lasts: GC waits and measures the others' CPU time meanwhile (so its own
+/// work, which would take their cores, is not in the figure).
+const YIELD_LISTEN: Duration = Duration::from_millis(25);
+/// The others are busy when they leave less than this much of a core idle.
+const YIELD_FREE_CORES: f64 = 0.5;
+/// Looks in a row that must find the others not busy before GC resumes after waiting for
+/// them: one 25 ms look at threads that keep every core busy reads 1.6-2.1 cores of 2 on the
+/// development machine (the hypervisor takes some), so one low reading is not an idle
+/// process.
+const YIELD_CALM_LOOKS: u32 = 2;
+
+/// Paces one GC run: keeps the bytes sampled or moved per second under a rate by sleeping
+/// after each batch, and, for automatic GC, waits while the rest of the process keeps the
+/// cores busy (a background thread at the same priority would take a core from the
+/// application's threads, and on a few cores each time slice it takes is a foreground
+/// request delayed by milliseconds; a lower nice value cannot be taken back when GC must
+/// catch up, so GC yields by itself).
+struct Pacer<'a> {
     rate: Option<u64>,
     start: Instant,
     bytes: u64,
+    yields: Option<Yield<'a>>,
 }
 
-impl RateLimiter {
-    fn new(rate: Option<u64>) -> Self {
-        RateLimiter {
+/// When and how a GC run yields.
+struct Yield<'a> {
+    /// Cores the process may use.
+    cores: f64,
+    /// True when the value log is too far over its target to wait.
+    urgent: Box<dyn Fn() -> bool + 'a>,
+    /// Waits [`YIELD_LISTEN`] and says whether the other threads kept more than
+    /// `cores - YIELD_FREE_CORES` cores busy meanwhile ([`others_busy`]; tests script it).
+    look: Box<dyn FnMut(f64) -> bool + 'a>,
+    /// When the last look ended.
+    last_look: Option<Instant>,
+    /// Close: stop waiting.
+    stop: &'a AtomicBool,
+}
+
+impl<'a> Pacer<'a> {
+    fn new(rate: Option<u64>, yields: Option<Yield<'a>>) -> Self {
+        Pacer {
             rate: rate.filter(|&r| r > 0),
             start: Instant::now(),
             bytes: 0,
+            yields,
         }
     }
 
+    /// Called after `bytes` were sampled or moved (0: before a file's work begins).
     fn wait(&mut self, bytes: u64) {
-        let Some(rate) = self.rate else { return };
-        self.bytes += bytes;
-        let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
-        let elapsed = self.start.elapsed();
-        if due > elapsed {
-            std::thread::sleep(due - elapsed);
+        if let Some(rate) = self.rate {
+            self.bytes += bytes;
+            let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
+            let elapsed = self.start.elapsed();
+            if due > elapsed {
+                std::thread::sleep(due - elapsed);
+            }
+        }
+        if self.yield_while_busy() {
+            // The time spent waiting is not credit for a burst above the rate.
+            self.start = Instant::now();
+            self.bytes = 0;
         }
     }
+
+    /// Looks at the others' CPU use once a work slice has passed; if they are busy, keeps
+    /// looking until [`YIELD_CALM_LOOKS`] looks in a row find them not busy, the value log
+    /// is urgent, or the database closes. True if it waited for them.
+    fn yield_while_busy(&mut self) -> bool {
+        let Some(y) = self.yields.as_mut() else {
+            return false;
+        };
+        if y.last_look.is_some_and(|t| t.elapsed() < YIELD_WORK_SLICE) {
+            return false;
+        }
+        let (mut waited, mut calm) = (false, 0);
+        while !y.stop.load(Ordering::Acquire) && !(y.urgent)() {
+            if (y.look)(y.cores) {
+                (waited, calm) = (true, 0);
+                continue;
+            }
+            calm += 1;
+            if !waited || calm >= YIELD_CALM_LOOKS {
+                break;
+            }
+        }
+        y.last_look = Some(Instant::now());
+        waited
+    }
+}
+
+/// Waits [`YIELD_LISTEN`], then says whether the process's other threads kept more than
+/// `cores - YIELD_FREE_CORES` cores busy meanwhile (false where CPU time cannot be read).
+fn others_busy(cores: f64) -> bool {
+    let Some((p0, t0)) = cpu_time::process_and_thread() else {
+        return false;
+    };
+    let started = Instant::now();
+    std::thread::sleep(YIELD_LISTEN);
+    let Some((p1, t1)) = cpu_time::process_and_thread() else {
+        return false;
+    };
+    let others = p1.saturating_sub(p0).saturating_sub(t1.saturating_sub(t0));
+    others.as_secs_f64() / started.elapsed().as_secs_f64() > cores - YIELD_FREE_CORES
 }
 
 /// How often automatic value-log GC looks at the space amplification.
@@ -742,8 +855,7 @@ impl ValueLogGc {
         let min_ratio = (1.0 - 1.0 / target).clamp(0.01, 0.99);
         while !closing.load(Ordering::Acquire) && poison.check().is_ok() {
             let (sealed, dead) = self.sealed_and_discard_bytes();
-            let live = sealed.saturating_sub(dead);
-            let over = dead > 0 && (live == 0 || sealed as f64 / live as f64 > target);
+            let over = dead > 0 && space_amp(sealed, dead) > target;
             // Statistics first when they show the log over target; else (or if they found
             // nothing) one probe per tick for garbage they cannot see yet.
             let plan = GcPlan {
@@ -752,6 +864,7 @@ impl ValueLogGc {
                 rate: Some(opts.value_log_gc_rate_bytes),
                 from_statistics: over,
                 probes: 1,
+                yield_below: Some(opts.value_log_gc_busy_space_amp),
             };
             match self.run(plan, closing) {
                 Ok(GcOutcome::Rewrote(_)) => continue,
@@ -791,6 +904,98 @@ mod tests {
             expires_at: 0,
             value: Bytes::from(vec![7u8; value_len]),
         }
+    }
+
+    /// A pacer that yields, whose looks answer `script` in turn (then "not busy"), each
+    /// after `look_takes`; counts the looks.
+    fn scripted<'a>(
+        script: Vec<bool>,
+        look_takes: Duration,
+        urgent: bool,
+        stop: &'a AtomicBool,
+        looks: &'a std::cell::Cell<usize>,
+        rate: Option<u64>,
+    ) -> Pacer<'a> {
+        let mut answers = script.into_iter();
+        let yields = Yield {
+            cores: 2.0,
+            urgent: Box::new(move || urgent),
+            look: Box::new(move |cores| {
+                assert_eq!(cores, 2.0);
+                looks.set(looks.get() + 1);
+                std::thread::sleep(look_takes);
+                answers.next().unwrap_or(false)
+            }),
+            last_look: None,
+            stop,
+        };
+        Pacer::new(rate, Some(yields))
+    }
+
+    #[test]
+    fn gc_waits_while_the_others_are_busy_and_looks_once_per_work_slice() {
+        // Proves the yield loop: the first call looks until the others have been not busy
+        // for two looks in a row (a busy look in between starts the count again), a call
+        // within the work slice does not look, a call after it looks once when the others
+        // are not busy, and a pacer without yields never looks.
+        let (stop, looks) = (AtomicBool::new(false), std::cell::Cell::new(0));
+        let script = vec![true, true, false, true];
+        let mut p = scripted(script, Duration::ZERO, false, &stop, &looks, None);
+        p.wait(0);
+        assert_eq!(looks.get(), 6);
+        p.wait(1 << 20);
+        assert_eq!(looks.get(), 6, "looked again within the work slice");
+        std::thread::sleep(YIELD_WORK_SLICE);
+        p.wait(0);
+        assert_eq!(looks.get(), 7);
+        let mut plain = Pacer::new(None, None);
+        plain.wait(1 << 20);
+        assert!(!plain.yield_while_busy());
+    }
+
+    #[test]
+    fn an_urgent_value_log_or_a_close_does_not_wait_for_the_others() {
+        // Proves the escape hatches: over the busy bound, or once closing, GC does not look
+        // at (or wait for) the others at all.
+        let looks = std::cell::Cell::new(0);
+        let running = AtomicBool::new(false);
+        let mut urgent = scripted(vec![true; 5], Duration::ZERO, true, &running, &looks, None);
+        urgent.wait(0);
+        assert_eq!(looks.get(), 0);
+        let closing = AtomicBool::new(true);
+        let mut closed = scripted(vec![true; 5], Duration::ZERO, false, &closing, &looks, None);
+        closed.wait(0);
+        assert_eq!(looks.get(), 0);
+    }
+
+    #[test]
+    fn time_spent_yielding_is_no_credit_for_a_burst_over_the_rate() {
+        // Proves the rate restarts after a wait: 100 ms of yielding, then 100 KB at 1 MB/s
+        // still takes 100 ms (without the restart the wait would count as time already
+        // spent and the bytes would go at once).
+        let (stop, looks) = (AtomicBool::new(false), std::cell::Cell::new(0));
+        let look = Duration::from_millis(50);
+        let mut p = scripted(vec![true], look, false, &stop, &looks, Some(1_000_000));
+        p.wait(0);
+        assert_eq!(looks.get(), 3);
+        let t = Instant::now();
+        p.wait(100_000);
+        assert!(
+            t.elapsed() >= Duration::from_millis(95),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+
+    #[test]
+    fn space_amplification_of_edge_cases() {
+        // Proves the estimate at its edges: nothing sealed or nothing dead is 1.0, all dead
+        // is infinite (always over any target), and half dead is 2.0.
+        assert_eq!(space_amp(0, 0), 1.0);
+        assert_eq!(space_amp(100, 0), 1.0);
+        assert_eq!(space_amp(100, 100), f64::INFINITY);
+        assert_eq!(space_amp(100, 150), f64::INFINITY);
+        assert_eq!(space_amp(100, 50), 2.0);
     }
 
     #[test]

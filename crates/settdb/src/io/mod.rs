@@ -8,6 +8,7 @@
 //! DESIGN.md; the same code runs on the real one.
 
 pub(crate) mod cpu_priority;
+pub(crate) mod cpu_time;
 mod fs;
 mod map_guard;
 mod mem;

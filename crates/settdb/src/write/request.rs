@@ -129,10 +129,11 @@ impl WriteRequest {
     }
 
     /// A rewrite of already applied versions ([`Duty::Rewrite`]), filtered by `check` on the
-    /// writer thread, and durable before it completes.
+    /// writer thread; durable at the next sync (value-log GC sends a
+    /// [`WriteRequest::sync_barrier`] before it retires a file, so one sync covers a file's
+    /// rewrites and a foreground write grouped with one does not pay for a sync).
     pub fn rewrite(entries: Vec<WriteEntry>, check: RewriteCheck) -> Self {
         let mut req = WriteRequest::with_duty(entries, Duty::Rewrite);
-        req.sync = true;
         req.check = Some(check);
         req
     }

@@ -1,0 +1,126 @@
+//! Automatic value-log GC yields the CPU to the rest of the process
+//! (`Options::value_log_gc_busy_space_amp`). Alone in its test binary: GC measures the whole
+//! process's CPU time, so other tests running beside it would look like a busy application.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{small_options, value_for};
+use settdb::io::{FsStorage, Storage};
+use settdb::{Db, Options};
+
+fn opts(dir: &Path) -> Options {
+    let storage: Arc<dyn Storage> = Arc::new(FsStorage::new());
+    small_options(dir, storage)
+}
+
+/// Five rounds of overwrites of 300 keys of 2,000 bytes (a value log about five times its
+/// live values) with automatic GC off; returns the model.
+fn garbage(dir: &Path) -> BTreeMap<Vec<u8>, Vec<u8>> {
+    let db = Db::open(opts(dir).with_auto_value_log_gc(false)).unwrap();
+    let mut model = BTreeMap::new();
+    for round in 0..5 {
+        for i in 0..300u64 {
+            let k = format!("key{i:05}").into_bytes();
+            let v = value_for(&k, round, 2000);
+            db.set(k.clone(), v.clone()).unwrap();
+            model.insert(k, v);
+        }
+    }
+    db.close().unwrap();
+    model
+}
+
+/// Threads spinning on every core (one more than the cores) until dropped.
+struct Spinners {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Spinners {
+    fn start() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..=cores)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(x.wrapping_add(1));
+                    }
+                })
+            })
+            .collect();
+        Spinners { stop, threads }
+    }
+}
+
+impl Drop for Spinners {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            t.join().unwrap();
+        }
+    }
+}
+
+/// Waits up to `limit` for automatic GC to retire a file; how long it took.
+fn first_retire(db: &Db, limit: Duration) -> Duration {
+    let t = Instant::now();
+    while db.stats().gc_files_rewritten == 0 {
+        assert!(
+            t.elapsed() < limit,
+            "automatic GC retired nothing in {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    t.elapsed()
+}
+
+fn check_model(db: &Db, model: &BTreeMap<Vec<u8>, Vec<u8>>) {
+    for (k, v) in model {
+        assert_eq!(db.get(k).unwrap().as_ref(), Some(v));
+    }
+}
+
+#[test]
+fn automatic_gc_waits_while_the_process_is_busy_unless_the_value_log_is_past_its_bound() {
+    // Proves both sides of the yield. With every core kept busy by the application's
+    // threads and the busy bound far above the value log's space amplification (about 5),
+    // automatic GC retires nothing; once they stop it retires files. With the bound at the
+    // target (never yield), it retires files while the cores are busy. The first case
+    // waits several times what the second needed, so a GC that did not yield would have
+    // retired a file in it.
+    let (yielding, urgent) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let model = garbage(yielding.path());
+    assert_eq!(garbage(urgent.path()), model);
+
+    let spin = Spinners::start();
+    let db = Db::open(opts(urgent.path()).with_value_log_gc_busy_space_amp(1.5)).unwrap();
+    let busy_but_urgent = first_retire(&db, Duration::from_secs(60));
+    check_model(&db, &model);
+    db.close().unwrap();
+
+    let waited = (busy_but_urgent * 4).max(Duration::from_secs(3));
+    let db = Db::open(opts(yielding.path()).with_value_log_gc_busy_space_amp(100.0)).unwrap();
+    std::thread::sleep(waited);
+    let stats = db.stats();
+    assert_eq!(
+        stats.gc_files_rewritten, 0,
+        "GC did not yield to busy threads in {waited:?}: {stats:?}"
+    );
+    drop(spin);
+    let idle = first_retire(&db, Duration::from_secs(60));
+    check_model(&db, &model);
+    db.close().unwrap();
+    eprintln!(
+        "first file retired: {busy_but_urgent:?} busy past the bound, none in {waited:?} busy \
+         below it, {idle:?} once idle"
+    );
+}
