@@ -152,6 +152,14 @@ enum Cmd {
 }
 
 fn main() {
+    // SettDB's log lines (flushes, compactions, GC runs) on stderr when RUST_LOG asks for
+    // them, e.g. RUST_LOG=settdb=info; nothing otherwise.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let cli = Cli::parse();
     let outcome = match cli.cmd {
         Cmd::Compare(args) => match compare::run(&args) {
