@@ -26,7 +26,8 @@ if ! need go || [ ! -d /usr/share/gocode/src/github.com/dgraph-io/badger ]; then
 fi
 gopath="$work/gopath"
 mkdir -p "$gopath/src/badgerpeer"
-cp bench/badger-peer/main.go "$gopath/src/badgerpeer/"
+# Every source file of the peer (it is more than main.go), not its tests.
+find bench/badger-peer -maxdepth 1 -name '*.go' ! -name '*_test.go' -exec cp {} "$gopath/src/badgerpeer/" \;
 (cd "$gopath/src/badgerpeer" && GOPATH="$gopath:/usr/share/gocode" GO111MODULE=off GOFLAGS= GOCACHE="$work/gocache" go build -o "$work/badger-peer" . 2>/dev/null)
 cargo build --release -q -p settdb-bench
 bench=target/release/settdb-bench

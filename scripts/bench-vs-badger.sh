@@ -22,7 +22,8 @@ fi
 # Build the Go peer in a private GOPATH (Debian's Go sources are GOPATH-style, no modules).
 gopath="$work/gopath"
 mkdir -p "$gopath/src/badgerpeer"
-cp bench/badger-peer/main.go "$gopath/src/badgerpeer/"
+# Every source file of the peer (it is more than main.go), not its tests.
+find bench/badger-peer -maxdepth 1 -name '*.go' ! -name '*_test.go' -exec cp {} "$gopath/src/badgerpeer/" \;
 (cd "$gopath/src/badgerpeer" && GOPATH="$gopath:/usr/share/gocode" GO111MODULE=off GOFLAGS= GOCACHE="$work/gocache" go build -o "$work/badger-peer" . 2>/dev/null)
 peer="$work/badger-peer"
 cargo build --release -q -p settdb-bench
