@@ -849,23 +849,9 @@ impl ValueLogGc {
     /// poisons the database (rule 8: a damaged value-log file or a failed write must not go
     /// unnoticed).
     pub(crate) fn run_automatic(&self, opts: &Options, closing: &AtomicBool, poison: &Poison) {
-        let target = opts.value_log_gc_space_amp;
-        // A file is worth rewriting when its dead fraction is above what the target allows
-        // on average: the value log is over target only if some file is.
-        let min_ratio = (1.0 - 1.0 / target).clamp(0.01, 0.99);
         while !closing.load(Ordering::Acquire) && poison.check().is_ok() {
             let (sealed, dead) = self.sealed_and_discard_bytes();
-            let over = dead > 0 && space_amp(sealed, dead) > target;
-            // Statistics first when they show the log over target; else (or if they found
-            // nothing) one probe per tick for garbage they cannot see yet.
-            let plan = GcPlan {
-                discard_ratio: min_ratio,
-                max_files: 1,
-                rate: Some(opts.value_log_gc_rate_bytes),
-                from_statistics: over,
-                probes: 1,
-                yield_below: Some(opts.value_log_gc_busy_space_amp),
-            };
+            let plan = automatic_plan(opts, sealed, dead);
             match self.run(plan, closing) {
                 Ok(GcOutcome::Rewrote(_)) => continue,
                 Ok(GcOutcome::NothingToRewrite) => {}
@@ -878,6 +864,24 @@ impl ValueLogGc {
             }
             sleep_unless(closing, AUTO_GC_INTERVAL);
         }
+    }
+}
+
+/// One tick of automatic GC, given the sealed and dead bytes the statistics show: the
+/// statistics' candidates first when they show the log over target, else (or if they found
+/// nothing) one probe for garbage they cannot see yet; one file at most, rate-limited,
+/// yielding below the busy bound.
+fn automatic_plan(opts: &Options, sealed: u64, dead: u64) -> GcPlan {
+    let target = opts.value_log_gc_space_amp;
+    GcPlan {
+        // A file is worth rewriting when its dead fraction is above what the target allows
+        // on average: the value log is over target only if some file is.
+        discard_ratio: (1.0 - 1.0 / target).clamp(0.01, 0.99),
+        max_files: 1,
+        rate: Some(opts.value_log_gc_rate_bytes),
+        from_statistics: space_amp(sealed, dead) > target,
+        probes: 1,
+        yield_below: Some(opts.value_log_gc_busy_space_amp),
     }
 }
 
@@ -985,6 +989,58 @@ mod tests {
             "{:?}",
             t.elapsed()
         );
+    }
+
+    #[test]
+    fn the_rate_limit_counts_the_time_already_spent() {
+        // Proves the limiter sleeps only what the rate still asks for: 200 KB at 1 MB/s is
+        // due 200 ms after the start, so after 120 ms of other work it sleeps about 80 ms
+        // (not 200 ms, nor 320 ms), and once the time is past it does not sleep at all.
+        let mut p = Pacer::new(Some(1_000_000), None);
+        std::thread::sleep(Duration::from_millis(120));
+        let t = Instant::now();
+        p.wait(200_000);
+        let slept = t.elapsed();
+        assert!(slept >= Duration::from_millis(75), "{slept:?}");
+        assert!(slept < Duration::from_millis(190), "{slept:?}");
+        std::thread::sleep(Duration::from_millis(200));
+        let t = Instant::now();
+        p.wait(100_000);
+        assert!(t.elapsed() < Duration::from_millis(90), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn automatic_gc_plans_from_the_target() {
+        // Proves the automatic plan: files at least 1 - 1/target dead (clamped to 1%..99%),
+        // the statistics' candidates only when they show the log over the target, one file,
+        // the options' rate and busy bound.
+        let opts = Options::new("/x")
+            .with_value_log_gc_rate_bytes(7)
+            .with_value_log_gc_busy_space_amp(3.0);
+        let plan = automatic_plan(&opts, 1000, 500);
+        assert!((plan.discard_ratio - 1.0 / 3.0).abs() < 1e-9, "{plan:?}");
+        assert!(plan.from_statistics, "space amp 2.0 is over 1.5");
+        assert_eq!((plan.max_files, plan.probes), (1, 1));
+        assert_eq!((plan.rate, plan.yield_below), (Some(7), Some(3.0)));
+        assert!(
+            !automatic_plan(&opts, 1000, 300).from_statistics,
+            "1.43 is under 1.5"
+        );
+        assert!(
+            !automatic_plan(&opts, 1500, 500).from_statistics,
+            "exactly 1.5 is not over"
+        );
+        assert!(!automatic_plan(&opts, 1000, 0).from_statistics);
+        assert!(
+            automatic_plan(&opts, 1000, 1000).from_statistics,
+            "all dead"
+        );
+        let tight = opts.clone().with_value_log_gc_space_amp(1.001);
+        assert_eq!(automatic_plan(&tight, 1, 1).discard_ratio, 0.01);
+        let loose = opts.with_value_log_gc_space_amp(1000.0);
+        assert_eq!(automatic_plan(&loose, 1, 1).discard_ratio, 0.99);
+        let half = Options::new("/x").with_value_log_gc_space_amp(2.0);
+        assert_eq!(automatic_plan(&half, 1, 1).discard_ratio, 0.5);
     }
 
     #[test]
