@@ -243,13 +243,14 @@ pub struct Options {
     /// process. Below it, GC pauses between batches while the process's other threads keep
     /// all but half a core busy (measured from the process's CPU time over 25 ms while GC
     /// waits), so it does not take a core from the application's readers and writers; at or
-    /// above it, GC runs regardless (still at `value_log_gc_rate_bytes`), so a process that
-    /// keeps every core busy cannot grow the value log without bound. Must be at least
-    /// `value_log_gc_space_amp` (equal: GC never yields). Default 2.0.
-    /// Measured on 2 cores (YCSB E, 2 threads, on a value log just over the 1.5 target):
-    /// 141-155K operations in 5 s with a 4.1 ms p99.9 when GC did not yield against
-    /// 165-206K and 0.2-0.3 ms with GC off. On systems without POSIX CPU-time clocks
-    /// (not Unix) GC never yields.
+    /// above it (the same estimate as the target's), or while a call waits for GC to end
+    /// (`run_value_log_gc`, `drop_all`, `drop_prefix`), GC runs regardless (still at
+    /// `value_log_gc_rate_bytes`), so a process that keeps every core busy cannot grow the
+    /// value log without bound. Must be at least `value_log_gc_space_amp` (equal: GC never
+    /// yields). Default 2.0. Measured on 2 cores (YCSB E, 2 threads, on a value log just over
+    /// the 1.5 target): 141-155K operations in 5 s with a 4.1 ms p99.9 when GC did not yield,
+    /// 201-203K and 0.23-0.25 ms when it does (203-204K with GC off). On systems without
+    /// POSIX CPU-time clocks (not Unix) GC never yields.
     pub value_log_gc_busy_space_amp: f64,
     /// Rewrite a last-level table into itself when at least a tenth of it is stale
     /// (tombstones, expired values and old versions that no snapshot reads any more) and no

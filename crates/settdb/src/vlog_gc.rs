@@ -34,7 +34,7 @@
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -183,6 +183,9 @@ pub(crate) struct ValueLogGc {
     opts: Options,
     /// One run at a time (manual calls and the background thread share it).
     running: Mutex<()>,
+    /// Callers waiting for `running`: an automatic run that yields to busy threads stops
+    /// yielding while anyone waits, so a caller waits for one file's work at most.
+    waiting: AtomicUsize,
     /// Files a probe sampled and kept, with the value log's head at the time.
     probed: Mutex<HashMap<u32, Head>>,
 }
@@ -219,6 +222,7 @@ impl ValueLogGc {
             poison,
             opts,
             running: Mutex::new(()),
+            waiting: AtomicUsize::new(0),
             probed: Mutex::new(HashMap::new()),
         }
     }
@@ -226,7 +230,15 @@ impl ValueLogGc {
     /// Holds off every GC run (manual or automatic) while the guard lives; waits for a
     /// running one to end (`Db::drop_all`, `Db::drop_prefix`).
     pub(crate) fn exclusive(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.running.lock().unwrap_or_else(|e| e.into_inner())
+        self.lock_running()
+    }
+
+    /// Takes the one-run lock, counted in `waiting` while it waits.
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let guard = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        guard
     }
 
     /// Bytes of the sealed value-log files and the discard bytes recorded for them: the
@@ -273,16 +285,17 @@ impl ValueLogGc {
                 "value-log GC: discard_ratio must be above 0 and below 1",
             ));
         }
-        let _one = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.lock_running();
         if self.vlog.active_file_id().is_none() {
             return Err(Error::InvalidRequest(
                 "value-log GC needs a writable value log",
             ));
         }
         let mut report = GcReport::default();
+        // No waiting while a caller waits for this run to end, or past the bound.
         let urgent = |bound: f64| {
             let (sealed, dead) = self.sealed_and_discard_bytes();
-            space_amp(sealed, dead) >= bound
+            self.waiting.load(Ordering::Acquire) > 0 || space_amp(sealed, dead) >= bound
         };
         let yields = yield_below.map(|bound| Yield {
             cores: std::thread::available_parallelism().map_or(1.0, |n| n.get() as f64),
@@ -758,7 +771,8 @@ struct Pacer<'a> {
 struct Yield<'a> {
     /// Cores the process may use.
     cores: f64,
-    /// True when the value log is too far over its target to wait.
+    /// True when GC must not wait: the value log too far over its target, or a caller
+    /// waiting for the run to end.
     urgent: Box<dyn Fn() -> bool + 'a>,
     /// Waits [`YIELD_LISTEN`] and says whether the other threads kept more than
     /// `cores - YIELD_FREE_CORES` cores busy meanwhile ([`others_busy`]; tests script it).

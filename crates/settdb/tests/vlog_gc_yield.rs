@@ -12,7 +12,14 @@ use std::time::{Duration, Instant};
 
 use common::{small_options, value_for};
 use settdb::io::{FsStorage, Storage};
-use settdb::{Db, Options};
+use settdb::{Db, GcOutcome, Options};
+
+/// The tests here run one at a time: each measures what the whole process does.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 fn opts(dir: &Path) -> Options {
     let storage: Arc<dyn Storage> = Arc::new(FsStorage::new());
@@ -97,6 +104,7 @@ fn automatic_gc_waits_while_the_process_is_busy_unless_the_value_log_is_past_its
     // target (never yield), it retires files while the cores are busy. The first case
     // waits several times what the second needed, so a GC that did not yield would have
     // retired a file in it.
+    let _serial = serial();
     let (yielding, urgent) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let model = garbage(yielding.path());
     assert_eq!(garbage(urgent.path()), model);
@@ -123,4 +131,30 @@ fn automatic_gc_waits_while_the_process_is_busy_unless_the_value_log_is_past_its
         "first file retired: {busy_but_urgent:?} busy past the bound, none in {waited:?} busy \
          below it, {idle:?} once idle"
     );
+}
+
+#[test]
+fn a_caller_does_not_wait_for_a_yielding_automatic_run() {
+    // Proves that automatic GC yielding to busy threads while it holds the one-run lock
+    // does not hold up a caller who needs that lock: a manual GC call made while every core
+    // is busy (and automatic GC waits for them) completes, with the spinners still running.
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let model = garbage(dir.path());
+    let spin = Spinners::start();
+    let db = Arc::new(Db::open(opts(dir.path()).with_value_log_gc_busy_space_amp(100.0)).unwrap());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(db.stats().gc_files_rewritten, 0, "GC did not yield");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let caller = db.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(caller.run_value_log_gc(0.3));
+    });
+    let outcome = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a manual GC call waited behind a yielding automatic run");
+    assert!(matches!(outcome, Ok(GcOutcome::Rewrote(_))), "{outcome:?}");
+    drop(spin);
+    check_model(&db, &model);
+    db.close().unwrap();
 }
