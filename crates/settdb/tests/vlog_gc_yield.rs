@@ -153,7 +153,14 @@ fn a_caller_does_not_wait_for_a_yielding_automatic_run() {
     let outcome = rx
         .recv_timeout(Duration::from_secs(60))
         .expect("a manual GC call waited behind a yielding automatic run");
-    assert!(matches!(outcome, Ok(GcOutcome::Rewrote(_))), "{outcome:?}");
+    // The manual call, or the automatic runs that stopped yielding while it waited (they
+    // may take the lock first), did the work, with the cores still busy.
+    assert!(outcome.is_ok(), "{outcome:?}");
+    assert!(db.stats().gc_files_rewritten > 0, "{outcome:?}");
+    assert!(matches!(
+        db.run_value_log_gc(0.3),
+        Ok(GcOutcome::NothingToRewrite)
+    ));
     drop(spin);
     check_model(&db, &model);
     db.close().unwrap();
