@@ -1,6 +1,8 @@
 //! Automatic value-log GC yields the CPU to the rest of the process
-//! (`Options::value_log_gc_busy_space_amp`). Alone in its test binary: GC measures the whole
-//! process's CPU time, so other tests running beside it would look like a busy application.
+//! (`Options::value_log_gc_busy_space_amp`), and gives way to a caller or a close. Alone in
+//! its test binary, one test at a time: GC measures the whole process's CPU time, so other
+//! tests running beside it would look like a busy application (and their load would skew
+//! the timings here).
 
 mod common;
 
@@ -164,4 +166,56 @@ fn a_caller_does_not_wait_for_a_yielding_automatic_run() {
     drop(spin);
     check_model(&db, &model);
     db.close().unwrap();
+}
+
+#[test]
+fn a_close_does_not_wait_for_gc_to_classify_a_whole_dead_file() {
+    // Proves that GC looks at close while it classifies the records of a file, not only when
+    // it moves values: a file of 60K small records, all overwritten, moves nothing, and a
+    // close made halfway through its rewrite returns in well under the rest of it.
+    let _serial = serial();
+    let (dir, copy) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let o = |p: &Path| {
+        opts(p)
+            .with_value_log_file_size(8 << 20)
+            .with_value_threshold(16)
+            .with_mem_table_size(16 << 20)
+    };
+    for d in [dir.path(), copy.path()] {
+        let db = Db::open(o(d).with_auto_value_log_gc(false)).unwrap();
+        for round in 0..2u64 {
+            for chunk in 0..60u64 {
+                let mut batch = db.new_write_batch().unwrap();
+                for i in chunk * 1000..(chunk + 1) * 1000 {
+                    let k = format!("key{i:06}").into_bytes();
+                    batch.set(k.clone(), value_for(&k, round, 100)).unwrap();
+                }
+                batch.flush().unwrap();
+            }
+        }
+        db.flatten().unwrap();
+        db.close().unwrap();
+    }
+    // How long a whole run takes (the copy).
+    let db = Db::open(o(copy.path()).with_auto_value_log_gc(false)).unwrap();
+    let t = Instant::now();
+    assert!(matches!(
+        db.run_value_log_gc(0.5),
+        Ok(GcOutcome::Rewrote(_))
+    ));
+    let whole = t.elapsed();
+    db.close().unwrap();
+    // Automatic GC (never yielding) on the original, closed halfway through.
+    let db = Db::open(
+        o(dir.path())
+            .with_auto_value_log_gc(true)
+            .with_value_log_gc_busy_space_amp(1.5),
+    )
+    .unwrap();
+    std::thread::sleep(whole / 2);
+    let t = Instant::now();
+    db.close().unwrap();
+    let close = t.elapsed();
+    eprintln!("a whole GC run {whole:?}, the close halfway through it {close:?}");
+    assert!(close < whole / 4, "close {close:?}, whole run {whole:?}");
 }
