@@ -468,6 +468,7 @@ impl ValueLogGc {
                 ControlFlow::Continue(())
             })
         })?;
+        drop(snap);
         limiter.wait(seen);
         if seen == 0 {
             return Ok(true);
@@ -495,7 +496,7 @@ impl ValueLogGc {
         let Some(size) = self.vlog.file_size_bytes(id) else {
             return Ok(FileResult::Skipped);
         };
-        limiter.wait(0);
+        let _ = limiter.wait(0);
         if !self.sample_is_dead_enough(id, size, discard_ratio, sample, limiter)? {
             return Ok(FileResult::Skipped);
         }
@@ -509,8 +510,8 @@ impl ValueLogGc {
             let n = self.submit(entries, expected, &blocked)?;
             moved += n.0;
             moved_bytes += n.1;
-            limiter.wait(n.1);
-            Ok(!blocked.load(Ordering::Acquire) && !stop.load(Ordering::Acquire))
+            let waited = limiter.wait(n.1);
+            Ok(!waited && !blocked.load(Ordering::Acquire) && !stop.load(Ordering::Acquire))
         };
         let (mut go_on, mut records) = (true, 0u64);
         self.vlog.iterate_file(id, |vp, rec| {
@@ -522,8 +523,9 @@ impl ValueLogGc {
                 go_on = false;
                 return Ok(ControlFlow::Break(()));
             }
-            if records % PACE_EVERY_RECORDS == 0 {
-                limiter.wait(0);
+            if records % PACE_EVERY_RECORDS == 0 && limiter.wait(0) {
+                go_on = false;
+                return Ok(ControlFlow::Break(()));
             }
             match classify(&snap, rec.key, vp, rec.expires_at, policy)? {
                 Standing::Dead => return Ok(ControlFlow::Continue(())),
@@ -775,7 +777,10 @@ const YIELD_CALM_LOOKS: u32 = 2;
 /// cores busy (a background thread at the same priority would take a core from the
 /// application's threads, and on a few cores each time slice it takes is a foreground
 /// request delayed by milliseconds; a lower nice value cannot be taken back when GC must
-/// catch up, so GC yields by itself).
+/// catch up, so GC yields by itself). A rewrite that had to wait in the middle of a file
+/// gives the file up (as at close): its read snapshot would pin memtables and tables for as
+/// long as the application stays busy. What it moved stays moved, so the next attempt finds
+/// those records dead and goes on from there.
 struct Pacer<'a> {
     rate: Option<u64>,
     start: Instant,
@@ -809,8 +814,9 @@ impl<'a> Pacer<'a> {
         }
     }
 
-    /// Called after `bytes` were sampled or moved (0: before a file's work begins).
-    fn wait(&mut self, bytes: u64) {
+    /// Called after `bytes` were sampled or moved (0: before a file's work begins). True if
+    /// it waited for busy threads: a rewrite then gives up its file (see [`Pacer`]).
+    fn wait(&mut self, bytes: u64) -> bool {
         if let Some(rate) = self.rate {
             self.bytes += bytes;
             let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
@@ -819,11 +825,13 @@ impl<'a> Pacer<'a> {
                 std::thread::sleep(due - elapsed);
             }
         }
-        if self.yield_while_busy() {
+        let waited = self.yield_while_busy();
+        if waited {
             // The time spent waiting is not credit for a burst above the rate.
             self.start = Instant::now();
             self.bytes = 0;
         }
+        waited
     }
 
     /// Looks at the others' CPU use once a work slice has passed; if they are busy, keeps
@@ -975,12 +983,12 @@ mod tests {
         let (stop, looks) = (AtomicBool::new(false), std::cell::Cell::new(0));
         let script = vec![true, true, false, true];
         let mut p = scripted(script, Duration::ZERO, false, &stop, &looks, None);
-        p.wait(0);
+        assert!(p.wait(0), "waited for the busy threads");
         assert_eq!(looks.get(), 6);
-        p.wait(1 << 20);
+        assert!(!p.wait(1 << 20));
         assert_eq!(looks.get(), 6, "looked again within the work slice");
         std::thread::sleep(YIELD_WORK_SLICE);
-        p.wait(0);
+        assert!(!p.wait(0), "one calm look is no wait");
         assert_eq!(looks.get(), 7);
         let mut plain = Pacer::new(None, None);
         plain.wait(1 << 20);
