@@ -147,7 +147,7 @@ impl GcReport {
                 self.bytes_moved += moved_bytes;
                 true
             }
-            FileResult::Skipped => false,
+            FileResult::Skipped | FileResult::Interrupted => false,
         }
     }
 
@@ -172,7 +172,10 @@ enum FileResult {
         moved: u64,
         moved_bytes: u64,
     },
+    /// Left: not dead enough, or a value in it still retained (blocked).
     Skipped,
+    /// Given up part way (close, or busy threads to yield to): says nothing about the file.
+    Interrupted,
 }
 
 /// The value-log garbage collector of one database. Holds no reference to `Db`: it reads
@@ -335,9 +338,10 @@ impl ValueLogGc {
                 break;
             }
             let result = self.rewrite_file(id, discard_ratio, Sample::PROBE, &mut limiter, stop)?;
-            if !report.record(id, result) {
+            if matches!(result, FileResult::Skipped) {
                 self.mark_probed(id);
             }
+            report.record(id, result);
         }
         // The active file is never rewritten, and a value log smaller than one file never
         // seals one: its garbage would stay. A large active file is sealed so it can be
@@ -346,9 +350,10 @@ impl ValueLogGc {
             if let Some(id) = self.seal_large_active()? {
                 let sample = Sample::PROBE;
                 let result = self.rewrite_file(id, discard_ratio, sample, &mut limiter, stop)?;
-                if !report.record(id, result) {
+                if matches!(result, FileResult::Skipped) {
                     self.mark_probed(id);
                 }
+                report.record(id, result);
             }
         }
         if report.files_retired.is_empty() {
@@ -505,32 +510,31 @@ impl ValueLogGc {
         let (mut moved, mut moved_bytes) = (0u64, 0u64);
         let snap = self.reader.snapshot();
         let policy = self.policy(self.oracle.discard_ts(), now_secs());
-        let mut submit = |batch: &mut Batch, limiter: &mut Pacer<'_>| -> Result<bool> {
+        // Moves a batch; inside the file the pacer only looks (it never waits holding the
+        // snapshot): true if the others are busy, and the file is then given up.
+        let mut submit = |batch: &mut Batch, limiter: &mut Pacer<'_>| {
             let (entries, expected) = batch.take();
             let n = self.submit(entries, expected, &blocked)?;
             moved += n.0;
             moved_bytes += n.1;
-            let waited = limiter.wait(n.1);
-            Ok(!waited && !blocked.load(Ordering::Acquire) && !stop.load(Ordering::Acquire))
+            Ok::<bool, Error>(limiter.give_way(n.1))
         };
-        let (mut go_on, mut records) = (true, 0u64);
+        let (mut outcome, mut records) = (None, 0u64);
         self.vlog.iterate_file(id, |vp, rec| {
             // A mostly dead file submits few batches: close and the pacer are looked at
             // per record too, or a close would wait for a whole file's lookups (23 s for a
             // file of 1 KiB values measured once) and GC would not yield meanwhile.
             records += 1;
-            if stop.load(Ordering::Acquire) {
-                go_on = false;
-                return Ok(ControlFlow::Break(()));
-            }
-            if records % PACE_EVERY_RECORDS == 0 && limiter.wait(0) {
-                go_on = false;
+            if stop.load(Ordering::Acquire)
+                || (records % PACE_EVERY_RECORDS == 0 && limiter.give_way(0))
+            {
+                outcome = Some(FileResult::Interrupted);
                 return Ok(ControlFlow::Break(()));
             }
             match classify(&snap, rec.key, vp, rec.expires_at, policy)? {
                 Standing::Dead => return Ok(ControlFlow::Continue(())),
                 Standing::Blocked => {
-                    go_on = false;
+                    outcome = Some(FileResult::Skipped);
                     return Ok(ControlFlow::Break(()));
                 }
                 Standing::Live => {}
@@ -543,19 +547,33 @@ impl ValueLogGc {
                 expires_at: rec.expires_at,
                 value: Bytes::copy_from_slice(rec.value),
             };
-            if !batch.fits(&self.opts, &entry) && !batch.is_empty() && !submit(&mut batch, limiter)?
-            {
-                go_on = false;
-                return Ok(ControlFlow::Break(()));
+            if !batch.fits(&self.opts, &entry) && !batch.is_empty() {
+                let busy = submit(&mut batch, limiter)?;
+                if blocked.load(Ordering::Acquire) {
+                    outcome = Some(FileResult::Skipped);
+                    return Ok(ControlFlow::Break(()));
+                }
+                if busy || stop.load(Ordering::Acquire) {
+                    outcome = Some(FileResult::Interrupted);
+                    return Ok(ControlFlow::Break(()));
+                }
             }
             batch.push(&self.opts, entry, vp);
             Ok(ControlFlow::Continue(()))
         })?;
-        if go_on && !batch.is_empty() {
-            go_on = submit(&mut batch, limiter)?;
+        if let Some(given_up) = outcome {
+            return Ok(given_up);
         }
-        if !go_on || blocked.load(Ordering::Acquire) {
+        if !batch.is_empty() {
+            // The file's last batch: its work is done, so busy threads are no reason to
+            // give it up, and the pacer does not wait (the snapshot is still held).
+            let _busy = submit(&mut batch, limiter)?;
+        }
+        if blocked.load(Ordering::Acquire) {
             return Ok(FileResult::Skipped);
+        }
+        if stop.load(Ordering::Acquire) {
+            return Ok(FileResult::Interrupted);
         }
         // Every rewrite durable before the file goes (one sync for all of them), and no live
         // WAL pointing into the file (WAL replay checks each pointer).
@@ -563,7 +581,7 @@ impl ValueLogGc {
             .push_with(|| Ok(WriteRequest::sync_barrier()))?
             .wait()?;
         if !self.flush_memtables_pointing_into(id, stop)? {
-            return Ok(FileResult::Skipped);
+            return Ok(FileResult::Interrupted);
         }
         self.vlog.retire_file(id)?;
         self.discards.reset(id)?;
@@ -777,10 +795,10 @@ const YIELD_CALM_LOOKS: u32 = 2;
 /// cores busy (a background thread at the same priority would take a core from the
 /// application's threads, and on a few cores each time slice it takes is a foreground
 /// request delayed by milliseconds; a lower nice value cannot be taken back when GC must
-/// catch up, so GC yields by itself). A rewrite that had to wait in the middle of a file
-/// gives the file up (as at close): its read snapshot would pin memtables and tables for as
-/// long as the application stays busy. What it moved stays moved, so the next attempt finds
-/// those records dead and goes on from there.
+/// catch up, so GC yields by itself). A rewrite that finds the others busy in the middle of
+/// a file gives the file up (as at close) before it waits: its read snapshot would pin
+/// memtables and tables for as long as the application stays busy. What it moved stays
+/// moved, so the next attempt finds those records dead and goes on from there.
 struct Pacer<'a> {
     rate: Option<u64>,
     start: Instant,
@@ -814,9 +832,20 @@ impl<'a> Pacer<'a> {
         }
     }
 
-    /// Called after `bytes` were sampled or moved (0: before a file's work begins). True if
-    /// it waited for busy threads: a rewrite then gives up its file (see [`Pacer`]).
+    /// Called after `bytes` were sampled or moved (0: before a file's work begins), holding
+    /// nothing: keeps the rate, and waits while the others are busy. True if it waited.
     fn wait(&mut self, bytes: u64) -> bool {
+        self.pace(bytes, true)
+    }
+
+    /// As [`Pacer::wait`], but called inside a file, holding a read snapshot: looks at most
+    /// once and never waits for the others; true if they are busy (the rewrite then gives
+    /// its file up, and the next file's [`Pacer::wait`] waits with nothing held).
+    fn give_way(&mut self, bytes: u64) -> bool {
+        self.pace(bytes, false)
+    }
+
+    fn pace(&mut self, bytes: u64, patient: bool) -> bool {
         if let Some(rate) = self.rate {
             self.bytes += bytes;
             let due = Duration::from_secs_f64(self.bytes as f64 / rate as f64);
@@ -825,7 +854,7 @@ impl<'a> Pacer<'a> {
                 std::thread::sleep(due - elapsed);
             }
         }
-        let waited = self.yield_while_busy();
+        let waited = self.yield_while_busy(patient);
         if waited {
             // The time spent waiting is not credit for a burst above the rate.
             self.start = Instant::now();
@@ -834,10 +863,10 @@ impl<'a> Pacer<'a> {
         waited
     }
 
-    /// Looks at the others' CPU use once a work slice has passed; if they are busy, keeps
-    /// looking until [`YIELD_CALM_LOOKS`] looks in a row find them not busy, the value log
-    /// is urgent, or the database closes. True if it waited for them.
-    fn yield_while_busy(&mut self) -> bool {
+    /// Looks at the others' CPU use once a work slice has passed; if they are busy and
+    /// `patient`, keeps looking until [`YIELD_CALM_LOOKS`] looks in a row find them not
+    /// busy, the value log is urgent, or the database closes. True if they were busy.
+    fn yield_while_busy(&mut self, patient: bool) -> bool {
         let Some(y) = self.yields.as_mut() else {
             return false;
         };
@@ -848,6 +877,9 @@ impl<'a> Pacer<'a> {
         while !y.stop.load(Ordering::Acquire) && !(y.urgent)() {
             if (y.look)(y.cores) {
                 (waited, calm) = (true, 0);
+                if !patient {
+                    break;
+                }
                 continue;
             }
             calm += 1;
@@ -990,9 +1022,23 @@ mod tests {
         std::thread::sleep(YIELD_WORK_SLICE);
         assert!(!p.wait(0), "one calm look is no wait");
         assert_eq!(looks.get(), 7);
+        // Inside a file it looks once and never waits: busy is an answer, not a wait.
+        let (stop2, looks2) = (AtomicBool::new(false), std::cell::Cell::new(0));
+        let mut q = scripted(
+            vec![true, true],
+            Duration::ZERO,
+            false,
+            &stop2,
+            &looks2,
+            None,
+        );
+        assert!(q.give_way(0), "the others are busy");
+        assert_eq!(looks2.get(), 1);
+        assert!(!q.give_way(0), "within the work slice");
+        assert_eq!(looks2.get(), 1);
         let mut plain = Pacer::new(None, None);
         plain.wait(1 << 20);
-        assert!(!plain.yield_while_busy());
+        assert!(!plain.yield_while_busy(true));
     }
 
     #[test]
