@@ -240,9 +240,10 @@ pub struct Options {
     /// the disk (0: no limit). [`crate::Db::run_value_log_gc`] is never limited.
     pub value_log_gc_rate_bytes: u64,
     /// The space amplification up to which automatic GC yields the CPU to the rest of the
-    /// process. Below it, GC pauses between batches while the process's other threads keep
+    /// process. Below it, GC pauses between files while the process's other threads keep
     /// all but half a core busy (measured from the process's CPU time over 25 ms while GC
-    /// waits), so it does not take a core from the application's readers and writers; at or
+    /// waits; a file whose rewrite they interrupt is given up and taken again later), so it
+    /// does not take a core from the application's readers and writers; at or
     /// above it (the same estimate as the target's), or while a call waits for GC to end
     /// (`run_value_log_gc`, `drop_all`, `drop_prefix`), GC runs regardless (still at
     /// `value_log_gc_rate_bytes`), so a process that keeps every core busy cannot grow the
